@@ -1,0 +1,224 @@
+"""Phase 2, check (expressions): `syntax.Expr` -> typed `ir.Expr`.
+
+Infers each expression's element type, per-element shape and the index
+variables it varies over; a mismatch is an error at the offending part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler import distributions, functions, ir, shapes, syntax
+from compiler.errors import PplError, Span, did_you_mean
+
+
+@dataclass(frozen=True)
+class Symbol:
+    role: ir.Role
+    type: ir.Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Scope:
+    symbols: dict[str, Symbol]
+    plates: dict[str, ir.Plate]  # index variable -> its plate in this statement
+    declared_later: dict[str, Span]
+
+    @property
+    def plate_order(self) -> tuple[str, ...]:
+        return tuple(sorted(self.plates, key=lambda v: self.plates[v].dim))
+
+
+def type_expression(expr: syntax.Expr, scope: Scope) -> tuple[ir.Expr, dict[str, ir.Dim]]:
+    """The typed expression, and the int data arrays it uses as gather indices
+    (with the length of the axis their values index)."""
+    typer = _Typer(scope)
+    return typer.type(expr), typer.index_arrays
+
+
+def depends_on_model(expr: ir.Expr) -> bool:
+    """True when the value changes with latents or params (not computable from data)."""
+    match expr:
+        case ir.Variable(role=role):
+            return role in ("latent", "param", "let")
+        case ir.Subscript(base=base, subscripts=subscripts):
+            return depends_on_model(base) or any(depends_on_model(s) for s in subscripts)
+        case ir.Call(arguments=arguments):
+            return any(depends_on_model(a) for a in arguments)
+        case ir.Binary(left=left, right=right):
+            return depends_on_model(left) or depends_on_model(right)
+        case ir.Negate(operand=operand):
+            return depends_on_model(operand)
+    return False
+
+
+def _variables(expr: ir.Expr):
+    match expr:
+        case ir.Variable():
+            yield expr
+        case ir.Subscript(base=base, subscripts=subscripts):
+            yield from _variables(base)
+            for s in subscripts:
+                yield from _variables(s)
+        case ir.Call(arguments=arguments):
+            for a in arguments:
+                yield from _variables(a)
+        case ir.Binary(left=left, right=right):
+            yield from _variables(left)
+            yield from _variables(right)
+        case ir.Negate(operand=operand):
+            yield from _variables(operand)
+
+
+class _Typer:
+    def __init__(self, scope: Scope):
+        self.scope = scope
+        self.index_arrays: dict[str, ir.Dim] = {}
+
+    def type(self, expr: syntax.Expr) -> ir.Expr:
+        match expr:
+            case syntax.Number(value=value):
+                base = "int" if isinstance(value, int) else "real"
+                return ir.Literal_(value, ir.Type(base, ()), expr.span)
+            case syntax.Name():
+                return self._name(expr)
+            case syntax.Index():
+                return self._index(expr)
+            case syntax.Call():
+                return self._call(expr)
+            case syntax.Binary():
+                return self._binary(expr)
+            case syntax.Negate(operand=operand):
+                typed = self.type(operand)
+                return ir.Negate(typed, typed.type, expr.span)
+        raise AssertionError(f"unhandled syntax node {expr!r}")
+
+    def _name(self, expr: syntax.Name) -> ir.Expr:
+        plate = self.scope.plates.get(expr.id)
+        if plate is not None:
+            return ir.Position(plate, ir.Type("int", (), frozenset({expr.id})), expr.span)
+        symbol = self.scope.symbols.get(expr.id)
+        if symbol is not None:
+            return ir.Variable(expr.id, symbol.role, symbol.type, expr.span)
+        later = self.scope.declared_later.get(expr.id)
+        if later is not None:
+            raise PplError(f"'{expr.id}' is used before it is declared (line {later.line})",
+                           expr.span, "move its declaration above this line")
+        hint = did_you_mean(expr.id, [*self.scope.symbols, *self.scope.plates])
+        if hint is None and expr.id[:1].islower():
+            hint = "an index variable must index a declared array in the same statement"
+        raise PplError(f"unknown name '{expr.id}'", expr.span, hint)
+
+    def _index(self, expr: syntax.Index) -> ir.Expr:
+        base = self.type(expr.base)
+        if base.type.batched:
+            raise PplError("cannot index a value that already varies over an index", expr.span,
+                           "index the array directly: X[i, k] rather than (X[i])[k]")
+        if len(expr.subscripts) > base.type.rank:
+            raise PplError(
+                f"too many indices: the value has shape {shapes.show(base.type.shape)}",
+                expr.subscripts[base.type.rank].span)
+        subscripts = tuple(self._subscript(s, base.type.shape[axis]) for axis, s in enumerate(expr.subscripts))
+        gathers = [s for s in subscripts if not isinstance(s, ir.Position)]
+        if len(subscripts) > 1 and any(g.type.shape for g in gathers):
+            raise PplError("with several indices, each must be a single integer per element", expr.span)
+        shape = tuple(d for s in subscripts for d in s.type.shape) + base.type.shape[len(subscripts):]
+        variables = frozenset().union(*(s.type.index_variables for s in subscripts))
+        aligned = (
+            isinstance(base, ir.Variable)
+            and not gathers
+            and tuple(s.plate.variable for s in subscripts) == self.scope.plate_order
+        )
+        return ir.Subscript(base, subscripts, aligned, ir.Type(base.type.base, shape, variables), expr.span)
+
+    def _subscript(self, expr: syntax.Expr, axis_size: ir.Dim) -> ir.Expr:
+        typed = self.type(expr)
+        if isinstance(typed, ir.Position):
+            if typed.plate.size != axis_size:
+                raise PplError(
+                    f"index '{typed.plate.variable}' ranges over {typed.plate.size} "
+                    f"but this axis has {axis_size}", expr.span)
+            return typed
+        if typed.type.base != "int":
+            raise PplError("an index must be an integer", expr.span,
+                           "declare the index array as int, e.g. data g: int<lower=0>[N]")
+        for variable in _variables(typed):
+            if variable.role == "data" and variable.type.base == "int":
+                self.index_arrays.setdefault(variable.name, axis_size)
+        return typed
+
+    def _call(self, expr: syntax.Call) -> ir.Expr:
+        if expr.function in distributions.TABLE:
+            raise PplError(f"'{expr.function}' is a distribution, not a function", expr.function_span,
+                           f"use it after `~`: latent z ~ {expr.function}(...)")
+        function = functions.TABLE.get(expr.function)
+        if function is None:
+            raise PplError(f"unknown function '{expr.function}'", expr.function_span,
+                           did_you_mean(expr.function, list(functions.TABLE)) or
+                           "see docs/language.md for the function table")
+        for argument in expr.arguments:
+            if argument.keyword is not None:
+                raise PplError(f"{expr.function} takes no keyword arguments", argument.span)
+        arity = len(expr.arguments)
+        if (function.arity is not None and arity != function.arity) or arity == 0:
+            wanted = function.arity or "one or more"
+            raise PplError(f"{expr.function} takes {wanted} argument{'s' * (wanted != 1)}, got {arity}",
+                           expr.span)
+        if function.shape == functions.CONSTRUCT:
+            return self._construct(expr)
+        arguments = tuple(self.type(a.value) for a in expr.arguments)
+        return ir.Call(expr.function, arguments, self._call_type(function, arguments, expr), expr.span)
+
+    def _construct(self, expr: syntax.Call) -> ir.Expr:
+        dims = []
+        for argument in expr.arguments:
+            typed = self.type(argument.value)
+            is_size = (isinstance(typed, ir.Literal_) and typed.type.base == "int") or (
+                isinstance(typed, ir.Variable) and typed.role == "data" and typed.type == ir.Type("int", ()))
+            if not is_size:
+                raise PplError(f"{expr.function} takes sizes", argument.span,
+                               "a size is an int data name or an integer literal")
+            dims.append(typed.value if isinstance(typed, ir.Literal_) else typed.name)
+        return ir.Call(expr.function, (), ir.Type("real", tuple(dims)), expr.span)
+
+    @staticmethod
+    def _call_type(function: functions.Function, arguments, expr: syntax.Call) -> ir.Type:
+        first = arguments[0].type
+        variables = frozenset().union(*(a.type.index_variables for a in arguments))
+        match function.shape:
+            case functions.ELEMENTWISE:
+                return ir.Type("real", first.shape, variables)
+            case functions.VECTOR | functions.REDUCE if not first.shape:
+                raise PplError(f"{function.name} needs an array, got a scalar", expr.arguments[0].span)
+            case functions.VECTOR:
+                return ir.Type("real", first.shape, variables)
+            case functions.REDUCE:
+                return ir.Type("real", (), variables)
+            case functions.DOT:
+                second = arguments[1].type
+                if first.rank != 1 or first.shape != second.shape:
+                    raise PplError(
+                        f"dot needs two vectors of one length, got {shapes.show(first.shape)} "
+                        f"and {shapes.show(second.shape)}", expr.span)
+                return ir.Type("real", (), variables)
+        raise AssertionError(function.shape)
+
+    def _binary(self, expr: syntax.Binary) -> ir.Expr:
+        left, right = self.type(expr.left), self.type(expr.right)
+        variables = left.type.index_variables | right.type.index_variables
+        if expr.operator == "@":
+            shape = shapes.matmul(left.type.shape, right.type.shape)
+            if shape is None:
+                raise PplError(
+                    f"cannot multiply {shapes.show(left.type.shape)} @ {shapes.show(right.type.shape)}",
+                    expr.span, "@ contracts the last axis of the left with the first of the right")
+            return ir.Binary("@", left, right, ir.Type("real", shape, variables), expr.span)
+        shape = shapes.broadcast(left.type.shape, right.type.shape)
+        if shape is None:
+            raise PplError(
+                f"shapes {shapes.show(left.type.shape)} and {shapes.show(right.type.shape)} do not match",
+                expr.span, "elementwise arithmetic needs equal shapes or a scalar")
+        integral = left.type.base == right.type.base == "int" and expr.operator in "+-*"
+        base = "int" if integral else "real"
+        return ir.Binary(expr.operator, left, right, ir.Type(base, shape, variables), expr.span)

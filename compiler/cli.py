@@ -1,0 +1,117 @@
+"""The command line: `pplc run | check | emit`. Parses arguments, prints, sets exit codes.
+
+Exit codes: 0 ok, 2 spec error, 3 data error, 4 fitting error, 70 internal
+error (a bug in pplc), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from compiler.errors import PplError, Source, render
+from compiler.pipeline import compile_file
+
+EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    source: Source | None = None
+    try:
+        program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
+        source = program.source
+        return args.command(program, args)
+    except PplError as error:
+        print(render(error, source or _source_of(args.spec)), file=sys.stderr)
+        return EXIT_CODES[error.kind]
+    except KeyboardInterrupt:
+        print("pplc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback for users
+        print(f"pplc: internal error: {type(error).__name__}: {error}\n"
+              "This is a bug in pplc; please report it with the spec and data that caused it.",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _source_of(path: str) -> Source | None:
+    try:
+        return Source.from_path(path)
+    except PplError:
+        return None
+
+
+def run(program, args) -> int:
+    config = {"seed": args.seed}
+    for option in ("steps", "lr", "draws"):
+        if getattr(args, option) is not None:
+            config[option] = getattr(args, option)
+    report = program.fit(args.data, **config)
+    if args.json:
+        print(report.to_json())
+    else:
+        print(report.table())
+    return 0
+
+
+def check(program, args) -> int:
+    print(program.summary())
+    return 0
+
+
+def emit(program, args) -> int:
+    print(program.code.source, end="")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pplc", description="Compile a .ppl model to Pyro, fit it with SVI, report the posterior.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run_parser = commands.add_parser("run", help="compile, fit with SVI and report the posterior")
+    run_parser.set_defaults(command=run)
+    _spec_arguments(run_parser)
+    run_parser.add_argument("--data", type=Path, help="data file (.json or .csv); default: SPEC's stem + .data.json")
+    run_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    run_parser.add_argument("--steps", type=_positive_int, help="SVI steps (default 1000)")
+    run_parser.add_argument("--lr", type=_positive_float, help="initial learning rate (default 0.05)")
+    run_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run_parser.add_argument("--draws", type=_positive_int, help="posterior draws for the summary (default 10000)")
+
+    check_parser = commands.add_parser("check", help="parse and check a spec without fitting")
+    check_parser.set_defaults(command=check)
+    _spec_arguments(check_parser)
+
+    emit_parser = commands.add_parser("emit", help="print the generated Pyro model and guide")
+    emit_parser.set_defaults(command=emit)
+    _spec_arguments(emit_parser)
+    return parser
+
+
+def _spec_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="the .ppl file")
+    parser.add_argument("--guide", choices=("normal", "native"), default="normal",
+                        help="guide family: normal (ADVI, default) or native (Beta, Gamma, Dirichlet)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Data loading: a JSON or CSV file (or a dict) -> validated tensors (`Data`).
+
+Every value is checked against its declaration before any fitting: presence,
+shape (sizes left out of the file are inferred from array lengths), type,
+finiteness, bounds, the support of the distribution it is observed under, and
+the range of arrays used as indices. Errors name the variable, the element and
+the rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler import distributions, ir
+from compiler.errors import DataError
+
+
+class Data(Mapping):
+    """Validated data by name: tensors for arrays, Python numbers for scalars.
+
+    A Mapping, so the generated `model(data)` and `guide(data)` take it directly.
+    """
+
+    def __init__(self, values: dict[str, Any], origin: str, digest: str, warnings: tuple[str, ...]):
+        self._values = values
+        self.origin = origin
+        self.digest = digest
+        self.warnings = warnings
+
+    def __getitem__(self, name: str):
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def read_data_file(path: str | Path) -> dict[str, Any]:
+    """The raw values of a `.json` or `.csv` data file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read data file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if path.suffix.lower() == ".csv":
+        return _read_csv(text, path)
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: the data must be a JSON object of name -> value")
+    return raw
+
+
+def _read_csv(text: str, path: Path) -> dict[str, Any]:
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        raise DataError(f"{path}: empty CSV file")
+    header, body = rows[0], rows[1:]
+    columns: dict[str, list[float]] = {name.strip(): [] for name in header}
+    for line_number, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}:{line_number}: expected {len(header)} columns, got {len(row)}")
+        for name, cell in zip(columns, row):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise DataError(f"{path}:{line_number}: column '{name}' holds {cell!r}, not a number") from None
+            columns[name].append(int(value) if value.is_integer() else value)
+    return columns
+
+
+def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Validate `raw` against the model's data declarations. Returns the values
+    as Python numbers and numpy arrays (before tensors), and warnings."""
+    declared = {d.name for d in model.data}
+    ignored = sorted(set(raw) - declared)
+    warnings = (f"{origin}: ignoring {', '.join(map(repr, ignored))}, not declared in the spec",) if ignored else ()
+    sizes = _sizes(model, raw, origin)
+    values: dict[str, Any] = dict(sizes)
+    for decl in model.data:
+        if decl.name in sizes:
+            continue
+        values[decl.name] = _validated(decl, raw[decl.name], sizes, origin)
+    for decl in model.data:
+        _check_bounds(decl, values, origin)
+        _check_index_range(decl, values, origin)
+    for observe in model.observed:
+        _check_support(observe, values, origin)
+    return values, warnings
+
+
+def to_tensors(model: ir.Model, values: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    tensors: dict[str, Any] = {}
+    for decl in model.data:
+        value = values[decl.name]
+        if not decl.shape:
+            tensors[decl.name] = int(value) if decl.base == "int" else float(value)
+        elif decl.index_range is not None:
+            tensors[decl.name] = torch.as_tensor(value, dtype=torch.long)
+        else:
+            tensors[decl.name] = torch.as_tensor(value, dtype=torch.get_default_dtype())
+    return tensors
+
+
+def digest(raw: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# Sizes and shapes -------------------------------------------------------------
+
+
+def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str) -> dict[str, int]:
+    """Every int scalar datum: given in the file, or inferred from an array's length."""
+    sizes: dict[str, int] = {}
+    scalars = [d for d in model.data if d.base == "int" and not d.shape]
+    for decl in scalars:
+        if decl.name in raw:
+            value = raw[decl.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+                raise _error(decl, origin, f"'{decl.name}' must be an integer, got {_show(value)}")
+            sizes[decl.name] = int(value)
+    for decl in model.data:
+        if decl.name not in raw:
+            continue
+        lengths = _lengths(raw[decl.name], len(decl.shape))
+        for axis, (dim, length) in enumerate(zip(decl.shape, lengths)):
+            if isinstance(dim, str) and dim not in sizes and length is not None:
+                sizes[dim] = length
+    for decl in model.data:
+        if decl.name not in raw and decl.name not in sizes:
+            hint = "add it to the data file"
+            raise _error(decl, origin, f"'{decl.name}' is missing from the data", hint)
+    return sizes
+
+
+def _lengths(value: Any, rank: int) -> list[int | None]:
+    lengths: list[int | None] = []
+    for _ in range(rank):
+        if not isinstance(value, list):
+            lengths.append(None)
+            continue
+        lengths.append(len(value))
+        value = value[0] if value else None
+    return lengths
+
+
+def _validated(decl: ir.DataDecl, value: Any, sizes: dict[str, int], origin: str) -> Any:
+    expected = tuple(sizes[d] if isinstance(d, str) else d for d in decl.shape)
+    if not decl.shape:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _error(decl, origin, f"'{decl.name}' must be a number, got {_show(value)}")
+        array = np.asarray(float(value))
+    else:
+        array = _as_array(decl, value, origin)
+        if array.shape != expected:
+            raise _error(decl, origin, f"'{decl.name}' has shape {list(array.shape)}, "
+                         f"but the spec declares {_declared(decl)} = {list(expected)}")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise _error(decl, origin, f"{_element(decl.name, bad)} is {_pick(array, bad)}",
+                     "data must be finite numbers; remove or impute missing values")
+    if decl.base == "int":
+        fractional = array != np.round(array)
+        if fractional.any():
+            raise _error(decl, origin, f"{_element(decl.name, fractional)} = {_pick(array, fractional)} is not an integer",
+                         f"'{decl.name}' is declared int")
+    return array if decl.shape else array.item()
+
+
+def _as_array(decl: ir.DataDecl, value: Any, origin: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=float)
+    except (ValueError, TypeError):
+        raise _error(decl, origin, f"'{decl.name}' must be an array of numbers of shape {_declared(decl)}",
+                     "check for ragged rows or non-numeric entries") from None
+    if array.ndim != len(decl.shape):
+        raise _error(decl, origin, f"'{decl.name}' has {array.ndim} axes, but the spec declares "
+                     f"{_declared(decl)}")
+    return array
+
+
+# Rules ------------------------------------------------------------------------
+
+
+def _check_bounds(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> None:
+    array = np.asarray(values[decl.name], dtype=float)
+    for bound, outside, word in ((decl.lower, np.less, "below lower"), (decl.upper, np.greater, "above upper")):
+        if bound is None:
+            continue
+        limit = evaluate_constant(bound, values)
+        bad = outside(array, limit)
+        if bad.any():
+            raise _error(decl, origin, f"{_element(decl.name, bad)} = {_pick(array, bad)} is {word}={_number(limit)}")
+
+
+def _check_index_range(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> None:
+    if decl.index_range is None:
+        return
+    size = values[decl.index_range] if isinstance(decl.index_range, str) else decl.index_range
+    array = np.asarray(values[decl.name])
+    bad = (array < 0) | (array >= size)
+    if bad.any():
+        raise _error(decl, origin,
+                     f"{_element(decl.name, bad)} = {_pick(array, bad)} is out of range for an axis of length {size}",
+                     f"indexing is 0-based: valid indices are 0..{size - 1}")
+
+
+SUPPORT_RULES = {
+    distributions.BOOLEAN: (lambda a: (a == 0) | (a == 1), "0 or 1"),
+    distributions.NONNEGATIVE_INTEGER: (lambda a: (a >= 0) & (a == np.round(a)), "a non-negative integer"),
+    distributions.POSITIVE: (lambda a: a > 0, "positive"),
+    distributions.UNIT_INTERVAL: (lambda a: (a >= 0) & (a <= 1), "in [0, 1]"),
+    distributions.CATEGORY: (lambda a: (a >= 0) & (a == np.round(a)), "a category 0, 1, ..."),
+    distributions.INTEGER_INTERVAL: (lambda a: (a >= 0) & (a == np.round(a)), "a count 0, 1, ..."),
+}
+
+
+def _check_support(observe: ir.Observe, values: dict[str, Any], origin: str) -> None:
+    rule = SUPPORT_RULES.get(observe.distribution.support.kind)
+    target = observe.value.base if isinstance(observe.value, ir.Subscript) else observe.value
+    if rule is None or not isinstance(target, ir.Variable) or target.name not in values:
+        return
+    inside, words = rule
+    array = np.asarray(values[target.name], dtype=float)
+    bad = ~inside(array)
+    if bad.any():
+        raise DataError(
+            f"{_element(target.name, bad)} = {_pick(array, bad)} is outside the support of "
+            f"{observe.distribution.name}: it must be {words} (in {origin})", observe.distribution.span)
+
+
+def evaluate_constant(expr: ir.Expr, values: Mapping[str, Any]) -> float:
+    """The value of a scalar data-only expression such as `J - 1`."""
+    match expr:
+        case ir.Literal_(value=value):
+            return value
+        case ir.Variable(name=name):
+            return float(np.asarray(values[name]))
+        case ir.Negate(operand=operand):
+            return -evaluate_constant(operand, values)
+        case ir.Binary(operator=op, left=left, right=right):
+            a, b = evaluate_constant(left, values), evaluate_constant(right, values)
+            return {"+": a + b, "-": a - b, "*": a * b}.get(op) if op in "+-*" else (
+                a / b if op == "/" else a ** b)
+    raise DataError("bounds must be arithmetic on numbers and scalar data", expr.span)
+
+
+# Messages -----------------------------------------------------------------------
+
+
+def _error(decl: ir.DataDecl, origin: str, message: str, hint: str | None = None) -> DataError:
+    return DataError(f"{message} (in {origin})", decl.span, hint)
+
+
+def _element(name: str, bad: np.ndarray) -> str:
+    if bad.ndim == 0:
+        return f"'{name}'"
+    index = ", ".join(str(i) for i in np.argwhere(bad)[0])
+    count = int(bad.sum())
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    return f"{name}[{index}]{more}"
+
+
+def _pick(array: np.ndarray, bad: np.ndarray):
+    value = array[tuple(np.argwhere(bad)[0])] if array.ndim else array
+    return _number(float(value))
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and math.isfinite(value) else repr(float(value))
+
+
+def _declared(decl: ir.DataDecl) -> str:
+    return "[" + ", ".join(str(d) for d in decl.shape) + "]"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) < 40 else text[:37] + "..."

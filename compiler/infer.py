@@ -1,0 +1,142 @@
+"""Phase 4, infer: `Program` + `Data` + `RunConfig` -> `FitResult`.
+
+Maximises the ELBO with SVI over vectorised particles, averages the iterates
+of the final phase (Polyak-Ruppert) to remove the optimiser's jitter, checks
+convergence, and draws from the fitted guide.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyro
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
+from pyro.optim import ClippedAdam
+
+from compiler.errors import FitError
+
+DEFAULT_STEPS = 1000
+
+
+class RunConfig(BaseModel):
+    """How to fit: every option the command line and `Program.fit` accept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = Field(DEFAULT_STEPS, ge=1, description="SVI steps")
+    lr: float = Field(0.05, gt=0, description="initial Adam learning rate")
+    lr_decay: float = Field(0.1, gt=0, le=1, description="learning rate at the end, as a fraction of lr")
+    particles: int = Field(16, ge=1, description="ELBO particles per step, vectorised")
+    average: float = Field(0.5, ge=0, lt=1, description="fraction of final steps whose iterates are averaged")
+    seed: int = 0
+    draws: int = Field(10000, ge=2, description="posterior draws from the fitted guide")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    elbo_trace: tuple[float, ...]
+    elbo: float
+    converged: bool
+    draws: dict[str, torch.Tensor]  # site -> (draws, *shape) for latents and lets
+    params: dict[str, torch.Tensor]  # the model's point parameters θ
+    guide_state: dict[str, Any]
+    seconds: float
+
+
+def fit(program, data, config: RunConfig) -> FitResult:
+    pyro.clear_param_store()
+    pyro.set_rng_seed(config.seed)
+    started = time.perf_counter()
+    svi = SVI(program.model, program.guide, _optimizer(config), _elbo(program, config.particles))
+    trace = _optimise(svi, program, data, config)
+    state = pyro.get_param_store().get_state()
+    draws = posterior_draws(program, data, config.draws)
+    params = {p.name: pyro.param(p.name).detach().clone() for p in program.ir.params}
+    return FitResult(tuple(trace), _final_elbo(trace), _converged(trace), draws, params, state,
+                     time.perf_counter() - started)
+
+
+def _optimizer(config: RunConfig) -> ClippedAdam:
+    # ClippedAdam's lrd multiplies the rate every step: decay to lr_decay * lr by the end.
+    return ClippedAdam({"lr": config.lr, "lrd": config.lr_decay ** (1 / config.steps)})
+
+
+def _elbo(program, particles: int):
+    nesting = program.ir.max_plate_nesting
+    if any(latent.enumerated for latent in program.ir.latents):
+        return TraceEnum_ELBO(max_plate_nesting=nesting, num_particles=particles, vectorize_particles=True)
+    return Trace_ELBO(max_plate_nesting=nesting, num_particles=particles, vectorize_particles=True)
+
+
+def _optimise(svi: SVI, program, data, config: RunConfig) -> list[float]:
+    averaging_from = int(config.steps * (1 - config.average))
+    average: dict[str, torch.Tensor] = {}
+    trace: list[float] = []
+    for step in range(config.steps):
+        loss = svi.step(data)
+        if not math.isfinite(loss):
+            raise FitError(f"the ELBO became {loss} at step {step + 1}",
+                           hint="try a smaller --lr; check priors and data scales")
+        trace.append(-loss)
+        if step >= averaging_from:
+            _accumulate(average, step - averaging_from + 1)
+    _assign(average)
+    return trace
+
+
+def _accumulate(average: dict[str, torch.Tensor], count: int) -> None:
+    """Running mean of the unconstrained parameters over the averaging window."""
+    with torch.no_grad():
+        for name, value in pyro.get_param_store().named_parameters():
+            if name not in average:
+                average[name] = value.detach().clone()
+            else:
+                average[name] += (value.detach() - average[name]) / count
+
+
+def _assign(average: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, value in pyro.get_param_store().named_parameters():
+            if name in average:
+                value.copy_(average[name])
+
+
+def _final_elbo(trace: list[float]) -> float:
+    tail = trace[-max(1, len(trace) // 10):]
+    return sum(tail) / len(tail)
+
+
+def _converged(trace: list[float]) -> bool:
+    """The ELBO of the last tenth of the run is level with the tenth before it,
+    within the noise of the stochastic estimate."""
+    window = max(10, len(trace) // 10)
+    if len(trace) < 2 * window:
+        return False
+    last = torch.tensor(trace[-window:])
+    previous = torch.tensor(trace[-2 * window:-window])
+    noise = 2 * math.sqrt(last.var().item() / window + previous.var().item() / window)
+    return abs(last.mean().item() - previous.mean().item()) <= max(noise, 1e-3 * abs(last.mean().item()))
+
+
+def posterior_draws(program, data, count: int) -> dict[str, torch.Tensor]:
+    """Draws of every guided latent (from the guide) and every let (the model
+    replayed on them), vectorised under one plate left of the model's plates."""
+    model_ir = program.ir
+    lets = [s for s in model_ir.lets if not s.transformed_data]
+    with torch.no_grad(), pyro.plate("_draws", count, dim=-(model_ir.max_plate_nesting + 1)):
+        trace = poutine.trace(program.guide).get_trace(data)
+        if lets:
+            trace = poutine.trace(poutine.replay(program.model, trace)).get_trace(data)
+    return {s.name: _own_dims(trace.nodes[s.name]["value"], count, len(s.shape))
+            for s in (*model_ir.guided_latents, *lets)}
+
+
+def _own_dims(value: torch.Tensor, count: int, rank: int) -> torch.Tensor:
+    """(draws, *shape): drop the unit dims Pyro pads between the draws plate and the site."""
+    return value.reshape((count,) + tuple(value.shape[value.dim() - rank:]))

@@ -1,0 +1,216 @@
+"""The checked model: what `check` proves about a spec and `codegen` consumes.
+
+Every expression carries its `Type` (element type, per-element value shape and
+the index variables it varies over); every statement knows its plates. Sizes
+(`Dim`) stay symbolic — an int data name or a literal — until data arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from compiler.errors import Span
+
+Dim = Union[str, int]
+Shape = tuple[Dim, ...]
+Role = Literal["data", "latent", "param", "let", "transformed"]
+
+
+@dataclass(frozen=True)
+class Type:
+    base: Literal["int", "real"]
+    shape: Shape
+    index_variables: frozenset[str] = frozenset()
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def batched(self) -> bool:
+        return bool(self.index_variables)
+
+
+@dataclass(frozen=True)
+class Plate:
+    """One `pyro.plate`: named after the size it ranges over, at a fixed dim."""
+
+    name: str
+    size: Dim
+    dim: int
+    variable: str | None  # the index variable, or None for a sized or whole-array axis
+
+
+# Expressions ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Literal_:
+    value: int | float
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    role: Role
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Position:
+    """An index variable used as a value: 0..size-1 laid out along its plate."""
+
+    plate: Plate
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Subscript:
+    """`base[...]`. `aligned` means the subscripts are exactly the statement's
+    index variables in plate order, so the base tensor already has the layout
+    the plates expect and no gather is needed."""
+
+    base: Expr
+    subscripts: tuple[Expr, ...]
+    aligned: bool
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    arguments: tuple[Expr, ...]
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Binary:
+    operator: str
+    left: Expr
+    right: Expr
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Negate:
+    operand: Expr
+    type: Type
+    span: Span
+
+
+Expr = Union[Literal_, Variable, Position, Subscript, Call, Binary, Negate]
+
+
+# Statements ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Support:
+    """The set a value lives in; `low`/`high` are data-only expressions where needed."""
+
+    kind: str
+    low: Expr | None = None
+    high: Expr | None = None
+
+
+@dataclass(frozen=True)
+class DistributionUse:
+    name: str  # a key of distributions.TABLE
+    arguments: tuple[tuple[str, Expr], ...]
+    event_shape: Shape
+    support: Support
+    span: Span
+
+
+@dataclass(frozen=True)
+class DataDecl:
+    name: str
+    base: Literal["int", "real"]
+    shape: Shape
+    lower: Expr | None
+    upper: Expr | None
+    index_range: Dim | None  # the axis length its values index, when used as a gather index
+    span: Span
+
+
+@dataclass(frozen=True)
+class Latent:
+    name: str
+    plates: tuple[Plate, ...]
+    distribution: DistributionUse
+    shape: Shape  # plate sizes, then the event shape
+    enumerated: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Observe:
+    name: str
+    value: Expr
+    plates: tuple[Plate, ...]
+    distribution: DistributionUse
+    span: Span
+
+
+@dataclass(frozen=True)
+class Let:
+    name: str
+    value: Expr
+    plates: tuple[Plate, ...]
+    shape: Shape
+    transformed_data: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    shape: Shape
+    support: Support
+    initial: Expr
+    span: Span
+
+
+Statement = Union[Latent, Observe, Let, Param]
+
+
+@dataclass(frozen=True)
+class Model:
+    source_name: str
+    data: tuple[DataDecl, ...]
+    statements: tuple[Statement, ...]
+    max_plate_nesting: int
+
+    @property
+    def latents(self) -> tuple[Latent, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Latent))
+
+    @property
+    def guided_latents(self) -> tuple[Latent, ...]:
+        """Latents with a guide factor: every one that is not enumerated out."""
+        return tuple(s for s in self.latents if not s.enumerated)
+
+    @property
+    def observed(self) -> tuple[Observe, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Observe))
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Param))
+
+    @property
+    def lets(self) -> tuple[Let, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Let))
+
+    @property
+    def site_spans(self) -> dict[str, Span]:
+        """Site name -> the statement that made it, to map runtime failures back."""
+        return {s.name: s.span for s in self.statements}

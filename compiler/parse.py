@@ -1,0 +1,243 @@
+"""Phase 1, parse: spec text -> `syntax.Program`.
+
+The grammar (`grammar/ppl.lark`) is loaded once; a lark `Transformer` turns
+the parse tree into typed nodes with spans, and lark's exceptions become
+`PplError`s at this boundary so no later phase sees lark.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+
+from compiler import syntax
+from compiler.errors import PplError, Source, Span
+
+# Deep nesting is a user mistake, not a reason to blow Python's stack later.
+MAX_NESTING = 64
+
+KEYWORDS = ("data", "latent", "param", "let", "observe", "int", "real")
+
+TOKEN_DESCRIPTIONS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "TILDE": "'~'",
+    "EQUAL": "'='",
+    "COLON": "':'",
+    "COMMA": "','",
+    "LESSTHAN": "'<'",
+    "MORETHAN": "'>'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "CIRCUMFLEX": "'^'",
+    "__ANON_0": "'@'",
+    "BASE_TYPE": "a type ('int' or 'real')",
+}
+
+
+def grammar_text() -> str:
+    """The grammar from an installed wheel, else from the checkout's grammar/."""
+    packaged = resources.files("compiler").joinpath("grammar/ppl.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "grammar" / "ppl.lark").read_text(
+        encoding="utf-8"
+    )
+
+
+@functools.cache
+def parser() -> lark.Lark:
+    return lark.Lark(
+        grammar_text(), start="program", parser="lalr", propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def span_of(meta_or_token) -> Span:
+    return Span(
+        meta_or_token.line, meta_or_token.column,
+        meta_or_token.end_line, meta_or_token.end_column,
+    )
+
+
+@v_args(meta=True)
+class ToSyntax(Transformer):
+    """Builds `syntax` nodes; one method per grammar rule or alias."""
+
+    def program(self, meta, statements):
+        return syntax.Program(tuple(statements))
+
+    def data_decl(self, meta, children):
+        name, type_ = children
+        return syntax.DataDecl(self._name(name), type_, span_of(meta))
+
+    def latent_decl(self, meta, children):
+        name, *subscripts, call = children
+        return syntax.LatentDecl(self._name(name), self._subs(subscripts), call, span_of(meta))
+
+    def param_decl(self, meta, children):
+        name, type_, initial = children
+        return syntax.ParamDecl(self._name(name), type_, initial, span_of(meta))
+
+    def let_decl(self, meta, children):
+        name, *subscripts, value = children
+        return syntax.LetDecl(self._name(name), self._subs(subscripts), value, span_of(meta))
+
+    def observe_stmt(self, meta, children):
+        name, *subscripts, call = children
+        return syntax.Observe(self._name(name), self._subs(subscripts), call, span_of(meta))
+
+    def type(self, meta, children):
+        base, *rest = children
+        parts = {part.kind: part.items for part in rest}
+        return syntax.Type(str(base), parts.get("bounds", ()), parts.get("dims", ()), span_of(meta))
+
+    def bounds(self, meta, children):
+        return _Part("bounds", tuple(children))
+
+    def bound(self, meta, children):
+        kind, value = children
+        return syntax.Bound(str(kind), value, span_of(meta))
+
+    def dims(self, meta, children):
+        return _Part("dims", tuple(children))
+
+    def subscripts(self, meta, children):
+        return _Part("subscripts", tuple(children), span_of(meta))
+
+    def add(self, meta, c):
+        return syntax.Binary("+", c[0], c[1], span_of(meta))
+
+    def sub(self, meta, c):
+        return syntax.Binary("-", c[0], c[1], span_of(meta))
+
+    def mul(self, meta, c):
+        return syntax.Binary("*", c[0], c[1], span_of(meta))
+
+    def div(self, meta, c):
+        return syntax.Binary("/", c[0], c[1], span_of(meta))
+
+    def matmul(self, meta, c):
+        return syntax.Binary("@", c[0], c[1], span_of(meta))
+
+    def pow(self, meta, c):
+        return syntax.Binary("^", c[0], c[1], span_of(meta))
+
+    def neg(self, meta, c):
+        return syntax.Negate(c[0], span_of(meta))
+
+    def index(self, meta, c):
+        base, subscripts = c
+        return syntax.Index(base, subscripts.items, span_of(meta))
+
+    def number(self, meta, c):
+        (token,) = c
+        text = str(token)
+        is_int = text.isdigit()
+        value = int(text) if is_int else float(text)
+        return syntax.Number(value, span_of(token))
+
+    def name(self, meta, c):
+        return self._name(c[0])
+
+    def call(self, meta, children):
+        function, *arguments = children
+        arguments = tuple(
+            a if isinstance(a, syntax.Argument) else syntax.Argument(None, a, a.span)
+            for a in arguments
+        )
+        return syntax.Call(str(function), arguments, span_of(meta), span_of(function))
+
+    def keyword_argument(self, meta, children):
+        keyword, value = children
+        return syntax.Argument(str(keyword), value, span_of(meta))
+
+    @staticmethod
+    def _name(token: Token) -> syntax.Name:
+        return syntax.Name(str(token), span_of(token))
+
+    @staticmethod
+    def _subs(subscripts: list) -> tuple[syntax.Expr, ...]:
+        return subscripts[0].items if subscripts else ()
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A transient wrapper telling `type` and the statements which optional part they got."""
+
+    kind: str
+    items: tuple
+    span: Span | None = None
+
+
+def parse_program(source: Source) -> syntax.Program:
+    """Parse a whole spec; raises `PplError` for any syntax error."""
+    _reject_deep_nesting(source)
+    try:
+        tree = parser().parse(source.text + "\n")
+    except lark.UnexpectedInput as exc:
+        raise _syntax_error(exc, source) from None
+    return ToSyntax().transform(tree)
+
+
+def _reject_deep_nesting(source: Source) -> None:
+    depth = 0
+    for offset, char in enumerate(source.text):
+        if char in "([":
+            depth += 1
+            if depth > MAX_NESTING:
+                line = source.text.count("\n", 0, offset) + 1
+                column = offset - (source.text.rfind("\n", 0, offset) + 1) + 1
+                raise PplError(
+                    f"brackets nested more than {MAX_NESTING} deep",
+                    Span(line, column, line, column + 1),
+                    "split the expression with `let` statements",
+                )
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        elif char == "\n":
+            depth = 0
+
+
+def _syntax_error(exc: lark.UnexpectedInput, source: Source) -> PplError:
+    line, column = exc.line, exc.column
+    if line is None or line < 1:
+        line, column = _end_position(source)
+    span = Span(line, column, line, column + 1)
+    if isinstance(exc, lark.UnexpectedCharacters):
+        char = source.line(line)[column - 1 : column] or "?"
+        return PplError(
+            f"unexpected character {char!r}", span, "pplc specs use only names, numbers and operators"
+        )
+    token = getattr(exc, "token", None)
+    expected = sorted(
+        {TOKEN_DESCRIPTIONS.get(t, repr(t)) for t in getattr(exc, "expected", ()) or ()}
+    )
+    if token is None or token.type == "$END":
+        found = "end of file"
+    elif token.type == "_NL":
+        found = "end of line"
+    else:
+        found = repr(str(token)[:40])
+    hint = f"expected {', '.join(expected[:6])}" if expected else None
+    if token is not None and str(token) in KEYWORDS and token.type != "NAME":
+        hint = f"'{token}' is a keyword and cannot be used as a name"
+    return PplError(f"syntax error: unexpected {found}", span, hint)
+
+
+def _end_position(source: Source) -> tuple[int, int]:
+    lines = source.text.splitlines() or [""]
+    return len(lines), len(lines[-1]) + 1

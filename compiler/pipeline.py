@@ -1,0 +1,106 @@
+"""The compiler in a few lines: source -> parse -> check -> generate -> `Program`.
+
+The command line and the library both call `compile_source`; `Program` is the
+compiled spec: its generated Pyro `model` and `guide`, and `fit`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from compiler import codegen, ir
+from compiler import data as data_module
+from compiler.check import check_program
+from compiler.errors import DataError, Source
+from compiler.parse import parse_program
+
+DATA_SUFFIXES = (".data.json", ".json", ".csv")
+
+
+def compile_source(text: str, name: str = "<string>", guide: str = "normal") -> Program:
+    source = Source(name, text)
+    return Program(source, check_program(parse_program(source), name), guide)
+
+
+def compile_file(path: str | Path, guide: str = "normal") -> Program:
+    source = Source.from_path(path)
+    return Program(source, check_program(parse_program(source), source.name), guide)
+
+
+class Program:
+    """A checked spec with its generated code. `model` and `guide` are plain
+    Pyro callables taking the data (see `load_data`)."""
+
+    def __init__(self, source: Source, model_ir: ir.Model, guide: str = "normal"):
+        if guide not in codegen.GUIDE_FAMILIES:
+            raise ValueError(f"guide must be one of {codegen.GUIDE_FAMILIES}, not {guide!r}")
+        self.source = source
+        self.ir = model_ir
+        self.guide_family = guide
+        self.code = codegen.generate(model_ir, guide)
+
+    @cached_property
+    def _functions(self) -> dict[str, Any]:
+        return codegen.build(self.code, self.source.name)
+
+    @property
+    def model(self):
+        return self._functions["model"]
+
+    @property
+    def guide(self):
+        return self._functions["guide"]
+
+    def summary(self) -> str:
+        """One line: what `pplc check` prints."""
+        m = self.ir
+        names = lambda items: ", ".join(i.name for i in items) or "none"  # noqa: E731
+        enumerated = [s for s in m.latents if s.enumerated]
+        text = (f"{self.source.name}: ok — data: {names(m.data)}; latent: {names(m.latents)}; "
+                f"observed: {names(m.observed)}")
+        if m.params:
+            text += f"; params: {names(m.params)}"
+        if m.lets:
+            text += f"; let: {names(m.lets)}"
+        if enumerated:
+            text += f"; enumerated: {names(enumerated)}"
+        return text
+
+    def default_data_path(self) -> Path | None:
+        spec = Path(self.source.name)
+        for suffix in DATA_SUFFIXES:
+            candidate = spec.with_name(spec.stem + suffix)
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def load_data(self, data: Any = None) -> data_module.Data:
+        """Validated tensors from a path, a dict, or the data file beside the spec."""
+        if isinstance(data, data_module.Data):
+            return data
+        if data is None and not self.ir.data:
+            data = {}
+        if data is None:
+            data = self.default_data_path()
+            if data is None:
+                raise DataError(f"no data file beside {self.source.name}",
+                                hint=f"pass --data FILE or create {Path(self.source.name).stem}.data.json")
+        origin = "data"
+        if isinstance(data, (str, Path)):
+            origin = str(data)
+            data = data_module.read_data_file(data)
+        values, warnings = data_module.load_data(self.ir, data, origin)
+        tensors = data_module.to_tensors(self.ir, values)
+        transformed = self._functions["transform_data"](tensors)
+        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings)
+
+    def fit(self, data: Any = None, **config: Any):
+        """Maximise the ELBO with SVI; returns the `Report`."""
+        from compiler import infer, report
+
+        loaded = self.load_data(data)
+        run_config = infer.RunConfig(**config)
+        result = infer.fit(self, loaded, run_config)
+        return report.build_report(self, result, run_config, loaded.warnings)

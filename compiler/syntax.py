@@ -1,0 +1,128 @@
+"""The surface syntax as typed, immutable nodes with source spans.
+
+`parse` builds these from the lark tree; `check` consumes them. Nothing here
+knows about shapes, plates or Pyro.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from compiler.errors import Span
+
+
+@dataclass(frozen=True)
+class Number:
+    value: int | float
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Index:
+    base: Expr
+    subscripts: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Argument:
+    keyword: str | None
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    arguments: tuple[Argument, ...]
+    span: Span
+    function_span: Span
+
+
+BinaryOperator = Literal["+", "-", "*", "/", "^", "@"]
+
+
+@dataclass(frozen=True)
+class Binary:
+    operator: BinaryOperator
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Negate:
+    operand: Expr
+    span: Span
+
+
+Expr = Union[Number, Name, Index, Call, Binary, Negate]
+
+
+@dataclass(frozen=True)
+class Bound:
+    kind: str  # "lower" or "upper"; check rejects anything else
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Type:
+    base: Literal["int", "real"]
+    bounds: tuple[Bound, ...]
+    dims: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class DataDecl:
+    name: Name
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class LatentDecl:
+    name: Name
+    subscripts: tuple[Expr, ...]
+    distribution: Call
+    span: Span
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    name: Name
+    type: Type
+    initial: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class LetDecl:
+    name: Name
+    subscripts: tuple[Expr, ...]
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Observe:
+    name: Name
+    subscripts: tuple[Expr, ...]
+    distribution: Call
+    span: Span
+
+
+Statement = Union[DataDecl, LatentDecl, ParamDecl, LetDecl, Observe]
+
+
+@dataclass(frozen=True)
+class Program:
+    statements: tuple[Statement, ...]
