@@ -282,8 +282,8 @@ def index_ranges(nodes, symbols: dict[str, Symbol]) -> dict[str, tuple[ir.Dim, S
                 known = ranges.setdefault(subscript.id, (size, subscript.span))
                 if known[0] != size:
                     raise PplError(
-                        f"index '{subscript.id}' ranges over {known[0]} here "
-                        f"but over {size} at {known[1]}",
+                        f"index '{subscript.id}' ranges over {size} here "
+                        f"but over {known[0]} at {known[1]}",
                         subscript.span, "an index variable must range over one size")
     return ranges
 

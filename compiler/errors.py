@@ -70,8 +70,27 @@ class FitError(PplError):
 
 
 def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
+    """The likeliest intended name: fewest edits (at most a third of the name, or one),
+    ties to the same case and then the nearest letters; else difflib's best match."""
+    allowed = max(1, len(name) // 3)
+    close = [c for c in candidates if _edits(name, c) <= allowed]
+    if close:
+        best = min(close, key=lambda c: (_edits(name, c), c[:1].isupper() != name[:1].isupper(),
+                                         sum(abs(ord(a) - ord(b)) for a, b in zip(name, c))))
+        return f"did you mean '{best}'?"
     matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
 
 
 MAX_QUOTED_WIDTH = 200

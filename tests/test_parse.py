@@ -1,0 +1,80 @@
+"""Phase 1: spec text -> syntax tree."""
+
+from __future__ import annotations
+
+import pytest
+
+from compiler import syntax
+from compiler.errors import PplError, Source
+from compiler.parse import parse_program
+
+
+def parse(text: str) -> syntax.Program:
+    return parse_program(Source("test.ppl", text))
+
+
+def test_every_example_spec_parses(specs):
+    for path in sorted(specs.glob("*.ppl")):
+        assert parse_program(Source.from_path(path)).statements, path
+
+
+def test_data_declaration_keeps_type_bounds_and_dims():
+    (decl,) = parse("data x: int<lower=0, upper=1>[N]").statements
+    assert isinstance(decl, syntax.DataDecl)
+    assert decl.name.id == "x"
+    assert decl.type.base == "int"
+    assert [b.kind for b in decl.type.bounds] == ["lower", "upper"]
+    assert [d.id for d in decl.type.dims] == ["N"]
+
+
+def test_observe_keeps_index_variable_and_distribution():
+    (statement,) = parse("observe x[i] ~ Bernoulli(f)").statements
+    assert isinstance(statement, syntax.Observe)
+    assert [s.id for s in statement.subscripts] == ["i"]
+    assert statement.distribution.function == "Bernoulli"
+
+
+def test_keyword_arguments_are_kept_by_name():
+    (statement,) = parse("observe y ~ Bernoulli(logits=a)").statements
+    (argument,) = statement.distribution.arguments
+    assert argument.keyword == "logits"
+
+
+def test_power_binds_tighter_than_unary_minus():
+    (statement,) = parse("let y = -x ^ 2").statements
+    assert isinstance(statement.value, syntax.Negate)
+    assert statement.value.operand.operator == "^"
+
+
+def test_product_binds_tighter_than_sum():
+    (statement,) = parse("let y = a + b * c").statements
+    assert statement.value.operator == "+"
+    assert statement.value.right.operator == "*"
+
+
+def test_nodes_carry_their_source_span():
+    (statement,) = parse("\n\nlatent f ~ Beta(10, 10)").statements
+    assert (statement.span.line, statement.span.column) == (3, 1)
+    assert (statement.distribution.span.line, statement.distribution.span.column) == (3, 12)
+
+
+def test_comments_and_blank_lines_are_ignored():
+    program = parse("# a comment\n\ndata N: int  # trailing\n\n")
+    assert len(program.statements) == 1
+
+
+def test_syntax_error_points_at_the_unexpected_token():
+    with pytest.raises(PplError) as caught:
+        parse("latent f ~ Beta(10 10)")
+    assert (caught.value.span.line, caught.value.span.column) == (1, 20)
+    assert "unexpected" in caught.value.message
+
+
+def test_unexpected_character_is_a_syntax_error():
+    with pytest.raises(PplError, match="unexpected character"):
+        parse("latent f ~ Beta(10, 10); import os")
+
+
+def test_deep_nesting_is_rejected_before_parsing():
+    with pytest.raises(PplError, match="nested"):
+        parse("let y = " + "(" * 500 + "1" + ")" * 500)
