@@ -3,11 +3,10 @@
 model(data) is the joint p(x, z; theta); guide(data) is the mean-field q(z; phi).
 """
 
-import torch
 import pyro
 import pyro.distributions as dist
+import torch
 from pyro.distributions import constraints
-from pyro.ops.indexing import Vindex
 
 from compiler import runtime as rt
 
