@@ -46,7 +46,7 @@ def _source_of(path: str) -> Source | None:
 
 
 def run(program, args) -> int:
-    config = {"seed": args.seed}
+    config = {"seed": args.seed, "discrete": args.discrete}
     for option in ("steps", "lr", "draws"):
         if getattr(args, option) is not None:
             config[option] = getattr(args, option)
@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--steps", type=_positive_int, help="SVI steps (default 1000)")
     run_parser.add_argument("--lr", type=_positive_float, help="initial learning rate (default 0.05)")
     run_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run_parser.add_argument("--discrete", action="store_true",
+                            help="also report P(z = k) per element of each enumerated discrete latent")
     run_parser.add_argument("--draws", type=_positive_int, help="posterior draws for the summary (default 10000)")
 
     check_parser = commands.add_parser("check", help="parse and check a spec without fitting")

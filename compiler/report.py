@@ -43,6 +43,7 @@ class Report(BaseModel):
     posterior: dict[str, Summary]
     params: dict[str, Nested]
     seed: int
+    discrete: dict[str, Nested] = {}  # enumerated latent -> P(z = k), k along the last axis
     warnings: list[str] = []
 
     def to_json(self) -> str:
@@ -76,6 +77,7 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
         posterior=posterior,
         params={name: value.tolist() for name, value in result.params.items()},
         seed=config.seed,
+        discrete={name: value.tolist() for name, value in result.discrete.items()},
         warnings=notes,
     )
 
@@ -92,6 +94,8 @@ def render_table(report: Report) -> str:
                 f"{v:>10}" if isinstance(v, str) else f"{v:>10.4g}" for v in values))
     for name, value in report.params.items():
         lines.append(f"param {name} = {_format_nested(value)}")
+    for name, value in report.discrete.items():
+        lines.append(f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}")
     lines.append(f"ELBO {report.elbo:.4g}")
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)
@@ -118,6 +122,13 @@ def _flatten(nested, prefix=()):
             yield from _flatten(item, prefix + (i,))
     else:
         yield prefix, nested
+
+
+def _format_rows(value: Nested) -> str:
+    """Per-element probability vectors, folded like the posterior table."""
+    rows = value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
+    shown = "; ".join(_format_nested(row) for row in rows[:MAX_ROWS_PER_ARRAY])
+    return shown + (f"; ... {len(rows) - MAX_ROWS_PER_ARRAY} more" if len(rows) > MAX_ROWS_PER_ARRAY else "")
 
 
 def _format_nested(value: Nested) -> str:
