@@ -7,6 +7,7 @@ error (a bug in pplc), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pplc: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) left: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback for users
         print(f"pplc: internal error: {type(error).__name__}: {error}\n"
               "This is a bug in pplc; please report it with the spec and data that caused it.",
@@ -55,7 +60,7 @@ def run(program, args) -> int:
         print(report.to_json())
     else:
         print(report.table())
-    return 0
+    return EXIT_INTERRUPTED if report.interrupted else 0
 
 
 def check(program, args) -> int:

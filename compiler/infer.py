@@ -51,6 +51,7 @@ class FitResult:
     discrete: dict[str, torch.Tensor]  # enumerated latent -> (*shape, values) probabilities
     guide_state: dict[str, Any]
     seconds: float
+    interrupted: bool = False
 
 
 def fit(program, data, config: RunConfig) -> FitResult:
@@ -59,13 +60,13 @@ def fit(program, data, config: RunConfig) -> FitResult:
     started = time.perf_counter()
     particles = config.particles or default_particles(program, data)
     svi = SVI(program.model, program.guide, _optimizer(config), _elbo(program, particles))
-    trace = _optimise(svi, program, data, config)
+    trace, interrupted = _optimise(svi, program, data, config)
     state = pyro.get_param_store().get_state()
     draws = posterior_draws(program, data, config.draws)
     params = {p.name: pyro.param(p.name).detach().clone() for p in program.ir.params}
     discrete = discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}
-    return FitResult(tuple(trace), _final_elbo(trace), _converged(trace), draws, params, discrete, state,
-                     time.perf_counter() - started)
+    return FitResult(tuple(trace), _final_elbo(trace), _converged(trace) and not interrupted, draws, params,
+                     discrete, state, time.perf_counter() - started, interrupted)
 
 
 # Vectorised particles cut the gradient noise that one-particle SVI leaves in the
@@ -92,20 +93,72 @@ def _elbo(program, particles: int):
     return Trace_ELBO(max_plate_nesting=nesting, num_particles=particles, vectorize_particles=True)
 
 
-def _optimise(svi: SVI, program, data, config: RunConfig) -> list[float]:
+def _optimise(svi: SVI, program, data, config: RunConfig) -> tuple[list[float], bool]:
+    """The SVI loop. Returns the ELBO trace and whether the user interrupted it;
+    a non-finite loss restores the last finite parameters and raises `FitError`."""
     averaging_from = int(config.steps * (1 - config.average))
     average: dict[str, torch.Tensor] = {}
     trace: list[float] = []
+    _initialise_parameters(program, data)
     for step in range(config.steps):
-        loss = svi.step(data)
+        last_finite = _snapshot()
+        try:
+            loss = svi.step(data)
+        except KeyboardInterrupt:
+            _restore(last_finite)
+            return trace, True
         if not math.isfinite(loss):
-            raise FitError(f"the ELBO became {loss} at step {step + 1}",
-                           hint="try a smaller --lr; check priors and data scales")
+            raise _diverged(program, data, loss, step, last_finite)
         trace.append(-loss)
         if step >= averaging_from:
             _accumulate(average, step - averaging_from + 1)
-    _assign(average)
-    return trace
+    _restore(average)
+    return trace, False
+
+
+def _initialise_parameters(program, data) -> None:
+    """Create every pyro.param at its initial value, so that even a first step
+    that fails has a finite state to return to."""
+    with torch.no_grad():
+        guide_trace = poutine.trace(program.guide).get_trace(data)
+        poutine.replay(program.model, guide_trace)(data)
+
+
+def _snapshot() -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in pyro.get_param_store().named_parameters()}
+
+
+def _diverged(program, data, loss: float, step: int, last_finite: dict[str, torch.Tensor]) -> FitError:
+    """Put back the last finite state, then name the site whose log-density is not
+    finite there (the failing loss was computed at it), or whose guide parameters
+    the failed update broke."""
+    broken = [name for name, value in pyro.get_param_store().named_parameters() if not torch.isfinite(value).all()]
+    _restore(last_finite)
+    site = _nonfinite_site(program, data) or (broken[0].split(".")[0] if broken else None)
+    where = f" at site '{site}'" if site else ""
+    return FitError(f"the ELBO became {loss} at step {step + 1}{where}",
+                    program.ir.site_spans.get(site) if site else None,
+                    "try a smaller --lr, or check the priors and the scale of the data; "
+                    "the parameters of the last finite step are kept")
+
+
+def _nonfinite_site(program, data) -> str | None:
+    try:
+        with torch.no_grad():
+            guide_trace = poutine.trace(program.guide).get_trace(data)
+            model_trace = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data)
+            for trace in (model_trace, guide_trace):
+                trace.compute_log_prob()
+                for name, site in trace.nodes.items():
+                    if "log_prob" in site and not torch.isfinite(site["log_prob"]).all():
+                        return name
+    except (ValueError, RuntimeError) as error:  # a distribution rejected a non-finite argument
+        return _site_in_message(program, str(error))
+    return None
+
+
+def _site_in_message(program, message: str) -> str | None:
+    return next((name for name in program.ir.site_spans if f"'{name}'" in message), None)
 
 
 def _accumulate(average: dict[str, torch.Tensor], count: int) -> None:
@@ -118,14 +171,16 @@ def _accumulate(average: dict[str, torch.Tensor], count: int) -> None:
                 average[name] += (value.detach() - average[name]) / count
 
 
-def _assign(average: dict[str, torch.Tensor]) -> None:
+def _restore(values: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for name, value in pyro.get_param_store().named_parameters():
-            if name in average:
-                value.copy_(average[name])
+            if name in values:
+                value.copy_(values[name])
 
 
 def _final_elbo(trace: list[float]) -> float:
+    if not trace:
+        return math.nan
     tail = trace[-max(1, len(trace) // 10):]
     return sum(tail) / len(tail)
 
@@ -133,7 +188,7 @@ def _final_elbo(trace: list[float]) -> float:
 def _converged(trace: list[float]) -> bool:
     """The ELBO of the last tenth of the run is level with the tenth before it,
     within the noise of the stochastic estimate."""
-    window = max(10, len(trace) // 10)
+    window = max(50, len(trace) // 10)
     if len(trace) < 2 * window:
         return False
     last = torch.tensor(trace[-window:])

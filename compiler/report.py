@@ -40,6 +40,7 @@ class Report(BaseModel):
     elbo: float
     steps: int
     converged: bool
+    interrupted: bool = False
     posterior: dict[str, Summary]
     params: dict[str, Nested]
     seed: int
@@ -65,7 +66,10 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
             q05=quantiles[0].tolist(), q50=quantiles[1].tolist(), q95=quantiles[2].tolist(),
         )
     notes = list(warnings)
-    if not result.converged:
+    if result.interrupted:
+        notes.append(f"interrupted at step {len(result.elbo_trace)} of {config.steps}: "
+                     "this is the posterior reached so far")
+    elif not result.converged:
         notes.append(f"the ELBO was still changing after {config.steps} steps: "
                      "the fit has not converged; try more --steps")
     return Report(
@@ -74,6 +78,7 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
         elbo=result.elbo,
         steps=len(result.elbo_trace),
         converged=result.converged,
+        interrupted=result.interrupted,
         posterior=posterior,
         params={name: value.tolist() for name, value in result.params.items()},
         seed=config.seed,

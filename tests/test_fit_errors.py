@@ -1,0 +1,70 @@
+"""Fitting errors: a non-finite ELBO names its site and keeps the last finite state;
+Ctrl-C stops cleanly with the posterior reached so far."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from compiler import FitError, compile_source
+from compiler.cli import main
+
+OVERFLOWING = """data N: int
+data y: real[N]
+latent m ~ Normal(0, 1)
+latent s ~ HalfNormal(1)
+observe y[i] ~ Normal(m, s * 1e-30)
+"""
+
+
+@pytest.fixture
+def overflowing():
+    return compile_source(OVERFLOWING, "overflow.ppl")
+
+
+def test_non_finite_elbo_names_the_step_and_the_site(overflowing):
+    with pytest.raises(FitError) as caught:
+        overflowing.fit({"y": [1e30, -1e30, 3.0]}, steps=10)
+    assert caught.value.message == "the ELBO became inf at step 1 at site 'y'"
+    assert (caught.value.span.line, caught.value.span.column) == (5, 1)
+
+
+def test_non_finite_elbo_keeps_the_last_finite_parameters(overflowing):
+    import pyro
+
+    with pytest.raises(FitError):
+        overflowing.fit({"y": [1e30, -1e30, 3.0]}, steps=10)
+    store = pyro.get_param_store()
+    assert all(torch.isfinite(value).all() for _, value in store.named_parameters())
+    assert {"m.loc", "m.scale", "s.loc", "s.scale"} <= set(store.keys())
+
+
+def test_fitting_error_exits_4_with_the_spec_line(tmp_path, capsys):
+    spec = tmp_path / "overflow.ppl"
+    spec.write_text(OVERFLOWING)
+    (tmp_path / "overflow.data.json").write_text(json.dumps({"y": [1e30, -1e30, 3.0]}))
+    assert main(["run", str(spec)]) == 4
+    err = capsys.readouterr().err
+    assert "error: the ELBO became inf at step 1 at site 'y'" in err
+    assert "  5 | observe y[i] ~ Normal(m, s * 1e-30)" in err
+
+
+def test_ctrl_c_stops_the_fit_and_reports_what_was_reached(specs):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "compiler", "run", str(specs / "coin.ppl"), "--steps", "1000000", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # past the imports, into the SVI loop
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    report = json.loads(out)
+    assert report["interrupted"] and not report["converged"]
+    assert 0 < report["steps"] < 1_000_000
+    assert "interrupted at step" in report["warnings"][0]
