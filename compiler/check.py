@@ -42,9 +42,12 @@ class _ProgramChecker:
         self.statements: list[ir.Statement] = []
         self.index_arrays: dict[str, ir.Dim] = {}
         self.declared_later = {s.name.id: s.name.span for s in program.statements}
+        self.current = ""
 
     def run(self, source_name: str) -> ir.Model:
         for statement in self.program.statements:
+            # An observe statement scores existing data; it declares nothing.
+            self.current = "" if isinstance(statement, syntax.Observe) else statement.name.id
             match statement:
                 case syntax.DataDecl():
                     self._data(statement)
@@ -66,7 +69,8 @@ class _ProgramChecker:
     # Scopes ----------------------------------------------------------------
 
     def _scope(self, plates: tuple[ir.Plate, ...] = ()) -> Scope:
-        return Scope(self.symbols, {p.variable: p for p in plates if p.variable}, self.declared_later)
+        return Scope(self.symbols, {p.variable: p for p in plates if p.variable}, self.declared_later,
+                     self.current)
 
     def _type(self, expr: syntax.Expr, scope: Scope) -> ir.Expr:
         typed, index_arrays = type_expression(expr, scope)
@@ -266,8 +270,8 @@ def _bounded_support(lower: ir.Expr | None, upper: ir.Expr | None) -> ir.Support
     return ir.Support(distributions.INTERVAL, lower, upper)
 
 
-def index_ranges(nodes, symbols: dict[str, Symbol]) -> dict[str, tuple[ir.Dim, Span]]:
-    """Index variable -> (range, where it was inferred), from every `array[...]`
+def index_ranges(nodes, symbols: dict[str, Symbol]) -> dict[str, tuple[ir.Dim, Span, str]]:
+    """Index variable -> (range, where and from which array it was inferred), from every `array[...]`
     in the statement whose array is declared. Disagreeing ranges are an error."""
     ranges: dict[str, tuple[ir.Dim, Span]] = {}
     for node in nodes:
@@ -279,11 +283,11 @@ def index_ranges(nodes, symbols: dict[str, Symbol]) -> dict[str, tuple[ir.Dim, S
                 if symbol is None or axis >= symbol.type.rank:
                     continue
                 size = symbol.type.shape[axis]
-                known = ranges.setdefault(subscript.id, (size, subscript.span))
+                known = ranges.setdefault(subscript.id, (size, subscript.span, index.base.id))
                 if known[0] != size:
                     raise PplError(
-                        f"index '{subscript.id}' ranges over {size} here "
-                        f"but over {known[0]} at {known[1]}",
+                        f"index '{subscript.id}' ranges over {size} here but over {known[0]} "
+                        f"in '{known[2]}' (column {known[1].column})",
                         subscript.span, "an index variable must range over one size")
     return ranges
 

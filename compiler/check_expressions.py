@@ -24,6 +24,7 @@ class Scope:
     symbols: dict[str, Symbol]
     plates: dict[str, ir.Plate]  # index variable -> its plate in this statement
     declared_later: dict[str, Span]
+    defining: str  # the name the current statement declares
 
     @property
     def plate_order(self) -> tuple[str, ...]:
@@ -101,6 +102,9 @@ class _Typer:
         symbol = self.scope.symbols.get(expr.id)
         if symbol is not None:
             return ir.Variable(expr.id, symbol.role, symbol.type, expr.span)
+        if expr.id == self.scope.defining:
+            raise PplError(f"'{expr.id}' is defined in terms of itself", expr.span,
+                           "a statement can only use names declared above it, so cycles cannot be written")
         later = self.scope.declared_later.get(expr.id)
         if later is not None:
             raise PplError(f"'{expr.id}' is used before it is declared (line {later.line})",

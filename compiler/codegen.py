@@ -88,6 +88,8 @@ def _model(model: ir.Model) -> list[str]:
             case ir.Observe():
                 body += _observe(statement, plates)
     body = plates.declarations() + body
+    if not body:
+        body = ["pass  # no statements: the joint is empty"]
     return ["def model(data):"] + _indent(_bind_data(model, body) + body)
 
 

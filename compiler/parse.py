@@ -18,8 +18,10 @@ from lark import Token, Transformer, v_args
 from compiler import syntax
 from compiler.errors import PplError, Source, Span
 
-# Deep nesting is a user mistake, not a reason to blow Python's stack later.
-MAX_NESTING = 64
+# Limits that turn absurd input into a clean error instead of a blown Python
+# stack: the phases after parsing walk trees recursively.
+MAX_NESTING = 100
+MAX_LINE_LENGTH = 10_000
 
 KEYWORDS = ("data", "latent", "param", "let", "observe", "int", "real")
 
@@ -185,31 +187,33 @@ class _Part:
 
 def parse_program(source: Source) -> syntax.Program:
     """Parse a whole spec; raises `PplError` for any syntax error."""
-    _reject_deep_nesting(source)
+    _reject_long_lines(source)
     try:
         tree = parser().parse(source.text + "\n")
     except lark.UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
+    _reject_deep_trees(tree)
     return ToSyntax().transform(tree)
 
 
-def _reject_deep_nesting(source: Source) -> None:
-    depth = 0
-    for offset, char in enumerate(source.text):
-        if char in "([":
-            depth += 1
-            if depth > MAX_NESTING:
-                line = source.text.count("\n", 0, offset) + 1
-                column = offset - (source.text.rfind("\n", 0, offset) + 1) + 1
-                raise PplError(
-                    f"brackets nested more than {MAX_NESTING} deep",
-                    Span(line, column, line, column + 1),
-                    "split the expression with `let` statements",
-                )
-        elif char in ")]":
-            depth = max(0, depth - 1)
-        elif char == "\n":
-            depth = 0
+def _reject_long_lines(source: Source) -> None:
+    for number, line in enumerate(source.text.split("\n"), start=1):
+        if len(line) > MAX_LINE_LENGTH:
+            raise PplError(f"line {number} is {len(line):,} characters long (at most {MAX_LINE_LENGTH:,})",
+                           Span(number, 1, number, 2), "put data in the data file and split long expressions")
+
+
+def _reject_deep_trees(tree: lark.Tree) -> None:
+    """Walk without recursion, so later (recursive) phases never meet a tree deeper than MAX_NESTING."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            meta = node.meta
+            raise PplError(f"expression nested more than {MAX_NESTING} deep",
+                           Span(meta.line, meta.column, meta.line, meta.column + 1),
+                           "split the expression with `let` statements")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
 
 
 def _syntax_error(exc: lark.UnexpectedInput, source: Source) -> PplError:

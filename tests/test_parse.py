@@ -75,6 +75,16 @@ def test_unexpected_character_is_a_syntax_error():
         parse("latent f ~ Beta(10, 10); import os")
 
 
-def test_deep_nesting_is_rejected_before_parsing():
-    with pytest.raises(PplError, match="nested"):
-        parse("let y = " + "(" * 500 + "1" + ")" * 500)
+def test_deeply_nested_expression_is_a_clean_error():
+    with pytest.raises(PplError, match="nested more than 100 deep"):
+        parse("let y = " + "-" * 500 + "1")
+
+
+def test_redundant_parentheses_add_no_depth():
+    (statement,) = parse("let y = " + "(" * 500 + "1" + ")" * 500).statements
+    assert statement.value.value == 1
+
+
+def test_overlong_line_is_rejected_before_parsing():
+    with pytest.raises(PplError, match="line 1 is 10,000,009 characters long"):
+        parse("let y = " + "1" * 10_000_001)
