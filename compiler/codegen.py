@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from compiler import distributions, ir
-from compiler.codegen_expressions import expression, gathered_variables, shape_code
+from compiler.codegen_expressions import Layout, argument, expression, gathered_variables, shape_code
 
 GUIDE_FAMILIES = ("normal", "native")
 
@@ -66,7 +66,7 @@ def _transform_data(model: ir.Model) -> list[str]:
     body = []
     for let in transformed:
         body += _positions(let.plates, [let.value])
-        body.append(f"{let.name} = {expression(let.value, len(let.plates))}")
+        body.append(f"{let.name} = {expression(let.value, _layout(model, let.plates))}")
     names = ", ".join(f'"{let.name}": {let.name}' for let in transformed)
     body.append(f"return {{**data, {names}}}")
     return lines + _indent(_bind_data(model, body) + body)
@@ -80,13 +80,13 @@ def _model(model: ir.Model) -> list[str]:
             case ir.Param():
                 body += _param(statement)
             case ir.Latent():
-                body += _latent(statement, plates)
+                body += _latent(statement, plates, _layout(model, statement.plates))
             case ir.Let(transformed_data=False):
                 body += _positions(statement.plates, [statement.value])
                 body.append(f'{statement.name} = pyro.deterministic("{statement.name}", '
-                            f"{expression(statement.value, len(statement.plates))})")
+                            f"{_let_value(statement, model)})")
             case ir.Observe():
-                body += _observe(statement, plates)
+                body += _observe(statement, plates, _layout(model, statement.plates))
     body = plates.declarations() + body
     if not body:
         body = ["pass  # no statements: the joint is empty"]
@@ -100,19 +100,39 @@ def _param(param: ir.Param) -> list[str]:
             f"{expression(param.initial)}, {shape_code(param.shape)}){keyword})"]
 
 
-def _latent(latent: ir.Latent, plates: _PlateNames) -> list[str]:
+def _layout(model: ir.Model, plates: tuple[ir.Plate, ...]) -> Layout:
+    stored = {s.name: _stored_unit_dims(s, model) for s in model.statements if isinstance(s, (ir.Latent, ir.Let))}
+    return Layout(model.max_plate_nesting, len(plates), stored)
+
+
+def _stored_unit_dims(statement: ir.Latent | ir.Let, model: ir.Model) -> int:
+    """Unit dims between a stored value's sample dims and its own: Pyro pads a site
+    made under p plates with M - p; a whole-array let keeps none, so its value
+    looks as a Pyro user expects (a scalar is a scalar)."""
+    if isinstance(statement, ir.Let) and not statement.plates:
+        return 0
+    return model.max_plate_nesting - len(statement.plates)
+
+
+def _let_value(let: ir.Let, model: ir.Model) -> str:
+    code = expression(let.value, _layout(model, let.plates))
+    if let.plates or not model.max_plate_nesting:
+        return code
+    return f"rt.lift({code}, {len(let.shape)}, {-model.max_plate_nesting})"
+
+
+def _latent(latent: ir.Latent, plates: _PlateNames, layout: Layout) -> list[str]:
     enumerate_ = ', infer={"enumerate": "parallel"}' if latent.enumerated else ""
     sample = (f'{latent.name} = pyro.sample("{latent.name}", '
-              f"{_distribution(latent.distribution, len(latent.plates))}{enumerate_})")
+              f"{_distribution(latent.distribution, layout)}{enumerate_})")
     values = [e for _, e in latent.distribution.arguments]
     return plates.around(latent.plates, _positions(latent.plates, values) + [sample])
 
 
-def _observe(observe: ir.Observe, plates: _PlateNames) -> list[str]:
+def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[str]:
     values = [observe.value, *(e for _, e in observe.distribution.arguments)]
-    count = len(observe.plates)
-    sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, count)}, '
-              f"obs={expression(observe.value, count)})")
+    sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, layout)}, '
+              f"obs={expression(observe.value, layout)})")
     return plates.around(observe.plates, _positions(observe.plates, values) + [sample])
 
 
@@ -210,7 +230,7 @@ def _minus_one(dim: ir.Dim) -> ir.Dim | str:
 # Pieces ------------------------------------------------------------------------
 
 
-def _distribution(use: ir.DistributionUse, plates: int) -> str:
+def _distribution(use: ir.DistributionUse, layout: Layout) -> str:
     row = distributions.TABLE[use.name]
     if row.improper:
         return f"dist.ImproperUniform(constraints.{row.support}, (), ())"
@@ -221,7 +241,7 @@ def _distribution(use: ir.DistributionUse, plates: int) -> str:
             positional = False
             continue
         positional = positional and parameter.group is None
-        code = expression(bound[parameter.name], plates)
+        code = argument(bound[parameter.name], layout, parameter.event_rank)
         parts.append(code if positional else f"{parameter.name}={code}")
     return f"dist.{row.pyro_class}({', '.join(parts)})"
 
@@ -251,7 +271,7 @@ class _PlateNames:
                 if key in self.variables:
                     continue
                 label = plate.name if all(k[0] != plate.name for k in self.variables) else f"{plate.name}_{-plate.dim}"
-                variable = f"{label}_plate"
+                variable = f"{label}_plate" if label[0].isalpha() else f"size_{label}_plate"
                 while variable in taken:
                     variable += "_"
                 taken.add(variable)

@@ -18,11 +18,15 @@ def initial(value, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.as_tensor(value, dtype=torch.get_default_dtype()).expand(shape).clone()
 
 
-def lift(value: torch.Tensor, rank: int, plates: int) -> torch.Tensor:
-    """Insert `plates` unit dims just left of a value's own `rank` dims, so the
-    value broadcasts against a statement's plate dims and not across them."""
+def lift(value: torch.Tensor, rank: int, unit_dims: int) -> torch.Tensor:
+    """Insert `unit_dims` unit dims just left of a value's own `rank` dims (remove
+    them if negative, where they exist), so that sample dims on the left stay at
+    the place Pyro's plates expect. See `compiler.codegen_expressions`."""
     split = value.dim() - rank
-    return value.reshape(value.shape[:split] + (1,) * plates + value.shape[split:])
+    if unit_dims < 0:
+        removed = min(-unit_dims, split)
+        return value.reshape(value.shape[:split - removed] + value.shape[split:])
+    return value.reshape(value.shape[:split] + (1,) * unit_dims + value.shape[split:])
 
 
 def matvec(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
