@@ -1,4 +1,4 @@
-"""The command line: `pplc run | check | emit`. Parses arguments, prints, sets exit codes.
+"""The command line: `pplc run | check | explain | emit`. Parses arguments, prints, sets exit codes.
 
 Exit codes: 0 ok, 2 spec error, 3 data error, 4 fitting error, 70 internal
 error (a bug in pplc), 130 interrupted.
@@ -63,6 +63,15 @@ def run(program, args) -> int:
     return EXIT_INTERRUPTED if report.interrupted else 0
 
 
+def explain(program, args) -> int:
+    if args.trace:
+        result = program.trace(args.data, fitted=args.fitted, seed=args.seed)
+    else:
+        result = program.explain()
+    print(result.to_json() if args.json else result.text())
+    return 0
+
+
 def check(program, args) -> int:
     print(program.summary())
     return 0
@@ -93,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     check_parser = commands.add_parser("check", help="parse and check a spec without fitting")
     check_parser.set_defaults(command=check)
     _spec_arguments(check_parser)
+
+    explain_parser = commands.add_parser(
+        "explain", help="show the joint's factorisation, the guide and the ELBO; --trace computes one term")
+    explain_parser.set_defaults(command=explain)
+    _spec_arguments(explain_parser)
+    explain_parser.add_argument("--trace", action="store_true",
+                                help="draw z from the guide, replay the model, print each site's log-prob")
+    explain_parser.add_argument("--fitted", action="store_true", help="with --trace: fit first, draw from the fit")
+    explain_parser.add_argument("--data", type=Path, help="data file for --trace (default: beside the spec)")
+    explain_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    explain_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     emit_parser = commands.add_parser("emit", help="print the generated Pyro model and guide")
     emit_parser.set_defaults(command=emit)

@@ -23,13 +23,14 @@ INITIAL_SCALE = 0.1  # the unconstrained guide's starting spread, as in Pyro's A
 class GeneratedCode:
     source: str
     guide_families: dict[str, str]  # latent -> the family of its guide factor
+    guide_parameters: dict[str, tuple[str, ...]]  # latent -> the pyro.param names of its factor
 
 
 def generate(model: ir.Model, guide_family: str = "normal") -> GeneratedCode:
-    guide_lines, families = _guide(model, guide_family)
+    guide_lines, families, parameters = _guide(model, guide_family)
     functions = "\n\n\n".join("\n".join(lines) for lines in (_transform_data(model), _model(model), guide_lines))
     parts = [_header(model, guide_family, functions), functions]
-    return GeneratedCode("\n\n\n".join(parts) + "\n", families)
+    return GeneratedCode("\n\n\n".join(parts) + "\n", families, parameters)
 
 
 def _header(model: ir.Model, guide_family: str, body: str) -> str:
@@ -136,18 +137,20 @@ def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[s
     return plates.around(observe.plates, _positions(observe.plates, values) + [sample])
 
 
-def _guide(model: ir.Model, family: str) -> tuple[list[str], dict[str, str]]:
+def _guide(model: ir.Model, family: str) -> tuple[list[str], dict[str, str], dict[str, tuple[str, ...]]]:
     plates = _PlateNames(model, model.guided_latents)
     body: list[str] = []
     families: dict[str, str] = {}
+    parameters: dict[str, tuple[str, ...]] = {}
     for latent in model.guided_latents:
         factor = _guide_factor(latent, family)
         families[latent.name] = factor.family
+        parameters[latent.name] = tuple(re.findall(r'pyro\.param\("([^"]+)"', "\n".join(factor.lines)))
         body += plates.around(latent.plates, factor.lines)
     body = plates.declarations() + body
     if not body:
         body = ["pass  # no continuous latents: nothing to approximate"]
-    return ["def guide(data):"] + _indent(_bind_data(model, body) + body), families
+    return ["def guide(data):"] + _indent(_bind_data(model, body) + body), families, parameters
 
 
 # The guide's factors -------------------------------------------------------------
@@ -216,9 +219,9 @@ def _unconstraining_inverse(support: ir.Support) -> tuple[str, str | None]:
         case distributions.UNIT_INTERVAL:
             return "LogitNormal", "dist.transforms.SigmoidTransform()"
         case distributions.SIMPLEX:
-            return "Normal (stick-breaking)", "dist.transforms.StickBreakingTransform()"
+            return "StickBreakingNormal", "dist.transforms.StickBreakingTransform()"
         case distributions.INTERVAL:
-            return "Normal (interval)", (f"torch.distributions.biject_to(constraints.interval("
+            return "IntervalNormal", (f"torch.distributions.biject_to(constraints.interval("
                                          f"{expression(support.low)}, {expression(support.high)}))")
     raise AssertionError(support.kind)
 

@@ -96,6 +96,18 @@ class Program:
         transformed = self._functions["transform_data"](tensors)
         return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings)
 
+    def explain(self):
+        """The factorisation of the joint, the guide and the ELBO (`explain.Explanation`)."""
+        from compiler import explain
+
+        return explain.explain(self)
+
+    def trace(self, data: Any = None, fitted: bool = False, seed: int = 0, **fit_options: Any):
+        """One ELBO term computed for real (`explain.TraceExplanation`)."""
+        from compiler import explain
+
+        return explain.trace(self, self.load_data(data), fitted=fitted, seed=seed, **fit_options)
+
     def fit(self, data: Any = None, **config: Any):
         """Maximise the ELBO with SVI; returns the `Report`."""
         from compiler import infer, report

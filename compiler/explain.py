@@ -1,0 +1,281 @@
+"""Explain the joint: `Program` -> `Explanation` (what each site is) and
+`TraceExplanation` (one ELBO term computed for real), each rendered as text or JSON.
+
+Answers, for the user's own model: what the model corresponds to (the
+factorisation of log p(x, z; θ)), what `obs=` does (an observed site is scored,
+never sampled), what the guide is (one factor per latent), and how log p(x, z)
+is computable when only x is observed (z is drawn from the guide, then the
+model is replayed with it).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from compiler import ir
+
+ROLES = {
+    "latent": "sampled (from the guide during inference)",
+    "observed": "scored at the data (obs=), never sampled",
+    "let": "deterministic, recomputed from the latents",
+    "param": "a point estimate θ, learned by maximising the ELBO",
+    "enumerated": "summed out: the joint keeps Σ over z's values of this factor times those that use z",
+}
+
+
+class Term(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    site: str
+    kind: str  # latent | observed | let | param | enumerated
+    formula: str
+    role: str
+    plates: list[str]
+
+
+class Explanation(BaseModel):
+    """The joint's factorisation, the guide and the ELBO, in the spec's names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: str
+    joint: str
+    terms: list[Term]
+    guide: list[Term]
+    elbo: str
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def text(self) -> str:
+        return render_explanation(self)
+
+
+class SiteRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    site: str
+    kind: str
+    value: str
+    terms: int
+    log_prob_sum: float
+
+
+class TraceExplanation(BaseModel):
+    """One draw z ~ q, the model replayed on it, and the resulting ELBO term."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: str
+    fitted: bool
+    model_sites: list[SiteRow]
+    guide_sites: list[SiteRow]
+    log_joint: float
+    log_guide: float
+    elbo: float
+    notes: list[str] = []
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def text(self) -> str:
+        return render_trace(self)
+
+
+# Building ------------------------------------------------------------------------
+
+
+def explain(program) -> Explanation:
+    model = program.ir
+    observed = [s.name for s in model.observed]
+    latents = [s.name for s in model.guided_latents]
+    theta = "; θ" if model.params else ""
+    joint = f"log p({', '.join(observed + latents) or '∅'}{theta})"
+    terms = [_term(statement) for statement in model.statements
+             if not (isinstance(statement, ir.Let) and statement.transformed_data)]
+    guide = [_guide_term(latent, program.code) for latent in model.guided_latents]
+    z = ", ".join(latents) or "∅"
+    x = ", ".join(observed) or "∅"
+    elbo = f"ELBO = E_q[ {joint} − log q({z}) ]  ≤  log p({x}{theta})"
+    return Explanation(spec=program.source.name, joint=joint, terms=terms, guide=guide, elbo=elbo)
+
+
+def _term(statement: ir.Statement) -> Term:
+    plates = [_plate_text(p) for p in getattr(statement, "plates", ())]
+    match statement:
+        case ir.Latent(enumerated=True):
+            kind, formula = "enumerated", _summed(statement.plates, f"log {_density(statement)}")
+        case ir.Latent():
+            kind, formula = "latent", _summed(statement.plates, f"log {_density(statement)}")
+        case ir.Observe():
+            kind, formula = "observed", _summed(statement.plates, f"log {_density(statement)}")
+        case ir.Let():
+            kind, formula = "let", f"{_lhs(statement.name, statement.plates)} = {show(statement.value)}"
+        case ir.Param():
+            kind, formula = "param", f"{statement.name} = θ, starting at {show(statement.initial)}"
+    return Term(site=statement.name, kind=kind, formula=formula, role=ROLES[kind], plates=plates)
+
+
+def _plate_text(plate: ir.Plate) -> str:
+    return f"{plate.variable} over {plate.size}" if plate.variable else f"{plate.size} independent terms"
+
+
+def _density(statement: ir.Latent | ir.Observe) -> str:
+    use = statement.distribution
+    value = show(statement.value) if isinstance(statement, ir.Observe) else _lhs(statement.name, statement.plates)
+    arguments = ", ".join(show(e) for _, e in use.arguments)
+    return f"{use.name}({value} | {arguments})" if arguments else f"{use.name}({value})"
+
+
+def _lhs(name: str, plates: tuple[ir.Plate, ...]) -> str:
+    variables = [p.variable for p in plates if p.variable]
+    return f"{name}[{', '.join(variables)}]" if variables else name
+
+
+def _summed(plates: tuple[ir.Plate, ...], body: str) -> str:
+    if not plates:
+        return body
+    return f"Σ_{','.join(p.variable or str(p.size) for p in plates)} {body}"
+
+
+def _guide_term(latent: ir.Latent, code) -> Term:
+    parameters = ", ".join(code.guide_parameters[latent.name])
+    family = code.guide_families[latent.name]
+    formula = _summed(latent.plates, f"log {family}({_lhs(latent.name, latent.plates)} | {parameters})")
+    plates = [_plate_text(p) for p in latent.plates]
+    return Term(site=latent.name, kind="guide", formula=formula,
+                role="q: one independent factor per latent (mean-field)", plates=plates)
+
+
+# The spec's own syntax, from the IR --------------------------------------------------
+
+_PRECEDENCE = {"+": 0, "-": 0, "*": 1, "/": 1, "@": 1, "^": 3}
+
+
+def show(e: ir.Expr, parent: int = -1) -> str:
+    match e:
+        case ir.Literal_(value=value):
+            return str(value)
+        case ir.Variable(name=name):
+            return name
+        case ir.Position(plate=plate):
+            return plate.variable
+        case ir.Subscript(base=base, subscripts=subscripts):
+            return f"{show(base, 4)}[{', '.join(show(s) for s in subscripts)}]"
+        case ir.Call(function=function, arguments=arguments):
+            inner = ", ".join(show(a) for a in arguments) or ", ".join(str(d) for d in e.type.shape)
+            return f"{function}({inner})"
+        case ir.Negate(operand=operand):
+            text = f"-{show(operand, 2)}"
+            return f"({text})" if parent > 2 else text
+        case ir.Binary(operator=operator, left=left, right=right):
+            precedence = _PRECEDENCE[operator]
+            right_needs = precedence if operator == "^" else precedence + 1
+            text = f"{show(left, precedence)} {operator} {show(right, right_needs)}"
+            return f"({text})" if parent > precedence else text
+    raise AssertionError(e)
+
+
+# Tracing one ELBO term --------------------------------------------------------------
+
+
+def trace(program, data, fitted: bool = False, seed: int = 0, **fit_options) -> TraceExplanation:
+    import pyro
+    import torch
+    from pyro import poutine
+
+    if fitted:
+        program.fit(data, seed=seed, **fit_options)  # leaves the fitted guide in the param store
+    else:
+        pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    with torch.no_grad():
+        guide_trace = poutine.trace(program.guide).get_trace(data)
+        model_trace = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data)
+        log_joint = model_trace.log_prob_sum().item()
+        log_guide = guide_trace.log_prob_sum().item()
+    kinds = {s.name: _kind(s) for s in program.ir.statements}
+    notes = []
+    if any(s.enumerated for s in program.ir.latents):
+        notes.append("enumerated latents are drawn here from the model; fitting sums them out instead")
+    return TraceExplanation(
+        spec=program.source.name, fitted=fitted,
+        model_sites=_rows(model_trace, kinds), guide_sites=_rows(guide_trace, {k: "guide" for k in kinds}),
+        log_joint=log_joint, log_guide=log_guide, elbo=log_joint - log_guide, notes=notes)
+
+
+def _kind(statement: ir.Statement) -> str:
+    match statement:
+        case ir.Latent(enumerated=True):
+            return "enumerated"
+        case ir.Latent():
+            return "latent"
+        case ir.Observe():
+            return "observed"
+        case ir.Let():
+            return "let"
+    return "param"
+
+
+def _rows(trace, kinds: dict[str, str]) -> list[SiteRow]:
+    from pyro.poutine.util import site_is_subsample
+
+    trace.compute_log_prob()
+    rows = []
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample" or site_is_subsample(site) or name not in kinds:
+            continue
+        value = site["value"]
+        shown = f"{value.item():.4g}" if value.numel() == 1 else f"shape {list(value.shape)}"
+        log_prob = site.get("log_prob")
+        deterministic = site["infer"].get("_deterministic", False)
+        rows.append(SiteRow(site=name, kind="let" if deterministic else kinds[name], value=shown,
+                            terms=0 if deterministic else log_prob.numel(),
+                            log_prob_sum=0.0 if deterministic else log_prob.sum().item()))
+    return rows
+
+
+# Rendering ----------------------------------------------------------------------------
+
+
+def render_explanation(explanation: Explanation) -> str:
+    lines = [f"{explanation.spec}: the joint, the guide and the ELBO", ""]
+    width = max((len(t.formula) for t in explanation.terms + explanation.guide), default=0)
+    lead = explanation.joint + " ="
+    for index, term in enumerate(t for t in explanation.terms if t.kind not in ("let", "param")):
+        prefix = lead if index == 0 else " " * (len(lead) - 1) + "+"
+        lines.append(f"{prefix} {term.formula.ljust(width)}   {_comment(term)}")
+    for term in (t for t in explanation.terms if t.kind in ("let", "param")):
+        lines.append(f"{'where'.rjust(len(lead))} {term.formula.ljust(width)}   {_comment(term)}")
+    lines.append("")
+    q = "log q(" + ", ".join(t.site for t in explanation.guide) + ") ="
+    for index, term in enumerate(explanation.guide):
+        prefix = q if index == 0 else " " * (len(q) - 1) + "+"
+        lines.append(f"{prefix} {term.formula}")
+    if explanation.guide:
+        lines.append("    (the guide q: one independent factor per latent, its parameters φ learned by SVI)")
+    lines += ["", explanation.elbo]
+    return "\n".join(lines)
+
+
+def _comment(term: Term) -> str:
+    over = f", {'; '.join(term.plates)}" if term.plates else ""
+    return f"{term.kind} {term.site}: {term.role}{over}"
+
+
+def render_trace(explanation: TraceExplanation) -> str:
+    which = "the fitted guide" if explanation.fitted else "the initial guide"
+    lines = [f"{explanation.spec}: one ELBO term, with z drawn from {which}", ""]
+    for title, rows in (("model (p)", explanation.model_sites), ("guide (q)", explanation.guide_sites)):
+        lines.append(f"{title:<12}{'kind':<12}{'value':>18}{'terms':>8}{'log-prob sum':>16}")
+        for row in rows:
+            lines.append(f"{row.site:<12}{row.kind:<12}{row.value:>18}{row.terms:>8}{row.log_prob_sum:>16.4f}")
+        lines.append("")
+    lines += [
+        f"log p(x, z) = {explanation.log_joint:.4f}   (every model site: latents at the guide's draw, "
+        "observed sites at the data)",
+        f"log q(z)    = {explanation.log_guide:.4f}",
+        f"ELBO term   = log p(x, z) - log q(z) = {explanation.elbo:.4f}   (SVI averages many such terms)",
+    ]
+    lines += [f"note: {n}" for n in explanation.notes]
+    return "\n".join(lines)
