@@ -40,36 +40,7 @@ def type_expression(expr: syntax.Expr, scope: Scope) -> tuple[ir.Expr, dict[str,
 
 def depends_on_model(expr: ir.Expr) -> bool:
     """True when the value changes with latents or params (not computable from data)."""
-    match expr:
-        case ir.Variable(role=role):
-            return role in ("latent", "param", "let")
-        case ir.Subscript(base=base, subscripts=subscripts):
-            return depends_on_model(base) or any(depends_on_model(s) for s in subscripts)
-        case ir.Call(arguments=arguments):
-            return any(depends_on_model(a) for a in arguments)
-        case ir.Binary(left=left, right=right):
-            return depends_on_model(left) or depends_on_model(right)
-        case ir.Negate(operand=operand):
-            return depends_on_model(operand)
-    return False
-
-
-def _variables(expr: ir.Expr):
-    match expr:
-        case ir.Variable():
-            yield expr
-        case ir.Subscript(base=base, subscripts=subscripts):
-            yield from _variables(base)
-            for s in subscripts:
-                yield from _variables(s)
-        case ir.Call(arguments=arguments):
-            for a in arguments:
-                yield from _variables(a)
-        case ir.Binary(left=left, right=right):
-            yield from _variables(left)
-            yield from _variables(right)
-        case ir.Negate(operand=operand):
-            yield from _variables(operand)
+    return any(v.role in ("latent", "param", "let") for v in ir.variables(expr))
 
 
 class _Typer:
@@ -147,7 +118,7 @@ class _Typer:
         if typed.type.base != "int":
             raise PplError("an index must be an integer", expr.span,
                            "declare the index array as int, e.g. data g: int<lower=0>[N]")
-        for variable in _variables(typed):
+        for variable in ir.variables(typed):
             if variable.role == "data" and variable.type.base == "int":
                 self.index_arrays.setdefault(variable.name, axis_size)
         return typed

@@ -64,18 +64,7 @@ def argument(e: ir.Expr, layout: Layout, event_rank: int) -> str:
 
 def carries_sample_dims(e: ir.Expr) -> bool:
     """True when the value may hold particle, draw or enumeration dims: it uses a latent or let."""
-    match e:
-        case ir.Variable(role=role):
-            return role in ("latent", "let")
-        case ir.Subscript(base=base, subscripts=subscripts):
-            return carries_sample_dims(base) or any(carries_sample_dims(s) for s in subscripts)
-        case ir.Call(arguments=arguments):
-            return any(carries_sample_dims(a) for a in arguments)
-        case ir.Binary(left=left, right=right):
-            return carries_sample_dims(left) or carries_sample_dims(right)
-        case ir.Negate(operand=operand):
-            return carries_sample_dims(operand)
-    return False
+    return any(v.role in ("latent", "let") for v in ir.variables(e))
 
 
 def gathered_variables(e: ir.Expr) -> set[str]:

@@ -109,6 +109,25 @@ class Negate:
 Expr = Union[Literal_, Variable, Position, Subscript, Call, Binary, Negate]
 
 
+def variables(expr: Expr):
+    """Every name an expression reads, in order."""
+    match expr:
+        case Variable():
+            yield expr
+        case Subscript(base=base, subscripts=subscripts):
+            yield from variables(base)
+            for s in subscripts:
+                yield from variables(s)
+        case Call(arguments=arguments):
+            for a in arguments:
+                yield from variables(a)
+        case Binary(left=left, right=right):
+            yield from variables(left)
+            yield from variables(right)
+        case Negate(operand=operand):
+            yield from variables(operand)
+
+
 # Statements ----------------------------------------------------------------
 
 
