@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import math
+import operator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,9 @@ def _check_support(observe: ir.Observe, values: dict[str, Any], origin: str) -> 
             f"{observe.distribution.name}: it must be {words} (in {origin})", observe.distribution.span)
 
 
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
+
+
 def evaluate_constant(expr: ir.Expr, values: Mapping[str, Any]) -> float:
     """The value of a scalar data-only expression such as `J - 1`."""
     match expr:
@@ -252,10 +256,8 @@ def evaluate_constant(expr: ir.Expr, values: Mapping[str, Any]) -> float:
             return float(np.asarray(values[name]))
         case ir.Negate(operand=operand):
             return -evaluate_constant(operand, values)
-        case ir.Binary(operator=op, left=left, right=right):
-            a, b = evaluate_constant(left, values), evaluate_constant(right, values)
-            return {"+": a + b, "-": a - b, "*": a * b}.get(op) if op in "+-*" else (
-                a / b if op == "/" else a ** b)
+        case ir.Binary(operator=operator, left=left, right=right) if operator in ARITHMETIC:
+            return ARITHMETIC[operator](evaluate_constant(left, values), evaluate_constant(right, values))
     raise DataError("bounds must be arithmetic on numbers and scalar data", expr.span)
 
 

@@ -45,7 +45,12 @@ TOKEN_DESCRIPTIONS = {
     "STAR": "'*'",
     "SLASH": "'/'",
     "CIRCUMFLEX": "'^'",
-    "__ANON_0": "'@'",
+    "AT": "'@'",
+    "DATA": "'data'",
+    "LATENT": "'latent'",
+    "PARAM": "'param'",
+    "LET": "'let'",
+    "OBSERVE": "'observe'",
     "BASE_TYPE": "a type ('int' or 'real')",
 }
 

@@ -29,6 +29,10 @@ def compile_file(path: str | Path, guide: str = "normal") -> Program:
     return Program(source, check_program(parse_program(source), source.name), guide)
 
 
+def names(items) -> str:
+    return ", ".join(item.name for item in items) or "none"
+
+
 class Program:
     """A checked spec with its generated code. `model` and `guide` are plain
     Pyro callables taking the data (see `load_data`)."""
@@ -56,7 +60,6 @@ class Program:
     def summary(self) -> str:
         """One line: what `pplc check` prints."""
         m = self.ir
-        names = lambda items: ", ".join(i.name for i in items) or "none"  # noqa: E731
         enumerated = [s for s in m.latents if s.enumerated]
         text = (f"{self.source.name}: ok — data: {names(m.data)}; latent: {names(m.latents)}; "
                 f"observed: {names(m.observed)}")
