@@ -52,7 +52,7 @@ def _source_of(path: str) -> Source | None:
 
 def run(program, args) -> int:
     config = {"seed": args.seed, "discrete": args.discrete}
-    for option in ("steps", "lr", "draws"):
+    for option in ("steps", "max_steps", "lr", "draws"):
         if getattr(args, option) is not None:
             config[option] = getattr(args, option)
     report = program.fit(args.data, **config)
@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     _spec_arguments(run_parser)
     run_parser.add_argument("--data", type=Path, help="data file (.json or .csv); default: SPEC's stem + .data.json")
     run_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    run_parser.add_argument("--steps", type=_positive_int, help="SVI steps (default 1000)")
+    run_parser.add_argument("--steps", type=_positive_int,
+                            help="a fixed number of SVI steps (default: stop when the ELBO is level)")
+    run_parser.add_argument("--max-steps", type=_positive_int, help="the cap when stopping at convergence (10000)")
     run_parser.add_argument("--lr", type=_positive_float, help="initial learning rate (default 0.05)")
     run_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run_parser.add_argument("--discrete", action="store_true",

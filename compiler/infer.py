@@ -1,8 +1,8 @@
 """Phase 4, infer: `Program` + `Data` + `RunConfig` -> `FitResult`.
 
-Maximises the ELBO with SVI over vectorised particles, averages the iterates
-of the final phase (Polyak-Ruppert) to remove the optimiser's jitter, checks
-convergence, and draws from the fitted guide.
+Maximises the ELBO with SVI over vectorised particles, on the two-phase
+schedule of `convergence` (explore until the ELBO is level, then refine with a
+decaying rate and averaged iterates), and draws from the fitted guide.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
-from pyro.optim import ClippedAdam
+from pyro.optim import LambdaLR, clipped_adam
 
+from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError
 
-DEFAULT_STEPS = 1000
+MAX_STEPS = 10_000
 DISCRETE_DRAWS = 500  # guide draws behind each reported P(z = k): standard error at most 0.022
 
 
@@ -30,12 +31,16 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    steps: int = Field(DEFAULT_STEPS, ge=1, description="SVI steps")
+    steps: int | None = Field(None, ge=1, description="a fixed number of SVI steps; default: until the ELBO "
+                              "stops improving (see convergence.py), at most max_steps")
+    max_steps: int = Field(MAX_STEPS, ge=2, description="the cap on steps when stopping at convergence")
+    tolerance: float = Field(1e-3, gt=0, description="relative ELBO change per 100 steps counted as level")
     lr: float = Field(0.05, gt=0, description="initial Adam learning rate")
     lr_decay: float = Field(0.1, gt=0, le=1, description="learning rate at the end, as a fraction of lr")
     particles: int | None = Field(None, ge=1, description="ELBO particles per step, vectorised; "
                                   "default: 16, fewer (down to 4) for data with over 250,000 observations")
-    average: float = Field(0.5, ge=0, lt=1, description="fraction of final steps whose iterates are averaged")
+    average: float = Field(0.5, ge=0, lt=1, description="with fixed steps: the final fraction whose iterates "
+                           "are averaged (when stopping at convergence, the whole refinement phase is)")
     seed: int = 0
     draws: int = Field(10000, ge=2, description="posterior draws from the fitted guide")
     discrete: bool = Field(False, description="report P(z = k) per element of enumerated latents")
@@ -59,13 +64,16 @@ def fit(program, data, config: RunConfig) -> FitResult:
     pyro.set_rng_seed(config.seed)
     started = time.perf_counter()
     particles = config.particles or default_particles(program, data)
-    svi = SVI(program.model, program.guide, _optimizer(config), _elbo(program, particles))
-    trace, interrupted = _optimise(svi, program, data, config)
+    schedule = Schedule(config.lr_decay, config.tolerance, config.max_steps, config.steps, config.average)
+    svi = SVI(program.model, program.guide, _optimizer(config, schedule), _elbo(program, particles))
+    interrupted = _optimise(svi, program, data, schedule)
+    trace = schedule.elbo
+    converged = (schedule.converged if config.steps is None else is_level(trace, config.tolerance))
     state = pyro.get_param_store().get_state()
     draws = posterior_draws(program, data, config.draws)
     params = {p.name: pyro.param(p.name).detach().clone() for p in program.ir.params}
     discrete = discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}
-    return FitResult(tuple(trace), _final_elbo(trace), _converged(trace) and not interrupted, draws, params,
+    return FitResult(tuple(trace), _final_elbo(trace), converged and not interrupted, draws, params,
                      discrete, state, time.perf_counter() - started, interrupted)
 
 
@@ -81,9 +89,10 @@ def default_particles(program, data) -> int:
     return max(MIN_PARTICLES, min(MAX_PARTICLES, TERMS_PER_STEP // max(observed, 1)))
 
 
-def _optimizer(config: RunConfig) -> ClippedAdam:
-    # ClippedAdam's lrd multiplies the rate every step: decay to lr_decay * lr by the end.
-    return ClippedAdam({"lr": config.lr, "lrd": config.lr_decay ** (1 / config.steps)})
+def _optimizer(config: RunConfig, schedule: Schedule) -> LambdaLR:
+    # ClippedAdam clips gradient norms (robust first steps); the schedule sets its rate.
+    return LambdaLR({"optimizer": clipped_adam.ClippedAdam, "optim_args": {"lr": config.lr},
+                     "lr_lambda": schedule.lr_factor})
 
 
 def _elbo(program, particles: int):
@@ -93,27 +102,30 @@ def _elbo(program, particles: int):
     return Trace_ELBO(max_plate_nesting=nesting, num_particles=particles, vectorize_particles=True)
 
 
-def _optimise(svi: SVI, program, data, config: RunConfig) -> tuple[list[float], bool]:
-    """The SVI loop. Returns the ELBO trace and whether the user interrupted it;
-    a non-finite loss restores the last finite parameters and raises `FitError`."""
-    averaging_from = int(config.steps * (1 - config.average))
+def _optimise(svi: SVI, program, data, schedule: Schedule) -> bool:
+    """The SVI loop; returns whether the user interrupted it. A non-finite loss
+    restores the last finite parameters and raises `FitError`."""
     average: dict[str, torch.Tensor] = {}
-    trace: list[float] = []
+    averaged = 0
     _initialise_parameters(program, data)
-    for step in range(config.steps):
+    step = 0
+    while step < schedule.total_steps:
         last_finite = _snapshot()
         try:
             loss = svi.step(data)
         except KeyboardInterrupt:
             _restore(last_finite)
-            return trace, True
+            return True
         if not math.isfinite(loss):
             raise _diverged(program, data, loss, step, last_finite)
-        trace.append(-loss)
-        if step >= averaging_from:
-            _accumulate(average, step - averaging_from + 1)
+        svi.optim.step()  # advance the learning-rate schedule
+        schedule.record(step, -loss)
+        if schedule.averaging(step):
+            averaged += 1
+            _accumulate(average, averaged)
+        step += 1
     _restore(average)
-    return trace, False
+    return False
 
 
 def _initialise_parameters(program, data) -> None:
@@ -183,18 +195,6 @@ def _final_elbo(trace: list[float]) -> float:
         return math.nan
     tail = trace[-max(1, len(trace) // 10):]
     return sum(tail) / len(tail)
-
-
-def _converged(trace: list[float]) -> bool:
-    """The ELBO of the last tenth of the run is level with the tenth before it,
-    within the noise of the stochastic estimate."""
-    window = max(50, len(trace) // 10)
-    if len(trace) < 2 * window:
-        return False
-    last = torch.tensor(trace[-window:])
-    previous = torch.tensor(trace[-2 * window:-window])
-    noise = 2 * math.sqrt(last.var().item() / window + previous.var().item() / window)
-    return abs(last.mean().item() - previous.mean().item()) <= max(noise, 1e-3 * abs(last.mean().item()))
 
 
 def posterior_draws(program, data, count: int) -> dict[str, torch.Tensor]:

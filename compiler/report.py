@@ -67,11 +67,10 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
         )
     notes = list(warnings)
     if result.interrupted:
-        notes.append(f"interrupted at step {len(result.elbo_trace)} of {config.steps}: "
-                     "this is the posterior reached so far")
+        notes.append(f"interrupted at step {len(result.elbo_trace)}: this is the posterior reached so far")
     elif not result.converged:
-        notes.append(f"the ELBO was still changing after {config.steps} steps: "
-                     "the fit has not converged; try more --steps")
+        notes.append(f"the ELBO was still changing after {len(result.elbo_trace)} steps: "
+                     "the fit has not converged; try more --steps or a larger --max-steps")
     return Report(
         spec=program.source.name,
         guide=program.code.guide_families,
