@@ -1,4 +1,4 @@
-"""The command line: `pplc run | check | explain | emit`. Parses arguments, prints, sets exit codes.
+"""The command line: `pplc run | compare | check | explain | emit`. Parses arguments, prints, sets exit codes.
 
 Exit codes: 0 ok, 2 spec error, 3 data error, 4 fitting error, 70 internal
 error (a bug in pplc), 130 interrupted.
@@ -7,6 +7,7 @@ error (a bug in pplc), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -51,16 +52,47 @@ def _source_of(path: str) -> Source | None:
 
 
 def run(program, args) -> int:
-    config = {"seed": args.seed, "discrete": args.discrete}
-    for option in ("steps", "max_steps", "lr", "draws"):
-        if getattr(args, option) is not None:
-            config[option] = getattr(args, option)
-    report = program.fit(args.data, **config)
+    if args.method == "nuts":
+        report = program.sample(args.data, **_nuts_options(args))
+    else:
+        report = program.fit(args.data, **_svi_options(args))
     if args.json:
         print(report.to_json())
     else:
         print(report.table())
     return EXIT_INTERRUPTED if report.interrupted else 0
+
+
+def compare(program, args) -> int:
+    from compiler.report import compare as compare_reports
+    from compiler.report import render_comparison
+
+    data = program.load_data(args.data)
+    vi = program.fit(data, **_svi_options(args))
+    nuts = program.sample(data, **_nuts_options(args))
+    rows = compare_reports(vi, nuts)
+    if args.json:
+        print(json.dumps({"vi": vi.model_dump(), "nuts": nuts.model_dump(),
+                          "comparison": [r.model_dump() for r in rows]}, indent=2))
+    else:
+        print(render_comparison(vi, nuts, rows))
+    return 0
+
+
+def _svi_options(args) -> dict:
+    options = {"seed": args.seed, "discrete": getattr(args, "discrete", False)}
+    for option in ("steps", "max_steps", "lr", "draws"):
+        if getattr(args, option, None) is not None:
+            options[option] = getattr(args, option)
+    return options
+
+
+def _nuts_options(args) -> dict:
+    options = {"seed": args.seed}
+    for option in ("warmup", "samples", "chains"):
+        if getattr(args, option, None) is not None:
+            options[option] = getattr(args, option)
+    return options
 
 
 def explain(program, args) -> int:
@@ -92,14 +124,19 @@ def _parser() -> argparse.ArgumentParser:
     _spec_arguments(run_parser)
     run_parser.add_argument("--data", type=Path, help="data file (.json or .csv); default: SPEC's stem + .data.json")
     run_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    run_parser.add_argument("--steps", type=_positive_int,
-                            help="a fixed number of SVI steps (default: stop when the ELBO is level)")
-    run_parser.add_argument("--max-steps", type=_positive_int, help="the cap when stopping at convergence (10000)")
-    run_parser.add_argument("--lr", type=_positive_float, help="initial learning rate (default 0.05)")
-    run_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run_parser.add_argument("--method", choices=("svi", "nuts"), default="svi",
+                            help="svi (mean-field VI, default) or nuts (Pyro's NUTS, with R-hat and ESS)")
+    _fit_arguments(run_parser)
     run_parser.add_argument("--discrete", action="store_true",
                             help="also report P(z = k) per element of each enumerated discrete latent")
     run_parser.add_argument("--draws", type=_positive_int, help="posterior draws for the summary (default 10000)")
+
+    compare_parser = commands.add_parser("compare", help="fit with SVI and with NUTS; print them side by side")
+    compare_parser.set_defaults(command=compare)
+    _spec_arguments(compare_parser)
+    compare_parser.add_argument("--data", type=Path, help="data file; default: SPEC's stem + .data.json")
+    compare_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _fit_arguments(compare_parser)
 
     check_parser = commands.add_parser("check", help="parse and check a spec without fitting")
     check_parser.set_defaults(command=check)
@@ -120,6 +157,17 @@ def _parser() -> argparse.ArgumentParser:
     emit_parser.set_defaults(command=emit)
     _spec_arguments(emit_parser)
     return parser
+
+
+def _fit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=_positive_int,
+                        help="a fixed number of SVI steps (default: stop when the ELBO is level)")
+    parser.add_argument("--max-steps", type=_positive_int, help="the cap when stopping at convergence (10000)")
+    parser.add_argument("--lr", type=_positive_float, help="initial learning rate (default 0.05)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")
+    parser.add_argument("--samples", type=_positive_int, help="NUTS draws kept per chain (default 500)")
+    parser.add_argument("--chains", type=_positive_int, help="NUTS chains (default 2)")
 
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:

@@ -111,6 +111,14 @@ class Program:
 
         return explain.trace(self, self.load_data(data), fitted=fitted, seed=seed, **fit_options)
 
+    def sample(self, data: Any = None, **config: Any):
+        """Run NUTS on the same model; returns the `Report` with R̂ and ESS."""
+        from compiler import mcmc, report
+
+        loaded = self.load_data(data)
+        nuts_config = mcmc.NutsConfig(**config)
+        return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded.warnings)
+
     def fit(self, data: Any = None, **config: Any):
         """Maximise the ELBO with SVI; returns the `Report`."""
         from compiler import infer, report

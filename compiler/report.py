@@ -30,41 +30,63 @@ class Summary(BaseModel):
     q05: Nested
     q50: Nested
     q95: Nested
+    rhat: Nested | None = None  # NUTS only: split R̂ across chains
+    ess: Nested | None = None  # NUTS only: effective sample size
 
 
 class Report(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     spec: str
+    method: str = "svi"  # svi | nuts
     guide: dict[str, str]
-    elbo: float
-    steps: int
+    elbo: float | None = None  # SVI's final ELBO; None for NUTS
+    steps: int  # SVI steps, or NUTS draws per chain
     converged: bool
     interrupted: bool = False
     posterior: dict[str, Summary]
     params: dict[str, Nested]
     seed: int
     discrete: dict[str, Nested] = {}  # enumerated latent -> P(z = k), k along the last axis
+    chains: int | None = None  # NUTS only
+    divergences: int | None = None  # NUTS only
     warnings: list[str] = []
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2)
+        """The report as JSON; fields that do not apply to the method (None) are left out."""
+        return self.model_dump_json(indent=2, exclude_none=True)
 
     def table(self) -> str:
         return render_table(self)
 
 
-def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Report:
+def summarise(draws, rhat=None, ess=None) -> Summary:
+    """Mean, sd and quantiles over the leading (draws) dim."""
     import torch
 
-    posterior = {}
-    for name, draws in result.draws.items():
-        draws = draws.double()
-        quantiles = torch.quantile(draws, torch.tensor([0.05, 0.5, 0.95], dtype=draws.dtype), dim=0)
-        posterior[name] = Summary(
-            mean=draws.mean(0).tolist(), sd=draws.std(0).tolist(),
-            q05=quantiles[0].tolist(), q50=quantiles[1].tolist(), q95=quantiles[2].tolist(),
-        )
+    draws = draws.double()
+    quantiles = torch.quantile(draws, torch.tensor([0.05, 0.5, 0.95], dtype=draws.dtype), dim=0)
+    return Summary(mean=draws.mean(0).tolist(), sd=draws.std(0).tolist(), q05=quantiles[0].tolist(),
+                   q50=quantiles[1].tolist(), q95=quantiles[2].tolist(),
+                   rhat=None if rhat is None else rhat.tolist(), ess=None if ess is None else ess.tolist())
+
+
+def build_nuts_report(program, result, config, warnings: tuple[str, ...] = ()) -> Report:
+    notes = list(warnings)
+    if not result.converged:
+        notes.append("R̂ ≥ 1.01 for some parameter: the chains disagree; run more --warmup and --samples")
+    if result.divergences:
+        notes.append(f"{result.divergences} divergent transitions: the sampler may have missed part of the "
+                     "posterior; try a higher target acceptance or a non-centred parameterisation")
+    return Report(
+        spec=program.source.name, method="nuts", guide={}, elbo=None, steps=config.samples,
+        converged=result.converged,
+        posterior={name: summarise(draws, result.rhat[name], result.ess[name]) for name, draws in result.draws.items()},
+        params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes)
+
+
+def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Report:
+    posterior = {name: summarise(draws) for name, draws in result.draws.items()}
     notes = list(warnings)
     if result.interrupted:
         notes.append(f"interrupted at step {len(result.elbo_trace)}: this is the posterior reached so far")
@@ -88,11 +110,16 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
 
 def render_table(report: Report) -> str:
     status = "converged" if report.converged else "NOT converged"
-    lines = [f"{report.spec}: SVI, {report.steps} steps, seed {report.seed} ({status})"]
+    if report.method == "nuts":
+        run = f"NUTS, {report.chains} chains x {report.steps} draws, {report.divergences} divergences"
+    else:
+        run = f"SVI, {report.steps} steps"
+    lines = [f"{report.spec}: {run}, seed {report.seed} ({status})"]
     rows = [row for name, summary in report.posterior.items() for row in _rows(name, summary)]
     if rows:
         width = max(len(r[0]) for r in rows)
-        lines.append(" " * width + "".join(f"{h:>10}" for h in HEADINGS))
+        headings = HEADINGS + (("r_hat", "ess") if report.method == "nuts" else ())
+        lines.append(" " * width + "".join(f"{h:>10}" for h in headings))
         for label, *values in rows:
             lines.append(label.ljust(width) + "".join(
                 f"{v:>10}" if isinstance(v, str) else f"{v:>10.4g}" for v in values))
@@ -100,14 +127,60 @@ def render_table(report: Report) -> str:
         lines.append(f"param {name} = {_format_nested(value)}")
     for name, value in report.discrete.items():
         lines.append(f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}")
-    lines.append(f"ELBO {report.elbo:.4g}")
+    if report.elbo is not None:
+        lines.append(f"ELBO {report.elbo:.4g}")
     lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
+
+
+class ComparedElement(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # e.g. beta[1]
+    vi_mean: float
+    nuts_mean: float
+    error_in_nuts_sds: float  # (vi mean - nuts mean) / nuts sd
+    vi_sd: float
+    nuts_sd: float
+    sd_ratio: float  # vi sd / nuts sd
+
+
+def compare(vi: Report, nuts: Report) -> list[ComparedElement]:
+    """VI against NUTS per scalar element of every site both report."""
+    rows = []
+    for name in vi.posterior:
+        if name not in nuts.posterior:
+            continue
+        a, b = vi.posterior[name], nuts.posterior[name]
+        for (position, vi_mean), (_, nuts_mean), (_, vi_sd), (_, nuts_sd) in zip(
+                _flatten(a.mean), _flatten(b.mean), _flatten(a.sd), _flatten(b.sd)):
+            label = f"{name}[{', '.join(map(str, position))}]" if position else name
+            rows.append(ComparedElement(name=label, vi_mean=vi_mean, nuts_mean=nuts_mean,
+                                        error_in_nuts_sds=(vi_mean - nuts_mean) / nuts_sd,
+                                        vi_sd=vi_sd, nuts_sd=nuts_sd, sd_ratio=vi_sd / nuts_sd))
+    return rows
+
+
+def render_comparison(vi: Report, nuts: Report, rows: list[ComparedElement]) -> str:
+    width = max([len(r.name) for r in rows] + [4])
+    headings = ("vi mean", "nuts mean", "err/sd", "vi sd", "nuts sd", "sd ratio")
+    lines = [f"{vi.spec}: mean-field VI ({vi.steps} steps) against NUTS "
+             f"({nuts.chains} chains x {nuts.steps} draws)",
+             " " * width + "".join(f"{h:>11}" for h in headings)]
+    for r in rows:
+        values = (r.vi_mean, r.nuts_mean, r.error_in_nuts_sds, r.vi_sd, r.nuts_sd, r.sd_ratio)
+        lines.append(r.name.ljust(width) + "".join(f"{v:>11.4g}" for v in values))
+    worst = max(rows, key=lambda r: abs(r.error_in_nuts_sds), default=None)
+    if worst is not None:
+        lines.append(f"largest mean error: {worst.name}, {worst.error_in_nuts_sds:+.2f} NUTS sds; "
+                     f"sd ratios {min(r.sd_ratio for r in rows):.2f} to {max(r.sd_ratio for r in rows):.2f}")
+    lines += [f"warning (vi): {w}" for w in vi.warnings] + [f"warning (nuts): {w}" for w in nuts.warnings]
     return "\n".join(lines)
 
 
 def _rows(name: str, summary: Summary):
     """One row per scalar element, `name[i, j]`; long arrays are folded with a count."""
-    columns = [getattr(summary, c) for c in COLUMNS]
+    columns = [getattr(summary, c) for c in COLUMNS] + [c for c in (summary.rhat, summary.ess) if c is not None]
     if not isinstance(columns[0], list):
         yield (name, *columns)
         return
@@ -115,7 +188,7 @@ def _rows(name: str, summary: Summary):
     flat = [list(_flatten(c)) for c in columns]
     for index, (position, _) in enumerate(elements):
         if index == MAX_ROWS_PER_ARRAY:
-            yield (f"... {len(elements) - index} more of {name}", "", "", "", "", "")
+            yield (f"... {len(elements) - index} more of {name}", *([""] * len(columns)))
             return
         yield (f"{name}[{', '.join(map(str, position))}]", *(c[index][1] for c in flat))
 

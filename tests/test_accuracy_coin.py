@@ -51,6 +51,6 @@ def test_a_million_flips_fit_in_the_default_number_of_steps(coin):
     data = {"x": [1] * heads + [0] * (n - heads)}
     report = coin.fit(data, seed=0)
     mean, sd = beta_moments(10 + heads, 10 + n - heads)
-    assert report.steps == coin.fit(seed=0).steps == 1000
+    assert report.steps == coin.fit(seed=0).steps  # convergence stops both at the same step
     assert report.posterior["f"].mean == pytest.approx(mean, rel=0.01)
     assert report.posterior["f"].sd == pytest.approx(sd, rel=0.05)

@@ -1,0 +1,58 @@
+"""NUTS on the same compiled model, and `pplc compare` of VI against it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from compiler import FitError, compile_file
+from compiler.cli import main
+
+QUICK = {"warmup": 300, "samples": 500, "chains": 2}
+
+
+def test_nuts_on_the_coin_matches_beta_16_14_within_monte_carlo_error(specs):
+    report = compile_file(specs / "coin.ppl").sample(seed=0, **QUICK)
+    summary = report.posterior["f"]
+    exact_mean, exact_sd = 16 / 30, math.sqrt(16 * 14 / (30**2 * 31))
+    # Four Monte Carlo standard errors, from the chains' own effective sample size.
+    assert abs(summary.mean - exact_mean) < 4 * exact_sd / math.sqrt(summary.ess)
+    assert summary.sd == pytest.approx(exact_sd, rel=4 / math.sqrt(2 * summary.ess))
+
+
+def test_nuts_reports_r_hat_and_ess_per_element(specs):
+    report = compile_file(specs / "eight_schools.ppl").sample(seed=0, warmup=200, samples=200, chains=2)
+    assert report.method == "nuts" and report.elbo is None and report.chains == 2
+    assert len(report.posterior["theta_raw"].rhat) == 8
+    assert all(ess > 0 for ess in report.posterior["theta"].ess)
+
+
+def test_nuts_refuses_point_parameters_with_a_clear_error(specs):
+    with pytest.raises(FitError, match="NUTS samples latents only"):
+        compile_file(specs / "noise_scale.ppl").sample(**QUICK)
+
+
+def test_run_with_method_nuts_prints_r_hat_and_ess_columns(specs, capsys):
+    assert main(["run", str(specs / "coin.ppl"), "--method", "nuts", "--warmup", "100", "--samples", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "NUTS, 2 chains x 100 draws" in out and "r_hat" in out and "ess" in out
+
+
+@pytest.mark.parametrize("program", ["coin", "linear_regression"])
+def test_compare_prints_vi_against_nuts_per_parameter(program, specs, capsys):
+    assert main(["compare", str(specs / f"{program}.ppl"), "--warmup", "200", "--samples", "200", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {row["name"]: row for row in result["comparison"]}
+    assert set(rows) >= ({"f"} if program == "coin" else {"alpha", "beta[0]", "beta[2]", "sigma"})
+    for row in rows.values():
+        assert row["error_in_nuts_sds"] == pytest.approx((row["vi_mean"] - row["nuts_mean"]) / row["nuts_sd"])
+        assert abs(row["error_in_nuts_sds"]) < 0.5  # well-identified: VI and NUTS agree
+        assert 0.75 < row["sd_ratio"] < 1.3
+
+
+def test_compare_table_names_the_largest_mean_error(specs, capsys):
+    assert main(["compare", str(specs / "coin.ppl"), "--warmup", "100", "--samples", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "mean-field VI" in out and "largest mean error: f" in out
