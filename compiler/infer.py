@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,16 +58,27 @@ class FitResult:
     guide_state: dict[str, Any]
     seconds: float
     interrupted: bool = False
+    retry_note: str | None = None  # why and how the fit was retried, if it was
+
+
+RETRY_LR_FACTOR = 0.1
 
 
 def fit(program, data, config: RunConfig) -> FitResult:
-    pyro.clear_param_store()
-    pyro.set_rng_seed(config.seed)
     started = time.perf_counter()
-    particles = config.particles or default_particles(program, data)
-    schedule = Schedule(config.lr_decay, config.tolerance, config.max_steps, config.steps, config.average)
-    svi = SVI(program.model, program.guide, _optimizer(config, schedule), _elbo(program, particles))
-    interrupted = _optimise(svi, program, data, schedule)
+    retry_note = None
+    try:
+        schedule, interrupted = _attempt(program, data, config, config.seed)
+    except FitError as first:
+        # One retry from a fresh initialisation at a tenth of the rate, before giving up.
+        retry = config.model_copy(update={"lr": config.lr * RETRY_LR_FACTOR})
+        retry_note = (f"the first attempt failed ({first.message}); this fit is a retry from a fresh "
+                      f"initialisation with lr {retry.lr:g}")
+        try:
+            schedule, interrupted = _attempt(program, data, retry, config.seed + 1)
+        except FitError as second:
+            second.message += f"; a retry from a fresh initialisation with lr {retry.lr:g} failed too"
+            raise second from None
     trace = schedule.elbo
     converged = (schedule.converged if config.steps is None else is_level(trace, config.tolerance))
     state = pyro.get_param_store().get_state()
@@ -74,7 +86,21 @@ def fit(program, data, config: RunConfig) -> FitResult:
     params = {p.name: pyro.param(p.name).detach().clone() for p in program.ir.params}
     discrete = discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}
     return FitResult(tuple(trace), _final_elbo(trace), converged and not interrupted, draws, params,
-                     discrete, state, time.perf_counter() - started, interrupted)
+                     discrete, state, time.perf_counter() - started, interrupted, retry_note)
+
+
+def _attempt(program, data, config: RunConfig, seed: int) -> tuple[Schedule, bool]:
+    """One SVI run from a fresh initialisation: the schedule it ended with, and
+    whether the user interrupted it."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    particles = config.particles or default_particles(program, data)
+    schedule = Schedule(config.lr_decay, config.tolerance, config.max_steps, config.steps, config.average)
+    svi = SVI(program.model, program.guide, _optimizer(config, schedule), _elbo(program, particles))
+    with warnings.catch_warnings():
+        # A non-finite loss is caught and reported with its site; Pyro's own warning would only repeat it.
+        warnings.filterwarnings("ignore", message="Encountered NaN")
+        return schedule, _optimise(svi, program, data, schedule)
 
 
 # Vectorised particles cut the gradient noise that one-particle SVI leaves in the

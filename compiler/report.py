@@ -87,7 +87,7 @@ def build_nuts_report(program, result, config, warnings: tuple[str, ...] = ()) -
 
 def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Report:
     posterior = {name: summarise(draws) for name, draws in result.draws.items()}
-    notes = list(warnings)
+    notes = list(warnings) + ([result.retry_note] if result.retry_note else [])
     if result.interrupted:
         notes.append(f"interrupted at step {len(result.elbo_trace)}: this is the posterior reached so far")
     elif not result.converged:
