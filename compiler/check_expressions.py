@@ -80,9 +80,9 @@ class _Typer:
         if later is not None:
             raise PplError(f"'{expr.id}' is used before it is declared (line {later.line})",
                            expr.span, "move its declaration above this line")
-        hint = did_you_mean(expr.id, [*self.scope.symbols, *self.scope.plates])
-        if hint is None and expr.id[:1].islower():
-            hint = "an index variable must index a declared array in the same statement"
+        hint = did_you_mean(expr.id, [*self.scope.symbols, *self.scope.plates]) or (
+            f"declare it above this line (data, latent, param or let); an index variable such as "
+            f"'{expr.id}' must also index a declared array in the statement")
         raise PplError(f"unknown name '{expr.id}'", expr.span, hint)
 
     def _index(self, expr: syntax.Index) -> ir.Expr:
