@@ -17,10 +17,13 @@ from compiler.check_expressions import Scope, Symbol, depends_on_model, type_exp
 from compiler.errors import PplError, Span, did_you_mean
 
 # Names the generated module itself uses; a spec name must not shadow them.
-GENERATED_NAMES = frozenset(
-    {"torch", "pyro", "dist", "constraints", "rt", "data", "model", "guide", "transform_data"}
-)
+GENERATED_NAMES = frozenset({
+    "torch", "pyro", "dist", "constraints", "rt", "Vindex", "data", "model", "guide", "transform_data",
+    "MAX_PLATE_NESTING",
+})
 RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | GENERATED_NAMES
+# The words of the language itself (grammar/ppl.lark); the parser would take them as names.
+KEYWORDS = frozenset({"data", "latent", "param", "let", "observe", "int", "real"})
 
 
 def check_program(program: syntax.Program, source_name: str) -> ir.Model:
@@ -41,6 +44,8 @@ class _ProgramChecker:
         self.data: list[ir.DataDecl] = []
         self.statements: list[ir.Statement] = []
         self.index_arrays: dict[str, ir.Dim] = {}
+        self.fixed_indices: list[ir.FixedIndex] = []
+        self.observed: dict[str, Span] = {}
         self.declared_later = {s.name.id: s.name.span for s in program.statements}
         self.current = ""
 
@@ -64,7 +69,7 @@ class _ProgramChecker:
             for d in self.data
         )
         nesting = max((len(s.plates) for s in self.statements if hasattr(s, "plates")), default=0)
-        return ir.Model(source_name, data, tuple(self.statements), nesting)
+        return ir.Model(source_name, data, tuple(self.statements), nesting, tuple(self.fixed_indices))
 
     # Scopes ----------------------------------------------------------------
 
@@ -73,16 +78,14 @@ class _ProgramChecker:
                      self.current)
 
     def _type(self, expr: syntax.Expr, scope: Scope) -> ir.Expr:
-        typed, index_arrays = type_expression(expr, scope)
-        for name, size in index_arrays.items():
+        typed, uses = type_expression(expr, scope)
+        for name, size in uses.index_arrays.items():
             self.index_arrays.setdefault(name, size)
+        self.fixed_indices += uses.fixed_indices
         return typed
 
     def _declare(self, name: syntax.Name, symbol: Symbol) -> None:
-        if name.id in RESERVED or name.id.startswith("__"):
-            raise PplError(
-                f"'{name.id}' is a reserved name", name.span, "rename it; Python names cannot be declared"
-            )
+        check_identifier(name)
         if name.id in self.symbols:
             first = self.symbols[name.id].span
             raise PplError(
@@ -92,6 +95,7 @@ class _ProgramChecker:
         self.symbols[name.id] = symbol
 
     def _data_only(self, expr: syntax.Expr, what: str) -> ir.Expr:
+        """A value the data fixes: literals, data and transformed data."""
         typed = self._type(expr, self._scope())
         if depends_on_model(typed):
             raise PplError(f"{what} must depend on data alone", expr.span,
@@ -103,6 +107,10 @@ class _ProgramChecker:
     def _data(self, decl: syntax.DataDecl) -> None:
         shape = self._dims(decl.type.dims)
         lower, upper = self._bounds(decl.type.bounds)
+        for bound in (lower, upper):
+            if bound is not None and not _arithmetic_on_data(bound):
+                raise PplError("a data bound must be arithmetic on numbers and data above it", bound.span,
+                               "data are checked before transformed data exist; write e.g. lower=0 or upper=K - 1")
         self._declare(decl.name, Symbol("data", ir.Type(decl.type.base, shape), decl.name.span))
         self.data.append(
             ir.DataDecl(decl.name.id, decl.type.base, shape, lower, upper, None, decl.span)
@@ -118,9 +126,13 @@ class _ProgramChecker:
             raise PplError(
                 f"initial value of shape {shapes.show(initial.type.shape)} does not fit "
                 f"{shapes.show(shape)}", decl.initial.span)
-        support = _bounded_support(lower, upper)
+        param = ir.Param(decl.name.id, shape, _bounded_support(lower, upper), initial, decl.span)
+        outside = param.initial_outside_bounds({})
+        if outside:
+            raise PplError(f"the initial value {outside}", decl.initial.span,
+                           "start a param strictly inside its bounds")
         self._declare(decl.name, Symbol("param", ir.Type("real", shape), decl.name.span))
-        self.statements.append(ir.Param(decl.name.id, shape, support, initial, decl.span))
+        self.statements.append(param)
 
     def _latent(self, decl: syntax.LatentDecl) -> None:
         plates = self._lhs_plates(decl.subscripts, [decl.distribution], allow_sizes=True)
@@ -156,6 +168,10 @@ class _ProgramChecker:
 
     def _observe(self, statement: syntax.Observe) -> None:
         target = self._observed_symbol(statement.name)
+        first = self.observed.setdefault(statement.name.id, statement.name.span)
+        if first is not statement.name.span:
+            raise PplError(f"'{statement.name.id}' is already observed on line {first.line}", statement.name.span,
+                           "data are observed once; to model two parts differently, declare them as two arrays")
         table_row = distributions.TABLE.get(statement.distribution.function)
         event_rank = table_row.event_rank if table_row else 0
         if statement.subscripts:
@@ -203,10 +219,15 @@ class _ProgramChecker:
         axes: list[tuple[ir.Dim, str | None]] = []
         for subscript in subscripts:
             match subscript:
-                case syntax.Name(id=name) if name in ranges:
+                case syntax.Name(id=name) if name in ranges and name[:1].islower():
+                    check_identifier(subscript)
                     if any(variable == name for _, variable in axes):
                         raise PplError(f"index '{name}' appears twice", subscript.span)
                     axes.append((ranges[name][0], name))
+                case syntax.Name(id=name) if name in ranges:
+                    raise PplError(f"unknown name '{name}'", subscript.span,
+                                   "an index variable is a lower-case name such as i; a size is declared: "
+                                   f"data {name}: int")
                 case syntax.Name(id=name) if name not in self.symbols and name[:1].islower():
                     raise PplError(
                         f"cannot infer the range of index '{name}'", subscript.span,
@@ -262,6 +283,28 @@ class _ProgramChecker:
                 raise PplError("a bound must be a scalar", bound.value.span)
             found[bound.kind] = value
         return found.get("lower"), found.get("upper")
+
+
+def check_identifier(name: syntax.Name) -> None:
+    """A declared name or an index variable becomes a Python identifier in the
+    generated code, so it must not be a keyword of either language or shadow a name that code uses."""
+    if name.id in KEYWORDS:
+        raise PplError(f"'{name.id}' is a keyword of the language", name.span, "choose another name")
+    if name.id in RESERVED or name.id.startswith("__"):
+        raise PplError(f"'{name.id}' is a reserved name", name.span, "rename it; Python names cannot be used")
+
+
+def _arithmetic_on_data(expr: ir.Expr) -> bool:
+    match expr:
+        case ir.Literal_():
+            return True
+        case ir.Variable(role=role, type=type_):
+            return role == "data" and not type_.shape
+        case ir.Negate(operand=operand):
+            return _arithmetic_on_data(operand)
+        case ir.Binary(operator=operator, left=left, right=right):
+            return operator in ir.ARITHMETIC and _arithmetic_on_data(left) and _arithmetic_on_data(right)
+    return False
 
 
 def _bounded_support(lower: ir.Expr | None, upper: ir.Expr | None) -> ir.Support:
@@ -326,6 +369,7 @@ def check_distribution(call: syntax.Call, scope: Scope, plates, type_fn) -> ir.D
     event_shape: ir.Shape = ()
     for parameter, argument in bound:
         typed = type_fn(argument.value, scope)
+        _check_number_argument(row, parameter, typed)
         event_part = _check_argument_shape(parameter, typed, plate_shape, argument.span)
         if row.event_rank and parameter.event_rank >= row.event_rank and not event_shape:
             event_shape = event_part[: row.event_rank]
@@ -415,6 +459,16 @@ def _check_argument_shape(parameter, typed: ir.Expr, plate_shape: ir.Shape, span
     return event
 
 
+def _check_number_argument(row: distributions.Distribution, parameter, typed: ir.Expr) -> None:
+    """An argument written as a number must be one the parameter accepts."""
+    try:
+        problem = row.rejects(parameter, ir.constant_value(typed, {}))
+    except ir.NotConstant:
+        return
+    if problem:
+        raise PplError(problem, typed.span, _signature(row))
+
+
 def _support(row: distributions.Distribution, arguments: dict[str, ir.Expr]) -> ir.Support:
     if row.support == distributions.INTERVAL:
         low, high = (arguments[name] for name in row.support_bounds)
@@ -422,6 +476,12 @@ def _support(row: distributions.Distribution, arguments: dict[str, ir.Expr]) -> 
             if depends_on_model(bound):
                 raise PplError(f"the bounds of {row.name} must depend on data alone", bound.span,
                                "a guide needs the support before the model runs")
+        try:
+            empty = ir.constant_value(low, {}) >= ir.constant_value(high, {})
+        except ir.NotConstant:
+            empty = False
+        if empty:
+            raise PplError(f"{row.name} needs low < high", high.span, _signature(row))
         return ir.Support(row.support, low, high)
     if row.support == distributions.INTEGER_INTERVAL:
         return ir.Support(row.support, None, arguments.get(row.support_bounds[0]))

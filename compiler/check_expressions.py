@@ -6,7 +6,7 @@ variables it varies over; a mismatch is an error at the offending part.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from compiler import distributions, functions, ir, shapes, syntax
 from compiler.errors import PplError, Span, did_you_mean
@@ -31,11 +31,18 @@ class Scope:
         return tuple(sorted(self.plates, key=lambda v: self.plates[v].dim))
 
 
-def type_expression(expr: syntax.Expr, scope: Scope) -> tuple[ir.Expr, dict[str, ir.Dim]]:
-    """The typed expression, and the int data arrays it uses as gather indices
-    (with the length of the axis their values index)."""
+@dataclass
+class IndexUses:
+    """What an expression's subscripts ask of the data, to be checked when it loads."""
+
+    index_arrays: dict[str, ir.Dim] = field(default_factory=dict)  # int array -> the axis length its values index
+    fixed_indices: list[ir.FixedIndex] = field(default_factory=list)  # `y[N - 1]`-like positions
+
+
+def type_expression(expr: syntax.Expr, scope: Scope) -> tuple[ir.Expr, IndexUses]:
+    """The typed expression, and what its subscripts ask of the data."""
     typer = _Typer(scope)
-    return typer.type(expr), typer.index_arrays
+    return typer.type(expr), typer.uses
 
 
 def depends_on_model(expr: ir.Expr) -> bool:
@@ -46,7 +53,7 @@ def depends_on_model(expr: ir.Expr) -> bool:
 class _Typer:
     def __init__(self, scope: Scope):
         self.scope = scope
-        self.index_arrays: dict[str, ir.Dim] = {}
+        self.uses = IndexUses()
 
     def type(self, expr: syntax.Expr) -> ir.Expr:
         match expr:
@@ -94,7 +101,8 @@ class _Typer:
             raise PplError(
                 f"too many indices: the value has shape {shapes.show(base.type.shape)}",
                 expr.subscripts[base.type.rank].span)
-        subscripts = tuple(self._subscript(s, base.type.shape[axis]) for axis, s in enumerate(expr.subscripts))
+        array = base.name if isinstance(base, ir.Variable) else "the array"
+        subscripts = tuple(self._subscript(s, base.type.shape[axis], array) for axis, s in enumerate(expr.subscripts))
         gathers = [s for s in subscripts if not isinstance(s, ir.Position)]
         if len(subscripts) > 1 and any(g.type.shape for g in gathers):
             raise PplError("with several indices, each must be a single integer per element", expr.span)
@@ -107,7 +115,7 @@ class _Typer:
         )
         return ir.Subscript(base, subscripts, aligned, ir.Type(base.type.base, shape, variables), expr.span)
 
-    def _subscript(self, expr: syntax.Expr, axis_size: ir.Dim) -> ir.Expr:
+    def _subscript(self, expr: syntax.Expr, axis_size: ir.Dim, array: str) -> ir.Expr:
         typed = self.type(expr)
         if isinstance(typed, ir.Position):
             if typed.plate.size != axis_size:
@@ -119,9 +127,19 @@ class _Typer:
             raise PplError("an index must be an integer", expr.span,
                            "declare the index array as int, e.g. data g: int<lower=0>[N]")
         for variable in ir.variables(typed):
-            if variable.role == "data" and variable.type.base == "int":
-                self.index_arrays.setdefault(variable.name, axis_size)
+            if variable.role == "data" and variable.type.base == "int" and variable.type.shape:
+                self.uses.index_arrays.setdefault(variable.name, axis_size)
+        if not (typed.type.batched or typed.type.shape or depends_on_model(typed)):
+            self._fixed_index(ir.FixedIndex(typed, array, axis_size, expr.span))
         return typed
+
+    def _fixed_index(self, fixed: ir.FixedIndex) -> None:
+        """A literal position is checked now; one that depends on data, when it loads."""
+        problem = fixed.out_of_range({})
+        if problem:
+            length = f"{fixed.length} - 1" if isinstance(fixed.length, str) else fixed.length - 1
+            raise PplError(problem, fixed.span, f"indexing is 0-based: valid indices are 0..{length}")
+        self.uses.fixed_indices.append(fixed)
 
     def _call(self, expr: syntax.Call) -> ir.Expr:
         if expr.function in distributions.TABLE:

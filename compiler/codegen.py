@@ -139,11 +139,12 @@ def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[s
 
 def _guide(model: ir.Model, family: str) -> tuple[list[str], dict[str, str], dict[str, tuple[str, ...]]]:
     plates = _PlateNames(model, model.guided_latents)
+    local = _Locals(_spec_names(model))
     body: list[str] = []
     families: dict[str, str] = {}
     parameters: dict[str, tuple[str, ...]] = {}
     for latent in model.guided_latents:
-        factor = _guide_factor(latent, family)
+        factor = _guide_factor(latent, family, local)
         families[latent.name] = factor.family
         parameters[latent.name] = tuple(re.findall(r'pyro\.param\("([^"]+)"', "\n".join(factor.lines)))
         body += plates.around(latent.plates, factor.lines)
@@ -162,50 +163,67 @@ class _Factor:
     lines: list[str]
 
 
-def _guide_factor(latent: ir.Latent, family: str) -> _Factor:
+class _Locals:
+    """The guide's local name for a factor parameter: `<latent>_<role>`, with `_`
+    appended while a spec name is spelled the same (a data name `a_scale` must
+    still mean the data)."""
+
+    def __init__(self, taken: set[str]):
+        self.taken = taken
+
+    def __call__(self, latent: ir.Latent, role: str) -> str:
+        name = f"{latent.name}_{role}"
+        while name in self.taken:
+            name += "_"
+        return name
+
+
+def _guide_factor(latent: ir.Latent, family: str, local: _Locals) -> _Factor:
     """One factor of q(z): a rule per support, in the spirit of Pyro's AutoNormal."""
     support = latent.distribution.support
     name = latent.name
     native = family == "native"
-    if native and support.kind == distributions.UNIT_INTERVAL:
-        params = [_guide_param(latent, "alpha", 2.0, positive=True),
-                  _guide_param(latent, "beta", 2.0, positive=True)]
-        return _Factor("Beta", params + [f'pyro.sample("{name}", dist.Beta({name}_alpha, {name}_beta))'])
-    if native and support.kind == distributions.POSITIVE:
-        params = [_guide_param(latent, "concentration", 2.0, positive=True),
-                  _guide_param(latent, "rate", 2.0, positive=True)]
-        return _Factor("Gamma", params + [
-            f'pyro.sample("{name}", dist.Gamma({name}_concentration, {name}_rate))'])
-    if native and support.kind == distributions.SIMPLEX:
-        params = [_guide_param(latent, "concentration", 2.0, positive=True)]
-        return _Factor("Dirichlet", params + [f'pyro.sample("{name}", dist.Dirichlet({name}_concentration))'])
+    if native and support.kind in NATIVE_FACTORS:
+        label, roles = NATIVE_FACTORS[support.kind]
+        params = [_guide_param(latent, role, 2.0, local, positive=True) for role in roles]
+        arguments = ", ".join(local(latent, role) for role in roles)
+        return _Factor(label, params + [f'pyro.sample("{name}", dist.{label}({arguments}))'])
     unconstrained = latent.shape
     if support.kind == distributions.SIMPLEX:
         unconstrained = latent.shape[:-1] + (_minus_one(latent.shape[-1]),)
-    params = [_guide_loc(latent, unconstrained),
-              _guide_param(latent, "scale", INITIAL_SCALE, positive=True, shape=unconstrained)]
+    params = [_guide_loc(latent, unconstrained, local),
+              _guide_param(latent, "scale", INITIAL_SCALE, local, positive=True, shape=unconstrained)]
     event_rank = len(latent.distribution.event_shape)
-    base = f"dist.Normal({name}_loc, {name}_scale)" + (f".to_event({event_rank})" if event_rank else "")
+    loc_scale = f"{local(latent, 'loc')}, {local(latent, 'scale')}"
+    base = f"dist.Normal({loc_scale})" + (f".to_event({event_rank})" if event_rank else "")
     label, transform = _unconstraining_inverse(support)
     if transform is None:
         return _Factor(label, params + [f'pyro.sample("{name}", {base})'])
     if support.kind == distributions.POSITIVE and not event_rank:
-        return _Factor(label, params + [f'pyro.sample("{name}", dist.LogNormal({name}_loc, {name}_scale))'])
+        return _Factor(label, params + [f'pyro.sample("{name}", dist.LogNormal({loc_scale}))'])
     return _Factor(label, params + [f'pyro.sample("{name}", dist.TransformedDistribution({base}, {transform}))'])
 
 
-def _guide_loc(latent: ir.Latent, shape: ir.Shape) -> str:
+# The native family of a support and its parameters, in Pyro's positional order.
+NATIVE_FACTORS = {
+    distributions.UNIT_INTERVAL: ("Beta", ("alpha", "beta")),
+    distributions.POSITIVE: ("Gamma", ("concentration", "rate")),
+    distributions.SIMPLEX: ("Dirichlet", ("concentration",)),
+}
+
+
+def _guide_loc(latent: ir.Latent, shape: ir.Shape, local: _Locals) -> str:
     # Uniform on (-2, 2) in unconstrained space, as Stan initialises: data-independent,
     # and it breaks the symmetry of exchangeable latents such as mixture components.
-    return (f'{latent.name}_loc = pyro.param("{latent.name}.loc", '
+    return (f'{local(latent, "loc")} = pyro.param("{latent.name}.loc", '
             f"lambda: rt.uniform_init({shape_code(shape)}))")
 
 
-def _guide_param(latent: ir.Latent, role: str, value: float, positive: bool = False,
+def _guide_param(latent: ir.Latent, role: str, value: float, local: _Locals, positive: bool = False,
                  shape: ir.Shape | None = None) -> str:
     shape = latent.shape if shape is None else shape
     constraint = ", constraint=constraints.positive" if positive else ""
-    return (f'{latent.name}_{role} = pyro.param("{latent.name}.{role}", '
+    return (f'{local(latent, role)} = pyro.param("{latent.name}.{role}", '
             f"lambda: torch.full({shape_code(shape)}, {value!r}){constraint})")
 
 
@@ -266,7 +284,7 @@ class _PlateNames:
     every statement that ranges over it, as Pyro requires of a shared plate."""
 
     def __init__(self, model: ir.Model, statements):
-        taken = {d.name for d in model.data} | {s.name for s in model.statements}
+        taken = _spec_names(model)
         self.variables: dict[tuple[str, int], tuple[str, ir.Plate]] = {}
         for statement in statements:
             for plate in statement.plates:
@@ -289,6 +307,13 @@ class _PlateNames:
             return lines
         managers = ", ".join(self.variables[(p.name, p.dim)][0] for p in plates)
         return [f"with {managers}:"] + _indent(lines)
+
+
+def _spec_names(model: ir.Model) -> set[str]:
+    """Every name the spec binds in generated code: declarations and index variables."""
+    statements = model.statements
+    variables = {p.variable for s in statements if hasattr(s, "plates") for p in s.plates if p.variable}
+    return {d.name for d in model.data} | {s.name for s in statements} | variables
 
 
 def _positions(plates: tuple[ir.Plate, ...], expressions: list[ir.Expr]) -> list[str]:

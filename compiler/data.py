@@ -13,7 +13,6 @@ import csv
 import hashlib
 import json
 import math
-import operator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -99,6 +98,15 @@ def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str) -> tuple[dic
         _check_index_range(decl, values, origin)
     for observe in model.observed:
         _check_support(observe, values, origin)
+    for fixed in model.fixed_indices:
+        _check_fixed_index(fixed, values, origin)
+    for use in model.distribution_uses:
+        _check_scalar_arguments(use, values, origin)
+    for param in model.params:
+        outside = param.initial_outside_bounds(values)
+        if outside:
+            raise DataError(f"with this data, the initial value of '{param.name}' {outside} (in {origin})",
+                            param.initial.span, "start a param strictly inside its bounds")
     return values, warnings
 
 
@@ -202,7 +210,7 @@ def _check_bounds(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> Non
     for bound, outside, word in ((decl.lower, np.less, "below lower"), (decl.upper, np.greater, "above upper")):
         if bound is None:
             continue
-        limit = evaluate_constant(bound, values)
+        limit = ir.constant_value(bound, values)
         bad = outside(array, limit)
         if bad.any():
             raise _error(decl, origin, f"{_element(decl.name, bad)} = {_pick(array, bad)} is {word}={_number(limit)}")
@@ -231,7 +239,7 @@ SUPPORT_RULES = {
 
 
 def _check_support(observe: ir.Observe, values: dict[str, Any], origin: str) -> None:
-    rule = SUPPORT_RULES.get(observe.distribution.support.kind)
+    rule = _support_rule(observe.distribution.support, values)
     target = observe.value.base if isinstance(observe.value, ir.Subscript) else observe.value
     if rule is None or not isinstance(target, ir.Variable) or target.name not in values:
         return
@@ -244,21 +252,37 @@ def _check_support(observe: ir.Observe, values: dict[str, Any], origin: str) -> 
             f"{observe.distribution.name}: it must be {words} (in {origin})", observe.distribution.span)
 
 
-ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
+def _support_rule(support: ir.Support, values: dict[str, Any]):
+    """(test, words) for the support, or None where the data cannot be checked before the fit
+    (an interval whose bounds vary per element or depend on transformed data)."""
+    if support.kind != distributions.INTERVAL:
+        return SUPPORT_RULES.get(support.kind)
+    try:
+        low, high = ir.constant_value(support.low, values), ir.constant_value(support.high, values)
+    except ir.NotConstant:
+        return None
+    return (lambda a: (a >= low) & (a <= high)), f"in [{_number(low)}, {_number(high)}]"
 
 
-def evaluate_constant(expr: ir.Expr, values: Mapping[str, Any]) -> float:
-    """The value of a scalar data-only expression such as `J - 1`."""
-    match expr:
-        case ir.Literal_(value=value):
-            return value
-        case ir.Variable(name=name):
-            return float(np.asarray(values[name]))
-        case ir.Negate(operand=operand):
-            return -evaluate_constant(operand, values)
-        case ir.Binary(operator=operator, left=left, right=right) if operator in ARITHMETIC:
-            return ARITHMETIC[operator](evaluate_constant(left, values), evaluate_constant(right, values))
-    raise DataError("bounds must be arithmetic on numbers and scalar data", expr.span)
+def _check_scalar_arguments(use: ir.DistributionUse, values: dict[str, Any], origin: str) -> None:
+    """A distribution argument that the data make one number must be one it accepts."""
+    row = distributions.TABLE[use.name]
+    for name, expr in use.arguments:
+        try:
+            problem = row.rejects(row.parameter(name), ir.constant_value(expr, values))
+        except ir.NotConstant:
+            continue
+        if problem:
+            raise DataError(f"with this data, {problem} (in {origin})", expr.span,
+                            "check the data this argument is computed from")
+
+
+def _check_fixed_index(fixed: ir.FixedIndex, values: dict[str, Any], origin: str) -> None:
+    problem = fixed.out_of_range(values)
+    if problem:
+        length = values[fixed.length] if isinstance(fixed.length, str) else fixed.length
+        raise DataError(f"with this data, {problem} (in {origin})", fixed.span,
+                        f"indexing is 0-based: valid indices are 0..{length - 1}")
 
 
 # Messages -----------------------------------------------------------------------

@@ -27,12 +27,28 @@ CONTINUOUS = frozenset({REAL, POSITIVE, UNIT_INTERVAL, INTERVAL, SIMPLEX})
 FINITE = frozenset({BOOLEAN, INTEGER_INTERVAL, CATEGORY})
 
 
+# What a scalar parameter accepts (Pyro's `arg_constraints`); a literal that
+# breaks it is a spec error rather than a failure at the first step.
+ABOVE_ZERO = "positive"
+NOT_BELOW_ZERO = "nonnegative"
+PROBABILITY = "probability"
+COUNT = "count"
+
+ACCEPTS = {
+    ABOVE_ZERO: (lambda v: v > 0, "positive"),
+    NOT_BELOW_ZERO: (lambda v: v >= 0, "at least 0"),
+    PROBABILITY: (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    COUNT: (lambda v: v >= 0 and float(v).is_integer(), "a whole number >= 0"),
+}
+
+
 @dataclass(frozen=True)
 class Parameter:
     name: str
     event_rank: int = 0
     default: float | None = None
     group: str | None = None
+    accepts: str | None = None  # a key of ACCEPTS
 
     @property
     def required(self) -> bool:
@@ -60,36 +76,49 @@ class Distribution:
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
 
+    def rejects(self, parameter: Parameter, value: float) -> str | None:
+        """Why a number cannot be this parameter's argument, if it cannot."""
+        if parameter.accepts is None:
+            return None
+        accepts, words = ACCEPTS[parameter.accepts]
+        return None if accepts(value) else f"the {parameter.name} of {self.name} must be {words}, got {value:g}"
 
-def _p(name: str, event_rank: int = 0, default: float | None = None, group: str | None = None):
-    return Parameter(name, event_rank, default, group)
+
+def _p(name: str, event_rank: int = 0, default: float | None = None, group: str | None = None,
+       accepts: str | None = None):
+    return Parameter(name, event_rank, default, group, accepts)
 
 
-_PROBS = (_p("probs", group="p"), _p("logits", group="p"))
+def _positive(name: str, default: float | None = None):
+    return _p(name, default=default, accepts=ABOVE_ZERO)
+
+
+_PROBS = (_p("probs", group="p", accepts=PROBABILITY), _p("logits", group="p"))
 _VECTOR_PROBS = (_p("probs", 1, group="p"), _p("logits", 1, group="p"))
 
 TABLE: dict[str, Distribution] = {
     d.name: d
     for d in (
-        Distribution("Normal", "Normal", (_p("loc"), _p("scale")), REAL),
-        Distribution("HalfNormal", "HalfNormal", (_p("scale"),), POSITIVE),
+        Distribution("Normal", "Normal", (_p("loc"), _positive("scale")), REAL),
+        Distribution("HalfNormal", "HalfNormal", (_positive("scale"),), POSITIVE),
         Distribution("StudentT", "StudentT",
-                     (_p("df"), _p("loc", default=0.0), _p("scale", default=1.0)), REAL),
-        Distribution("Cauchy", "Cauchy", (_p("loc"), _p("scale")), REAL),
-        Distribution("HalfCauchy", "HalfCauchy", (_p("scale"),), POSITIVE),
-        Distribution("Laplace", "Laplace", (_p("loc"), _p("scale")), REAL),
-        Distribution("LogNormal", "LogNormal", (_p("loc"), _p("scale")), POSITIVE),
-        Distribution("Exponential", "Exponential", (_p("rate"),), POSITIVE),
-        Distribution("Gamma", "Gamma", (_p("concentration"), _p("rate")), POSITIVE),
-        Distribution("InverseGamma", "InverseGamma", (_p("concentration"), _p("rate")), POSITIVE),
-        Distribution("Beta", "Beta", (_p("concentration1"), _p("concentration0")), UNIT_INTERVAL),
+                     (_positive("df"), _p("loc", default=0.0), _positive("scale", default=1.0)), REAL),
+        Distribution("Cauchy", "Cauchy", (_p("loc"), _positive("scale")), REAL),
+        Distribution("HalfCauchy", "HalfCauchy", (_positive("scale"),), POSITIVE),
+        Distribution("Laplace", "Laplace", (_p("loc"), _positive("scale")), REAL),
+        Distribution("LogNormal", "LogNormal", (_p("loc"), _positive("scale")), POSITIVE),
+        Distribution("Exponential", "Exponential", (_positive("rate"),), POSITIVE),
+        Distribution("Gamma", "Gamma", (_positive("concentration"), _positive("rate")), POSITIVE),
+        Distribution("InverseGamma", "InverseGamma", (_positive("concentration"), _positive("rate")), POSITIVE),
+        Distribution("Beta", "Beta", (_positive("concentration1"), _positive("concentration0")), UNIT_INTERVAL),
         Distribution("Uniform", "Uniform", (_p("low"), _p("high")), INTERVAL,
                      support_bounds=("low", "high")),
         Distribution("Bernoulli", "Bernoulli", _PROBS, BOOLEAN),
-        Distribution("Binomial", "Binomial", (_p("total_count", default=1), *_PROBS),
+        Distribution("Binomial", "Binomial", (_p("total_count", default=1, accepts=COUNT), *_PROBS),
                      INTEGER_INTERVAL, support_bounds=("total_count",)),
-        Distribution("Poisson", "Poisson", (_p("rate"),), NONNEGATIVE_INTEGER),
-        Distribution("NegativeBinomial", "NegativeBinomial", (_p("total_count"), *_PROBS),
+        Distribution("Poisson", "Poisson", (_p("rate", accepts=NOT_BELOW_ZERO),), NONNEGATIVE_INTEGER),
+        Distribution("NegativeBinomial", "NegativeBinomial",
+                     (_p("total_count", accepts=NOT_BELOW_ZERO), *_PROBS),
                      NONNEGATIVE_INTEGER),
         Distribution("Geometric", "Geometric", _PROBS, NONNEGATIVE_INTEGER),
         Distribution("Categorical", "Categorical", _VECTOR_PROBS, CATEGORY),

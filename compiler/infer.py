@@ -8,6 +8,7 @@ decaying rate and averaged iterates), and draws from the fitted guide.
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -64,19 +65,23 @@ class FitResult:
 RETRY_LR_FACTOR = 0.1
 
 
+class _Diverged(FitError):
+    """A non-finite ELBO during the fit: worth one retry from a fresh start."""
+
+
 def fit(program, data, config: RunConfig) -> FitResult:
     started = time.perf_counter()
     retry_note = None
     try:
         schedule, interrupted = _attempt(program, data, config, config.seed)
-    except FitError as first:
+    except _Diverged as first:
         # One retry from a fresh initialisation at a tenth of the rate, before giving up.
         retry = config.model_copy(update={"lr": config.lr * RETRY_LR_FACTOR})
         retry_note = (f"the first attempt failed ({first.message}); this fit is a retry from a fresh "
                       f"initialisation with lr {retry.lr:g}")
         try:
             schedule, interrupted = _attempt(program, data, retry, config.seed + 1)
-        except FitError as second:
+        except _Diverged as second:
             second.message += f"; a retry from a fresh initialisation with lr {retry.lr:g} failed too"
             raise second from None
     trace = schedule.elbo
@@ -133,7 +138,7 @@ def _optimise(svi: SVI, program, data, schedule: Schedule) -> bool:
     restores the last finite parameters and raises `FitError`."""
     average: dict[str, torch.Tensor] = {}
     averaged = 0
-    _initialise_parameters(program, data)
+    initialise(program, data)
     step = 0
     while step < schedule.total_steps:
         last_finite = _snapshot()
@@ -154,19 +159,59 @@ def _optimise(svi: SVI, program, data, schedule: Schedule) -> bool:
     return False
 
 
-def _initialise_parameters(program, data) -> None:
-    """Create every pyro.param at its initial value, so that even a first step
-    that fails has a finite state to return to."""
-    with torch.no_grad():
-        guide_trace = poutine.trace(program.guide).get_trace(data)
-        poutine.replay(program.model, guide_trace)(data)
+def initialise(program, data) -> None:
+    """Run the guide and the model once, creating every pyro.param at its initial
+    value so that even a first step that fails has a finite state to return to.
+    A distribution that rejects its arguments or its data fails here, reported at
+    its statement."""
+    handlers = [poutine.trace(program.guide)]
+    try:
+        with torch.no_grad():
+            guide_trace = handlers[0].get_trace(data)
+            handlers.append(poutine.trace(poutine.replay(program.model, guide_trace)))
+            handlers[1].get_trace(data).compute_log_prob()
+    except (ValueError, RuntimeError, IndexError) as error:
+        in_guide = len(handlers) == 1
+        raise _rejected(program, error, handlers[-1].msngr.trace.nodes, in_guide) from None
+
+
+def _rejected(program, error: Exception, reached, in_guide: bool) -> FitError:
+    """Name the statement whose distribution refused: the one named in Pyro's
+    message, else the first whose site the run did not reach."""
+    model_ir = program.ir
+    order = model_ir.guided_latents if in_guide else [
+        s for s in model_ir.statements if not getattr(s, "transformed_data", False)]
+    site = _site_in_message(program, str(error)) or next((s.name for s in order if s.name not in reached), None)
+    where = f"'{site}'" if site else "the model"
+    return FitError(f"{where} cannot be evaluated at the initial values: {_plain(error.__cause__ or error)}",
+                    model_ir.site_spans.get(site) if site else None,
+                    "check the arguments against what each distribution accepts (a scale > 0, "
+                    "probabilities in [0, 1]); where they come from data, check the data")
+
+
+_PARAMETER_REFUSED = re.compile(r"Expected parameter (\w+) .*? of distribution (\w+)\(.*?to satisfy the "
+                                r"constraint (.+?), but found invalid values:\s*(.*)", re.S)
+_VALUE_REFUSED = re.compile(r"Expected value argument .*? to be within the support \((.+?)\) of the "
+                            r"distribution (\w+)", re.S)
+
+
+def _plain(error: Exception) -> str:
+    """Pyro's validation message in one line."""
+    text = str(error)
+    if match := _PARAMETER_REFUSED.search(text):
+        name, family, constraint, found = match.groups()
+        return f"the {name} of {family} must satisfy {constraint}, found {' '.join(found.split())[:60]}"
+    if match := _VALUE_REFUSED.search(text):
+        support, family = match.groups()
+        return f"a value lies outside the support of {family} ({support})"
+    return text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
 
 
 def _snapshot() -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in pyro.get_param_store().named_parameters()}
 
 
-def _diverged(program, data, loss: float, step: int, last_finite: dict[str, torch.Tensor]) -> FitError:
+def _diverged(program, data, loss: float, step: int, last_finite: dict[str, torch.Tensor]) -> _Diverged:
     """Put back the last finite state, then name the site whose log-density is not
     finite there (the failing loss was computed at it), or whose guide parameters
     the failed update broke."""
@@ -174,7 +219,7 @@ def _diverged(program, data, loss: float, step: int, last_finite: dict[str, torc
     _restore(last_finite)
     site = _nonfinite_site(program, data) or (broken[0].split(".")[0] if broken else None)
     where = f" at site '{site}'" if site else ""
-    return FitError(f"the ELBO became {loss} at step {step + 1}{where}",
+    return _Diverged(f"the ELBO became {loss} at step {step + 1}{where}",
                     program.ir.site_spans.get(site) if site else None,
                     "try a smaller --lr, or check the priors and the scale of the data; "
                     "the parameters of the last finite step are kept")

@@ -7,8 +7,10 @@ the index variables it varies over); every statement knows its plates. Sizes
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from compiler.errors import Span
 
@@ -128,6 +130,30 @@ def variables(expr: Expr):
             yield from variables(operand)
 
 
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
+
+
+class NotConstant(Exception):
+    """An expression that `constant_value` cannot evaluate from the values it was given."""
+
+
+def constant_value(expr: Expr, values: Mapping[str, Any]) -> float:
+    """The number a scalar expression of literals and scalar data (`J - 1`) stands for."""
+    match expr:
+        case Literal_(value=value):
+            return value
+        case Variable(name=name, type=Type(shape=())) if name in values:
+            return float(values[name])
+        case Negate(operand=operand):
+            return -constant_value(operand, values)
+        case Binary(operator=symbol, left=left, right=right) if symbol in ARITHMETIC:
+            try:
+                return ARITHMETIC[symbol](constant_value(left, values), constant_value(right, values))
+            except (ArithmeticError, ValueError):
+                raise NotConstant(expr) from None
+    raise NotConstant(expr)
+
+
 # Statements ----------------------------------------------------------------
 
 
@@ -197,8 +223,45 @@ class Param:
     initial: Expr
     span: Span
 
+    def initial_outside_bounds(self, values: Mapping[str, Any]) -> str | None:
+        """Why the initial value is not strictly inside the bounds, when `values`
+        fix both (a constrained param's unconstrained value would be infinite)."""
+        try:
+            initial = constant_value(self.initial, values)
+            low, high = (None if b is None else constant_value(b, values) for b in (self.support.low, self.support.high))
+        except NotConstant:
+            return None
+        if low is not None and not initial > low:
+            return f"{initial:g} is not above lower={low:g}"
+        if high is not None and not initial < high:
+            return f"{initial:g} is not below upper={high:g}"
+        return None
+
 
 Statement = Union[Latent, Observe, Let, Param]
+
+
+@dataclass(frozen=True)
+class FixedIndex:
+    """A subscript with one value for the whole statement (`y[0]`, `y[N - 1]`):
+    checked against its axis when the data gives the sizes."""
+
+    position: Expr
+    array: str
+    length: Dim
+    span: Span
+
+    def out_of_range(self, values: Mapping[str, Any]) -> str | None:
+        """Why the position misses the axis, when `values` fix what it needs."""
+        try:
+            position = constant_value(self.position, values)
+        except NotConstant:
+            return None
+        length = values.get(self.length) if isinstance(self.length, str) else self.length
+        if position < 0 or (length is not None and position >= length):
+            of = f"of length {length}" if length is not None else f"of length {self.length}"
+            return f"index {position:g} is out of range for '{self.array}', an axis {of}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -207,6 +270,7 @@ class Model:
     data: tuple[DataDecl, ...]
     statements: tuple[Statement, ...]
     max_plate_nesting: int
+    fixed_indices: tuple[FixedIndex, ...] = ()
 
     @property
     def latents(self) -> tuple[Latent, ...]:
@@ -228,6 +292,10 @@ class Model:
     @property
     def lets(self) -> tuple[Let, ...]:
         return tuple(s for s in self.statements if isinstance(s, Let))
+
+    @property
+    def distribution_uses(self) -> tuple[DistributionUse, ...]:
+        return tuple(s.distribution for s in self.statements if isinstance(s, (Latent, Observe)))
 
     @property
     def site_spans(self) -> dict[str, Span]:

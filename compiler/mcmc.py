@@ -19,6 +19,7 @@ from pyro.infer.mcmc import MCMC, NUTS
 from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
 from compiler.errors import FitError
+from compiler.infer import initialise
 
 RHAT_CONVERGED = 1.01
 
@@ -52,6 +53,7 @@ def fit_nuts(program, data, config: NutsConfig) -> NutsResult:
                        f"({', '.join(p.name for p in program.ir.params)})",
                        program.ir.site_spans[program.ir.params[0].name],
                        "fit it with SVI (the default), which learns params, or make them latents")
+    initialise(program, data)  # a distribution that refuses its arguments is reported at its statement
     started = time.perf_counter()
     chains, divergences = [], 0
     for chain in range(config.chains):

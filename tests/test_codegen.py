@@ -92,6 +92,14 @@ def test_flat_prior_guide_starts_without_sampling_the_prior():
     assert torch.isfinite(trace.nodes["m"]["value"]) and trace.nodes["s"]["value"] > 0
 
 
+def test_guide_locals_never_shadow_a_data_name_spelled_like_them():
+    program = compile_source("data hi_scale: real\nlatent hi ~ Uniform(0, hi_scale)")
+    data = program.load_data({"hi_scale": 50.0})
+    pyro.get_param_store().setdefault("hi.loc", torch.tensor(0.0))  # q(hi) centred mid-interval
+    value = poutine.trace(program.guide).get_trace(data).nodes["hi"]["value"]
+    assert 20.0 < value < 30.0  # about 25 = 50 * sigmoid(0); the guide's scale 0.1 would give ~0.05
+
+
 def test_statements_over_the_same_size_share_one_plate(specs):
     source = compile_file(specs / "eight_schools.ppl").code.source
     model_source = source[source.index("def model"):source.index("def guide")]

@@ -98,3 +98,35 @@ def test_malformed_json_reports_line_and_column(tmp_path, coin):
     path = tmp_path / "bad.json"
     path.write_text('{"x": [1, 0,]}')
     assert "malformed JSON" in data_error(coin, path).message
+
+
+def test_a_data_dependent_position_is_checked_against_its_axis():
+    program = compile_source("data N: int\ndata k: int\ndata y: real[N]\nlatent m ~ Normal(y[k], 1)")
+    error = data_error(program, {"k": 3, "y": [0.0, 1.0, 2.0]})
+    assert "index 3 is out of range for 'y', an axis of length 3" in error.message
+    assert error.hint == "indexing is 0-based: valid indices are 0..2"
+
+
+def test_an_int_size_inside_a_subscript_is_a_position_not_an_index_array():
+    program = compile_source("data N: int\ndata y: real[N]\nlatent m ~ Normal(y[N - 1], 1)")
+    assert program.load_data({"y": [0.0, 1.0, 2.0]})["N"] == 3
+
+
+def test_observed_data_outside_a_uniform_interval_are_rejected():
+    program = compile_source("data N: int\ndata y: real[N]\nobserve y[i] ~ Uniform(0, 2)")
+    assert "y[1] = 3 is outside the support of Uniform: it must be in [0, 2]" in data_error(
+        program, {"y": [1.0, 3.0]}).message
+
+
+def test_a_scalar_argument_that_the_data_make_invalid_is_rejected_before_fitting():
+    program = compile_source("data s: real\ndata N: int\ndata y: real[N]\nlatent m ~ Normal(0, 1)\n"
+                             "observe y[i] ~ Normal(m, s)")
+    error = data_error(program, {"s": -1.0, "y": [1.0]})
+    assert "the scale of Normal must be positive, got -1" in error.message
+    assert (error.span.line, error.span.column) == (5, 26)
+
+
+def test_a_param_initial_value_outside_its_bounds_with_this_data_is_rejected():
+    program = compile_source("data lo: real\ndata N: int\ndata y: real[N]\n"
+                             "param s: real<lower=lo> = 1\nobserve y[i] ~ Normal(0, s)")
+    assert "the initial value of 's' 1 is not above lower=2" in data_error(program, {"lo": 2.0, "y": [3.0]}).message

@@ -92,3 +92,14 @@ def test_ctrl_c_stops_the_fit_and_reports_what_was_reached(specs):
     assert report["interrupted"] and not report["converged"]
     assert 0 < report["steps"] < 1_000_000
     assert "interrupted at step" in report["warnings"][0]
+
+
+def test_a_distribution_refusing_its_data_derived_arguments_is_reported_at_its_statement_without_a_retry():
+    program = compile_source("data N: int\ndata y: real[N]\ndata s: real[N]\nlatent m ~ Normal(0, 1)\n"
+                             "observe y[i] ~ Normal(m, s[i])\n", "scales.ppl")
+    with pytest.raises(FitError) as caught:
+        program.fit({"y": [1.0, 2.0], "s": [1.0, -1.0]}, steps=10)
+    assert caught.value.message.startswith("'y' cannot be evaluated at the initial values: the scale of Normal "
+                                           "must satisfy GreaterThan(lower_bound=0.0)")
+    assert "retry" not in caught.value.message
+    assert caught.value.span.line == 5
