@@ -16,6 +16,7 @@ from typing_extensions import TypeAliasType
 Nested = TypeAliasType("Nested", Union[float, list["Nested"]])
 
 MAX_ROWS_PER_ARRAY = 10
+KHAT_GOOD, KHAT_UNRELIABLE = 0.5, 0.7  # Yao et al. (2018)
 COLUMNS = ("mean", "sd", "q05", "q50", "q95")
 HEADINGS = ("mean", "sd", "5%", "50%", "95%")
 
@@ -49,6 +50,7 @@ class Report(BaseModel):
     seed: int
     discrete: dict[str, Nested] = {}  # enumerated latent -> P(z = k), k along the last axis
     chains: int | None = None  # NUTS only
+    khat: float | None = None  # SVI only: Pareto k̂ of p(x, z)/q(z) over guide draws
     divergences: int | None = None  # NUTS only
     warnings: list[str] = []
 
@@ -93,6 +95,10 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
     elif not result.converged:
         notes.append(f"the ELBO was still changing after {len(result.elbo_trace)} steps: "
                      "the fit has not converged; try more --steps or a larger --max-steps")
+    if result.khat is not None and result.khat > KHAT_UNRELIABLE:
+        notes.append(f"Pareto k̂ = {result.khat:.2f} > {KHAT_UNRELIABLE}: the posterior has regions the mean-field "
+                     "guide barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means may be "
+                     "off and the sds too small; check with --method nuts or `pplc compare`")
     return Report(
         spec=program.source.name,
         guide=program.code.guide_families,
@@ -104,6 +110,7 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
         params={name: value.tolist() for name, value in result.params.items()},
         seed=config.seed,
         discrete={name: value.tolist() for name, value in result.discrete.items()},
+        khat=result.khat,
         warnings=notes,
     )
 
@@ -129,6 +136,9 @@ def render_table(report: Report) -> str:
         lines.append(f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}")
     if report.elbo is not None:
         lines.append(f"ELBO {report.elbo:.4g}")
+    if report.khat is not None:
+        lines.append(f"Pareto k̂ {report.khat:.2f} (q matches the posterior below {KHAT_GOOD}, "
+                     f"is unreliable above {KHAT_UNRELIABLE})")
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)
 
