@@ -81,7 +81,7 @@ def compare(program, args) -> int:
 
 def _svi_options(args) -> dict:
     options = {"seed": args.seed, "discrete": getattr(args, "discrete", False)}
-    for option in ("steps", "max_steps", "lr", "draws"):
+    for option in ("optimizer", "steps", "max_steps", "lr", "draws"):
         if getattr(args, option, None) is not None:
             options[option] = getattr(args, option)
     return options
@@ -116,22 +116,22 @@ def emit(program, args) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pplc", description="Compile a .ppl model to Pyro, fit it with SVI, report the posterior.")
+        prog="pplc", description="Compile a .ppl model to Pyro, fit it with mean-field VI, report the posterior.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run_parser = commands.add_parser("run", help="compile, fit with SVI and report the posterior")
+    run_parser = commands.add_parser("run", help="compile, fit with VI (or NUTS) and report the posterior")
     run_parser.set_defaults(command=run)
     _spec_arguments(run_parser)
     run_parser.add_argument("--data", type=Path, help="data file (.json or .csv); default: SPEC's stem + .data.json")
     run_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    run_parser.add_argument("--method", choices=("svi", "nuts"), default="svi",
-                            help="svi (mean-field VI, default) or nuts (Pyro's NUTS, with R-hat and ESS)")
+    run_parser.add_argument("--method", choices=("vi", "nuts"), default="vi",
+                            help="vi (mean-field VI, default) or nuts (Pyro's NUTS, with R-hat and ESS)")
     _fit_arguments(run_parser)
     run_parser.add_argument("--discrete", action="store_true",
                             help="also report P(z = k) per element of each enumerated discrete latent")
     run_parser.add_argument("--draws", type=_positive_int, help="posterior draws for the summary (default 10000)")
 
-    compare_parser = commands.add_parser("compare", help="fit with SVI and with NUTS; print them side by side")
+    compare_parser = commands.add_parser("compare", help="fit with VI and with NUTS; print them side by side")
     compare_parser.set_defaults(command=compare)
     _spec_arguments(compare_parser)
     compare_parser.add_argument("--data", type=Path, help="data file; default: SPEC's stem + .data.json")
@@ -160,10 +160,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--optimizer", choices=("lbfgs", "adam"),
+                        help="lbfgs (default: L-BFGS on the ELBO over fixed draws) or adam (stochastic SVI)")
     parser.add_argument("--steps", type=_positive_int,
-                        help="a fixed number of SVI steps (default: stop when the ELBO is level)")
-    parser.add_argument("--max-steps", type=_positive_int, help="the cap when stopping at convergence (10000)")
-    parser.add_argument("--lr", type=_positive_float, help="initial learning rate (default 0.05)")
+                        help="a fixed number of L-BFGS iterations or Adam steps (default: stop when the ELBO is level)")
+    parser.add_argument("--max-steps", type=_positive_int,
+                        help="the cap when stopping at convergence (1000 L-BFGS iterations, 10000 Adam steps)")
+    parser.add_argument("--lr", type=_positive_float, help="Adam's initial learning rate (default 0.05)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")
     parser.add_argument("--samples", type=_positive_int, help="NUTS draws kept per chain (default 500)")

@@ -132,8 +132,10 @@ def _latent(latent: ir.Latent, plates: _PlateNames, layout: Layout) -> list[str]
 
 def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[str]:
     values = [observe.value, *(e for _, e in observe.distribution.arguments)]
-    sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, layout)}, '
-              f"obs={expression(observe.value, layout)})")
+    observed = expression(observe.value, layout)
+    if not (observe.value.type.shape or observe.value.type.batched):
+        observed = f"torch.tensor(float({observed}))"  # a scalar datum is a Python number; log_prob wants a tensor
+    sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, layout)}, obs={observed})')
     return plates.around(observe.plates, _positions(observe.plates, values) + [sample])
 
 

@@ -253,7 +253,7 @@ def render_explanation(explanation: Explanation) -> str:
         prefix = q if index == 0 else " " * (len(q) - 1) + "+"
         lines.append(f"{prefix} {term.formula}")
     if explanation.guide:
-        lines.append("    (the guide q: one independent factor per latent, its parameters φ learned by SVI)")
+        lines.append("    (the guide q: one independent factor per latent, its parameters φ learned by maximising the ELBO)")
     lines += ["", explanation.elbo]
     return "\n".join(lines)
 
@@ -275,7 +275,7 @@ def render_trace(explanation: TraceExplanation) -> str:
         f"log p(x, z) = {explanation.log_joint:.4f}   (every model site: latents at the guide's draw, "
         "observed sites at the data)",
         f"log q(z)    = {explanation.log_guide:.4f}",
-        f"ELBO term   = log p(x, z) - log q(z) = {explanation.elbo:.4f}   (SVI averages many such terms)",
+        f"ELBO term   = log p(x, z) - log q(z) = {explanation.elbo:.4f}   (the ELBO averages many such terms)",
     ]
     lines += [f"note: {n}" for n in explanation.notes]
     return "\n".join(lines)

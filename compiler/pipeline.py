@@ -29,6 +29,15 @@ def compile_file(path: str | Path, guide: str = "normal") -> Program:
     return Program(source, check_program(parse_program(source), source.name), guide)
 
 
+def compute_in_float64() -> None:
+    """pplc computes in float64, as Stan does: L-BFGS on a badly scaled regression
+    needs more than float32's seven digits. Set where torch is first needed, so
+    that `pplc check` never imports it."""
+    import torch
+
+    torch.set_default_dtype(torch.float64)
+
+
 def names(items) -> str:
     return ", ".join(item.name for item in items) or "none"
 
@@ -47,6 +56,7 @@ class Program:
 
     @cached_property
     def _functions(self) -> dict[str, Any]:
+        compute_in_float64()
         return codegen.build(self.code, self.source.name)
 
     @property
@@ -83,6 +93,7 @@ class Program:
         """Validated tensors from a path, a dict, or the data file beside the spec."""
         if isinstance(data, data_module.Data):
             return data
+        compute_in_float64()
         if data is None and not self.ir.data:
             data = {}
         if data is None:

@@ -39,10 +39,11 @@ class Report(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     spec: str
-    method: str = "svi"  # svi | nuts
+    method: str = "vi"  # vi | nuts
+    optimizer: str | None = None  # VI only: lbfgs | adam
     guide: dict[str, str]
     elbo: float | None = None  # SVI's final ELBO; None for NUTS
-    steps: int  # SVI steps, or NUTS draws per chain
+    steps: int  # L-BFGS iterations or Adam steps, or NUTS draws per chain
     converged: bool
     interrupted: bool = False
     posterior: dict[str, Summary]
@@ -91,9 +92,9 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
     posterior = {name: summarise(draws) for name, draws in result.draws.items()}
     notes = list(warnings) + ([result.retry_note] if result.retry_note else [])
     if result.interrupted:
-        notes.append(f"interrupted at step {len(result.elbo_trace)}: this is the posterior reached so far")
+        notes.append(f"interrupted at step {result.steps}: this is the posterior reached so far")
     elif not result.converged:
-        notes.append(f"the ELBO was still changing after {len(result.elbo_trace)} steps: "
+        notes.append(f"the ELBO was still changing after {result.steps} steps: "
                      "the fit has not converged; try more --steps or a larger --max-steps")
     if result.khat is not None and result.khat > KHAT_UNRELIABLE:
         notes.append(f"Pareto k̂ = {result.khat:.2f} > {KHAT_UNRELIABLE}: the posterior has regions the mean-field "
@@ -103,7 +104,8 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
         spec=program.source.name,
         guide=program.code.guide_families,
         elbo=result.elbo,
-        steps=len(result.elbo_trace),
+        optimizer=result.optimizer,
+        steps=result.steps,
         converged=result.converged,
         interrupted=result.interrupted,
         posterior=posterior,
@@ -119,8 +121,10 @@ def render_table(report: Report) -> str:
     status = "converged" if report.converged else "NOT converged"
     if report.method == "nuts":
         run = f"NUTS, {report.chains} chains x {report.steps} draws, {report.divergences} divergences"
+    elif report.optimizer == "lbfgs":
+        run = f"VI by L-BFGS on fixed draws, {report.steps} iterations"
     else:
-        run = f"SVI, {report.steps} steps"
+        run = f"SVI by Adam, {report.steps} steps"
     lines = [f"{report.spec}: {run}, seed {report.seed} ({status})"]
     rows = [row for name, summary in report.posterior.items() for row in _rows(name, summary)]
     if rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ OVERFLOWING = """data N: int
 data y: real[N]
 latent m ~ Normal(0, 1)
 latent s ~ HalfNormal(1)
-observe y[i] ~ Normal(m, s * 1e-30)
+observe y[i] ~ Normal(m, s * 1e-300)
 """
 
 
@@ -31,15 +32,22 @@ def overflowing():
 
 def test_non_finite_elbo_names_the_step_and_the_site(overflowing):
     with pytest.raises(FitError) as caught:
-        overflowing.fit({"y": [1e30, -1e30, 3.0]}, steps=10)
-    assert caught.value.message.startswith("the ELBO became inf at step 1 at site 'y'")
+        overflowing.fit({"y": [1e300, -1e300, 3.0]}, steps=10)
+    assert re.match(r"the ELBO became (inf|nan) at step 1 at site 'y'", caught.value.message)
     assert (caught.value.span.line, caught.value.span.column) == (5, 1)
 
 
 def test_a_diverged_fit_is_retried_once_at_a_tenth_of_the_rate_before_failing(overflowing):
     with pytest.raises(FitError) as caught:
-        overflowing.fit({"y": [1e30, -1e30, 3.0]}, steps=10, lr=0.05)
-    assert caught.value.message.endswith("a retry from a fresh initialisation with lr 0.005 failed too")
+        overflowing.fit({"y": [1e300, -1e300, 3.0]}, steps=10, optimizer="adam", lr=0.05)
+    assert caught.value.message.endswith("a retry from a fresh initialisation with Adam learning rate 0.005 failed too")
+
+
+def test_a_diverged_lbfgs_fit_is_retried_once_with_shorter_steps_before_failing(overflowing):
+    with pytest.raises(FitError) as caught:
+        overflowing.fit({"y": [1e300, -1e300, 3.0]})
+    assert caught.value.message.endswith(
+        "a retry from a fresh initialisation with L-BFGS steps scaled by 0.1 failed too")
 
 
 POISSON = """data N: int
@@ -54,8 +62,9 @@ observe c[i] ~ Poisson(exp(a + b * x[i]))
 def test_a_retry_that_succeeds_is_reported():
     x = [0.2 * i for i in range(50)]
     data = {"x": x, "c": [int(2.718281828 ** (0.3 * v)) for v in x]}
-    report = compile_source(POISSON).fit(data, steps=300, lr=20.0)
-    assert any("this fit is a retry from a fresh initialisation with lr 2" in w for w in report.warnings)
+    report = compile_source(POISSON).fit(data, steps=300, optimizer="adam", lr=20.0)
+    assert any("this fit is a retry from a fresh initialisation with Adam learning rate 2" in w
+               for w in report.warnings)
     assert all(math.isfinite(report.posterior[name].mean) for name in ("a", "b"))
 
 
@@ -63,7 +72,7 @@ def test_non_finite_elbo_keeps_the_last_finite_parameters(overflowing):
     import pyro
 
     with pytest.raises(FitError):
-        overflowing.fit({"y": [1e30, -1e30, 3.0]}, steps=10)
+        overflowing.fit({"y": [1e300, -1e300, 3.0]}, steps=10)
     store = pyro.get_param_store()
     assert all(torch.isfinite(value).all() for _, value in store.named_parameters())
     assert {"m.loc", "m.scale", "s.loc", "s.scale"} <= set(store.keys())
@@ -72,11 +81,11 @@ def test_non_finite_elbo_keeps_the_last_finite_parameters(overflowing):
 def test_fitting_error_exits_4_with_the_spec_line(tmp_path, capsys):
     spec = tmp_path / "overflow.ppl"
     spec.write_text(OVERFLOWING)
-    (tmp_path / "overflow.data.json").write_text(json.dumps({"y": [1e30, -1e30, 3.0]}))
+    (tmp_path / "overflow.data.json").write_text(json.dumps({"y": [1e300, -1e300, 3.0]}))
     assert main(["run", str(spec)]) == 4
     err = capsys.readouterr().err
-    assert "error: the ELBO became inf at step 1 at site 'y'" in err
-    assert "  5 | observe y[i] ~ Normal(m, s * 1e-30)" in err
+    assert re.search(r"error: the ELBO became (inf|nan) at step 1 at site 'y'", err)
+    assert "  5 | observe y[i] ~ Normal(m, s * 1e-300)" in err
 
 
 def test_ctrl_c_stops_the_fit_and_reports_what_was_reached(specs):
