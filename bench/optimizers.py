@@ -12,6 +12,7 @@ Run from the repository root:
 
     python bench/optimizers.py            # seeds 0, 1, 2
     python bench/optimizers.py --seeds 5
+    python bench/optimizers.py --optimizers lbfgs --particles 8   # the particle default
 
 It prints a Markdown table (the one in docs/inference.md).
 """
@@ -31,6 +32,8 @@ from compiler import compile_file
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--optimizers", nargs="+", default=["lbfgs", "adam"], choices=("lbfgs", "adam"))
+    parser.add_argument("--particles", type=int, default=None, help="ELBO particles (default: pplc's own)")
     args = parser.parse_args()
     print("| program | optimizer | worst mean err / ref sd | sd ratio | steps | seconds |")
     print("|---|---|---|---|---|---|")
@@ -38,11 +41,11 @@ def main() -> None:
         program = compile_file(SPECS / f"{name}.ppl")
         data = program.load_data()
         reference = json.loads((SPECS / f"{name}.reference.json").read_text())
-        for optimizer in ("lbfgs", "adam"):
+        for optimizer in args.optimizers:
             rows = []
             for seed in range(args.seeds):
                 started = time.perf_counter()
-                report = program.fit(data, seed=seed, optimizer=optimizer)
+                report = program.fit(data, seed=seed, optimizer=optimizer, particles=args.particles)
                 rows.append((*errors(report, reference, name), report.steps,
                              time.perf_counter() - started))
             worst, low, high, steps, seconds = zip(*rows)

@@ -2,8 +2,8 @@
 
 Runs Pyro's NUTS on the same compiled model that SVI fits (enumerated
 discrete latents are summed out the same way), chains one after another with
-their own seeds, and measures convergence with Pyro's split R̂ and effective
-sample size across chains.
+their own seeds, and measures convergence with ArviZ's rank-normalised split
+R̂ and bulk effective sample size across chains (Vehtari et al. 2021).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from pyro import poutine
 from pyro.infer.mcmc import MCMC, NUTS
-from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
 from compiler.errors import FitError
 from compiler.infer import initialise
@@ -67,11 +66,19 @@ def fit_nuts(program, data, config: NutsConfig) -> NutsResult:
         divergences += len(mcmc.diagnostics()["divergences"]["chain 0"])
     names = chains[0].keys()
     stacked = {name: torch.stack([c[name] for c in chains]) for name in names}  # (chains, samples, *shape)
-    rhat = {name: split_gelman_rubin(value, chain_dim=0, sample_dim=1) if config.chains > 1
-            else torch.full(value.shape[2:], float("nan")) for name, value in stacked.items()}
-    ess = {name: effective_sample_size(value, chain_dim=0, sample_dim=1) for name, value in stacked.items()}
+    rhat = {name: _diagnostic("rhat", value) if config.chains > 1 else torch.full(value.shape[2:], float("nan"))
+            for name, value in stacked.items()}
+    ess = {name: _diagnostic("ess", value) for name, value in stacked.items()}
     draws = {name: value.reshape((-1,) + value.shape[2:]) for name, value in stacked.items()}
     return NutsResult(draws, rhat, ess, divergences, time.perf_counter() - started)
+
+
+def _diagnostic(which: str, draws: torch.Tensor) -> torch.Tensor:
+    """ArviZ's R̂ or bulk ESS per element of (chains, draws, *shape) draws."""
+    from arviz_stats.base import array_stats
+
+    compute = array_stats.rhat if which == "rhat" else array_stats.ess
+    return torch.as_tensor(compute(draws.double().numpy(), chain_axis=0, draw_axis=1))
 
 
 def _with_lets(program, data, samples: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -31,8 +31,8 @@ class Summary(BaseModel):
     q05: Nested
     q50: Nested
     q95: Nested
-    rhat: Nested | None = None  # NUTS only: split R̂ across chains
-    ess: Nested | None = None  # NUTS only: effective sample size
+    rhat: Nested | None = None  # NUTS only: rank-normalised split R̂ across chains
+    ess: Nested | None = None  # NUTS only: bulk effective sample size
 
 
 class Report(BaseModel):

@@ -67,4 +67,10 @@ def test_fixed_steps_run_exactly_that_many():
 def test_the_coin_stops_well_before_the_cap(specs):
     report = compile_file(specs / "coin.ppl").fit(seed=0)
     assert report.converged
-    assert report.steps <= 1_000  # the cap is 10,000; accuracy at this stop: test_accuracy_coin.py
+    assert report.steps <= 50  # L-BFGS iterations; the cap is 1,000. Accuracy at this stop: test_accuracy_coin.py
+
+
+def test_the_coin_stops_well_before_the_cap_with_adam(specs):
+    report = compile_file(specs / "coin.ppl").fit(seed=0, optimizer="adam")
+    assert report.converged
+    assert report.steps <= 1_000  # Adam steps; the cap is 10,000
