@@ -52,15 +52,29 @@ def _source_of(path: str) -> Source | None:
 
 
 def run(program, args) -> int:
+    for path in (args.draws_csv, args.idata, args.plot):
+        if path is not None and not path.parent.is_dir():
+            raise PplError(f"cannot write {path}: there is no folder {path.parent}")  # before a fit is spent
     if args.method == "nuts":
         report = program.sample(args.data, **_nuts_options(args))
     else:
         report = program.fit(args.data, **_svi_options(args))
+    _write_files(report, args)
     if args.json:
         print(report.to_json())
     else:
         print(report.table())
     return EXIT_INTERRUPTED if report.interrupted else 0
+
+
+def _write_files(report, args) -> None:
+    for path, write in ((args.draws_csv, report.write_draws), (args.idata, report.write_idata),
+                        (args.plot, report.write_plot)):
+        if path is not None:
+            try:
+                write(path)
+            except OSError as error:
+                raise PplError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def compare(program, args) -> int:
@@ -80,7 +94,9 @@ def compare(program, args) -> int:
 
 
 def _svi_options(args) -> dict:
-    options = {"seed": args.seed, "discrete": getattr(args, "discrete", False)}
+    # The bar is for people watching a terminal, never for pipes, files or JSON readers.
+    progress = sys.stdout.isatty() and sys.stderr.isatty() and not (args.json or args.quiet)
+    options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": progress}
     for option in ("optimizer", "steps", "max_steps", "lr", "draws"):
         if getattr(args, option, None) is not None:
             options[option] = getattr(args, option)
@@ -129,7 +145,14 @@ def _parser() -> argparse.ArgumentParser:
     _fit_arguments(run_parser)
     run_parser.add_argument("--discrete", action="store_true",
                             help="also report P(z = k) per element of each enumerated discrete latent")
-    run_parser.add_argument("--draws", type=_positive_int, help="posterior draws for the summary (default 10000)")
+    run_parser.add_argument("--num-draws", type=_positive_int, dest="draws",
+                            help="posterior draws behind the summary (default 10000)")
+    run_parser.add_argument("--draws", type=Path, metavar="FILE.csv", dest="draws_csv",
+                            help="write the posterior draws, one column per scalar element (beta[0], ...)")
+    run_parser.add_argument("--idata", type=Path, metavar="FILE.nc",
+                            help="write an ArviZ InferenceData (posterior, observed_data) as netCDF")
+    run_parser.add_argument("--plot", type=Path, metavar="FILE.png",
+                            help="draw the ELBO trace and each latent's marginal posterior")
 
     compare_parser = commands.add_parser("compare", help="fit with VI and with NUTS; print them side by side")
     compare_parser.set_defaults(command=compare)
@@ -168,6 +191,7 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the cap when stopping at convergence (1000 L-BFGS iterations, 10000 Adam steps)")
     parser.add_argument("--lr", type=_positive_float, help="Adam's initial learning rate (default 0.05)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")
     parser.add_argument("--samples", type=_positive_int, help="NUTS draws kept per chain (default 500)")
     parser.add_argument("--chains", type=_positive_int, help="NUTS chains (default 2)")

@@ -12,6 +12,7 @@ fixed step count the whole run is one refinement phase, as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 WINDOW = 100  # steps per ELBO window compared
@@ -33,6 +34,7 @@ class Schedule:
     level_checks: int = 0
     converged: bool = False
     elbo: list[float] = field(default_factory=list)
+    on_record: Callable[[int, float], None] | None = None  # told (step, ELBO) after each step
 
     def __post_init__(self):
         if self.fixed_steps is not None:
@@ -60,6 +62,8 @@ class Schedule:
     def record(self, step: int, elbo: float) -> None:
         """Log one step's ELBO; while exploring, start refinement once the ELBO is level."""
         self.elbo.append(elbo)
+        if self.on_record:
+            self.on_record(step, elbo)
         if self.refine_from is not None or (step + 1) % (WINDOW // 2):
             return
         self.level_checks = self.level_checks + 1 if is_level(self.elbo, self.tolerance) else 0

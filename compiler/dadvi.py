@@ -102,6 +102,7 @@ class Progress:
 
     max_iterations: int
     fixed_iterations: int | None
+    on_record: Callable[[int, float], None] | None = None  # told (iterations, ELBO) after each call
     elbo: list[float] = field(default_factory=list)
     iterations: int = 0
     level_calls: int = 0
@@ -121,6 +122,8 @@ class Progress:
         self.level_calls = self.level_calls + 1 if level else 0
         self.elbo.append(elbo)
         self.iterations = iterations
+        if self.on_record:
+            self.on_record(iterations, elbo)
 
 
 class _Unusable(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class RunConfig(BaseModel):
     seed: int = 0
     draws: int = Field(10000, ge=2, description="posterior draws from the fitted guide")
     discrete: bool = Field(False, description="report P(z = k) per element of enumerated latents")
+    progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,9 @@ def _adam(program, data, config: RunConfig, seed: int, rate_factor: float, max_s
     _fresh_start(program, data, seed)
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
     svi = SVI(program.model, program.guide, _optimizer(config.lr * rate_factor, schedule), elbo)
-    interrupted = _optimise(svi, program, data, schedule)
+    with _ProgressBar(config.progress, "step") as bar:
+        schedule.on_record = lambda step, value: bar.show(step + 1, schedule.total_steps, value)
+        interrupted = _optimise(svi, program, data, schedule)
     converged = schedule.converged if config.steps is None else is_level(schedule.elbo, config.tolerance)
     return _Run(schedule.elbo, _final_elbo(schedule.elbo), len(schedule.elbo), converged, interrupted)
 
@@ -158,11 +162,14 @@ def _lbfgs(program, data, config: RunConfig, seed: int, rate_factor: float, max_
         _fresh_start(program, data, seed + start * START_SEED_STRIDE)
         parameters = [value for _, value in pyro.get_param_store().named_parameters()]
         elbo = _elbo(program, config.particles or default_particles(program, data, "lbfgs", _coordinates(program)))
-        progress = dadvi.Progress(max_steps, config.steps)
+        bar = _ProgressBar(config.progress, "iteration")
+        total = config.steps or max_steps
+        progress = dadvi.Progress(max_steps, config.steps, lambda done, value: bar.show(done, total, value))
         try:
-            dadvi.maximise(lambda: elbo.differentiable_loss(program.model, program.guide, data), parameters,
-                           progress, dadvi.FixedDraws(seed), rate_factor,
-                           lambda loss, iteration: _diverged(program, data, loss, iteration - 1))
+            with bar:
+                dadvi.maximise(lambda: elbo.differentiable_loss(program.model, program.guide, data), parameters,
+                               progress, dadvi.FixedDraws(seed), rate_factor,
+                               lambda loss, iteration: _diverged(program, data, loss, iteration - 1))
         except KeyboardInterrupt:  # maximise has put back the last finite state
             return _Run(progress.elbo, _last(progress.elbo), progress.iterations, False, True)
         run = _Run(progress.elbo, _last(progress.elbo), progress.iterations,
@@ -171,6 +178,39 @@ def _lbfgs(program, data, config: RunConfig, seed: int, rate_factor: float, max_
             best = run, pyro.get_param_store().get_state()
     pyro.get_param_store().set_state(best[1])
     return best[0]
+
+
+class _ProgressBar:
+    """tqdm on stderr: steps done of at most how many, the ELBO, steps/s and the
+    time left at most; nothing unless asked for."""
+
+    REFRESH_SECONDS = 0.2
+
+    def __init__(self, shown: bool, unit: str):
+        self.shown, self.unit = shown, unit
+        self.bar = None
+        self.last = 0.0
+
+    def __enter__(self) -> _ProgressBar:
+        if self.shown:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=self.unit, leave=False, file=sys.stderr, dynamic_ncols=True, desc="fitting")
+        return self
+
+    def show(self, done: int, total: int, elbo: float) -> None:
+        now = time.perf_counter()
+        if self.bar is None or now - self.last < self.REFRESH_SECONDS:
+            return
+        self.last = now
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.set_postfix_str(f"ELBO {elbo:.6g}", refresh=False)
+        self.bar.refresh()
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _last(elbo: list[float]) -> float:

@@ -128,7 +128,8 @@ class Program:
 
         loaded = self.load_data(data)
         nuts_config = mcmc.NutsConfig(**config)
-        return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded.warnings)
+        return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config,
+                                        loaded.warnings, self._observed(loaded))
 
     def fit(self, data: Any = None, **config: Any):
         """Maximise the ELBO with SVI; returns the `Report`."""
@@ -137,4 +138,7 @@ class Program:
         loaded = self.load_data(data)
         run_config = infer.RunConfig(**config)
         result = infer.fit(self, loaded, run_config)
-        return report.build_report(self, result, run_config, loaded.warnings)
+        return report.build_report(self, result, run_config, loaded.warnings, self._observed(loaded))
+
+    def _observed(self, data) -> dict[str, Any]:
+        return {site.name: data[site.name] for site in self.ir.observed}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 from typing_extensions import TypeAliasType
 
 # Scalars, or nested lists shaped like an array-valued site.
@@ -17,8 +17,8 @@ Nested = TypeAliasType("Nested", Union[float, list["Nested"]])
 
 MAX_ROWS_PER_ARRAY = 10
 KHAT_GOOD, KHAT_UNRELIABLE = 0.5, 0.7  # Yao et al. (2018)
-COLUMNS = ("mean", "sd", "q05", "q50", "q95")
-HEADINGS = ("mean", "sd", "5%", "50%", "95%")
+COLUMNS = ("mean", "sd", "hdi_3", "hdi_97", "q05", "q50", "q95")
+HEADINGS = ("mean", "sd", "hdi_3%", "hdi_97%", "5%", "50%", "95%")  # az.summary's, then quantiles
 
 
 class Summary(BaseModel):
@@ -28,6 +28,8 @@ class Summary(BaseModel):
 
     mean: Nested
     sd: Nested
+    hdi_3: Nested  # the 94 % highest-density interval, as az.summary reports it
+    hdi_97: Nested
     q05: Nested
     q50: Nested
     q95: Nested
@@ -55,6 +57,12 @@ class Report(BaseModel):
     divergences: int | None = None  # NUTS only
     warnings: list[str] = []
 
+    # What the summaries were computed from, kept for files and notebooks; never serialised.
+    _draws: dict = PrivateAttr(default_factory=dict)  # site -> (draws, *shape)
+    _elbo_trace: tuple = PrivateAttr(default=())
+    _observed: dict = PrivateAttr(default_factory=dict)  # observed site -> its data
+    _diagnostics: dict = PrivateAttr(default_factory=dict)  # NUTS: r_hat / ess_bulk -> site -> values
+
     def to_json(self) -> str:
         """The report as JSON; fields that do not apply to the method (None) are left out."""
         return self.model_dump_json(indent=2, exclude_none=True)
@@ -62,19 +70,55 @@ class Report(BaseModel):
     def table(self) -> str:
         return render_table(self)
 
+    def summary(self):
+        """A pandas DataFrame laid out like `az.summary`: one row per scalar element."""
+        from compiler import export
+
+        return export.summary_frame(self._draws, self._diagnostics)
+
+    def to_arviz(self):
+        """An ArviZ `InferenceData` with the posterior draws and the observed data."""
+        from compiler import export
+
+        return export.inference_data(self._draws, self._observed)
+
+    def write_draws(self, path) -> None:
+        """The draws as CSV, one column per scalar element (`beta[0]`, ...)."""
+        from compiler import export
+
+        export.write_draws_csv(self._draws, path)
+
+    def write_idata(self, path) -> None:
+        self.to_arviz().to_netcdf(str(path))
+
+    def write_plot(self, path) -> None:
+        """A PNG of the ELBO trace and each latent's marginal posterior."""
+        from compiler import export
+
+        step = "L-BFGS call (10 iterations)" if self.optimizer == "lbfgs" else "step"
+        export.write_plot(self._draws, self._elbo_trace, path, self.spec, step)
+
+    def _keep(self, draws, observed, elbo_trace=(), diagnostics=None) -> Report:
+        self._draws, self._observed, self._elbo_trace = draws, observed, tuple(elbo_trace)
+        self._diagnostics = diagnostics or {}
+        return self
+
 
 def summarise(draws, rhat=None, ess=None) -> Summary:
-    """Mean, sd and quantiles over the leading (draws) dim."""
+    """Mean, sd, 94 % HDI and quantiles over the leading (draws) dim."""
     import torch
+    from arviz_stats.base import array_stats
 
     draws = draws.double()
     quantiles = torch.quantile(draws, torch.tensor([0.05, 0.5, 0.95], dtype=draws.dtype), dim=0)
-    return Summary(mean=draws.mean(0).tolist(), sd=draws.std(0).tolist(), q05=quantiles[0].tolist(),
+    hdi = torch.as_tensor(array_stats.hdi(draws.numpy(), 0.94, axis=0))
+    return Summary(mean=draws.mean(0).tolist(), sd=draws.std(0).tolist(), hdi_3=hdi[..., 0].tolist(),
+                   hdi_97=hdi[..., 1].tolist(), q05=quantiles[0].tolist(),
                    q50=quantiles[1].tolist(), q95=quantiles[2].tolist(),
                    rhat=None if rhat is None else rhat.tolist(), ess=None if ess is None else ess.tolist())
 
 
-def build_nuts_report(program, result, config, warnings: tuple[str, ...] = ()) -> Report:
+def build_nuts_report(program, result, config, warnings: tuple[str, ...] = (), observed=None) -> Report:
     notes = list(warnings)
     if not result.converged:
         notes.append("R̂ ≥ 1.01 for some parameter: the chains disagree; run more --warmup and --samples")
@@ -85,10 +129,11 @@ def build_nuts_report(program, result, config, warnings: tuple[str, ...] = ()) -
         spec=program.source.name, method="nuts", guide={}, elbo=None, steps=config.samples,
         converged=result.converged,
         posterior={name: summarise(draws, result.rhat[name], result.ess[name]) for name, draws in result.draws.items()},
-        params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes)
+        params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes,
+    )._keep(result.draws, observed or {}, diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess})
 
 
-def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Report:
+def build_report(program, result, config, warnings: tuple[str, ...] = (), observed=None) -> Report:
     posterior = {name: summarise(draws) for name, draws in result.draws.items()}
     notes = list(warnings) + ([result.retry_note] if result.retry_note else [])
     if result.interrupted:
@@ -114,7 +159,7 @@ def build_report(program, result, config, warnings: tuple[str, ...] = ()) -> Rep
         discrete={name: value.tolist() for name, value in result.discrete.items()},
         khat=result.khat,
         warnings=notes,
-    )
+    )._keep(result.draws, observed or {}, result.elbo_trace)
 
 
 def render_table(report: Report) -> str:

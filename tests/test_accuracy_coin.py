@@ -44,13 +44,29 @@ def test_coin_quantiles_match_the_exact_beta(coin):
         assert value == pytest.approx(beta.ppf(q, 16, 14), abs=0.1 * beta.std(16, 14))
 
 
+MILLION_HEADS, MILLION = 600_000, 1_000_000
+
+
+@pytest.fixture(scope="module")
+def a_million_flips():
+    return {"x": [1] * MILLION_HEADS + [0] * (MILLION - MILLION_HEADS)}
+
+
 @pytest.mark.slow
-def test_a_million_flips_fit_in_the_default_number_of_steps(coin):
-    n = 1_000_000
-    heads = 600_000
-    data = {"x": [1] * heads + [0] * (n - heads)}
-    report = coin.fit(data, seed=0)
-    mean, sd = beta_moments(10 + heads, 10 + n - heads)
-    assert report.steps == coin.fit(seed=0).steps  # convergence stops both at the same step
+def test_a_million_flips_fit_to_the_accuracy_bar_within_the_coins_iteration_budget(coin, a_million_flips):
+    report = coin.fit(a_million_flips, seed=0)
+    mean, sd = beta_moments(10 + MILLION_HEADS, 10 + MILLION - MILLION_HEADS)
+    # L-BFGS's iteration count follows the curvature, not N: 29 here, 10-14 at N = 10, both
+    # within the bound test_convergence.py holds the small coin to.
+    assert report.converged and report.steps <= 50
+    assert report.posterior["f"].mean == pytest.approx(mean, rel=0.01)
+    assert report.posterior["f"].sd == pytest.approx(sd, rel=0.05)
+
+
+@pytest.mark.slow
+def test_a_million_flips_take_as_many_adam_steps_as_ten(coin, a_million_flips):
+    report = coin.fit(a_million_flips, seed=0, optimizer="adam")
+    mean, sd = beta_moments(10 + MILLION_HEADS, 10 + MILLION - MILLION_HEADS)
+    assert report.steps == coin.fit(seed=0, optimizer="adam").steps  # convergence stops both at the same step
     assert report.posterior["f"].mean == pytest.approx(mean, rel=0.01)
     assert report.posterior["f"].sd == pytest.approx(sd, rel=0.05)

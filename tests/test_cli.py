@@ -8,7 +8,7 @@ import sys
 
 from compiler.cli import main
 
-FAST = ["--steps", "200", "--draws", "2000"]
+FAST = ["--steps", "200", "--num-draws", "2000"]
 
 
 def test_run_prints_a_table_with_the_posterior_and_elbo(specs, capsys):
@@ -23,7 +23,7 @@ def test_run_json_prints_one_object_with_the_report_keys(specs, capsys):
     assert main(["run", str(specs / "coin.ppl"), "--data", str(specs / "coin.data.json"), "--json", *FAST]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"spec", "guide", "elbo", "steps", "converged", "posterior", "params"} <= set(report)
-    assert set(report["posterior"]["f"]) == {"mean", "sd", "q05", "q50", "q95"}
+    assert set(report["posterior"]["f"]) == {"mean", "sd", "hdi_3", "hdi_97", "q05", "q50", "q95"}
     assert report["steps"] == 200
 
 

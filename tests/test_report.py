@@ -16,7 +16,8 @@ def radon_report(specs):
 
 
 def test_json_round_trips_through_the_schema(radon_report):
-    assert Report.model_validate_json(radon_report.to_json()) == radon_report
+    # The draws the report keeps for files are not part of the schema.
+    assert Report.model_validate_json(radon_report.to_json()).model_dump() == radon_report.model_dump()
 
 
 def test_json_schema_names_the_report_keys():
@@ -41,7 +42,7 @@ def test_table_has_one_row_per_element_and_folds_long_arrays(radon_report):
 
 
 def test_table_reports_a_fit_that_did_not_converge():
-    summary = Summary(mean=0.0, sd=1.0, q05=-1.6, q50=0.0, q95=1.6)
+    summary = Summary(mean=0.0, sd=1.0, hdi_3=-1.9, hdi_97=1.9, q05=-1.6, q50=0.0, q95=1.6)
     report = Report(spec="s.ppl", guide={"m": "Normal"}, elbo=-3.0, steps=10, converged=False,
                     posterior={"m": summary}, params={}, seed=0, warnings=["not converged"])
     assert "NOT converged" in render_table(report)

@@ -1,0 +1,107 @@
+"""Phase 5 (files): a fit's draws as the files and objects users already read.
+
+A CSV of draws (one column per scalar element, `beta[0]`, `X[1, 2]`, as ArviZ
+and PyMC name them, 0-based like the language), an ArviZ `InferenceData`
+(posterior and observed data, saved as netCDF), a pandas summary in the
+layout of `az.summary`, and a PNG of the ELBO trace and each latent's
+marginals. Everything is built from the draws and data the fit already
+holds; nothing is refitted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MAX_PANELS = 12  # marginal plots per figure: the first elements of long arrays
+HDI_PROB = 0.94  # ArviZ's default
+
+
+def columns(draws: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """One column of draws per scalar element: `f`, `beta[0]`, `X[1, 2]`."""
+    table: dict[str, np.ndarray] = {}
+    for name, values in draws.items():
+        flat = values.detach().double().reshape(values.shape[0], -1).numpy()
+        shape = tuple(values.shape[1:])
+        for position, index in enumerate(np.ndindex(*shape) if shape else [()]):
+            label = f"{name}[{', '.join(map(str, index))}]" if index else name
+            table[label] = flat[:, position]
+    return table
+
+
+def write_draws_csv(draws: dict[str, torch.Tensor], path: str | Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame(columns(draws)).to_csv(path, index_label="draw")
+
+
+def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[str, torch.Tensor]] | None = None):
+    """`az.summary`'s layout: mean, sd, hdi_3%, hdi_97% per scalar element, and
+    r_hat and ess_bulk where NUTS measured them."""
+    import pandas as pd
+    from arviz_stats.base import array_stats
+
+    rows = {}
+    for label, values in columns(draws).items():
+        low, high = array_stats.hdi(values, HDI_PROB)
+        rows[label] = {"mean": values.mean(), "sd": values.std(ddof=1), "hdi_3%": low, "hdi_97%": high}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    for column, per_site in (diagnostics or {}).items():
+        values = columns({site: value.unsqueeze(0) for site, value in per_site.items()})
+        frame[column] = pd.Series({label: float(value[0]) for label, value in values.items()})
+    return frame
+
+
+def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Tensor],
+                   predictive: dict[str, torch.Tensor] | None = None):
+    """An ArviZ `InferenceData`: the posterior (one chain), the observed data, and
+    the posterior predictive when given."""
+    import logging
+
+    import arviz
+
+    def grouped(values: dict[str, torch.Tensor]):
+        return {name: value.detach().double().numpy()[None] for name, value in values.items()}
+
+    groups = {"posterior": grouped(draws),
+              "observed_data": {name: np.asarray(value) for name, value in observed.items()}}
+    if predictive:
+        groups["posterior_predictive"] = grouped(predictive)
+    arviz_log = logging.getLogger("arviz")
+    level = arviz_log.level
+    arviz_log.setLevel(logging.ERROR)  # one chain of independent draws is what VI has; no warning for it
+    try:
+        return arviz.from_dict(**groups)
+    finally:
+        arviz_log.setLevel(level)
+
+
+def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], path: str | Path,
+               title: str, step: str = "step") -> None:
+    """The ELBO against the step, then one histogram per scalar element (the
+    first few of long arrays)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display needed
+    import matplotlib.pyplot as plt
+
+    marginals = list(columns(draws).items())[:MAX_PANELS]
+    panels = 1 + len(marginals)
+    across = min(4, panels)
+    down = -(-panels // across)
+    figure, axes = plt.subplots(down, across, figsize=(3.2 * across, 2.6 * down), squeeze=False)
+    flat_axes = axes.ravel()
+    trace_axes = flat_axes[0]
+    trace_axes.plot(np.arange(1, len(elbo_trace) + 1), elbo_trace, linewidth=1)
+    trace_axes.set(title="ELBO", xlabel=step)
+    for ax, (label, values) in zip(flat_axes[1:], marginals):
+        ax.hist(values, bins=60, density=True, color="tab:blue", alpha=0.8)
+        ax.set(title=label, yticks=[])
+    for ax in flat_axes[panels:]:
+        ax.axis("off")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,90 @@
+"""What a fit leaves behind, checked with the library that reads each file:
+draws as CSV (pandas), InferenceData as netCDF (ArviZ), the plot as PNG (PIL),
+the az.summary-style DataFrame, and the progress bar."""
+
+from __future__ import annotations
+
+import json
+
+import arviz
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from compiler import compile_file
+from compiler.cli import main
+
+
+@pytest.fixture(scope="module")
+def radon(specs):
+    program = compile_file(specs / "radon.ppl")
+    return program.fit(seed=0)
+
+
+def test_draws_csv_has_one_column_per_scalar_element(radon, tmp_path):
+    radon.write_draws(tmp_path / "draws.csv")
+    frame = pd.read_csv(tmp_path / "draws.csv", index_col="draw")
+    assert len(frame) == 10_000
+    assert {"mu_a", "sigma_a", "b", "sigma_y", "a[0]", "a[84]"} <= set(frame.columns)
+    assert frame["a[3]"].mean() == pytest.approx(radon.posterior["a"].mean[3])
+
+
+def test_inference_data_file_is_read_by_arviz(radon, specs, tmp_path):
+    radon.write_idata(tmp_path / "fit.nc")
+    idata = arviz.from_netcdf(tmp_path / "fit.nc")
+    assert {"posterior", "observed_data"} <= set(idata.groups())
+    assert idata.posterior["a"].shape == (1, 10_000, 85)
+    observed = json.loads((specs / "radon.data.json").read_text())["log_radon"]
+    assert idata.observed_data["log_radon"].values.tolist() == pytest.approx(observed)
+    assert arviz.summary(idata, var_names=["mu_a"])["mean"].iloc[0] == pytest.approx(
+        radon.posterior["mu_a"].mean, abs=1e-3)
+
+
+def test_plot_is_a_png_of_the_elbo_and_the_marginals(radon, tmp_path):
+    radon.write_plot(tmp_path / "fit.png")
+    assert (tmp_path / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(tmp_path / "fit.png") as image:
+        assert image.format == "PNG" and image.size[0] >= 600 and image.size[1] >= 400
+
+
+def test_summary_is_a_dataframe_laid_out_like_az_summary(radon):
+    frame = radon.summary()
+    assert list(frame.columns) == ["mean", "sd", "hdi_3%", "hdi_97%"]
+    assert frame.loc["a[84]", "mean"] == pytest.approx(radon.posterior["a"].mean[84])
+    assert (frame["hdi_3%"] < frame["mean"]).all() and (frame["mean"] < frame["hdi_97%"]).all()
+
+
+def test_the_table_shows_the_94_percent_hdi(radon):
+    header = radon.table().splitlines()[1].split()
+    assert header[:4] == ["mean", "sd", "hdi_3%", "hdi_97%"]
+
+
+def test_nuts_summary_adds_r_hat_and_ess(specs):
+    report = compile_file(specs / "coin.ppl").sample(warmup=100, samples=100)
+    assert list(report.summary().columns) == ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk"]
+
+
+def test_run_writes_every_file_it_is_asked_for(specs, tmp_path, capsys):
+    paths = [tmp_path / "d.csv", tmp_path / "f.nc", tmp_path / "p.png"]
+    assert main(["run", str(specs / "coin.ppl"), "--json", "--draws", str(paths[0]), "--idata", str(paths[1]),
+                 "--plot", str(paths[2])]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"].endswith("coin.ppl")
+    assert all(path.stat().st_size > 1000 for path in paths)
+    assert np.isclose(pd.read_csv(paths[0])["f"].mean(), arviz.from_netcdf(paths[1]).posterior["f"].mean())
+
+
+def test_an_unwritable_file_is_an_error_before_the_fit(specs, capsys):
+    assert main(["run", str(specs / "coin.ppl"), "--plot", "/no/such/folder/p.png"]) == 2
+    assert "there is no folder /no/such/folder" in capsys.readouterr().err
+
+
+def test_a_fit_asked_for_progress_shows_a_bar_with_steps_rate_and_elbo(specs, capsys):
+    compile_file(specs / "coin.ppl").fit(seed=0, optimizer="adam", steps=2000, progress=True)
+    bar = capsys.readouterr().err
+    assert "step/s" in bar and "ELBO" in bar and "/2000" in bar
+
+
+def test_json_and_piped_runs_show_no_bar(specs, capsys):
+    assert main(["run", str(specs / "coin.ppl"), "--json"]) == 0
+    assert capsys.readouterr().err == ""
