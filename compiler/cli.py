@@ -52,9 +52,7 @@ def _source_of(path: str) -> Source | None:
 
 
 def run(program, args) -> int:
-    for path in (args.draws_csv, args.idata, args.plot):
-        if path is not None and not path.parent.is_dir():
-            raise PplError(f"cannot write {path}: there is no folder {path.parent}")  # before a fit is spent
+    _check_folders(args.draws_csv, args.idata, args.plot)
     if args.method == "nuts":
         report = program.sample(args.data, **_nuts_options(args))
     else:
@@ -65,6 +63,27 @@ def run(program, args) -> int:
     else:
         print(report.table())
     return EXIT_INTERRUPTED if report.interrupted else 0
+
+
+def predict(program, args) -> int:
+    _check_folders(args.out)
+    report, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
+    from compiler import export
+
+    try:
+        export.write_predictive(report, draws, args.out)
+    except OSError as error:
+        raise PplError(f"cannot write {args.out}: {error.strerror or error}") from None
+    which = "prior" if report is None else "posterior"
+    shapes = ", ".join(f"{name} {list(value.shape[1:])}" for name, value in draws.items())
+    print(f"wrote {args.n} {which} predictive draws of {shapes} to {args.out}")
+    return 0
+
+
+def _check_folders(*paths) -> None:
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise PplError(f"cannot write {path}: there is no folder {path.parent}")  # before a fit is spent
 
 
 def _write_files(report, args) -> None:
@@ -93,10 +112,13 @@ def compare(program, args) -> int:
     return 0
 
 
-def _svi_options(args) -> dict:
+def _progress(args) -> bool:
     # The bar is for people watching a terminal, never for pipes, files or JSON readers.
-    progress = sys.stdout.isatty() and sys.stderr.isatty() and not (args.json or args.quiet)
-    options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": progress}
+    return sys.stdout.isatty() and sys.stderr.isatty() and not (getattr(args, "json", False) or args.quiet)
+
+
+def _svi_options(args) -> dict:
+    options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": _progress(args)}
     for option in ("optimizer", "steps", "max_steps", "lr", "draws"):
         if getattr(args, option, None) is not None:
             options[option] = getattr(args, option)
@@ -175,6 +197,19 @@ def _parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--data", type=Path, help="data file for --trace (default: beside the spec)")
     explain_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     explain_parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    predict_parser = commands.add_parser(
+        "predict", help="draw every observed site from the posterior predictive (or, with observed arrays "
+        "left out of the data, the prior predictive)")
+    predict_parser.set_defaults(command=predict)
+    _spec_arguments(predict_parser)
+    predict_parser.add_argument("--data", type=Path, help="data file; default: SPEC's stem + .data.json")
+    predict_parser.add_argument("--n", type=_positive_int, default=1000, help="predictive draws (default 1000)")
+    predict_parser.add_argument("--out", type=Path, default=Path("predictive.csv"), metavar="FILE.csv|FILE.nc",
+                                help="where to write them: CSV, or ArviZ InferenceData for .nc "
+                                "(default predictive.csv)")
+    predict_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    predict_parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     emit_parser = commands.add_parser("emit", help="print the generated Pyro model and guide")
     emit_parser.set_defaults(command=emit)

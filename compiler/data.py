@@ -29,11 +29,13 @@ class Data(Mapping):
     A Mapping, so the generated `model(data)` and `guide(data)` take it directly.
     """
 
-    def __init__(self, values: dict[str, Any], origin: str, digest: str, warnings: tuple[str, ...]):
+    def __init__(self, values: dict[str, Any], origin: str, digest: str, warnings: tuple[str, ...],
+                 placeholders: tuple[str, ...] = ()):
         self._values = values
         self.origin = origin
         self.digest = digest
         self.warnings = warnings
+        self.placeholders = placeholders  # observed arrays the data left out, filled with zeros to simulate
 
     def __getitem__(self, name: str):
         return self._values[name]
@@ -81,23 +83,36 @@ def _read_csv(text: str, path: Path) -> dict[str, Any]:
     return columns
 
 
-def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str,
+              placeholders: frozenset[str] = frozenset()) -> tuple[dict[str, Any], tuple[str, ...]]:
     """Validate `raw` against the model's data declarations. Returns the values
-    as Python numbers and numpy arrays (before tensors), and warnings."""
+    as Python numbers and numpy arrays (before tensors), and warnings. Arrays
+    named in `placeholders` and left out of `raw` become zeros of their declared
+    shape, unchecked: stand-ins for observations a prior predictive simulates."""
     declared = {d.name for d in model.data}
     ignored = sorted(set(raw) - declared)
     warnings = (f"{origin}: ignoring {', '.join(map(repr, ignored))}, not declared in the spec",) if ignored else ()
-    sizes = _sizes(model, raw, origin)
+    stand_ins = placeholders - set(raw)
+    sizes = _sizes(model, raw, origin, stand_ins)
     values: dict[str, Any] = dict(sizes)
     for decl in model.data:
         if decl.name in sizes:
             continue
+        if decl.name in stand_ins:
+            unknown = [d for d in decl.shape if isinstance(d, str) and d not in sizes]
+            if unknown:
+                raise _error(decl, origin, f"'{decl.name}' is missing and its size '{unknown[0]}' is not given",
+                             f"give {unknown[0]} in the data to simulate {decl.name}")
+            values[decl.name] = np.zeros(tuple(sizes[d] if isinstance(d, str) else d for d in decl.shape))
+            continue
         values[decl.name] = _validated(decl, raw[decl.name], sizes, origin)
     for decl in model.data:
-        _check_bounds(decl, values, origin)
-        _check_index_range(decl, values, origin)
+        if decl.name not in stand_ins:
+            _check_bounds(decl, values, origin)
+            _check_index_range(decl, values, origin)
     for observe in model.observed:
-        _check_support(observe, values, origin)
+        if observe.name not in stand_ins:
+            _check_support(observe, values, origin)
     for fixed in model.fixed_indices:
         _check_fixed_index(fixed, values, origin)
     for use in model.distribution_uses:
@@ -132,7 +147,7 @@ def digest(raw: Mapping[str, Any]) -> str:
 # Sizes and shapes -------------------------------------------------------------
 
 
-def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str) -> dict[str, int]:
+def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: frozenset[str]) -> dict[str, int]:
     """Every int scalar datum: given in the file, or inferred from an array's length."""
     sizes: dict[str, int] = {}
     scalars = [d for d in model.data if d.base == "int" and not d.shape]
@@ -150,7 +165,7 @@ def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str) -> dict[str, in
             if isinstance(dim, str) and dim not in sizes and length is not None:
                 sizes[dim] = length
     for decl in model.data:
-        if decl.name not in raw and decl.name not in sizes:
+        if decl.name not in raw and decl.name not in sizes and decl.name not in stand_ins:
             hint = "add it to the data file"
             raise _error(decl, origin, f"'{decl.name}' is missing from the data", hint)
     return sizes

@@ -55,9 +55,9 @@ def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[st
 
 
 def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Tensor],
-                   predictive: dict[str, torch.Tensor] | None = None):
+                   predictive: dict[str, torch.Tensor] | None = None, prior: bool = False):
     """An ArviZ `InferenceData`: the posterior (one chain), the observed data, and
-    the posterior predictive when given."""
+    the posterior predictive when given; with `prior`, only the prior predictive."""
     import logging
 
     import arviz
@@ -65,10 +65,13 @@ def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Ten
     def grouped(values: dict[str, torch.Tensor]):
         return {name: value.detach().double().numpy()[None] for name, value in values.items()}
 
-    groups = {"posterior": grouped(draws),
-              "observed_data": {name: np.asarray(value) for name, value in observed.items()}}
-    if predictive:
-        groups["posterior_predictive"] = grouped(predictive)
+    if prior:
+        groups = {"prior_predictive": grouped(predictive)}
+    else:
+        groups = {"posterior": grouped(draws),
+                  "observed_data": {name: np.asarray(value) for name, value in observed.items()}}
+        if predictive:
+            groups["posterior_predictive"] = grouped(predictive)
     arviz_log = logging.getLogger("arviz")
     level = arviz_log.level
     arviz_log.setLevel(logging.ERROR)  # one chain of independent draws is what VI has; no warning for it
@@ -76,6 +79,17 @@ def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Ten
         return arviz.from_dict(**groups)
     finally:
         arviz_log.setLevel(level)
+
+
+def write_predictive(report, predictive: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Predictive draws as CSV (one column per element) or, for `.nc`, as
+    InferenceData: with the fit's posterior, or alone as a prior predictive."""
+    if Path(path).suffix.lower() != ".nc":
+        write_draws_csv(predictive, path)
+    elif report is None:
+        inference_data({}, {}, predictive, prior=True).to_netcdf(str(path))
+    else:
+        inference_data(report._draws, report._observed, predictive).to_netcdf(str(path))
 
 
 def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], path: str | Path,

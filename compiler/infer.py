@@ -457,6 +457,24 @@ def _per_draw_log_prob(trace, count: int) -> torch.Tensor:
     return total
 
 
+def predictive_draws(program, data, count: int, seed: int, from_posterior: bool = True,
+                     guide_state: dict | None = None) -> dict[str, torch.Tensor]:
+    """Draws of every observed site, sampled rather than scored (Pyro's
+    `Predictive` on the unconditioned model): latents from the fitted guide (the
+    posterior predictive, `guide_state` restored first) or from their priors."""
+    from pyro.infer import Predictive
+
+    if guide_state is not None:
+        pyro.get_param_store().set_state(guide_state)
+    pyro.set_rng_seed(seed)
+    sites = program.ir.observed
+    predictive = Predictive(poutine.uncondition(program.model), guide=program.guide if from_posterior else None,
+                            num_samples=count, return_sites=[s.name for s in sites], parallel=True)
+    with torch.no_grad():
+        samples = predictive(data)
+    return {s.name: _own_dims(samples[s.name], count, torch.as_tensor(data[s.name]).dim()) for s in sites}
+
+
 def discrete_posterior(program, data, count: int) -> dict[str, torch.Tensor]:
     """P(z = k) per element of every enumerated latent: Pyro's `infer_discrete`
     samples z given each of `count` guide draws, and the frequencies are averaged."""

@@ -89,8 +89,10 @@ class Program:
                 return candidate
         return None
 
-    def load_data(self, data: Any = None) -> data_module.Data:
-        """Validated tensors from a path, a dict, or the data file beside the spec."""
+    def load_data(self, data: Any = None, simulate_missing: bool = False) -> data_module.Data:
+        """Validated tensors from a path, a dict, or the data file beside the spec.
+        With `simulate_missing`, observed arrays the data leave out become zero
+        stand-ins (see `Data.placeholders`), for a prior predictive."""
         if isinstance(data, data_module.Data):
             return data
         compute_in_float64()
@@ -105,10 +107,12 @@ class Program:
         if isinstance(data, (str, Path)):
             origin = str(data)
             data = data_module.read_data_file(data)
-        values, warnings = data_module.load_data(self.ir, data, origin)
+        observed = frozenset(site.name for site in self.ir.observed) if simulate_missing else frozenset()
+        values, warnings = data_module.load_data(self.ir, data, origin, observed)
         tensors = data_module.to_tensors(self.ir, values)
         transformed = self._functions["transform_data"](tensors)
-        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings)
+        placeholders = tuple(sorted(observed - set(data)))
+        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders)
 
     def explain(self):
         """The factorisation of the joint, the guide and the ELBO (`explain.Explanation`)."""
@@ -131,6 +135,18 @@ class Program:
         return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config,
                                         loaded.warnings, self._observed(loaded))
 
+    def predict(self, data: Any = None, draws: int = 1000, seed: int = 0, **fit_options: Any):
+        """Draws of every observed site: from the posterior predictive after a fit,
+        or, when the data leave observed arrays out, from the prior predictive
+        (nothing is fitted). Returns `(report or None, {site: (draws, *shape)})`."""
+        from compiler import infer
+
+        loaded = self.load_data(data, simulate_missing=True)
+        if loaded.placeholders:
+            return None, infer.predictive_draws(self, loaded, draws, seed, from_posterior=False)
+        report = self.fit(loaded, seed=seed, **fit_options)
+        return report, report.predict(draws)
+
     def fit(self, data: Any = None, **config: Any):
         """Maximise the ELBO with SVI; returns the `Report`."""
         from compiler import infer, report
@@ -138,7 +154,10 @@ class Program:
         loaded = self.load_data(data)
         run_config = infer.RunConfig(**config)
         result = infer.fit(self, loaded, run_config)
-        return report.build_report(self, result, run_config, loaded.warnings, self._observed(loaded))
+        built = report.build_report(self, result, run_config, loaded.warnings, self._observed(loaded))
+        built._predict_with = lambda draws: infer.predictive_draws(self, loaded, draws, run_config.seed,
+                                                                  guide_state=result.guide_state)
+        return built
 
     def _observed(self, data) -> dict[str, Any]:
         return {site.name: data[site.name] for site in self.ir.observed}

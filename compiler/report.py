@@ -7,7 +7,7 @@ from the same object, so the two never disagree.
 from __future__ import annotations
 
 import itertools
-from typing import Union
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from typing_extensions import TypeAliasType
@@ -62,6 +62,7 @@ class Report(BaseModel):
     _elbo_trace: tuple = PrivateAttr(default=())
     _observed: dict = PrivateAttr(default_factory=dict)  # observed site -> its data
     _diagnostics: dict = PrivateAttr(default_factory=dict)  # NUTS: r_hat / ess_bulk -> site -> values
+    _predict_with: Any = PrivateAttr(default=None)  # VI: draws -> posterior predictive draws
 
     def to_json(self) -> str:
         """The report as JSON; fields that do not apply to the method (None) are left out."""
@@ -76,11 +77,18 @@ class Report(BaseModel):
 
         return export.summary_frame(self._draws, self._diagnostics)
 
-    def to_arviz(self):
-        """An ArviZ `InferenceData` with the posterior draws and the observed data."""
+    def predict(self, draws: int = 1000) -> dict:
+        """Posterior predictive draws of every observed site: {site: (draws, *shape)}."""
+        if self._predict_with is None:
+            raise ValueError("posterior predictive draws need a VI fit made in this process")
+        return self._predict_with(draws)
+
+    def to_arviz(self, predictive: int = 0):
+        """An ArviZ `InferenceData` with the posterior draws and the observed data,
+        and `predictive` posterior predictive draws when asked for."""
         from compiler import export
 
-        return export.inference_data(self._draws, self._observed)
+        return export.inference_data(self._draws, self._observed, self.predict(predictive) if predictive else None)
 
     def write_draws(self, path) -> None:
         """The draws as CSV, one column per scalar element (`beta[0]`, ...)."""

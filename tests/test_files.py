@@ -88,3 +88,37 @@ def test_a_fit_asked_for_progress_shows_a_bar_with_steps_rate_and_elbo(specs, ca
 def test_json_and_piped_runs_show_no_bar(specs, capsys):
     assert main(["run", str(specs / "coin.ppl"), "--json"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_posterior_predictive_draws_every_observed_site(radon):
+    draws = radon.predict(200)
+    assert set(draws) == {"log_radon"} and draws["log_radon"].shape == (200, 900)
+
+
+def test_coin_posterior_predictive_matches_the_fitted_success_rate(specs):
+    report, draws = compile_file(specs / "coin.ppl").predict(draws=4000)
+    # Each flip is Bernoulli(f), f from the fit: the mean flip is f's mean, up to Monte Carlo error.
+    assert draws["x"].double().mean().item() == pytest.approx(report.posterior["f"].mean, abs=0.01)
+
+
+def test_observed_arrays_left_out_of_the_data_are_simulated_from_the_prior(specs):
+    report, draws = compile_file(specs / "coin.ppl").predict({"N": 30}, draws=4000)
+    assert report is None  # nothing was fitted
+    assert draws["x"].shape == (4000, 30)
+    assert draws["x"].double().mean().item() == pytest.approx(0.5, abs=0.01)  # Beta(10, 10) prior mean
+
+
+def test_predict_writes_csv_and_inference_data(specs, tmp_path, capsys):
+    assert main(["predict", str(specs / "coin.ppl"), "--n", "300", "--out", str(tmp_path / "p.csv")]) == 0
+    assert pd.read_csv(tmp_path / "p.csv", index_col="draw").shape == (300, 10)
+    assert main(["predict", str(specs / "coin.ppl"), "--out", str(tmp_path / "p.nc")]) == 0
+    idata = arviz.from_netcdf(tmp_path / "p.nc")
+    assert {"posterior", "posterior_predictive", "observed_data"} <= set(idata.groups())
+    assert "wrote 1000 posterior predictive draws of x [10]" in capsys.readouterr().out
+
+
+def test_prior_predictive_inference_data_has_only_that_group(specs, tmp_path):
+    (tmp_path / "sizes.json").write_text('{"N": 8}')
+    assert main(["predict", str(specs / "coin.ppl"), "--data", str(tmp_path / "sizes.json"),
+                 "--out", str(tmp_path / "prior.nc")]) == 0
+    assert set(arviz.from_netcdf(tmp_path / "prior.nc").groups()) == {"prior_predictive"}
