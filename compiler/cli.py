@@ -1,4 +1,5 @@
-"""The command line: `pplc run | compare | check | explain | emit`. Parses arguments, prints, sets exit codes.
+"""The command line: `pplc run | compare | predict | report | check | explain | emit`. Parses arguments,
+prints, sets exit codes.
 
 Exit codes: 0 ok, 2 spec error, 3 data error, 4 fitting error, 70 internal
 error (a bug in pplc), 130 interrupted.
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 from compiler.errors import PplError, Source, render
-from compiler.pipeline import compile_file
+from compiler.pipeline import compile_file, load_fit
 
 EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
 EXIT_INTERNAL = 70
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     source: Source | None = None
     try:
+        if args.spec is None:  # commands that read a saved fit, not a spec
+            return args.command(None, args)
         program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
         source = program.source
         return args.command(program, args)
@@ -44,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _source_of(path: str) -> Source | None:
+def _source_of(path: str | None) -> Source | None:
+    if path is None:
+        return None
     try:
         return Source.from_path(path)
     except PplError:
@@ -52,7 +57,9 @@ def _source_of(path: str) -> Source | None:
 
 
 def run(program, args) -> int:
-    _check_folders(args.draws_csv, args.idata, args.plot)
+    _check_folders(args.draws_csv, args.idata, args.plot, args.save)
+    if args.save is not None and args.method == "nuts":
+        raise PplError("--save keeps a VI fit (its guide); NUTS draws are not saved", hint="drop --method nuts")
     if args.method == "nuts":
         report = program.sample(args.data, **_nuts_options(args))
     else:
@@ -67,7 +74,11 @@ def run(program, args) -> int:
 
 def predict(program, args) -> int:
     _check_folders(args.out)
-    report, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
+    if args.fit is not None:
+        report = load_fit(args.fit, args.data or program.default_data_path(), spec=args.spec)
+        draws = report.predict(args.n)
+    else:
+        report, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
     from compiler import export
 
     try:
@@ -80,6 +91,19 @@ def predict(program, args) -> int:
     return 0
 
 
+def report_command(_, args) -> int:
+    from compiler import saved
+
+    fit = saved.load(args.fit_file)
+    if args.json:
+        print(fit.model_dump_json(indent=2, exclude_none=True, exclude={"guide_parameters", "spec_text"}))
+    else:
+        print(f"fit of {fit.spec_name} (sha256 {fit.spec_sha256[:12]}) to {fit.data_origin} "
+              f"(sha256 {fit.data_sha256[:12]})")
+        print(fit.report.table())
+    return 0
+
+
 def _check_folders(*paths) -> None:
     for path in paths:
         if path is not None and not path.parent.is_dir():
@@ -88,7 +112,7 @@ def _check_folders(*paths) -> None:
 
 def _write_files(report, args) -> None:
     for path, write in ((args.draws_csv, report.write_draws), (args.idata, report.write_idata),
-                        (args.plot, report.write_plot)):
+                        (args.plot, report.write_plot), (args.save, report.save)):
         if path is not None:
             try:
                 write(path)
@@ -175,6 +199,8 @@ def _parser() -> argparse.ArgumentParser:
                             help="write an ArviZ InferenceData (posterior, observed_data) as netCDF")
     run_parser.add_argument("--plot", type=Path, metavar="FILE.png",
                             help="draw the ELBO trace and each latent's marginal posterior")
+    run_parser.add_argument("--save", type=Path, metavar="FILE",
+                            help="save the fit (spec, data hash, guide, report) for `pplc report` and `--fit`")
 
     compare_parser = commands.add_parser("compare", help="fit with VI and with NUTS; print them side by side")
     compare_parser.set_defaults(command=compare)
@@ -208,8 +234,15 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--out", type=Path, default=Path("predictive.csv"), metavar="FILE.csv|FILE.nc",
                                 help="where to write them: CSV, or ArviZ InferenceData for .nc "
                                 "(default predictive.csv)")
+    predict_parser.add_argument("--fit", type=Path, metavar="FILE",
+                                help="a fit saved with `pplc run --save`, instead of fitting again")
     predict_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     predict_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    report_parser = commands.add_parser("report", help="print the report of a fit saved with `pplc run --save`")
+    report_parser.set_defaults(command=report_command, spec=None)
+    report_parser.add_argument("fit_file", type=Path, metavar="FILE")
+    report_parser.add_argument("--json", action="store_true", help="print the saved fit as JSON")
 
     emit_parser = commands.add_parser("emit", help="print the generated Pyro model and guide")
     emit_parser.set_defaults(command=emit)

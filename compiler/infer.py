@@ -457,6 +457,16 @@ def _per_draw_log_prob(trace, count: int) -> torch.Tensor:
     return total
 
 
+def restore_guide(program, data, values: dict) -> dict[str, Any]:
+    """Put saved unconstrained guide parameters back into Pyro's param store (each
+    created first at its initial value, with its constraint); returns the state."""
+    _fresh_start(program, data, 0)
+    with torch.no_grad():
+        for name, value in pyro.get_param_store().named_parameters():
+            value.copy_(torch.as_tensor(values[name], dtype=value.dtype).reshape(value.shape))
+    return pyro.get_param_store().get_state()
+
+
 def predictive_draws(program, data, count: int, seed: int, from_posterior: bool = True,
                      guide_state: dict | None = None) -> dict[str, torch.Tensor]:
     """Draws of every observed site, sampled rather than scored (Pyro's

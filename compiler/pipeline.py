@@ -29,6 +29,26 @@ def compile_file(path: str | Path, guide: str = "normal") -> Program:
     return Program(source, check_program(parse_program(source), source.name), guide)
 
 
+def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None):
+    """The `Report` of a fit saved with `Report.save` / `pplc run --save`. Given the
+    spec file, it must be the one fitted; the data (by default the saved data
+    file, if it is still there) must be the data fitted, and make the report's
+    `predict` and `to_arviz` work again."""
+    from compiler import infer, saved
+
+    fit = saved.load(path)
+    saved.check_pairing(fit, Source.from_path(spec).text if spec is not None else None, None)
+    program = compile_source(fit.spec_text, fit.spec_name, guide=fit.guide_family)
+    report = fit.report
+    if data is None and Path(fit.data_origin).is_file():
+        data = fit.data_origin
+    if data is not None:
+        loaded = program.load_data(data)
+        saved.check_pairing(fit, None, loaded)
+        report._context = (program, loaded, infer.restore_guide(program, loaded, fit.guide_parameters))
+    return report
+
+
 def compute_in_float64() -> None:
     """pplc computes in float64, as Stan does: L-BFGS on a badly scaled regression
     needs more than float32's seven digits. Set where torch is first needed, so
@@ -155,8 +175,7 @@ class Program:
         run_config = infer.RunConfig(**config)
         result = infer.fit(self, loaded, run_config)
         built = report.build_report(self, result, run_config, loaded.warnings, self._observed(loaded))
-        built._predict_with = lambda draws: infer.predictive_draws(self, loaded, draws, run_config.seed,
-                                                                  guide_state=result.guide_state)
+        built._context = (self, loaded, result.guide_state)
         return built
 
     def _observed(self, data) -> dict[str, Any]:

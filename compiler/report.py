@@ -12,6 +12,8 @@ from typing import Any, Union
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from typing_extensions import TypeAliasType
 
+from compiler.errors import PplError
+
 # Scalars, or nested lists shaped like an array-valued site.
 Nested = TypeAliasType("Nested", Union[float, list["Nested"]])
 
@@ -62,7 +64,7 @@ class Report(BaseModel):
     _elbo_trace: tuple = PrivateAttr(default=())
     _observed: dict = PrivateAttr(default_factory=dict)  # observed site -> its data
     _diagnostics: dict = PrivateAttr(default_factory=dict)  # NUTS: r_hat / ess_bulk -> site -> values
-    _predict_with: Any = PrivateAttr(default=None)  # VI: draws -> posterior predictive draws
+    _context: Any = PrivateAttr(default=None)  # VI: (program, data, guide state), for predictions and saving
 
     def to_json(self) -> str:
         """The report as JSON; fields that do not apply to the method (None) are left out."""
@@ -79,9 +81,23 @@ class Report(BaseModel):
 
     def predict(self, draws: int = 1000) -> dict:
         """Posterior predictive draws of every observed site: {site: (draws, *shape)}."""
-        if self._predict_with is None:
-            raise ValueError("posterior predictive draws need a VI fit made in this process")
-        return self._predict_with(draws)
+        from compiler import infer
+
+        program, data, guide_state = self._fitted()
+        return infer.predictive_draws(program, data, draws, self.seed, guide_state=guide_state)
+
+    def save(self, path) -> None:
+        """Everything needed to use this fit again, checked against its spec and data (`compiler.load_fit`)."""
+        from compiler import saved
+
+        self._fitted()
+        saved.save(self, path)
+
+    def _fitted(self):
+        if self._context is None:
+            raise PplError("this needs a VI fit with its data: NUTS draws and reports read back without "
+                           "their data have no guide to draw from")
+        return self._context
 
     def to_arviz(self, predictive: int = 0):
         """An ArviZ `InferenceData` with the posterior draws and the observed data,
