@@ -13,6 +13,7 @@ Run from the repository root:
     python bench/optimizers.py            # seeds 0, 1, 2
     python bench/optimizers.py --seeds 5
     python bench/optimizers.py --optimizers lbfgs --particles 8   # the particle default
+    python bench/optimizers.py --optimizers adam --lr 0.01        # Adam's learning rate
 
 It prints a Markdown table (the one in docs/inference.md).
 """
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--optimizers", nargs="+", default=["lbfgs", "adam"], choices=("lbfgs", "adam"))
     parser.add_argument("--particles", type=int, default=None, help="ELBO particles (default: pplc's own)")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam's learning rate (default 0.05)")
     args = parser.parse_args()
     print("| program | optimizer | worst mean err / ref sd | sd ratio | steps | seconds |")
     print("|---|---|---|---|---|---|")
@@ -45,7 +47,7 @@ def main() -> None:
             rows = []
             for seed in range(args.seeds):
                 started = time.perf_counter()
-                report = program.fit(data, seed=seed, optimizer=optimizer, particles=args.particles)
+                report = program.fit(data, seed=seed, optimizer=optimizer, particles=args.particles, lr=args.lr)
                 rows.append((*errors(report, reference, name), report.steps,
                              time.perf_counter() - started))
             worst, low, high, steps, seconds = zip(*rows)

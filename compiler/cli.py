@@ -111,7 +111,10 @@ def _check_folders(*paths) -> None:
 
 
 def _write_files(report, args) -> None:
-    for path, write in ((args.draws_csv, report.write_draws), (args.idata, report.write_idata),
+    def write_idata(path):
+        report.write_idata(path, predictive=args.predictive or 0)
+
+    for path, write in ((args.draws_csv, report.write_draws), (args.idata, write_idata),
                         (args.plot, report.write_plot), (args.save, report.save)):
         if path is not None:
             try:
@@ -197,6 +200,8 @@ def _parser() -> argparse.ArgumentParser:
                             help="write the posterior draws, one column per scalar element (beta[0], ...)")
     run_parser.add_argument("--idata", type=Path, metavar="FILE.nc",
                             help="write an ArviZ InferenceData (posterior, observed_data) as netCDF")
+    run_parser.add_argument("--predictive", type=_positive_int, metavar="N",
+                            help="with --idata: add N posterior predictive draws of every observed site")
     run_parser.add_argument("--plot", type=Path, metavar="FILE.png",
                             help="draw the ELBO trace and each latent's marginal posterior")
     run_parser.add_argument("--save", type=Path, metavar="FILE",

@@ -111,7 +111,9 @@ def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], pa
     trace_axes.plot(np.arange(1, len(elbo_trace) + 1), elbo_trace, linewidth=1)
     trace_axes.set(title="ELBO", xlabel=step)
     for ax, (label, values) in zip(flat_axes[1:], marginals):
-        ax.hist(values, bins=60, density=True, color="tab:blue", alpha=0.8)
+        # The central 99 %: a heavy tail (a half-Cauchy scale) would squeeze the rest into one bin.
+        ax.hist(values, bins=60, range=tuple(np.quantile(values, [0.005, 0.995])), density=True,
+                color="tab:blue", alpha=0.8)
         ax.set(title=label, yticks=[])
     for ax in flat_axes[panels:]:
         ax.axis("off")

@@ -112,8 +112,8 @@ class Report(BaseModel):
 
         export.write_draws_csv(self._draws, path)
 
-    def write_idata(self, path) -> None:
-        self.to_arviz().to_netcdf(str(path))
+    def write_idata(self, path, predictive: int = 0) -> None:
+        self.to_arviz(predictive).to_netcdf(str(path))
 
     def write_plot(self, path) -> None:
         """A PNG of the ELBO trace and each latent's marginal posterior."""

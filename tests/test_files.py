@@ -122,3 +122,10 @@ def test_prior_predictive_inference_data_has_only_that_group(specs, tmp_path):
     assert main(["predict", str(specs / "coin.ppl"), "--data", str(tmp_path / "sizes.json"),
                  "--out", str(tmp_path / "prior.nc")]) == 0
     assert set(arviz.from_netcdf(tmp_path / "prior.nc").groups()) == {"prior_predictive"}
+
+
+def test_idata_carries_the_posterior_predictive_when_asked_for(specs, tmp_path):
+    path = tmp_path / "fit.nc"
+    assert main(["run", str(specs / "coin.ppl"), "--quiet", "--idata", str(path), "--predictive", "200"]) == 0
+    idata = arviz.from_netcdf(path)
+    assert idata.posterior_predictive["x"].shape == (1, 200, 10)
