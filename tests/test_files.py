@@ -129,3 +129,11 @@ def test_idata_carries_the_posterior_predictive_when_asked_for(specs, tmp_path):
     assert main(["run", str(specs / "coin.ppl"), "--quiet", "--idata", str(path), "--predictive", "200"]) == 0
     idata = arviz.from_netcdf(path)
     assert idata.posterior_predictive["x"].shape == (1, 200, 10)
+
+
+def test_arviz_plots_the_inference_data(radon, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    axes = arviz.plot_posterior(radon.to_arviz(), var_names=["mu_a", "sigma_a"])
+    assert len(np.ravel(axes)) == 2
