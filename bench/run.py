@@ -5,6 +5,7 @@ Rows (medians of --repeats runs, ratios printed beside them):
 - SVI step cost: pplc's compiled coin model and guide against a hand-written
   vectorised Pyro model with the same guide family (a Normal on the logit
   scale), one particle, Adam, per 1,000 steps, at N = 10, 10^3, 10^5, 10^6;
+- `--jit` (Pyro's JitTrace_ELBO) against the plain step, per N;
 - the Pyro SVI tutorial's style (a Python loop of one `pyro.sample` per flip)
   at N = 10 and 10^3;
 - NumPyro's SVI (AutoNormal, one jitted update per step, compilation excluded,
@@ -29,6 +30,7 @@ Writes bench/RESULTS.md with the tables and the machine they ran on.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -36,12 +38,13 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import SVI, JitTrace_ELBO, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 from pyro.optim import Adam
 
@@ -100,12 +103,12 @@ def logistic_model(X, y):
 # Measurements ----------------------------------------------------------------------------
 
 
-def seconds_per_1000_steps(model, guide, args, steps: int, repeats: int) -> float:
+def seconds_per_1000_steps(model, guide, args, steps: int, repeats: int, elbo=Trace_ELBO) -> float:
     times = []
     for _ in range(repeats):
         pyro.clear_param_store()
         pyro.set_rng_seed(0)
-        svi = SVI(model, guide, Adam({"lr": 0.01}), Trace_ELBO())
+        svi = SVI(model, guide, Adam({"lr": 0.01}), elbo())
         for _ in range(5):  # warm-up: parameters created, caches filled
             svi.step(*args)
         started = time.perf_counter()
@@ -140,6 +143,22 @@ def step_costs(repeats: int) -> list[str]:
         compiled, hand = paired((program.model, program.guide, (data,)), (coin_model, coin_guide, (x,)),
                                 (steps, steps), repeats)
         rows.append(f"| {n:,} | {compiled:.3f} | {hand:.3f} | {compiled / hand:.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def jit_costs(repeats: int) -> list[str]:
+    """`--optimizer adam --jit`: the compiled coin's step with Pyro's JitTrace_ELBO, the data bound."""
+    program = compile_file(SPECS / "coin.ppl")
+    rows = ["| N | pplc (s / 1,000 steps) | pplc --jit | speed-up |", "|---|---|---|---|"]
+    for n, steps in STEPS.items():
+        data = program.load_data({"x": flips(n).long().tolist()})
+        bound = (functools.partial(program.model, data), functools.partial(program.guide, data), ())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            plain = seconds_per_1000_steps(program.model, program.guide, (data,), steps, repeats)
+            jitted = seconds_per_1000_steps(*bound, steps, repeats, JitTrace_ELBO)
+        rows.append(f"| {n:,} | {plain:.3f} | {jitted:.3f} | {plain / jitted:.2f}× |")
         print(rows[-1], flush=True)
     return rows
 
@@ -318,6 +337,7 @@ def main() -> None:
     compute_in_float64()  # as pplc computes: every row in float64
     sections = [
         ("SVI step cost, coin", step_costs(args.repeats)),
+        ("Adam with --jit (Pyro's JitTrace_ELBO)", jit_costs(args.repeats)),
         ("Against the Pyro SVI tutorial's loop", tutorial_costs(args.repeats)),
         ("Against NumPyro", numpyro_costs(args.repeats)),
         ("Regressions", regression_costs(args.repeats)),

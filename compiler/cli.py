@@ -146,7 +146,7 @@ def _progress(args) -> bool:
 
 def _svi_options(args) -> dict:
     options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": _progress(args)}
-    for option in ("optimizer", "steps", "max_steps", "lr", "draws"):
+    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit"):
         if getattr(args, option, None) is not None:
             options[option] = getattr(args, option)
     return options
@@ -263,6 +263,8 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=_positive_int,
                         help="the cap when stopping at convergence (1000 L-BFGS iterations, 10000 Adam steps)")
     parser.add_argument("--lr", type=_positive_float, help="Adam's initial learning rate (default 0.05)")
+    parser.add_argument("--jit", action="store_true", default=None,
+                        help="with --optimizer adam: compile each step with Pyro's JitTrace_ELBO")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")

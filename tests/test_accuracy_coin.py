@@ -70,3 +70,10 @@ def test_a_million_flips_take_as_many_adam_steps_as_ten(coin, a_million_flips):
     assert report.steps == coin.fit(seed=0, optimizer="adam").steps  # convergence stops both at the same step
     assert report.posterior["f"].mean == pytest.approx(mean, rel=0.01)
     assert report.posterior["f"].sd == pytest.approx(sd, rel=0.05)
+
+
+def test_adam_with_jit_meets_the_coins_bar(coin):
+    summary = coin.fit(seed=0, optimizer="adam", jit=True).posterior["f"]
+    mean, sd = beta_moments(16, 14)
+    assert summary.mean == pytest.approx(mean, rel=0.01)
+    assert summary.sd == pytest.approx(sd, rel=0.05)

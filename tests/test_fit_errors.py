@@ -112,3 +112,8 @@ def test_a_distribution_refusing_its_data_derived_arguments_is_reported_at_its_s
                                            "must satisfy GreaterThan(lower_bound=0.0)")
     assert "retry" not in caught.value.message
     assert caught.value.span.line == 5
+
+
+def test_jit_is_refused_with_lbfgs(specs, capsys):
+    assert main(["run", str(specs / "coin.ppl"), "--jit"]) == 2
+    assert "--jit applies to Adam's steps" in capsys.readouterr().err
