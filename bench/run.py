@@ -120,14 +120,14 @@ def seconds_per_1000_steps(model, guide, args, steps: int, repeats: int, elbo=Tr
 
 
 def paired(first, second, steps: tuple[int, int], repeats: int) -> tuple[float, float]:
-    """Seconds per 1,000 steps of two (model, guide, args) runs, alternated repeat by
-    repeat, each side's fastest repeat: on this shared machine the same 10^6-flip step
-    took 14 to 29 ms from one repeat to the next, so the least-disturbed run is the
-    measurement, and alternating exposes both sides to the same disturbances."""
+    """Seconds per 1,000 steps of two (model, guide, args, elbo) runs, alternated repeat
+    by repeat, each side's fastest repeat: on this shared machine the same 10^6-flip
+    step took 14 to 29 ms from one repeat to the next, so the least-disturbed run is
+    the measurement, and alternating exposes both sides to the same disturbances."""
     times = ([], [])
     for _ in range(repeats):
-        for side, (model, guide, args), count in zip(times, (first, second), steps):
-            side.append(seconds_per_1000_steps(model, guide, args, count, 1))
+        for side, (model, guide, args, elbo), count in zip(times, (first, second), steps):
+            side.append(seconds_per_1000_steps(model, guide, args, count, 1, elbo))
     return min(times[0]), min(times[1])
 
 
@@ -136,46 +136,45 @@ def flips(n: int) -> torch.Tensor:
     return (torch.rand(n, generator=generator) < 0.6).double()
 
 
-def step_costs(repeats: int) -> list[str]:
+def coin_rows(heading: str, sizes, other, repeats: int, ratio) -> list[str]:
+    """The compiled coin's step against `other(program, data, x)` (a model, guide, args,
+    ELBO and step count), one row per N: `| N | pplc | other | ratio(pplc, other) |`."""
     program = compile_file(SPECS / "coin.ppl")
-    rows = ["| N | pplc (s / 1,000 steps) | hand-written Pyro | ratio |", "|---|---|---|---|"]
-    for n, steps in STEPS.items():
+    rows = [f"| N | pplc (s / 1,000 steps) | {heading} |", "|---|---|---|---|"]
+    for n, steps in sizes:
         x = flips(n)
         data = program.load_data({"x": x.long().tolist()})
-        compiled, hand = paired((program.model, program.guide, (data,)), (coin_model, coin_guide, (x,)),
-                                (steps, steps), repeats)
-        rows.append(f"| {n:,} | {compiled:.3f} | {hand:.3f} | {compiled / hand:.2f} |")
+        *side, other_steps = other(program, data, x, steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            ours, theirs = paired((program.model, program.guide, (data,), Trace_ELBO), side, (steps, other_steps),
+                                  repeats)
+        rows.append(f"| {n:,} | {ours:.3f} | {theirs:.3f} | {ratio(ours, theirs)} |")
         print(rows[-1], flush=True)
     return rows
+
+
+def step_costs(repeats: int) -> list[str]:
+    return coin_rows("hand-written Pyro | ratio", STEPS.items(),
+                     lambda program, data, x, steps: (coin_model, coin_guide, (x,), Trace_ELBO, steps),
+                     repeats, lambda ours, theirs: f"{ours / theirs:.2f}")
 
 
 def jit_costs(repeats: int) -> list[str]:
     """`--optimizer adam --jit`: the compiled coin's step with Pyro's JitTrace_ELBO, the data bound."""
-    program = compile_file(SPECS / "coin.ppl")
-    rows = ["| N | pplc (s / 1,000 steps) | pplc --jit | speed-up |", "|---|---|---|---|"]
-    for n, steps in STEPS.items():
-        data = program.load_data({"x": flips(n).long().tolist()})
-        bound = (functools.partial(program.model, data), functools.partial(program.guide, data), ())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            plain = seconds_per_1000_steps(program.model, program.guide, (data,), steps, repeats)
-            jitted = seconds_per_1000_steps(*bound, steps, repeats, JitTrace_ELBO)
-        rows.append(f"| {n:,} | {plain:.3f} | {jitted:.3f} | {plain / jitted:.2f}× |")
-        print(rows[-1], flush=True)
-    return rows
+    return coin_rows("pplc --jit | speed-up", STEPS.items(),
+                     lambda program, data, x, steps: (functools.partial(program.model, data),
+                                                      functools.partial(program.guide, data), (), JitTrace_ELBO,
+                                                      steps),
+                     repeats, lambda ours, theirs: f"{ours / theirs:.2f}×")
 
 
 def tutorial_costs(repeats: int) -> list[str]:
-    program = compile_file(SPECS / "coin.ppl")
-    rows = ["| N | pplc (s / 1,000 steps) | tutorial loop | pplc is faster by |", "|---|---|---|---|"]
-    for n, steps in ((10, 1000), (1_000, 20)):
-        x = flips(n)
-        data = program.load_data({"x": x.long().tolist()})
-        compiled, loop = paired((program.model, program.guide, (data,)), (tutorial_model, tutorial_guide, (x,)),
-                                (1000, steps), repeats)
-        rows.append(f"| {n:,} | {compiled:.3f} | {loop:.3f} | {loop / compiled:.0f}× |")
-        print(rows[-1], flush=True)
-    return rows
+    # The loop runs one Python statement per flip: 20 steps at N = 10^3 already take seconds.
+    return coin_rows("tutorial loop | pplc is faster by", ((10, 1000), (1_000, 1000)),
+                     lambda program, data, x, steps: (tutorial_model, tutorial_guide, (x,), Trace_ELBO,
+                                                      1000 if len(x) <= 10 else 20),
+                     repeats, lambda ours, theirs: f"{theirs / ours:.0f}×")
 
 
 def numpyro_costs(repeats: int) -> list[str]:
@@ -232,8 +231,8 @@ def regression_costs(repeats: int) -> list[str]:
     for name, program, model, model_args in (("radon", radon, radon_model, args),
                                              ("logistic_regression", logistic, logistic_model, logistic_args)):
         loaded = data if name == "radon" else program.load_data()
-        compiled, hand = paired((program.model, program.guide, (loaded,)), (model, AutoNormal(model), model_args),
-                                (1000, 1000), repeats)
+        compiled, hand = paired((program.model, program.guide, (loaded,), Trace_ELBO),
+                                (model, AutoNormal(model), model_args, Trace_ELBO), (1000, 1000), repeats)
         rows.append(f"| {name} | {compiled:.3f} | {hand:.3f} | {compiled / hand:.2f} |")
         print(rows[-1], flush=True)
     return rows

@@ -134,7 +134,8 @@ def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[s
     values = [observe.value, *(e for _, e in observe.distribution.arguments)]
     observed = expression(observe.value, layout)
     if not (observe.value.type.shape or observe.value.type.batched):
-        observed = f"torch.tensor(float({observed}))"  # a scalar datum is a Python number; log_prob wants a tensor
+        # A scalar datum is a Python number; log_prob wants a tensor.
+        observed = f"torch.as_tensor({observed}, dtype=torch.get_default_dtype())"
     sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, layout)}, obs={observed})')
     return plates.around(observe.plates, _positions(observe.plates, values) + [sample])
 

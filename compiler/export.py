@@ -89,7 +89,7 @@ def write_predictive(report, predictive: dict[str, torch.Tensor], path: str | Pa
     elif report is None:
         inference_data({}, {}, predictive, prior=True).to_netcdf(str(path))
     else:
-        inference_data(report._draws, report._observed, predictive).to_netcdf(str(path))
+        inference_data(report._draws, report._observed(), predictive).to_netcdf(str(path))
 
 
 def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], path: str | Path,

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyro import poutine
 from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceEnum_ELBO
 from pyro.optim import LambdaLR, clipped_adam
+from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
 from compiler import dadvi
 from compiler.convergence import Schedule, is_level
@@ -482,22 +483,32 @@ def restore_guide(program, data, values: dict) -> dict[str, Any]:
     return pyro.get_param_store().get_state()
 
 
+class _ReleaseObservations(UnconditionMessenger):
+    """`poutine.uncondition` for observe statements only: a let (`pyro.deterministic`,
+    an observed Delta to Pyro) keeps the value it was computed as, where releasing it
+    would draw from a Delta broadcast over the draws plate."""
+
+    def _pyro_sample(self, msg) -> None:
+        if not (msg["infer"] or {}).get("_deterministic"):
+            super()._pyro_sample(msg)
+
+
 def predictive_draws(program, data, count: int, seed: int, from_posterior: bool = True,
                      guide_state: dict | None = None) -> dict[str, torch.Tensor]:
-    """Draws of every observed site, sampled rather than scored (Pyro's
-    `Predictive` on the unconditioned model): latents from the fitted guide (the
-    posterior predictive, `guide_state` restored first) or from their priors."""
-    from pyro.infer import Predictive
-
+    """Draws of every observed site, sampled rather than scored, vectorised under a
+    draws plate left of the model's plates, as `posterior_draws` is: latents from
+    the fitted guide (the posterior predictive, `guide_state` restored first) or
+    from their priors."""
     if guide_state is not None:
         pyro.get_param_store().set_state(guide_state)
     pyro.set_rng_seed(seed)
-    sites = program.ir.observed
-    predictive = Predictive(poutine.uncondition(program.model), guide=program.guide if from_posterior else None,
-                            num_samples=count, return_sites=[s.name for s in sites], parallel=True)
-    with torch.no_grad():
-        samples = predictive(data)
-    return {s.name: _own_dims(samples[s.name], count, torch.as_tensor(data[s.name]).dim()) for s in sites}
+    model = _ReleaseObservations()(program.model)
+    with torch.no_grad(), pyro.plate("_draws", count, dim=-(program.ir.max_plate_nesting + 1)):
+        if from_posterior:
+            model = poutine.replay(model, poutine.trace(program.guide).get_trace(data))
+        trace = poutine.trace(model).get_trace(data)
+    return {s.name: _own_dims(trace.nodes[s.name]["value"], count, torch.as_tensor(data[s.name]).dim())
+            for s in program.ir.observed}
 
 
 def discrete_posterior(program, data, count: int) -> dict[str, torch.Tensor]:

@@ -34,6 +34,8 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     spec file, it must be the one fitted; the data (by default the saved data
     file, if it is still there) must be the data fitted, and make the report's
     `predict` and `to_arviz` work again."""
+    import pyro
+
     from compiler import infer, saved
 
     fit = saved.load(path)
@@ -45,7 +47,9 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     if data is not None:
         loaded = program.load_data(data)
         saved.check_pairing(fit, None, loaded)
-        report._context = (program, loaded, infer.restore_guide(program, loaded, fit.guide_parameters))
+        guide_state = infer.restore_guide(program, loaded, fit.guide_parameters)
+        pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
+        report._keep(program, loaded, infer.posterior_draws(program, loaded, infer.RunConfig().draws), guide_state)
     return report
 
 
@@ -152,8 +156,7 @@ class Program:
 
         loaded = self.load_data(data)
         nuts_config = mcmc.NutsConfig(**config)
-        return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config,
-                                        loaded.warnings, self._observed(loaded))
+        return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded)
 
     def predict(self, data: Any = None, draws: int = 1000, seed: int = 0, **fit_options: Any):
         """Draws of every observed site: from the posterior predictive after a fit,
@@ -174,9 +177,4 @@ class Program:
         loaded = self.load_data(data)
         run_config = infer.RunConfig(**config)
         result = infer.fit(self, loaded, run_config)
-        built = report.build_report(self, result, run_config, loaded.warnings, self._observed(loaded))
-        built._context = (self, loaded, result.guide_state)
-        return built
-
-    def _observed(self, data) -> dict[str, Any]:
-        return {site.name: data[site.name] for site in self.ir.observed}
+        return report.build_report(self, result, run_config, loaded)

@@ -62,9 +62,8 @@ class Report(BaseModel):
     # What the summaries were computed from, kept for files and notebooks; never serialised.
     _draws: dict = PrivateAttr(default_factory=dict)  # site -> (draws, *shape)
     _elbo_trace: tuple = PrivateAttr(default=())
-    _observed: dict = PrivateAttr(default_factory=dict)  # observed site -> its data
     _diagnostics: dict = PrivateAttr(default_factory=dict)  # NUTS: r_hat / ess_bulk -> site -> values
-    _context: Any = PrivateAttr(default=None)  # VI: (program, data, guide state), for predictions and saving
+    _source: Any = PrivateAttr(default=None)  # (program, data, guide state or None for NUTS)
 
     def to_json(self) -> str:
         """The report as JSON; fields that do not apply to the method (None) are left out."""
@@ -86,6 +85,12 @@ class Report(BaseModel):
         program, data, guide_state = self._fitted()
         return infer.predictive_draws(program, data, draws, self.seed, guide_state=guide_state)
 
+    def _observed(self) -> dict:
+        if self._source is None:
+            return {}
+        program, data, _ = self._source
+        return {site.name: data[site.name] for site in program.ir.observed}
+
     def save(self, path) -> None:
         """Everything needed to use this fit again, checked against its spec and data (`compiler.load_fit`)."""
         from compiler import saved
@@ -94,17 +99,17 @@ class Report(BaseModel):
         saved.save(self, path)
 
     def _fitted(self):
-        if self._context is None:
+        if self._source is None or self._source[2] is None:
             raise PplError("this needs a VI fit with its data: NUTS draws and reports read back without "
                            "their data have no guide to draw from")
-        return self._context
+        return self._source
 
     def to_arviz(self, predictive: int = 0):
         """An ArviZ `InferenceData` with the posterior draws and the observed data,
         and `predictive` posterior predictive draws when asked for."""
         from compiler import export
 
-        return export.inference_data(self._draws, self._observed, self.predict(predictive) if predictive else None)
+        return export.inference_data(self._draws, self._observed(), self.predict(predictive) if predictive else None)
 
     def write_draws(self, path) -> None:
         """The draws as CSV, one column per scalar element (`beta[0]`, ...)."""
@@ -122,9 +127,10 @@ class Report(BaseModel):
         step = "L-BFGS call (10 iterations)" if self.optimizer == "lbfgs" else "step"
         export.write_plot(self._draws, self._elbo_trace, path, self.spec, step)
 
-    def _keep(self, draws, observed, elbo_trace=(), diagnostics=None) -> Report:
-        self._draws, self._observed, self._elbo_trace = draws, observed, tuple(elbo_trace)
-        self._diagnostics = diagnostics or {}
+    def _keep(self, program, data, draws, guide_state=None, elbo_trace=(), diagnostics=None) -> Report:
+        """Attach what the report was computed from (a saved fit gets it back in `load_fit`)."""
+        self._source = (program, data, guide_state)
+        self._draws, self._elbo_trace, self._diagnostics = draws, tuple(elbo_trace), diagnostics or {}
         return self
 
 
@@ -142,8 +148,8 @@ def summarise(draws, rhat=None, ess=None) -> Summary:
                    rhat=None if rhat is None else rhat.tolist(), ess=None if ess is None else ess.tolist())
 
 
-def build_nuts_report(program, result, config, warnings: tuple[str, ...] = (), observed=None) -> Report:
-    notes = list(warnings)
+def build_nuts_report(program, result, config, data) -> Report:
+    notes = list(data.warnings)
     if not result.converged:
         notes.append("R̂ ≥ 1.01 for some parameter: the chains disagree; run more --warmup and --samples")
     if result.divergences:
@@ -154,12 +160,12 @@ def build_nuts_report(program, result, config, warnings: tuple[str, ...] = (), o
         converged=result.converged,
         posterior={name: summarise(draws, result.rhat[name], result.ess[name]) for name, draws in result.draws.items()},
         params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes,
-    )._keep(result.draws, observed or {}, diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess})
+    )._keep(program, data, result.draws, diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess})
 
 
-def build_report(program, result, config, warnings: tuple[str, ...] = (), observed=None) -> Report:
+def build_report(program, result, config, data) -> Report:
     posterior = {name: summarise(draws) for name, draws in result.draws.items()}
-    notes = list(warnings) + ([result.retry_note] if result.retry_note else [])
+    notes = list(data.warnings) + ([result.retry_note] if result.retry_note else [])
     if result.interrupted:
         notes.append(f"interrupted at step {result.steps}: this is the posterior reached so far")
     elif not result.converged:
@@ -183,7 +189,7 @@ def build_report(program, result, config, warnings: tuple[str, ...] = (), observ
         discrete={name: value.tolist() for name, value in result.discrete.items()},
         khat=result.khat,
         warnings=notes,
-    )._keep(result.draws, observed or {}, result.elbo_trace)
+    )._keep(program, data, result.draws, result.guide_state, result.elbo_trace)
 
 
 def render_table(report: Report) -> str:

@@ -42,7 +42,7 @@ def sha256(text: str) -> str:
 
 
 def save(report: Report, path: str | Path) -> None:
-    program, data, guide_state = report._context
+    program, data, guide_state = report._fitted()
     saved = SavedFit(
         spec_name=program.source.name, spec_text=program.source.text, spec_sha256=sha256(program.source.text),
         data_origin=data.origin, data_sha256=data.digest, guide_family=program.guide_family, report=report,

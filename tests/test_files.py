@@ -137,3 +137,9 @@ def test_arviz_plots_the_inference_data(radon, tmp_path):
     matplotlib.use("Agg")
     axes = arviz.plot_posterior(radon.to_arviz(), var_names=["mu_a", "sigma_a"])
     assert len(np.ravel(axes)) == 2
+
+
+def test_posterior_predictive_of_a_model_with_lets_keeps_the_data_shape(specs):
+    # theta is a let (pyro.deterministic): releasing the observations must leave it computed, not drawn.
+    draws = compile_file(specs / "eight_schools.ppl").fit(seed=0).predict(300)
+    assert draws["y"].shape == (300, 8)

@@ -72,3 +72,9 @@ def test_a_file_that_is_not_a_fit_is_a_clean_error(tmp_path, capsys):
 def test_nuts_fits_are_not_saved(specs, tmp_path, capsys):
     assert main(["run", str(specs / "coin.ppl"), "--method", "nuts", "--save", str(tmp_path / "f.json")]) == 2
     assert "--save keeps a VI fit" in capsys.readouterr().err
+
+
+def test_a_loaded_fit_summarises_draws_from_the_saved_guide(coin_fit):
+    folder, report = coin_fit
+    frame = load_fit(folder / "coin.fit.json").summary()
+    assert frame.loc["f", "mean"] == pytest.approx(report.posterior["f"].mean, abs=0.005)  # 10,000 draws: MC error 0.001
