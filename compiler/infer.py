@@ -64,7 +64,7 @@ class RunConfig(BaseModel):
     discrete: bool = Field(False, description="report P(z = k) per element of enumerated latents")
     progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
     jit: bool = Field(False, description="Adam only: compile each step's ELBO with Pyro's JitTrace_ELBO "
-                      "(torch.jit); 2.2x faster per step at N = 10, 1.5x at 10^5, even at 10^6 (bench/RESULTS.md)")
+                      "(torch.jit); 2.2x faster per step at N = 10, 1.5x at 10^5, no gain at 10^6 (bench/RESULTS.md)")
 
 
 @dataclass(frozen=True)
