@@ -3,6 +3,12 @@
 The source is what runs: `pipeline` compiles it, so `pplc emit` shows exactly
 the executed code. It contains only checked identifiers, numeric literals and
 calls into torch, pyro and `compiler.runtime`.
+
+Where observations share one distribution (`observe x[i] ~ Bernoulli(f)`: no
+argument varies along the plates), the source also has `collapsed_model`, the
+same joint with those statements scored from sufficient statistics of the data
+(`sufficient_statistics`, computed once): what the fit evaluates, at a cost per
+evaluation that does not grow with the data. `model` stays the one users read.
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ class GeneratedCode:
 
 def generate(model: ir.Model, guide_family: str = "normal") -> GeneratedCode:
     guide_lines, families, parameters = _guide(model, guide_family)
-    functions = "\n\n\n".join("\n".join(lines) for lines in (_transform_data(model), _model(model), guide_lines))
+    pieces = [_transform_data(model), _model(model), guide_lines]
+    if any(collapsible(s) for s in model.observed):
+        pieces += [_sufficient_statistics(model), _model(model, collapsed=True)]
+    functions = "\n\n\n".join("\n".join(lines) for lines in pieces)
     parts = [_header(model, guide_family, functions), functions]
     return GeneratedCode("\n\n\n".join(parts) + "\n", families, parameters)
 
@@ -73,8 +82,10 @@ def _transform_data(model: ir.Model) -> list[str]:
     return lines + _indent(_bind_data(model, body) + body)
 
 
-def _model(model: ir.Model) -> list[str]:
-    plates = _PlateNames(model, [s for s in model.statements if not isinstance(s, (ir.Param, ir.Let))])
+def _model(model: ir.Model, collapsed: bool = False) -> list[str]:
+    plated = [s for s in model.statements if not isinstance(s, (ir.Param, ir.Let))
+              and not (collapsed and isinstance(s, ir.Observe) and collapsible(s))]
+    plates = _PlateNames(model, plated)
     body: list[str] = []
     for statement in model.statements:
         match statement:
@@ -86,12 +97,17 @@ def _model(model: ir.Model) -> list[str]:
                 body += _positions(statement.plates, [statement.value])
                 body.append(f'{statement.name} = pyro.deterministic("{statement.name}", '
                             f"{_let_value(statement, model)})")
+            case ir.Observe() if collapsed and collapsible(statement):
+                body.append(_collapsed_observe(statement, _layout(model, statement.plates)))
             case ir.Observe():
                 body += _observe(statement, plates, _layout(model, statement.plates))
     body = plates.declarations() + body
     if not body:
         body = ["pass  # no statements: the joint is empty"]
-    return ["def model(data):"] + _indent(_bind_data(model, body) + body)
+    header = ["def model(data):"] if not collapsed else [
+        "def collapsed_model(data):",
+        f'    """model(data) with {_names(_collapsed(model))} scored from sufficient statistics: the same log joint."""']
+    return header + _indent(_bind_data(model, body) + body)
 
 
 def _param(param: ir.Param) -> list[str]:
@@ -138,6 +154,50 @@ def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[s
         observed = f"torch.as_tensor({observed}, dtype=torch.get_default_dtype())"
     sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, layout)}, obs={observed})')
     return plates.around(observe.plates, _positions(observe.plates, values) + [sample])
+
+
+def collapsible(observe: ir.Observe) -> bool:
+    """Whether an observe statement's elements share one distribution whose
+    log-likelihood the table can compute from sufficient statistics: a whole data
+    array observed under plates, every argument one scalar for all its elements."""
+    row = distributions.TABLE[observe.distribution.name]
+    return (row.sufficient is not None and bool(observe.plates) and _observed_array(observe) is not None
+            and all(not e.type.batched and not e.type.shape for _, e in observe.distribution.arguments))
+
+
+def _observed_array(observe: ir.Observe) -> str | None:
+    """The data name an observe statement scores whole (`x` or aligned `x[i]`), if it does."""
+    value = observe.value.base if isinstance(observe.value, ir.Subscript) and observe.value.aligned else observe.value
+    if isinstance(value, ir.Variable) and value.role in ("data", "transformed"):
+        return value.name
+    return None
+
+
+def _collapsed(model: ir.Model) -> list[ir.Observe]:
+    return [s for s in model.observed if collapsible(s)]
+
+
+def _names(statements) -> str:
+    return ", ".join(s.name for s in statements)
+
+
+def statistics_key(observe: ir.Observe) -> str:
+    """Where `sufficient_statistics` leaves an observe statement's statistics in the data."""
+    return f"{observe.name}.statistics"
+
+
+def _sufficient_statistics(model: ir.Model) -> list[str]:
+    entries = ", ".join(f'"{statistics_key(s)}": rt.sufficient_statistics("{s.distribution.name}", '
+                        f'data["{_observed_array(s)}"])' for s in _collapsed(model))
+    return ["def sufficient_statistics(data):",
+            f'    """The data with the statistics collapsed_model scores {_names(_collapsed(model))} from."""',
+            f"    return {{**data, {entries}}}"]
+
+
+def _collapsed_observe(observe: ir.Observe, layout: Layout) -> str:
+    use = observe.distribution
+    return (f'pyro.factor("{observe.name}", rt.log_likelihood("{use.name}", {_distribution(use, layout)}, '
+            f'data["{statistics_key(observe)}"]))')
 
 
 def _guide(model: ir.Model, family: str) -> tuple[list[str], dict[str, str], dict[str, tuple[str, ...]]]:
@@ -328,8 +388,8 @@ def _positions(plates: tuple[ir.Plate, ...], expressions: list[ir.Expr]) -> list
 
 
 def _bind_data(model: ir.Model, body: list[str]) -> list[str]:
-    """`name = data["name"]` for each data name the body mentions."""
-    words = set(re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", "\n".join(body)))
+    """`name = data["name"]` for each data name the body mentions outside strings."""
+    words = set(re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", re.sub(r'"[^"]*"', "", "\n".join(body))))
     names = [d.name for d in model.data] + [s.name for s in model.lets if s.transformed_data]
     return [f'{name} = data["{name}"]' for name in names if name in words and not _assigned(name, body)]
 

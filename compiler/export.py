@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from compiler import stats
+
 MAX_PANELS = 12  # marginal plots per figure: the first elements of long arrays
-HDI_PROB = 0.94  # ArviZ's default
 
 
 def columns(draws: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -41,11 +42,10 @@ def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[st
     """`az.summary`'s layout: mean, sd, hdi_3%, hdi_97% per scalar element, and
     r_hat and ess_bulk where NUTS measured them."""
     import pandas as pd
-    from arviz_stats.base import array_stats
 
     rows = {}
     for label, values in columns(draws).items():
-        low, high = array_stats.hdi(values, HDI_PROB)
+        low, high = stats.hdi(torch.as_tensor(values)).tolist()
         rows[label] = {"mean": values.mean(), "sd": values.std(ddof=1), "hdi_3%": low, "hdi_97%": high}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     for column, per_site in (diagnostics or {}).items():

@@ -26,7 +26,8 @@ from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceE
 from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import dadvi
+from compiler import dadvi, stats
+from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
 
@@ -81,7 +82,7 @@ class FitResult:
     seconds: float
     interrupted: bool = False
     retry_note: str | None = None  # why and how the fit was retried, if it was
-    khat: float | None = None  # Pareto k̂ of p(x, z)/q(z) over guide draws; None where not computed
+    importance: Importance | None = None  # k̂ and the spread of p(x, z)/q(z); None where not computed
 
 
 RETRY_RATE_FACTOR = 0.1
@@ -127,10 +128,10 @@ def fit(program, data, config: RunConfig) -> FitResult:
     draws = posterior_draws(program, data, config.draws)
     params = {p.name: pyro.param(p.name).detach().clone() for p in program.ir.params}
     discrete = discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}
-    khat = pareto_khat(program, data)
+    checked = importance(program, data)
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, params, discrete, state,
-                     time.perf_counter() - started, run.interrupted, retry_note, khat)
+                     time.perf_counter() - started, run.interrupted, retry_note, checked)
 
 
 def _attempt(program, data, config: RunConfig, seed: int, rate_factor: float) -> _Run:
@@ -155,8 +156,9 @@ def _adam(program, data, config: RunConfig, seed: int, rate_factor: float, max_s
     _fresh_start(program, data, seed)
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
     # torch.jit traces tensors only, so the jitted ELBO sees model and guide with the data bound.
-    model, guide, step_args = ((functools.partial(program.model, data), functools.partial(program.guide, data), ())
-                               if config.jit else (program.model, program.guide, (data,)))
+    model, scored_data = program.scored(data)
+    model, guide, step_args = ((functools.partial(model, scored_data), functools.partial(program.guide, scored_data), ())
+                               if config.jit else (model, program.guide, (scored_data,)))
     svi = SVI(model, guide, _optimizer(config.lr * rate_factor, schedule), elbo)
     with _ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -170,6 +172,7 @@ def _lbfgs(program, data, config: RunConfig, seed: int, rate_factor: float, max_
     """Deterministic ADVI from each start; the start with the best ELBO is kept."""
     starts = config.starts or (ENUMERATED_STARTS if any(s.enumerated for s in program.ir.latents) else 1)
     best: tuple[_Run, dict] | None = None
+    model, scored_data = program.scored(data)
     for start in range(starts):
         _fresh_start(program, data, seed + start * START_SEED_STRIDE)
         parameters = [value for _, value in pyro.get_param_store().named_parameters()]
@@ -179,7 +182,7 @@ def _lbfgs(program, data, config: RunConfig, seed: int, rate_factor: float, max_
         progress = dadvi.Progress(max_steps, config.steps, lambda done, value: bar.show(done, total, value))
         try:
             with bar:
-                dadvi.maximise(lambda: elbo.differentiable_loss(program.model, program.guide, data), parameters,
+                dadvi.maximise(lambda: elbo.differentiable_loss(model, program.guide, scored_data), parameters,
                                progress, dadvi.FixedDraws(seed), rate_factor,
                                lambda loss, iteration: _diverged(program, data, loss, iteration - 1))
         except KeyboardInterrupt:  # maximise has put back the last finite state
@@ -258,7 +261,9 @@ def _coordinates(program) -> int:
 
 
 def _observed_terms(program, data) -> int:
-    return sum(torch.as_tensor(data[s.name]).numel() for s in program.ir.observed)
+    """Log-density terms per particle an evaluation computes: one per observation,
+    one per statement scored from sufficient statistics."""
+    return sum(1 if collapsible(s) else torch.as_tensor(data[s.name]).numel() for s in program.ir.observed)
 
 
 def _optimizer(lr: float, schedule: Schedule) -> LambdaLR:
@@ -434,31 +439,36 @@ def _own_dims(value: torch.Tensor, count: int, rank: int) -> torch.Tensor:
 PSIS_DRAWS, PSIS_MIN_DRAWS, PSIS_TERMS = 4000, 200, 50 * TERMS_PER_STEP
 
 
-def pareto_khat(program, data) -> float | None:
-    """Pareto k̂ of the importance ratios p(x, z)/q(z) over draws from the fitted
-    guide (PSIS, Yao, Vehtari, Simpson & Gelman 2018): below 0.5 q is close to
-    the posterior; above 0.7 what q reports is unreliable. None for models with
-    enumerated latents, whose p(x, z) would need them summed out per draw."""
+@dataclass(frozen=True)
+class Importance:
+    """How far the fitted guide q is from the posterior, read from the importance
+    ratios p(x, z)/q(z) over draws from q (Yao, Vehtari, Simpson & Gelman 2018)."""
+
+    khat: float | None  # Pareto k̂ of their upper tail; None where the tail is flat
+    log_sd: float  # the sd of log p(x, z)/q(z): how much the weights vary at all
+
+
+def importance(program, data) -> Importance | None:
+    """PSIS's Pareto k̂ and the spread of the log ratios over draws from the fitted
+    guide. None for models with enumerated latents, whose p(x, z) would need them
+    summed out per draw."""
     if any(latent.enumerated for latent in program.ir.latents):
         return None
-    from arviz_stats.base import array_stats
-
     terms = max(_observed_terms(program, data), 1)
     count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
     chunk = min(count, max(1, TERMS_PER_STEP // terms))
-    ratios = torch.cat([_log_ratios(program, data, chunk) for _ in range(math.ceil(count / chunk))])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PSIS warns where k̂ is high; the report says it in its own words
-        _, khat = array_stats.psislw(ratios[:count].numpy(), r_eff=1.0)
-    return float(khat)
+    model, scored_data = program.scored(data)
+    ratios = torch.cat([_log_ratios(model, program, scored_data, chunk) for _ in range(math.ceil(count / chunk))])
+    ratios = ratios[:count]
+    return Importance(stats.pareto_khat(ratios.numpy()), ratios.std().item())
 
 
-def _log_ratios(program, data, count: int) -> torch.Tensor:
+def _log_ratios(model, program, data, count: int) -> torch.Tensor:
     """log p(x, z) - log q(z) for `count` guide draws, vectorised under a draws plate."""
     nesting = program.ir.max_plate_nesting
     with torch.no_grad(), pyro.plate("_draws", count, dim=-(nesting + 1)):
         guide_trace = poutine.trace(program.guide).get_trace(data)
-        model_trace = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data)
+        model_trace = poutine.trace(poutine.replay(model, guide_trace)).get_trace(data)
         return _per_draw_log_prob(model_trace, count) - _per_draw_log_prob(guide_trace, count)
 
 

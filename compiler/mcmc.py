@@ -55,13 +55,14 @@ def fit_nuts(program, data, config: NutsConfig) -> NutsResult:
     initialise(program, data)  # a distribution that refuses its arguments is reported at its statement
     started = time.perf_counter()
     chains, divergences = [], 0
+    scored_model, scored_data = program.scored(data)
     for chain in range(config.chains):
         pyro.clear_param_store()
         pyro.set_rng_seed(config.seed + chain)
-        kernel = NUTS(program.model, target_accept_prob=config.target_accept,
+        kernel = NUTS(scored_model, target_accept_prob=config.target_accept,
                       max_plate_nesting=program.ir.max_plate_nesting)
         mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=config.warmup, disable_progbar=True)
-        mcmc.run(data)
+        mcmc.run(scored_data)
         chains.append(_with_lets(program, data, mcmc.get_samples()))
         divergences += len(mcmc.diagnostics()["divergences"]["chain 0"])
     names = chains[0].keys()

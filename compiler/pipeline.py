@@ -91,6 +91,14 @@ class Program:
     def guide(self):
         return self._functions["guide"]
 
+    def scored(self, data) -> tuple[Any, Any]:
+        """What a fit evaluates, and the data it takes: `collapsed_model` with the
+        data's sufficient statistics where some observations share one distribution
+        (the same log joint as `model`, see codegen), else `model` and the data."""
+        if "collapsed_model" not in self._functions:
+            return self.model, data
+        return self._functions["collapsed_model"], self._functions["sufficient_statistics"](data)
+
     def summary(self) -> str:
         """One line: what `pplc check` prints."""
         m = self.ir

@@ -19,6 +19,10 @@ Nested = TypeAliasType("Nested", Union[float, list["Nested"]])
 
 MAX_ROWS_PER_ARRAY = 10
 KHAT_GOOD, KHAT_UNRELIABLE = 0.5, 0.7  # Yao et al. (2018)
+# Below this sd of log p(x, z)/q(z), k̂'s tail carries no weight: reweighting the draws
+# from q towards the posterior moves a mean by at most sd(weights) x sd(value)
+# (Cauchy-Schwarz), under a tenth of its sd. The coin's is 0.015, where k̂ is 4.
+UNIFORM_WEIGHTS_SD = 0.1
 COLUMNS = ("mean", "sd", "hdi_3", "hdi_97", "q05", "q50", "q95")
 HEADINGS = ("mean", "sd", "hdi_3%", "hdi_97%", "5%", "50%", "95%")  # az.summary's, then quantiles
 
@@ -56,6 +60,7 @@ class Report(BaseModel):
     discrete: dict[str, Nested] = {}  # enumerated latent -> P(z = k), k along the last axis
     chains: int | None = None  # NUTS only
     khat: float | None = None  # SVI only: Pareto k̂ of p(x, z)/q(z) over guide draws
+    log_ratio_sd: float | None = None  # SVI only: the sd of log p(x, z)/q(z) over the same draws
     divergences: int | None = None  # NUTS only
     warnings: list[str] = []
 
@@ -137,11 +142,12 @@ class Report(BaseModel):
 def summarise(draws, rhat=None, ess=None) -> Summary:
     """Mean, sd, 94 % HDI and quantiles over the leading (draws) dim."""
     import torch
-    from arviz_stats.base import array_stats
+
+    from compiler import stats
 
     draws = draws.double()
     quantiles = torch.quantile(draws, torch.tensor([0.05, 0.5, 0.95], dtype=draws.dtype), dim=0)
-    hdi = torch.as_tensor(array_stats.hdi(draws.numpy(), 0.94, axis=0))
+    hdi = stats.hdi(draws)
     return Summary(mean=draws.mean(0).tolist(), sd=draws.std(0).tolist(), hdi_3=hdi[..., 0].tolist(),
                    hdi_97=hdi[..., 1].tolist(), q05=quantiles[0].tolist(),
                    q50=quantiles[1].tolist(), q95=quantiles[2].tolist(),
@@ -171,8 +177,9 @@ def build_report(program, result, config, data) -> Report:
     elif not result.converged:
         notes.append(f"the ELBO was still changing after {result.steps} steps: "
                      "the fit has not converged; try more --steps or a larger --max-steps")
-    if result.khat is not None and result.khat > KHAT_UNRELIABLE:
-        notes.append(f"Pareto k̂ = {result.khat:.2f} > {KHAT_UNRELIABLE}: the posterior has regions the mean-field "
+    checked = result.importance
+    if checked and checked.khat is not None and checked.khat > KHAT_UNRELIABLE and not _uniform(checked.log_sd):
+        notes.append(f"Pareto k̂ = {checked.khat:.2f} > {KHAT_UNRELIABLE}: the posterior has regions the mean-field "
                      "guide barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means may be "
                      "off and the sds too small; check with --method nuts or `pplc compare`")
     return Report(
@@ -187,9 +194,14 @@ def build_report(program, result, config, data) -> Report:
         params={name: value.tolist() for name, value in result.params.items()},
         seed=config.seed,
         discrete={name: value.tolist() for name, value in result.discrete.items()},
-        khat=result.khat,
+        khat=checked.khat if checked else None,
+        log_ratio_sd=checked.log_sd if checked else None,
         warnings=notes,
     )._keep(program, data, result.draws, result.guide_state, result.elbo_trace)
+
+
+def _uniform(log_ratio_sd: float | None) -> bool:
+    return log_ratio_sd is not None and log_ratio_sd < UNIFORM_WEIGHTS_SD
 
 
 def render_table(report: Report) -> str:
@@ -215,7 +227,10 @@ def render_table(report: Report) -> str:
         lines.append(f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}")
     if report.elbo is not None:
         lines.append(f"ELBO {report.elbo:.4g}")
-    if report.khat is not None:
+    if report.khat is not None and _uniform(report.log_ratio_sd):
+        lines.append(f"Pareto k̂ {report.khat:.2f} of importance weights that barely vary (sd of log p/q "
+                     f"{report.log_ratio_sd:.2g} < {UNIFORM_WEIGHTS_SD}): q matches the posterior")
+    elif report.khat is not None:
         lines.append(f"Pareto k̂ {report.khat:.2f} (q matches the posterior below {KHAT_GOOD}, "
                      f"is unreliable above {KHAT_UNRELIABLE})")
     lines += [f"warning: {w}" for w in report.warnings]

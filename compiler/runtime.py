@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from compiler import distributions
+
 
 def position(size: int, dim: int) -> torch.Tensor:
     """0..size-1 laid out along plate `dim`, to gather with an index variable."""
@@ -41,3 +43,14 @@ def vecmat(vector: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 def uniform_init(shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform on (-2, 2): Stan's default initialisation on the unconstrained scale."""
     return torch.rand(shape) * 4 - 2
+
+
+def sufficient_statistics(name: str, values) -> tuple:
+    """What the distribution table's row `name` needs of the observed values, computed once."""
+    flat = torch.as_tensor(values, dtype=torch.get_default_dtype()).reshape(-1)
+    return distributions.TABLE[name].sufficient.of_data(flat)
+
+
+def log_likelihood(name: str, distribution, statistics: tuple) -> torch.Tensor:
+    """log p(x | θ) summed over observations that all follow `distribution`, from their statistics."""
+    return distributions.TABLE[name].sufficient.log_likelihood(distribution, statistics)

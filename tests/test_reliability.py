@@ -1,5 +1,6 @@
 """Reliability: every SVI fit reports the Pareto k̂ of p(x, z)/q(z) over guide
-draws (Yao et al. 2018) and warns above 0.7, where mean-field VI is not to be trusted."""
+draws (Yao et al. 2018) and warns above 0.7, where mean-field VI is not to be
+trusted, unless the importance weights barely vary."""
 
 from __future__ import annotations
 
@@ -12,26 +13,37 @@ from compiler.cli import main
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_coin_posterior_is_matched_by_its_guide(specs, seed):
-    program = compile_file(specs / "coin.ppl")
-    report = program.fit(seed=seed)
-    assert report.khat < 0.5
+def test_the_coin_guide_gives_importance_weights_that_barely_vary(specs, seed):
+    # LogitNormal against Beta(16, 14): the tails differ in shape, so k̂ is large, but
+    # every weight is within a few percent of the others and no summary can move.
+    report = compile_file(specs / "coin.ppl").fit(seed=seed)
+    assert report.log_ratio_sd < 0.1
     assert not any("k̂" in w for w in report.warnings)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_eight_schools_warns_that_the_mean_field_guide_is_unreliable(specs, seed):
-    program = compile_file(specs / "eight_schools.ppl")
-    report = program.fit(seed=seed)
-    assert report.khat > 0.7
+def test_radon_warns_that_the_mean_field_guide_is_unreliable(specs, seed):
+    # Mean-field understates radon's sds by half (the intercepts and their scale correlate).
+    report = compile_file(specs / "radon.ppl").fit(seed=seed)
+    assert report.khat > 0.7 and report.log_ratio_sd > 0.1
     assert any(w.startswith(f"Pareto k̂ = {report.khat:.2f} > 0.7") and "--method nuts" in w for w in report.warnings)
 
 
+def test_linear_regression_is_matched_by_its_guide(specs):
+    report = compile_file(specs / "linear_regression.ppl").fit()
+    assert report.khat < 0.5
+
+
 def test_khat_is_in_the_json_report_and_the_table(specs, capsys):
-    assert main(["run", str(specs / "coin.ppl"), "--json"]) == 0
+    assert main(["run", str(specs / "linear_regression.ppl"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["khat"] < 0.5
-    assert main(["run", str(specs / "coin.ppl")]) == 0
+    assert main(["run", str(specs / "linear_regression.ppl")]) == 0
     assert "Pareto k̂ " in capsys.readouterr().out
+
+
+def test_nearly_uniform_weights_are_named_in_the_table(specs, capsys):
+    assert main(["run", str(specs / "coin.ppl")]) == 0
+    assert "of importance weights that barely vary" in capsys.readouterr().out
 
 
 def test_khat_is_left_out_for_models_with_enumerated_latents():

@@ -32,3 +32,14 @@ def guide(data):
     f_loc = pyro.param("f.loc", lambda: rt.uniform_init(()))
     f_scale = pyro.param("f.scale", lambda: torch.full((), 0.1), constraint=constraints.positive)
     pyro.sample("f", dist.TransformedDistribution(dist.Normal(f_loc, f_scale), dist.transforms.SigmoidTransform()))
+
+
+def sufficient_statistics(data):
+    """The data with the statistics collapsed_model scores x from."""
+    return {**data, "x.statistics": rt.sufficient_statistics("Bernoulli", data["x"])}
+
+
+def collapsed_model(data):
+    """model(data) with x scored from sufficient statistics: the same log joint."""
+    f = pyro.sample("f", dist.Beta(10, 10))
+    pyro.factor("x", rt.log_likelihood("Bernoulli", dist.Bernoulli(probs=f), data["x.statistics"]))

@@ -1,0 +1,102 @@
+"""The fast path: observations that share one distribution are scored from
+sufficient statistics (`collapsed_model`), with the same log joint and the same
+gradients as the Pyro trace of `model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+
+from compiler import compile_file, compile_source, distributions, infer, runtime
+from compiler.pipeline import compute_in_float64
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
+
+# One Pyro distribution per row with sufficient statistics, its parameters batched
+# as particles are (3, 1), and data in its support.
+EXAMPLES = {
+    "Normal": (lambda: dist.Normal(torch.randn(3, 1), torch.rand(3, 1) + 0.5), lambda: 5 + torch.randn(50)),
+    "HalfNormal": (lambda: dist.HalfNormal(torch.rand(3, 1) + 0.5), lambda: torch.rand(50) * 3),
+    "LogNormal": (lambda: dist.LogNormal(torch.randn(3, 1), torch.rand(3, 1) + 0.5), lambda: torch.rand(50) + 0.1),
+    "Exponential": (lambda: dist.Exponential(torch.rand(3, 1) + 0.5), lambda: torch.rand(50) * 4),
+    "Gamma": (lambda: dist.Gamma(torch.rand(3, 1) + 0.5, torch.rand(3, 1) + 0.5), lambda: torch.rand(50) + 0.1),
+    "Bernoulli": (lambda: dist.Bernoulli(torch.rand(3, 1)), lambda: (torch.rand(50) < 0.3).double()),
+    "Poisson": (lambda: dist.Poisson(torch.rand(3, 1) * 5), lambda: torch.poisson(torch.full((50,), 3.0))),
+}
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    compute_in_float64()  # as pplc computes
+
+
+def test_every_row_with_sufficient_statistics_has_an_example():
+    assert set(EXAMPLES) == {name for name, row in distributions.TABLE.items() if row.sufficient}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_log_likelihood_from_statistics_is_the_sum_of_log_probs(name):
+    make_distribution, make_data = EXAMPLES[name]
+    distribution, values = make_distribution(), make_data()
+    expected = distribution.log_prob(values).sum(-1, keepdim=True)
+    statistics = runtime.sufficient_statistics(name, values)
+    assert torch.allclose(runtime.log_likelihood(name, distribution, statistics), expected, rtol=1e-12, atol=1e-9)
+
+
+def test_normal_statistics_keep_their_precision_far_from_zero():
+    values = 1e6 + torch.randn(1000)
+    distribution = dist.Normal(torch.tensor(1e6), torch.tensor(1.0))
+    statistics = runtime.sufficient_statistics("Normal", values)
+    expected = distribution.log_prob(values).sum()
+    assert torch.allclose(runtime.log_likelihood("Normal", distribution, statistics), expected, rtol=1e-12)
+
+
+def _loss_and_gradients(program, model, data) -> tuple[float, dict[str, torch.Tensor]]:
+    elbo = infer._elbo(program, particles=4)
+    pyro.set_rng_seed(0)
+    loss = elbo.differentiable_loss(model, program.guide, data)
+    parameters = dict(pyro.get_param_store().named_parameters())
+    gradients = torch.autograd.grad(loss, list(parameters.values()), allow_unused=True)
+    return loss.item(), {name: g for name, g in zip(parameters, gradients) if g is not None}
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda path: path.stem)
+def test_the_fast_path_gives_the_log_joint_and_gradients_of_the_pyro_trace(path):
+    program = compile_file(path)
+    data = program.load_data()
+    infer.initialise(program, data)
+    scored_model, scored_data = program.scored(data)
+    loss, gradients = _loss_and_gradients(program, program.model, data)
+    fast_loss, fast_gradients = _loss_and_gradients(program, scored_model, scored_data)
+    assert fast_loss == pytest.approx(loss, rel=1e-10, abs=1e-8)
+    assert gradients.keys() == fast_gradients.keys()
+    for name, gradient in gradients.items():
+        assert torch.allclose(fast_gradients[name], gradient, rtol=1e-8, atol=1e-8), name
+
+
+def test_the_coin_scores_its_flips_in_one_term():
+    program = compile_file(SPECS / "coin.ppl")
+    scored_model, scored_data = program.scored(program.load_data({"N": 10_000, "x": [1, 0] * 5_000}))
+    trace = poutine.trace(scored_model).get_trace(scored_data)
+    trace.compute_log_prob()
+    assert trace.nodes["x"]["log_prob"].numel() == 1
+
+
+def test_observations_whose_arguments_vary_are_scored_one_by_one(specs):
+    program = compile_file(specs / "radon.ppl")
+    assert "collapsed_model" not in program.code.source
+    assert program.scored(program.load_data())[0] is program.model
+
+
+def test_the_model_users_read_keeps_its_plate():
+    program = compile_source("data N: int\ndata y: real[N]\nlatent mu ~ Normal(0, 1)\nobserve y[i] ~ Normal(mu, 1)")
+    source = program.code.source
+    model_source = source[source.index("def model("):source.index("def guide(")]
+    assert 'pyro.sample("y", dist.Normal(mu, 1), obs=y)' in model_source
+    assert 'pyro.factor("y"' in source[source.index("def collapsed_model("):]
