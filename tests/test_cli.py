@@ -91,3 +91,11 @@ def test_errors_print_no_traceback_in_a_real_process(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "error: syntax error" in result.stderr
+
+
+def test_run_never_imports_torch_dynamo(specs):
+    # torch.optim would import it (0.8 s) only to exclude its methods from compilation.
+    code = ("import sys\nfrom compiler.cli import main\n"
+            f"code = main(['run', {str(specs / 'coin.ppl')!r}])\nprint(code, 'torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1] == "0 False"
