@@ -163,7 +163,7 @@ def _progress(args) -> bool:
 
 def _svi_options(args) -> dict:
     options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": _progress(args)}
-    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit"):
+    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit", "batch_size"):
         if getattr(args, option, None) is not None:
             options[option] = getattr(args, option)
     return options
@@ -282,6 +282,8 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=_positive_float, help="Adam's initial learning rate (default 0.05)")
     parser.add_argument("--jit", action="store_true", default=None,
                         help="with --optimizer adam: compile each step with Pyro's JitTrace_ELBO")
+    parser.add_argument("--batch-size", type=_positive_int, metavar="B",
+                        help="minibatch SVI (Adam): each step sees B random rows of every data plate")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")

@@ -15,7 +15,7 @@ import re
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyro
@@ -26,7 +26,7 @@ from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceE
 from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import dadvi, stats
+from compiler import dadvi, minibatch, stats
 from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
@@ -66,6 +66,9 @@ class RunConfig(BaseModel):
     progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
     jit: bool = Field(False, description="Adam only: compile each step's ELBO with Pyro's JitTrace_ELBO "
                       "(torch.jit); 2.2x faster per step at N = 10, 1.5x at 10^5, no gain at 10^6 (bench/RESULTS.md)")
+    batch_size: int | None = Field(None, ge=1, description="Adam only (the default with it): each step sees "
+                                   "this many random rows of every data plate, their log-likelihood scaled up "
+                                   "to keep the ELBO unbiased (minibatch.py)")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class FitResult:
     guide_state: dict[str, Any]
     seconds: float
     interrupted: bool = False
-    retry_note: str | None = None  # why and how the fit was retried, if it was
+    notes: tuple[str, ...] = ()  # how the fit was retried or batched, where it was
     importance: Importance | None = None  # k̂ and the spread of p(x, z)/q(z); None where not computed
 
 
@@ -101,24 +104,36 @@ class _Run:
     steps: int
     converged: bool
     interrupted: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_options(config: RunConfig) -> None:
+    if config.jit and config.optimizer != "adam":
+        raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
+                       hint="add --optimizer adam, or drop --jit")
+    if config.batch_size is not None and config.optimizer != "adam":
+        raise PplError("--batch-size needs Adam: L-BFGS's fixed-draw ELBO is over all the data",
+                       hint="drop --optimizer lbfgs")
+    if config.batch_size is not None and config.jit:
+        raise PplError("--jit compiles a step with its data fixed, so it cannot take a new batch each step",
+                       hint="drop --jit or --batch-size")
 
 
 def fit(program, data, config: RunConfig) -> FitResult:
     started = time.perf_counter()
     if config.optimizer is None:
-        config = config.model_copy(update={"optimizer": "adam" if program.guide_family == "native" else "lbfgs"})
-    if config.jit and config.optimizer != "adam":
-        raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
-                       hint="add --optimizer adam, or drop --jit")
-    retry_note = None
+        stochastic = program.guide_family == "native" or config.batch_size is not None
+        config = config.model_copy(update={"optimizer": "adam" if stochastic else "lbfgs"})
+    _check_options(config)
+    notes: list[str] = []
     try:
         run = _attempt(program, data, config, config.seed, 1.0)
     except _Diverged as first:
         # One retry from a fresh initialisation with steps a tenth as long, before giving up.
         what = ("L-BFGS steps scaled by" if config.optimizer == "lbfgs" else "Adam learning rate")
         rate = RETRY_RATE_FACTOR if config.optimizer == "lbfgs" else config.lr * RETRY_RATE_FACTOR
-        retry_note = (f"the first attempt failed ({first.message}); this fit is a retry from a fresh "
-                      f"initialisation with {what} {rate:g}")
+        notes.append(f"the first attempt failed ({first.message}); this fit is a retry from a fresh "
+                     f"initialisation with {what} {rate:g}")
         try:
             run = _attempt(program, data, config, config.seed + 1, RETRY_RATE_FACTOR)
         except _Diverged as second:
@@ -131,7 +146,7 @@ def fit(program, data, config: RunConfig) -> FitResult:
     checked = importance(program, data)
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, params, discrete, state,
-                     time.perf_counter() - started, run.interrupted, retry_note, checked)
+                     time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), checked)
 
 
 def _attempt(program, data, config: RunConfig, seed: int, rate_factor: float) -> _Run:
@@ -157,15 +172,34 @@ def _adam(program, data, config: RunConfig, seed: int, rate_factor: float, max_s
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
     # torch.jit traces tensors only, so the jitted ELBO sees model and guide with the data bound.
     model, scored_data = program.scored(data)
-    model, guide, step_args = ((functools.partial(model, scored_data), functools.partial(program.guide, scored_data), ())
-                               if config.jit else (model, program.guide, (scored_data,)))
+    model, guide, step_args, notes = _step_arguments(program, model, scored_data, config, seed)
     svi = SVI(model, guide, _optimizer(config.lr * rate_factor, schedule), elbo)
     with _ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         schedule.on_record = lambda step, value: bar.show(step + 1, schedule.total_steps, value)
         interrupted = _optimise(svi, program, data, schedule, step_args)
     converged = schedule.converged if config.steps is None else is_level(schedule.elbo, config.tolerance)
-    return _Run(schedule.elbo, _final_elbo(schedule.elbo), len(schedule.elbo), converged, interrupted)
+    return _Run(schedule.elbo, _final_elbo(schedule.elbo), len(schedule.elbo), converged, interrupted, notes)
+
+
+def _step_arguments(program, model, data, config: RunConfig, seed: int):
+    """Model, guide, a function giving each step's arguments, and notes: the data
+    bound for --jit (torch.jit traces tensors only), a new batch each step for
+    --batch-size, else the data."""
+    if config.jit:
+        return functools.partial(model, data), functools.partial(program.guide, data), lambda: (), []
+    if config.batch_size is None:
+        return model, program.guide, lambda: (data,), []
+    batching = minibatch.plan(program, data, config.batch_size)
+    if not batching.sizes:
+        return model, program.guide, lambda: (data,), [
+            f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one has "
+            "at most that many rows, or is scored from sufficient statistics of all of them)"]
+    generator = torch.Generator().manual_seed(seed)
+    rows = ", ".join(f"{size} = {length:,}" for size, length in batching.sizes.items())
+    return (minibatch.ScaleObservations(batching.scales)(model), program.guide,
+            lambda: (batching.sample(data, generator),),
+            [f"minibatch SVI: each step saw {config.batch_size:,} random rows of {rows}"])
 
 
 def _lbfgs(program, data, config: RunConfig, seed: int, rate_factor: float, max_steps: int) -> _Run:
@@ -279,7 +313,7 @@ def _elbo(program, particles: int, jit: bool = False):
     return kind(max_plate_nesting=program.ir.max_plate_nesting, num_particles=particles, vectorize_particles=True)
 
 
-def _optimise(svi: SVI, program, data, schedule: Schedule, step_args: tuple) -> bool:
+def _optimise(svi: SVI, program, data, schedule: Schedule, step_args) -> bool:
     """The SVI loop; returns whether the user interrupted it. A non-finite loss
     restores the last finite parameters and raises `FitError`."""
     average: dict[str, torch.Tensor] = {}
@@ -289,7 +323,7 @@ def _optimise(svi: SVI, program, data, schedule: Schedule, step_args: tuple) -> 
     try:
         while step < schedule.total_steps:
             last_finite = _snapshot()
-            loss = svi.step(*step_args)
+            loss = svi.step(*step_args())
             if not math.isfinite(loss):
                 raise _diverged(program, data, loss, step, last_finite)
             svi.optim.step()  # advance the learning-rate schedule

@@ -171,7 +171,7 @@ def build_nuts_report(program, result, config, data) -> Report:
 
 def build_report(program, result, config, data) -> Report:
     posterior = {name: summarise(draws) for name, draws in result.draws.items()}
-    notes = list(data.warnings) + ([result.retry_note] if result.retry_note else [])
+    notes = list(data.warnings) + list(result.notes)
     if result.interrupted:
         notes.append(f"interrupted at step {result.steps}: this is the posterior reached so far")
     elif not result.converged:

@@ -1,0 +1,92 @@
+"""Minibatch SVI (`--batch-size`): each Adam step sees random rows of every data
+plate, scaled so that the ELBO stays unbiased; what cannot be subsampled is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pyro
+import pytest
+import torch
+from pyro import poutine
+
+from compiler import compile_file, compile_source, minibatch
+from compiler.errors import PplError
+from compiler.pipeline import compute_in_float64
+
+REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    compute_in_float64()
+
+
+def test_a_batch_holds_b_rows_of_every_array_along_the_plate():
+    program = compile_source(REGRESSION)
+    data = program.load_data({"N": 100, "x": list(range(100)), "y": [2.0 * i for i in range(100)]})
+    batching = minibatch.plan(program, data, 10)
+    batch = batching.sample(data, torch.Generator().manual_seed(0))
+    assert batch["N"] == 10 and batch["x"].shape == (10,)
+    assert torch.equal(batch["y"], 2 * batch["x"])  # rows stay rows
+    assert batching.scales == {"y": 10.0}
+
+
+def test_the_scaled_batch_log_likelihood_is_unbiased():
+    program = compile_source(REGRESSION)
+    data = program.load_data({"N": 100, "x": torch.linspace(-1, 1, 100).tolist(), "y": torch.randn(100).tolist()})
+    batching = minibatch.plan(program, data, 10)
+    fixed = poutine.condition(program.model, {"a": torch.tensor(0.7)})
+    full = poutine.trace(fixed).get_trace(data).nodes["y"]["fn"].log_prob(data["y"]).sum()
+    scaled = minibatch.ScaleObservations(batching.scales)(fixed)
+    generator = torch.Generator().manual_seed(0)
+    estimates = []
+    for _ in range(4000):
+        trace = poutine.trace(scaled).get_trace(batching.sample(data, generator))
+        trace.compute_log_prob()
+        estimates.append(trace.nodes["y"]["log_prob_sum"])  # Pyro applies the site's scale
+    estimates = torch.stack(estimates)
+    # 4,000 batches: the mean's standard error is sd / 63; four of them is a 1-in-10^4 miss.
+    assert abs(estimates.mean() - full) < 4 * estimates.std() / len(estimates) ** 0.5
+
+
+def test_a_minibatch_fit_reaches_the_reference_posterior(specs):
+    reference = json.loads((specs / "linear_regression.reference.json").read_text())["posterior"]
+    report = compile_file(specs / "linear_regression.ppl").fit(batch_size=50)
+    for name in ("alpha", "beta", "sigma"):
+        mean, sd = torch.tensor(report.posterior[name].mean), torch.tensor(reference[name]["sd"])
+        # Within 0.3 reference sds, the bar of the full-data accuracy tests.
+        assert ((mean - torch.tensor(reference[name]["mean"])).abs() <= 0.3 * sd).all(), name
+    assert any("each step saw 50 random rows of N = 200" in note for note in report.warnings)
+
+
+def test_a_local_latent_is_refused_at_its_statement(specs):
+    program = compile_file(specs / "eight_schools.ppl")
+    with pytest.raises(PplError, match="latent 'theta_raw' has one element per row") as caught:
+        program.fit(batch_size=4)
+    assert caught.value.span.line == 10
+
+
+def test_a_size_used_as_a_number_is_refused():
+    program = compile_source(REGRESSION.replace("Normal(0, 5)", "Normal(0, N)"))
+    with pytest.raises(PplError, match="uses 'N' as a number"):
+        program.fit({"x": [1.0] * 20, "y": [0.0] * 20}, batch_size=5)
+
+
+def test_observations_scored_from_sufficient_statistics_are_not_subsampled(specs):
+    report = compile_file(specs / "coin.ppl").fit(batch_size=4)
+    assert any("nothing to subsample" in note for note in report.warnings)
+
+
+def test_batches_need_adam():
+    program = compile_source(REGRESSION)
+    with pytest.raises(PplError, match="--batch-size needs Adam"):
+        program.fit({"x": [1.0, 2.0], "y": [1.0, 2.0]}, batch_size=1, optimizer="lbfgs")
+
+
+def test_the_batch_size_is_on_the_command_line(specs, capsys):
+    from compiler.cli import main
+
+    assert main(["run", str(specs / "linear_regression.ppl"), "--batch-size", "50", "--steps", "200", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["optimizer"] == "adam"
+    pyro.clear_param_store()
