@@ -81,6 +81,11 @@ def run(program, args) -> int:
         report = program.sample(args.data, **_nuts_options(args))
     else:
         report = program.fit(args.data, **_svi_options(args))
+    if args.distributed:
+        from compiler import distributed
+
+        if distributed.rank() != 0:  # every process holds the same fit; the first reports it
+            return 0
     _write_files(report, args)
     if args.json:
         print(report.to_json())
@@ -163,7 +168,7 @@ def _progress(args) -> bool:
 
 def _svi_options(args) -> dict:
     options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": _progress(args)}
-    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit", "batch_size"):
+    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit", "batch_size", "distributed"):
         if getattr(args, option, None) is not None:
             options[option] = getattr(args, option)
     return options
@@ -284,6 +289,9 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --optimizer adam: compile each step with Pyro's JitTrace_ELBO")
     parser.add_argument("--batch-size", type=_positive_int, metavar="B",
                         help="minibatch SVI (Adam): each step sees B random rows of every data plate")
+    parser.add_argument("--distributed", action="store_true", default=None,
+                        help="one of the processes torchrun launched: each fits its slice of the data, "
+                        "gradients averaged over all (docs/scaling.md)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")

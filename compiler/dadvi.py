@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributions.normal as torch_normal
 
+from compiler import distributed
+
 # The run has converged when an L-BFGS call changes the ELBO by less than this
 # (relative), twice in a row: the objective is deterministic, so no allowance
 # for noise is needed, and float64 resolves far below it.
@@ -183,6 +185,7 @@ def _closure(loss_fn, parameters, draws: FixedDraws, optimizer, evaluations: lis
         optimizer.zero_grad()
         loss = _evaluate_with_graph(loss_fn, draws)
         loss.backward()
+        distributed.average_gradients(parameters)
         if not all(torch.isfinite(p.grad).all() for p in parameters if p.grad is not None):
             raise _Unusable(loss.item())
         evaluations.append(loss.item())
@@ -197,9 +200,11 @@ def _evaluate_with_graph(loss_fn, draws: FixedDraws) -> torch.Tensor:
             loss = loss_fn()
     except ValueError:  # a distribution refused a non-finite argument
         raise _Unusable(math.nan) from None
-    if not torch.isfinite(loss):
-        raise _Unusable(loss.item())
-    return loss
+    # In a distributed fit the processes' mean is the loss; the graph stays this process's.
+    total = distributed.mean(loss)
+    if not torch.isfinite(total):
+        raise _Unusable(total.item())
+    return loss + (total - loss).detach()
 
 
 def _evaluate(loss_fn, draws: FixedDraws) -> float:

@@ -26,7 +26,7 @@ from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceE
 from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import dadvi, minibatch, stats
+from compiler import dadvi, distributed, minibatch, stats
 from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
@@ -69,6 +69,8 @@ class RunConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="Adam only (the default with it): each step sees "
                                    "this many random rows of every data plate, their log-likelihood scaled up "
                                    "to keep the ELBO unbiased (minibatch.py)")
+    distributed: bool = Field(False, description="one of several processes launched by torchrun, each holding a "
+                              "slice of every data plate, gradients averaged (distributed.py)")
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,10 @@ def fit(program, data, config: RunConfig) -> FitResult:
         stochastic = program.guide_family == "native" or config.batch_size is not None
         config = config.model_copy(update={"optimizer": "adam" if stochastic else "lbfgs"})
     _check_options(config)
-    notes: list[str] = []
+    objective = _objective(program, data, config)
+    notes = list(objective.notes)
     try:
-        run = _attempt(program, data, config, config.seed, 1.0)
+        run = _attempt(program, data, objective, config, config.seed, 1.0)
     except _Diverged as first:
         # One retry from a fresh initialisation with steps a tenth as long, before giving up.
         what = ("L-BFGS steps scaled by" if config.optimizer == "lbfgs" else "Adam learning rate")
@@ -135,7 +138,7 @@ def fit(program, data, config: RunConfig) -> FitResult:
         notes.append(f"the first attempt failed ({first.message}); this fit is a retry from a fresh "
                      f"initialisation with {what} {rate:g}")
         try:
-            run = _attempt(program, data, config, config.seed + 1, RETRY_RATE_FACTOR)
+            run = _attempt(program, data, objective, config, config.seed + 1, RETRY_RATE_FACTOR)
         except _Diverged as second:
             second.message += f"; a retry from a fresh initialisation with {what} {rate:g} failed too"
             raise second from None
@@ -143,21 +146,21 @@ def fit(program, data, config: RunConfig) -> FitResult:
     draws = posterior_draws(program, data, config.draws)
     params = {p.name: pyro.param(p.name).detach().clone() for p in program.ir.params}
     discrete = discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}
-    checked = importance(program, data)
+    checked = importance(program, data, objective)
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, params, discrete, state,
                      time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), checked)
 
 
-def _attempt(program, data, config: RunConfig, seed: int, rate_factor: float) -> _Run:
+def _attempt(program, data, objective: Objective, config: RunConfig, seed: int, rate_factor: float) -> _Run:
     """One fit from fresh initialisations, its steps scaled by `rate_factor`."""
     max_steps = config.max_steps or MAX_STEPS[config.optimizer]
     with warnings.catch_warnings():
         # A non-finite loss is caught and reported with its site; Pyro's own warning would only repeat it.
         warnings.filterwarnings("ignore", message="Encountered NaN")
         if config.optimizer == "adam":
-            return _adam(program, data, config, seed, rate_factor, max_steps)
-        return _lbfgs(program, data, config, seed, rate_factor, max_steps)
+            return _adam(program, data, objective, config, seed, rate_factor, max_steps)
+        return _lbfgs(program, data, objective, config, seed, rate_factor, max_steps)
 
 
 def _fresh_start(program, data, seed: int) -> None:
@@ -166,14 +169,36 @@ def _fresh_start(program, data, seed: int) -> None:
     initialise(program, data)
 
 
-def _adam(program, data, config: RunConfig, seed: int, rate_factor: float, max_steps: int) -> _Run:
+@dataclass(frozen=True)
+class Objective:
+    """What a fit evaluates: the scored model (`Program.scored`) and its data; in a
+    distributed fit, this process's shard of the data, its observations scaled."""
+
+    model: Any
+    data: Any
+    notes: tuple[str, ...] = ()
+
+
+def _objective(program, data, config: RunConfig) -> Objective:
+    model, scored = program.scored(data)
+    if not config.distributed:
+        return Objective(model, scored)
+    distributed.start("cpu")
+    sharded, scales = minibatch.shard(program, scored, distributed.rank(), distributed.world())
+    return Objective(minibatch.ScaleObservations(scales)(model), sharded,
+                     (f"distributed over {distributed.world()} processes, each holding a slice of every data plate",))
+
+
+def _adam(program, data, objective: Objective, config: RunConfig, seed: int, rate_factor: float,
+          max_steps: int) -> _Run:
     elbo = _elbo(program, config.particles or default_particles(program, data, "adam"), config.jit)
     _fresh_start(program, data, seed)
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
     # torch.jit traces tensors only, so the jitted ELBO sees model and guide with the data bound.
-    model, scored_data = program.scored(data)
-    model, guide, step_args, notes = _step_arguments(program, model, scored_data, config, seed)
+    model, guide, step_args, notes = _step_arguments(program, objective.model, objective.data, config,
+                                                     seed + distributed.rank())
     svi = SVI(model, guide, _optimizer(config.lr * rate_factor, schedule), elbo)
+    svi.loss_and_grads = _averaged(elbo.loss_and_grads)  # SVI ignores a loss_and_grads argument beside an ELBO
     with _ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         schedule.on_record = lambda step, value: bar.show(step + 1, schedule.total_steps, value)
@@ -191,22 +216,33 @@ def _step_arguments(program, model, data, config: RunConfig, seed: int):
     if config.batch_size is None:
         return model, program.guide, lambda: (data,), []
     batching = minibatch.plan(program, data, config.batch_size)
-    if not batching.sizes:
+    if not batching.rows.sizes:
         return model, program.guide, lambda: (data,), [
             f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one has "
             "at most that many rows, or is scored from sufficient statistics of all of them)"]
     generator = torch.Generator().manual_seed(seed)
-    rows = ", ".join(f"{size} = {length:,}" for size, length in batching.sizes.items())
+    rows = ", ".join(f"{size} = {length:,}" for size, length in batching.rows.sizes.items())
     return (minibatch.ScaleObservations(batching.scales)(model), program.guide,
             lambda: (batching.sample(data, generator),),
             [f"minibatch SVI: each step saw {config.batch_size:,} random rows of {rows}"])
 
 
-def _lbfgs(program, data, config: RunConfig, seed: int, rate_factor: float, max_steps: int) -> _Run:
+def _averaged(loss_and_grads):
+    """SVI's loss and gradients, averaged over the processes of a distributed fit."""
+
+    def averaged(model, guide, *args, **kwargs) -> float:
+        loss = loss_and_grads(model, guide, *args, **kwargs)
+        distributed.average_gradients(value for _, value in pyro.get_param_store().named_parameters())
+        return distributed.mean(torch.as_tensor(loss)).item()
+
+    return averaged
+
+
+def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, rate_factor: float,
+           max_steps: int) -> _Run:
     """Deterministic ADVI from each start; the start with the best ELBO is kept."""
     starts = config.starts or (ENUMERATED_STARTS if any(s.enumerated for s in program.ir.latents) else 1)
     best: tuple[_Run, dict] | None = None
-    model, scored_data = program.scored(data)
     for start in range(starts):
         _fresh_start(program, data, seed + start * START_SEED_STRIDE)
         parameters = [value for _, value in pyro.get_param_store().named_parameters()]
@@ -216,7 +252,8 @@ def _lbfgs(program, data, config: RunConfig, seed: int, rate_factor: float, max_
         progress = dadvi.Progress(max_steps, config.steps, lambda done, value: bar.show(done, total, value))
         try:
             with bar:
-                dadvi.maximise(lambda: elbo.differentiable_loss(model, program.guide, scored_data), parameters,
+                dadvi.maximise(lambda: elbo.differentiable_loss(objective.model, program.guide, objective.data),
+                               parameters,
                                progress, dadvi.FixedDraws(seed), rate_factor,
                                lambda loss, iteration: _diverged(program, data, loss, iteration - 1))
         except KeyboardInterrupt:  # maximise has put back the last finite state
@@ -482,18 +519,20 @@ class Importance:
     log_sd: float  # the sd of log p(x, z)/q(z): how much the weights vary at all
 
 
-def importance(program, data) -> Importance | None:
+def importance(program, data, objective: Objective | None = None) -> Importance | None:
     """PSIS's Pareto k̂ and the spread of the log ratios over draws from the fitted
-    guide. None for models with enumerated latents, whose p(x, z) would need them
-    summed out per draw."""
+    guide (the objective's model: in a distributed fit, the mean over the
+    processes of their scaled shards' is the full log joint). None for models
+    with enumerated latents, whose p(x, z) would need them summed out per draw."""
     if any(latent.enumerated for latent in program.ir.latents):
         return None
     terms = max(_observed_terms(program, data), 1)
     count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
     chunk = min(count, max(1, TERMS_PER_STEP // terms))
-    model, scored_data = program.scored(data)
-    ratios = torch.cat([_log_ratios(model, program, scored_data, chunk) for _ in range(math.ceil(count / chunk))])
-    ratios = ratios[:count]
+    objective = objective or Objective(*program.scored(data))
+    ratios = torch.cat([_log_ratios(objective.model, program, objective.data, chunk)
+                        for _ in range(math.ceil(count / chunk))])
+    ratios = distributed.mean(ratios[:count])
     return Importance(stats.pareto_khat(ratios.numpy()), ratios.std().item())
 
 

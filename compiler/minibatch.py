@@ -1,22 +1,26 @@
-"""Minibatch SVI: each Adam step sees a random batch of the rows of every data plate.
+"""Splitting data plates by rows: minibatches and shards.
 
 A data plate is the plate of an observe statement scored one observation at a
-time, sized by an int data name (`N`). Each step draws B rows of it uniformly
-(with replacement: O(B), where a permutation of 10^7 rows costs more than the
-step), slices every array whose leading axis is that size, gives the model the
-size B, and scales those observations' log-likelihood by N / B, so that the
-ELBO's estimate stays unbiased. The generated model and guide are unchanged;
-only their data are smaller.
+time, sized by an int data name (`N`). Minibatch SVI (`--batch-size B`) gives
+each Adam step B rows of it drawn uniformly (with replacement: O(B), where a
+permutation of 10^7 rows costs more than the step); a distributed fit
+(`--distributed`) gives each of W processes a contiguous slice. Either way
+every array whose leading axis is that size is sliced, the model sees the
+smaller size, and those observations' log-likelihood is scaled (N / B for a
+batch; W for a shard, so that the mean over the processes is the full
+likelihood exactly, whatever the slices' lengths). The generated model and
+guide are unchanged; only their data are smaller.
 
-What cannot be subsampled is refused, at the statement that prevents it: a
+What cannot be split is refused, at the statement that prevents it: a
 latent indexed along a data plate (a local latent would need a guide factor
 per row, amortised or kept per batch), a size used as a number, an array that
 holds the size along a later axis or indexes rows of the plate, and a
-statement that reads a whole subsampled array without ranging over its rows.
+statement that reads a whole split array without ranging over its rows.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,83 +34,111 @@ from compiler.errors import PplError
 
 
 @dataclass(frozen=True)
-class Batching:
-    batch_size: int
-    sizes: dict[str, int]  # each subsampled size name -> its full length
+class Rows:
+    """Which data plates can be split by rows, and what splitting them touches."""
+
+    sizes: dict[str, int]  # each split size name -> its full length
     arrays: dict[str, str]  # data or transformed-data name -> the size its leading axis has
-    scales: dict[str, float]  # observe site -> N / B for each of its subsampled plates, multiplied
+    sites: dict[str, tuple[str, ...]]  # observe site -> the split sizes among its plates
+
+    def sliced(self, data: Mapping[str, Any], rows: dict[str, Any], lengths: dict[str, int]) -> dict[str, Any]:
+        """The data with each split array cut to `rows[size]` and each size set to its new length."""
+        smaller = dict(data)
+        smaller.update(lengths)
+        smaller.update({name: torch.as_tensor(data[name][rows[size]]) for name, size in self.arrays.items()})
+        return smaller
+
+
+@dataclass(frozen=True)
+class Batching:
+    rows: Rows
+    batch_size: int
+
+    @property
+    def scales(self) -> dict[str, float]:
+        return {site: math.prod(self.rows.sizes[s] / self.batch_size for s in sizes)
+                for site, sizes in self.rows.sites.items()}
 
     def sample(self, data: Mapping[str, Any], generator: torch.Generator) -> dict[str, Any]:
-        """The data of one step: B random rows of every subsampled array, sizes set to B."""
-        rows = {size: torch.randint(full, (self.batch_size,), generator=generator) for size, full in self.sizes.items()}
-        batch = dict(data)
-        batch.update({size: self.batch_size for size in self.sizes})
-        batch.update({name: data[name][rows[size]] for name, size in self.arrays.items()})
-        return batch
+        """The data of one step: B random rows of every split array, sizes set to B."""
+        rows = {size: torch.randint(full, (self.batch_size,), generator=generator, device="cpu")
+                for size, full in self.rows.sizes.items()}
+        return self.rows.sliced(data, rows, {size: self.batch_size for size in self.rows.sizes})
 
 
 def plan(program, data: Mapping[str, Any], batch_size: int) -> Batching:
-    """What each step subsamples, or a `PplError` at the statement that forbids it."""
+    """What each step subsamples (the plates longer than a batch), or a `PplError`
+    at the statement that forbids it."""
+    return Batching(split_rows(program, data, batch_size, "--batch-size"), batch_size)
+
+
+def shard(program, data: Mapping[str, Any], rank: int, world: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """This process's slice of every data plate, and the scale of each split site."""
+    rows = split_rows(program, data, 0, "--distributed")
+    bounds = {size: (full * rank // world, full * (rank + 1) // world) for size, full in rows.sizes.items()}
+    sliced = rows.sliced(data, {size: slice(*bound) for size, bound in bounds.items()},
+                         {size: high - low for size, (low, high) in bounds.items()})
+    return sliced, {site: float(world) for site in rows.sites}
+
+
+def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str) -> Rows:
     model_ir: ir.Model = program.ir
     sizes = {plate.size: int(data[plate.size]) for observe in model_ir.observed if not collapsible(observe)
              for plate in observe.plates if isinstance(plate.size, str)}
-    sizes = {size: length for size, length in sizes.items() if length > batch_size}
+    sizes = {size: length for size, length in sizes.items() if length > longer_than}
     for size in sizes:
-        _refuse_local_latents(model_ir, size)
-        _refuse_size_as_number(model_ir, size)
-    arrays = _subsampled_arrays(model_ir, sizes)
+        _refuse_local_latents(model_ir, size, option)
+        _refuse_size_as_number(model_ir, size, option)
+    arrays = _split_arrays(model_ir, sizes, option)
     for statement in model_ir.statements:
-        _refuse_whole_reads(statement, arrays)
-    scales = {}
-    for observe in model_ir.observed:
-        factors = [sizes[p.size] / batch_size for p in observe.plates if p.size in sizes]
-        if factors:
-            scales[observe.name] = float(torch.tensor(factors).prod())
-    return Batching(batch_size, sizes, arrays, scales)
+        if not getattr(statement, "transformed_data", False):
+            _refuse_whole_reads(statement, arrays, option)
+    sites = {observe.name: tuple(p.size for p in observe.plates if p.size in sizes) for observe in model_ir.observed}
+    return Rows(sizes, arrays, {site: split for site, split in sites.items() if split})
 
 
-def _refuse_local_latents(model_ir: ir.Model, size: str) -> None:
+def _refuse_local_latents(model_ir: ir.Model, size: str, option: str) -> None:
     for latent in model_ir.latents:
         if any(plate.size == size for plate in latent.plates):
-            raise PplError(f"--batch-size subsamples the rows of '{size}', but latent '{latent.name}' has one "
+            raise PplError(f"{option} splits the rows of '{size}', but latent '{latent.name}' has one "
                            f"element per row: a local latent needs a guide factor for every row",
-                           latent.span, "fit without --batch-size, or give the latent no index along "
+                           latent.span, f"fit without {option}, or give the latent no index along "
                            f"'{size}'")
 
 
-def _refuse_size_as_number(model_ir: ir.Model, size: str) -> None:
+def _refuse_size_as_number(model_ir: ir.Model, size: str, option: str) -> None:
     for statement in model_ir.statements:
         for variable in _variables(statement):
             if variable.name == size:
-                raise PplError(f"--batch-size subsamples the rows of '{size}', but '{statement.name}' uses "
-                               f"'{size}' as a number, which a batch would change", variable.span,
-                               "fit without --batch-size")
+                raise PplError(f"{option} splits the rows of '{size}', but '{statement.name}' uses "
+                               f"'{size}' as a number, which splitting would change", variable.span,
+                               f"fit without {option}")
 
 
-def _subsampled_arrays(model_ir: ir.Model, sizes: dict[str, int]) -> dict[str, str]:
+def _split_arrays(model_ir: ir.Model, sizes: dict[str, int], option: str) -> dict[str, str]:
     declared = [(d.name, d.shape, d.index_range, d.span) for d in model_ir.data]
     declared += [(let.name, let.shape, None, let.span) for let in model_ir.lets if let.transformed_data]
     arrays = {}
     for name, shape, index_range, span in declared:
         if index_range in sizes:
-            raise PplError(f"--batch-size subsamples the rows of '{index_range}', but '{name}' holds row numbers "
-                           "of it, which a batch would not keep", span, "fit without --batch-size")
+            raise PplError(f"{option} splits the rows of '{index_range}', but '{name}' holds row numbers "
+                           "of it, which splitting would not keep", span, f"fit without {option}")
         later = [dim for dim in shape[1:] if dim in sizes]
         if later:
-            raise PplError(f"--batch-size subsamples the rows of '{later[0]}', but '{name}' has them along a "
+            raise PplError(f"{option} splits the rows of '{later[0]}', but '{name}' has them along a "
                            "later axis", span, f"make '{later[0]}' the first axis of '{name}'")
         if shape and shape[0] in sizes:
             arrays[name] = shape[0]
     return arrays
 
 
-def _refuse_whole_reads(statement: ir.Statement, arrays: dict[str, str]) -> None:
+def _refuse_whole_reads(statement: ir.Statement, arrays: dict[str, str], option: str) -> None:
     plated = {plate.size for plate in getattr(statement, "plates", ())}
     for variable in _variables(statement):
         size = arrays.get(variable.name)
         if size is not None and size not in plated:
-            raise PplError(f"--batch-size subsamples the rows of '{size}', but '{statement.name}' reads all of "
-                           f"'{variable.name}' at once", variable.span, "fit without --batch-size")
+            raise PplError(f"{option} splits the rows of '{size}', but '{statement.name}' reads all of "
+                           f"'{variable.name}' at once", variable.span, f"fit without {option}")
 
 
 def _variables(statement: ir.Statement):

@@ -69,7 +69,7 @@ def test_a_local_latent_is_refused_at_its_statement(specs):
 
 def test_a_size_used_as_a_number_is_refused():
     program = compile_source(REGRESSION.replace("Normal(0, 5)", "Normal(0, N)"))
-    with pytest.raises(PplError, match="uses 'N' as a number"):
+    with pytest.raises(PplError, match="uses .N. as a number"):
         program.fit({"x": [1.0] * 20, "y": [0.0] * 20}, batch_size=5)
 
 
