@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def _progress(args) -> bool:
 
 def _svi_options(args) -> dict:
     options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": _progress(args)}
-    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit", "batch_size", "distributed"):
+    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit", "batch_size", "distributed", "device"):
         if getattr(args, option, None) is not None:
             options[option] = getattr(args, option)
     return options
@@ -289,6 +290,8 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --optimizer adam: compile each step with Pyro's JitTrace_ELBO")
     parser.add_argument("--batch-size", type=_positive_int, metavar="B",
                         help="minibatch SVI (Adam): each step sees B random rows of every data plate")
+    parser.add_argument("--device", type=_device, help="cpu (default), cuda, cuda:N or mps: where the data, "
+                        "parameters and draws live while fitting")
     parser.add_argument("--distributed", action="store_true", default=None,
                         help="one of the processes torchrun launched: each fits its slice of the data, "
                         "gradients averaged over all (docs/scaling.md)")
@@ -303,6 +306,12 @@ def _spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .ppl file")
     parser.add_argument("--guide", choices=("normal", "native"), default="normal",
                         help="guide family: normal (ADVI, default) or native (Beta, Gamma, Dirichlet)")
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not cpu, cuda, cuda:N or mps")
+    return text
 
 
 def _positive_int(text: str) -> int:

@@ -50,7 +50,7 @@ class FixedDraws:
 
     def __init__(self, seed: int):
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.draws: list[torch.Tensor] = []
         self.position = 0
 
@@ -65,8 +65,8 @@ class FixedDraws:
         """Pairs (e, -e) along the particle dim (the leftmost), scaled to unit
         mean square per coordinate."""
         if len(shape) == 0 or shape[0] < 2 or shape[0] % 2:
-            return torch.randn(shape, generator=self.generator, dtype=torch.float64)
-        half = torch.randn((shape[0] // 2,) + shape[1:], generator=self.generator, dtype=torch.float64)
+            return torch.randn(shape, generator=self.generator, dtype=torch.float64, device="cpu")
+        half = torch.randn((shape[0] // 2,) + shape[1:], generator=self.generator, dtype=torch.float64, device="cpu")
         draws = torch.cat([half, -half])
         return draws / draws.pow(2).mean(0, keepdim=True).sqrt()
 

@@ -15,6 +15,8 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -71,6 +73,9 @@ class RunConfig(BaseModel):
                                    "to keep the ELBO unbiased (minibatch.py)")
     distributed: bool = Field(False, description="one of several processes launched by torchrun, each holding a "
                               "slice of every data plate, gradients averaged (distributed.py)")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="where the data, the guide's "
+                        "parameters and every draw live while fitting: cpu, cuda, cuda:N or mps; the results "
+                        "come back to the CPU")
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,10 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
 
+def _on_cpu(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "params": {name: value.cpu() for name, value in state["params"].items()}}
+
+
 def _check_options(config: RunConfig) -> None:
     if config.jit and config.optimizer != "adam":
         raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
@@ -122,6 +131,51 @@ def _check_options(config: RunConfig) -> None:
 
 
 def fit(program, data, config: RunConfig) -> FitResult:
+    """Fit on `config.device` (see `_on_device`); the result holds CPU tensors."""
+    with _on_device(config.device):
+        return _fit(program, _moved(data, config.device), config)
+
+
+@contextmanager
+def _on_device(device: str) -> Iterator[None]:
+    """New tensors (parameters, draws, positions) on `device` while fitting; the
+    param store back on the CPU after, where reports and saved fits expect it."""
+    if device == "cpu":
+        yield
+        return
+    _check_available(device)
+    previous = torch.get_default_device()
+    torch.set_default_device(device)
+    try:
+        yield
+    finally:
+        torch.set_default_device(previous)
+        state = pyro.get_param_store().get_state()
+        state["params"] = {name: value.cpu() for name, value in state["params"].items()}
+        pyro.get_param_store().set_state(state)
+
+
+def _check_available(device: str) -> None:
+    backend = torch.backends.mps if device == "mps" else torch.cuda
+    if not backend.is_available():
+        build = " (this torch is a CPU-only build)" if "+cpu" in torch.__version__ else ""
+        raise PplError(f"--device {device}: no such device here{build}",
+                       hint="fit on the CPU (the default), or install a torch built for the device on a machine "
+                       "that has one")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise PplError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices, "
+                       f"numbered from 0", hint="pick one of them")
+
+
+def _moved(data, device: str):
+    """`data` with every tensor on `device` (numbers stay numbers)."""
+    if device == "cpu":
+        return data
+    return type(data)({name: value.to(device) if torch.is_tensor(value) else value for name, value in data.items()},
+                      data.origin, data.digest, data.warnings, data.placeholders)
+
+
+def _fit(program, data, config: RunConfig) -> FitResult:
     started = time.perf_counter()
     if config.optimizer is None:
         stochastic = program.guide_family == "native" or config.batch_size is not None
@@ -142,10 +196,11 @@ def fit(program, data, config: RunConfig) -> FitResult:
         except _Diverged as second:
             second.message += f"; a retry from a fresh initialisation with {what} {rate:g} failed too"
             raise second from None
-    state = pyro.get_param_store().get_state()
-    draws = posterior_draws(program, data, config.draws)
-    params = {p.name: pyro.param(p.name).detach().clone() for p in program.ir.params}
-    discrete = discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}
+    state = _on_cpu(pyro.get_param_store().get_state())
+    draws = {name: value.cpu() for name, value in posterior_draws(program, data, config.draws).items()}
+    params = {p.name: pyro.param(p.name).detach().cpu().clone() for p in program.ir.params}
+    discrete = {name: value.cpu() for name, value in
+                (discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}).items()}
     checked = importance(program, data, objective)
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, params, discrete, state,
@@ -183,7 +238,7 @@ def _objective(program, data, config: RunConfig) -> Objective:
     model, scored = program.scored(data)
     if not config.distributed:
         return Objective(model, scored)
-    distributed.start("cpu")
+    distributed.start(config.device)
     sharded, scales = minibatch.shard(program, scored, distributed.rank(), distributed.world())
     return Objective(minibatch.ScaleObservations(scales)(model), sharded,
                      (f"distributed over {distributed.world()} processes, each holding a slice of every data plate",))
@@ -220,7 +275,7 @@ def _step_arguments(program, model, data, config: RunConfig, seed: int):
         return model, program.guide, lambda: (data,), [
             f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one has "
             "at most that many rows, or is scored from sufficient statistics of all of them)"]
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
     rows = ", ".join(f"{size} = {length:,}" for size, length in batching.rows.sizes.items())
     return (minibatch.ScaleObservations(batching.scales)(model), program.guide,
             lambda: (batching.sample(data, generator),),
@@ -533,7 +588,7 @@ def importance(program, data, objective: Objective | None = None) -> Importance 
     ratios = torch.cat([_log_ratios(objective.model, program, objective.data, chunk)
                         for _ in range(math.ceil(count / chunk))])
     ratios = distributed.mean(ratios[:count])
-    return Importance(stats.pareto_khat(ratios.numpy()), ratios.std().item())
+    return Importance(stats.pareto_khat(ratios.cpu().numpy()), ratios.std().item())
 
 
 def _log_ratios(model, program, data, count: int) -> torch.Tensor:

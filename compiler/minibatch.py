@@ -45,8 +45,15 @@ class Rows:
         """The data with each split array cut to `rows[size]` and each size set to its new length."""
         smaller = dict(data)
         smaller.update(lengths)
-        smaller.update({name: torch.as_tensor(data[name][rows[size]]) for name, size in self.arrays.items()})
+        smaller.update({name: _take(data[name], rows[size]) for name, size in self.arrays.items()})
         return smaller
+
+
+def _take(values, rows) -> torch.Tensor:
+    """The given rows of an array (a tensor on any device, or a numpy array) as a tensor."""
+    if torch.is_tensor(values) and torch.is_tensor(rows):
+        rows = rows.to(values.device)
+    return torch.as_tensor(values[rows])
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from compiler.cli import main
 
 FAST = ["--steps", "200", "--num-draws", "2000"]
@@ -99,3 +101,15 @@ def test_run_never_imports_torch_dynamo(specs):
             f"code = main(['run', {str(specs / 'coin.ppl')!r}])\nprint(code, 'torch._dynamo' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.splitlines()[-1] == "0 False"
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA device")
+def test_a_device_that_is_not_there_is_a_clear_error(specs, capsys):
+    assert main(["run", str(specs / "coin.ppl"), "--device", "cuda"]) == 2
+    assert "--device cuda: no such device here" in capsys.readouterr().err
+
+
+def test_an_unknown_device_is_a_usage_error(specs, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", str(specs / "coin.ppl"), "--device", "gpu"])
+    assert "'gpu' is not cpu, cuda, cuda:N or mps" in capsys.readouterr().err
