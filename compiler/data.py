@@ -9,17 +9,16 @@ the rule.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from compiler import distributions, ir
+from compiler import data_files, distributions, ir
 from compiler.errors import DataError
 
 
@@ -30,12 +29,23 @@ class Data(Mapping):
     """
 
     def __init__(self, values: dict[str, Any], origin: str, digest: str, warnings: tuple[str, ...],
-                 placeholders: tuple[str, ...] = ()):
+                 placeholders: tuple[str, ...] = (), indices: frozenset[str] = frozenset()):
         self._values = values
         self.origin = origin
         self.digest = digest
         self.warnings = warnings
         self.placeholders = placeholders  # observed arrays the data left out, filled with zeros to simulate
+        self.indices = indices  # arrays of positions into other arrays: integer tensors
+        # Arrays still in memory-mapped files: numpy arrays, not tensors, until `in_memory`.
+        self.on_disk = frozenset(name for name, value in values.items() if isinstance(value, np.ndarray))
+
+    def in_memory(self) -> Data:
+        """The same data with every array a tensor (memory-mapped files read whole)."""
+        if not self.on_disk:
+            return self
+        values = {name: tensor(value, name in self.indices) if name in self.on_disk else value
+                  for name, value in self._values.items()}
+        return Data(values, self.origin, self.digest, self.warnings, self.placeholders, self.indices)
 
     def __getitem__(self, name: str):
         return self._values[name]
@@ -45,42 +55,6 @@ class Data(Mapping):
 
     def __len__(self) -> int:
         return len(self._values)
-
-
-def read_data_file(path: str | Path) -> dict[str, Any]:
-    """The raw values of a `.json` or `.csv` data file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read data file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if path.suffix.lower() == ".csv":
-        return _read_csv(text, path)
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"{path}: the data must be a JSON object of name -> value")
-    return raw
-
-
-def _read_csv(text: str, path: Path) -> dict[str, Any]:
-    rows = list(csv.reader(text.splitlines()))
-    if not rows:
-        raise DataError(f"{path}: empty CSV file")
-    header, body = rows[0], rows[1:]
-    columns: dict[str, list[float]] = {name.strip(): [] for name in header}
-    for line_number, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise DataError(f"{path}:{line_number}: expected {len(header)} columns, got {len(row)}")
-        for name, cell in zip(columns, row):
-            try:
-                value = float(cell)
-            except ValueError:
-                raise DataError(f"{path}:{line_number}: column '{name}' holds {cell!r}, not a number") from None
-            columns[name].append(int(value) if value.is_integer() else value)
-    return columns
 
 
 def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str,
@@ -126,22 +100,40 @@ def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str,
 
 
 def to_tensors(model: ir.Model, values: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
+    """Numbers for scalars, tensors for arrays; arrays in memory-mapped files stay
+    numpy arrays (read a batch at a time), unless transformed data need them whole."""
+    keep_on_disk = not any(let.transformed_data for let in model.lets)
     tensors: dict[str, Any] = {}
     for decl in model.data:
         value = values[decl.name]
         if not decl.shape:
             tensors[decl.name] = int(value) if decl.base == "int" else float(value)
-        elif decl.index_range is not None:
-            tensors[decl.name] = torch.as_tensor(value, dtype=torch.long)
+        elif keep_on_disk and data_files.on_disk(value):
+            tensors[decl.name] = value
         else:
-            tensors[decl.name] = torch.as_tensor(value, dtype=torch.get_default_dtype())
+            tensors[decl.name] = tensor(value, index=decl.index_range is not None)
     return tensors
 
 
+def tensor(value: Any, index: bool = False):
+    """An array as a tensor: positions (`index`) as integers, everything else in the default float."""
+    import torch
+
+    return torch.as_tensor(np.asarray(value), dtype=torch.long if index else torch.get_default_dtype(),
+                           device=torch.get_default_device())
+
+
 def digest(raw: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    """A fingerprint of the raw data: its JSON, and the bytes of arrays read from files."""
+    arrays = {name: value for name, value in raw.items() if isinstance(value, np.ndarray)}
+    rest = {name: value for name, value in raw.items() if name not in arrays}
+    hasher = hashlib.sha256(json.dumps(rest, sort_keys=True).encode())
+    for name in sorted(arrays):
+        array = arrays[name]
+        hasher.update(f"{name}{array.shape}{array.dtype}".encode())
+        for start in range(0, len(array), CHUNK_ROWS):
+            hasher.update(np.ascontiguousarray(array[start:start + CHUNK_ROWS]).tobytes())
+    return hasher.hexdigest()
 
 
 # Sizes and shapes -------------------------------------------------------------
@@ -172,6 +164,8 @@ def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: froz
 
 
 def _lengths(value: Any, rank: int) -> list[int | None]:
+    if isinstance(value, np.ndarray):
+        return list(value.shape[:rank]) + [None] * (rank - min(rank, value.ndim))
     lengths: list[int | None] = []
     for _ in range(rank):
         if not isinstance(value, list):
@@ -193,19 +187,23 @@ def _validated(decl: ir.DataDecl, value: Any, sizes: dict[str, int], origin: str
         if array.shape != expected:
             raise _error(decl, origin, f"'{decl.name}' has shape {list(array.shape)}, "
                          f"but the spec declares {_declared(decl)} = {list(expected)}")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise _error(decl, origin, f"{_element(decl.name, bad)} is {_pick(array, bad)}",
+    if bad := _first_bad(array, np.isfinite):
+        raise _error(decl, origin, f"{bad.element(decl.name)} is {bad.value}",
                      "data must be finite numbers; remove or impute missing values")
-    if decl.base == "int":
-        fractional = array != np.round(array)
-        if fractional.any():
-            raise _error(decl, origin, f"{_element(decl.name, fractional)} = {_pick(array, fractional)} is not an integer",
-                         f"'{decl.name}' is declared int")
+    if decl.base == "int" and (bad := _first_bad(array, lambda a: a == np.round(a))):
+        raise _error(decl, origin, f"{bad.element(decl.name)} = {bad.value} is not an integer",
+                     f"'{decl.name}' is declared int")
     return array if decl.shape else array.item()
 
 
 def _as_array(decl: ir.DataDecl, value: Any, origin: str) -> np.ndarray:
+    """A float array of a JSON value; an array read from a file as it is (a
+    memory-mapped one is not read here)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        if value.ndim != len(decl.shape):
+            raise _error(decl, origin, f"'{decl.name}' has {value.ndim} axes, but the spec declares "
+                         f"{_declared(decl)}")
+        return value
     try:
         array = np.asarray(value, dtype=float)
     except (ValueError, TypeError):
@@ -221,25 +219,22 @@ def _as_array(decl: ir.DataDecl, value: Any, origin: str) -> np.ndarray:
 
 
 def _check_bounds(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> None:
-    array = np.asarray(values[decl.name], dtype=float)
-    for bound, outside, word in ((decl.lower, np.less, "below lower"), (decl.upper, np.greater, "above upper")):
+    array = values[decl.name]
+    for bound, inside, word in ((decl.lower, np.greater_equal, "below lower"),
+                                (decl.upper, np.less_equal, "above upper")):
         if bound is None:
             continue
         limit = ir.constant_value(bound, values)
-        bad = outside(array, limit)
-        if bad.any():
-            raise _error(decl, origin, f"{_element(decl.name, bad)} = {_pick(array, bad)} is {word}={_number(limit)}")
+        if bad := _first_bad(array, lambda a: inside(a, limit)):
+            raise _error(decl, origin, f"{bad.element(decl.name)} = {bad.value} is {word}={_number(limit)}")
 
 
 def _check_index_range(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> None:
     if decl.index_range is None:
         return
     size = values[decl.index_range] if isinstance(decl.index_range, str) else decl.index_range
-    array = np.asarray(values[decl.name])
-    bad = (array < 0) | (array >= size)
-    if bad.any():
-        raise _error(decl, origin,
-                     f"{_element(decl.name, bad)} = {_pick(array, bad)} is out of range for an axis of length {size}",
+    if bad := _first_bad(values[decl.name], lambda a: (a >= 0) & (a < size)):
+        raise _error(decl, origin, f"{bad.element(decl.name)} = {bad.value} is out of range for an axis of length {size}",
                      f"indexing is 0-based: valid indices are 0..{size - 1}")
 
 
@@ -259,11 +254,9 @@ def _check_support(observe: ir.Observe, values: dict[str, Any], origin: str) -> 
     if rule is None or not isinstance(target, ir.Variable) or target.name not in values:
         return
     inside, words = rule
-    array = np.asarray(values[target.name], dtype=float)
-    bad = ~inside(array)
-    if bad.any():
+    if bad := _first_bad(values[target.name], inside):
         raise DataError(
-            f"{_element(target.name, bad)} = {_pick(array, bad)} is outside the support of "
+            f"{bad.element(target.name)} = {bad.value} is outside the support of "
             f"{observe.distribution.name}: it must be {words} (in {origin})", observe.distribution.span)
 
 
@@ -307,18 +300,40 @@ def _error(decl: ir.DataDecl, origin: str, message: str, hint: str | None = None
     return DataError(f"{message} (in {origin})", decl.span, hint)
 
 
-def _element(name: str, bad: np.ndarray) -> str:
-    if bad.ndim == 0:
-        return f"'{name}'"
-    index = ", ".join(str(i) for i in np.argwhere(bad)[0])
-    count = int(bad.sum())
-    more = f" (and {count - 1} more)" if count > 1 else ""
-    return f"{name}[{index}]{more}"
+# Rows per chunk when checking an array: a memory-mapped one is never read whole.
+CHUNK_ROWS = 1 << 20
 
 
-def _pick(array: np.ndarray, bad: np.ndarray):
-    value = array[tuple(np.argwhere(bad)[0])] if array.ndim else array
-    return _number(float(value))
+@dataclass(frozen=True)
+class _Bad:
+    """The first element of an array that breaks a rule, and how many do."""
+
+    index: tuple[int, ...] | None  # None for a scalar
+    value: str
+    count: int
+
+    def element(self, name: str) -> str:
+        if self.index is None:
+            return f"'{name}'"
+        more = f" (and {self.count - 1} more)" if self.count > 1 else ""
+        return f"{name}[{', '.join(map(str, self.index))}]{more}"
+
+
+def _first_bad(array: Any, inside) -> _Bad | None:
+    """Where `inside` (an elementwise test on float arrays) fails, scanned a chunk of rows at a time."""
+    array = np.asarray(array)
+    if array.ndim == 0:
+        return None if inside(array.astype(float)) else _Bad(None, _number(float(array)), 1)
+    first, count = None, 0
+    for start in range(0, len(array), CHUNK_ROWS):
+        chunk = np.asarray(array[start:start + CHUNK_ROWS], dtype=float)
+        bad = ~inside(chunk)
+        found = int(bad.sum())
+        if found and first is None:
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            first = ((start + where[0],) + where[1:], _number(float(chunk[where])))
+        count += found
+    return None if first is None else _Bad(*first, count)
 
 
 def _number(value: float) -> str:

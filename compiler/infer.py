@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pyro
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,7 +132,10 @@ def _check_options(config: RunConfig) -> None:
 
 
 def fit(program, data, config: RunConfig) -> FitResult:
-    """Fit on `config.device` (see `_on_device`); the result holds CPU tensors."""
+    """Fit on `config.device` (see `_on_device`); the result holds CPU tensors. Arrays
+    in memory-mapped files are read whole unless each step takes a batch of them."""
+    if config.batch_size is None and _on_disk(data):
+        data = data.in_memory()
     with _on_device(config.device):
         return _fit(program, _moved(data, config.device), config)
 
@@ -172,7 +176,7 @@ def _moved(data, device: str):
     if device == "cpu":
         return data
     return type(data)({name: value.to(device) if torch.is_tensor(value) else value for name, value in data.items()},
-                      data.origin, data.digest, data.warnings, data.placeholders)
+                      data.origin, data.digest, data.warnings, data.placeholders, data.indices)
 
 
 def _fit(program, data, config: RunConfig) -> FitResult:
@@ -198,10 +202,12 @@ def _fit(program, data, config: RunConfig) -> FitResult:
             raise second from None
     state = _on_cpu(pyro.get_param_store().get_state())
     draws = {name: value.cpu() for name, value in posterior_draws(program, data, config.draws).items()}
+    if _on_disk(data):
+        notes.append("the data stay on disk: lets and Pareto k̂ are left out (they need every row at once)")
     params = {p.name: pyro.param(p.name).detach().cpu().clone() for p in program.ir.params}
     discrete = {name: value.cpu() for name, value in
                 (discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}).items()}
-    checked = importance(program, data, objective)
+    checked = None if _on_disk(data) else importance(program, data, objective)
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, params, discrete, state,
                      time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), checked)
@@ -234,12 +240,18 @@ class Objective:
     notes: tuple[str, ...] = ()
 
 
+def _on_disk(data) -> bool:
+    return bool(getattr(data, "on_disk", ()))
+
+
 def _objective(program, data, config: RunConfig) -> Objective:
-    model, scored = program.scored(data)
+    # Sufficient statistics would read arrays that stay on disk whole; batches score them row by row.
+    model, scored = (program.model, data) if _on_disk(data) else program.scored(data)
     if not config.distributed:
         return Objective(model, scored)
     distributed.start(config.device)
-    sharded, scales = minibatch.shard(program, scored, distributed.rank(), distributed.world())
+    sharded, scales = minibatch.shard(program, scored, distributed.rank(), distributed.world(),
+                                      collapsed=not _on_disk(data))
     return Objective(minibatch.ScaleObservations(scales)(model), sharded,
                      (f"distributed over {distributed.world()} processes, each holding a slice of every data plate",))
 
@@ -247,11 +259,11 @@ def _objective(program, data, config: RunConfig) -> Objective:
 def _adam(program, data, objective: Objective, config: RunConfig, seed: int, rate_factor: float,
           max_steps: int) -> _Run:
     elbo = _elbo(program, config.particles or default_particles(program, data, "adam"), config.jit)
-    _fresh_start(program, data, seed)
-    schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
-    # torch.jit traces tensors only, so the jitted ELBO sees model and guide with the data bound.
     model, guide, step_args, notes = _step_arguments(program, objective.model, objective.data, config,
                                                      seed + distributed.rank())
+    # Data that stay on disk reach the model a batch at a time, the first fit included.
+    _fresh_start(program, step_args()[0] if _on_disk(data) else data, seed)
+    schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
     svi = SVI(model, guide, _optimizer(config.lr * rate_factor, schedule), elbo)
     svi.loss_and_grads = _averaged(elbo.loss_and_grads)  # SVI ignores a loss_and_grads argument beside an ELBO
     with _ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
@@ -270,7 +282,7 @@ def _step_arguments(program, model, data, config: RunConfig, seed: int):
         return functools.partial(model, data), functools.partial(program.guide, data), lambda: (), []
     if config.batch_size is None:
         return model, program.guide, lambda: (data,), []
-    batching = minibatch.plan(program, data, config.batch_size)
+    batching = minibatch.plan(program, data, config.batch_size, collapsed=not _on_disk(data))
     if not batching.rows.sizes:
         return model, program.guide, lambda: (data,), [
             f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one has "
@@ -389,7 +401,7 @@ def _coordinates(program) -> int:
 def _observed_terms(program, data) -> int:
     """Log-density terms per particle an evaluation computes: one per observation,
     one per statement scored from sufficient statistics."""
-    return sum(1 if collapsible(s) else torch.as_tensor(data[s.name]).numel() for s in program.ir.observed)
+    return sum(1 if collapsible(s) else math.prod(np.shape(data[s.name])) for s in program.ir.observed)
 
 
 def _optimizer(lr: float, schedule: Schedule) -> LambdaLR:
@@ -545,7 +557,7 @@ def posterior_draws(program, data, count: int) -> dict[str, torch.Tensor]:
     """Draws of every guided latent (from the guide) and every let (the model
     replayed on them), vectorised under one plate left of the model's plates."""
     model_ir = program.ir
-    lets = [s for s in model_ir.lets if not s.transformed_data]
+    lets = [s for s in model_ir.lets if not s.transformed_data and not _on_disk(data)]
     with torch.no_grad(), pyro.plate("_draws", count, dim=-(model_ir.max_plate_nesting + 1)):
         trace = poutine.trace(program.guide).get_trace(data)
         if lets:
@@ -639,6 +651,7 @@ def predictive_draws(program, data, count: int, seed: int, from_posterior: bool 
     from their priors."""
     if guide_state is not None:
         pyro.get_param_store().set_state(guide_state)
+    data = data.in_memory() if _on_disk(data) else data
     pyro.set_rng_seed(seed)
     model = _ReleaseObservations()(program.model)
     with torch.no_grad(), pyro.plate("_draws", count, dim=-(program.ir.max_plate_nesting + 1)):

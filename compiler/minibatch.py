@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from pyro.poutine.messenger import Messenger
 
+from compiler import data as data_module
 from compiler import ir
 from compiler.codegen import collapsible
 from compiler.errors import PplError
@@ -40,20 +41,22 @@ class Rows:
     sizes: dict[str, int]  # each split size name -> its full length
     arrays: dict[str, str]  # data or transformed-data name -> the size its leading axis has
     sites: dict[str, tuple[str, ...]]  # observe site -> the split sizes among its plates
+    indices: frozenset[str]  # arrays of positions into other arrays
 
     def sliced(self, data: Mapping[str, Any], rows: dict[str, Any], lengths: dict[str, int]) -> dict[str, Any]:
         """The data with each split array cut to `rows[size]` and each size set to its new length."""
         smaller = dict(data)
         smaller.update(lengths)
-        smaller.update({name: _take(data[name], rows[size]) for name, size in self.arrays.items()})
+        smaller.update({name: _take(data[name], rows[size], name in self.indices) for name, size in self.arrays.items()})
         return smaller
 
 
-def _take(values, rows) -> torch.Tensor:
-    """The given rows of an array (a tensor on any device, or a numpy array) as a tensor."""
-    if torch.is_tensor(values) and torch.is_tensor(rows):
-        rows = rows.to(values.device)
-    return torch.as_tensor(values[rows])
+def _take(values, rows, index: bool) -> torch.Tensor:
+    """The given rows of an array as a tensor: of a tensor on any device, or of a
+    memory-mapped file, of which only these rows are read."""
+    if torch.is_tensor(values):
+        return values[rows.to(values.device) if torch.is_tensor(rows) else rows]
+    return data_module.tensor(values[rows.numpy() if torch.is_tensor(rows) else rows], index)
 
 
 @dataclass(frozen=True)
@@ -73,25 +76,27 @@ class Batching:
         return self.rows.sliced(data, rows, {size: self.batch_size for size in self.rows.sizes})
 
 
-def plan(program, data: Mapping[str, Any], batch_size: int) -> Batching:
+def plan(program, data: Mapping[str, Any], batch_size: int, collapsed: bool = True) -> Batching:
     """What each step subsamples (the plates longer than a batch), or a `PplError`
-    at the statement that forbids it."""
-    return Batching(split_rows(program, data, batch_size, "--batch-size"), batch_size)
+    at the statement that forbids it. `collapsed`: whether the model scores the
+    collapsible statements from sufficient statistics (then they are not split)."""
+    return Batching(split_rows(program, data, batch_size, "--batch-size", collapsed), batch_size)
 
 
-def shard(program, data: Mapping[str, Any], rank: int, world: int) -> tuple[dict[str, Any], dict[str, float]]:
+def shard(program, data: Mapping[str, Any], rank: int, world: int,
+          collapsed: bool = True) -> tuple[dict[str, Any], dict[str, float]]:
     """This process's slice of every data plate, and the scale of each split site."""
-    rows = split_rows(program, data, 0, "--distributed")
+    rows = split_rows(program, data, 0, "--distributed", collapsed)
     bounds = {size: (full * rank // world, full * (rank + 1) // world) for size, full in rows.sizes.items()}
     sliced = rows.sliced(data, {size: slice(*bound) for size, bound in bounds.items()},
                          {size: high - low for size, (low, high) in bounds.items()})
     return sliced, {site: float(world) for site in rows.sites}
 
 
-def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str) -> Rows:
+def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str, collapsed: bool) -> Rows:
     model_ir: ir.Model = program.ir
-    sizes = {plate.size: int(data[plate.size]) for observe in model_ir.observed if not collapsible(observe)
-             for plate in observe.plates if isinstance(plate.size, str)}
+    sizes = {plate.size: int(data[plate.size]) for observe in model_ir.observed
+             if not (collapsed and collapsible(observe)) for plate in observe.plates if isinstance(plate.size, str)}
     sizes = {size: length for size, length in sizes.items() if length > longer_than}
     for size in sizes:
         _refuse_local_latents(model_ir, size, option)
@@ -101,7 +106,8 @@ def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str) 
         if not getattr(statement, "transformed_data", False):
             _refuse_whole_reads(statement, arrays, option)
     sites = {observe.name: tuple(p.size for p in observe.plates if p.size in sizes) for observe in model_ir.observed}
-    return Rows(sizes, arrays, {site: split for site, split in sites.items() if split})
+    indices = frozenset(decl.name for decl in model_ir.data if decl.index_range is not None)
+    return Rows(sizes, arrays, {site: split for site, split in sites.items() if split}, indices)
 
 
 def _refuse_local_latents(model_ir: ir.Model, size: str, option: str) -> None:

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from compiler import codegen, ir
+from compiler import codegen, data_files, ir
 from compiler import data as data_module
 from compiler.check import check_program
 from compiler.errors import DataError, Source
@@ -138,13 +138,14 @@ class Program:
         origin = "data"
         if isinstance(data, (str, Path)):
             origin = str(data)
-            data = data_module.read_data_file(data)
+            data = data_files.read_data_file(data)
         observed = frozenset(site.name for site in self.ir.observed) if simulate_missing else frozenset()
         values, warnings = data_module.load_data(self.ir, data, origin, observed)
         tensors = data_module.to_tensors(self.ir, values)
         transformed = self._functions["transform_data"](tensors)
         placeholders = tuple(sorted(observed - set(data)))
-        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders)
+        indices = frozenset(decl.name for decl in self.ir.data if decl.index_range is not None)
+        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders, indices)
 
     def explain(self):
         """The factorisation of the joint, the guide and the ELBO (`explain.Explanation`)."""

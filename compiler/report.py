@@ -94,6 +94,7 @@ class Report(BaseModel):
         if self._source is None:
             return {}
         program, data, _ = self._source
+        data = data.in_memory()
         return {site.name: data[site.name] for site in program.ir.observed}
 
     def save(self, path) -> None:

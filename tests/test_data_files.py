@@ -1,0 +1,91 @@
+"""Data from disk: .npy arrays (memory-mapped), Arrow IPC and Parquet columns,
+and directories of data files; large arrays are checked a chunk of rows at a
+time and, with --batch-size, read a batch at a time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from compiler import compile_file, compile_source
+from compiler.errors import DataError
+
+ROOT = Path(__file__).resolve().parent.parent
+REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
+
+
+def test_a_npy_file_is_one_array_named_after_it_and_stays_memory_mapped(tmp_path, specs):
+    np.save(tmp_path / "x.npy", np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 0], dtype=np.int8))
+    data = compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy")
+    assert data["N"] == 10  # inferred from the array's length
+    assert data.on_disk == {"x"}
+    assert data.in_memory()["x"].tolist() == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def test_arrow_and_parquet_files_hold_a_column_per_name(tmp_path):
+    table = pa.table({"x": [0.5, 1.0, 1.5], "y": [1.0, 2.1, 2.9]})
+    with pa.ipc.new_file(tmp_path / "data.arrow", table.schema) as writer:
+        writer.write_table(table)
+    pq.write_table(table, tmp_path / "data.parquet")
+    program = compile_source(REGRESSION)
+    arrow, parquet = program.load_data(tmp_path / "data.arrow"), program.load_data(tmp_path / "data.parquet")
+    assert arrow.on_disk == {"x", "y"} and not parquet.on_disk  # Parquet is decoded into memory
+    assert arrow.in_memory()["y"].tolist() == parquet["y"].tolist() == [1.0, 2.1, 2.9]
+
+
+def test_a_directory_is_the_union_of_its_data_files(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([0.5, 1.0, 1.5]))
+    (tmp_path / "y.json").write_text(json.dumps({"y": [1.0, 2.0, 3.0]}))
+    data = compile_source(REGRESSION).load_data(tmp_path)
+    assert data["N"] == 3 and data["y"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_name_given_twice_in_a_directory_is_an_error(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    (tmp_path / "more.json").write_text(json.dumps({"x": [1.0, 2.0, 3.0]}))
+    with pytest.raises(DataError, match="'x' is given by more than one file"):
+        compile_source(REGRESSION).load_data(tmp_path)
+
+
+def test_a_bad_row_far_into_a_large_array_is_named(tmp_path, specs):
+    flips = np.zeros(3_000_000, dtype=np.int8)
+    flips[2_500_001] = 2
+    np.save(tmp_path / "x.npy", flips)
+    with pytest.raises(DataError, match=r"x\[2500001\] = 2 is above upper=1"):
+        compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy")
+
+
+def test_a_minibatch_fit_reads_arrays_on_disk_a_batch_at_a_time(tmp_path, specs):
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).random(100_000) < 0.3).astype(np.int8))
+    report = compile_file(specs / "coin.ppl").fit(tmp_path / "x.npy", batch_size=10_000)
+    assert report.posterior["f"].mean == pytest.approx(0.3, abs=0.01)
+    assert any("the data stay on disk" in note for note in report.warnings)
+
+
+@pytest.mark.slow
+def test_fitting_fifty_million_rows_on_disk_never_holds_them_in_memory(tmp_path):
+    # 5 * 10^7 flips: a 50 MB file, 400 MB as float64. Peak memory must stay below the
+    # process's size without the data plus one copy of the file's bytes.
+    path = tmp_path / "x.npy"
+    flips = np.lib.format.open_memmap(path, mode="w+", dtype=np.int8, shape=(50_000_000,))
+    rng = np.random.default_rng(0)
+    for start in range(0, len(flips), 10_000_000):
+        flips[start:start + 10_000_000] = rng.random(10_000_000) < 0.3
+    flips.flush()
+    code = ("import resource, sys\nfrom compiler.cli import main\n"
+            f"code = main(['run', 'specs/coin.ppl', '--data', {str(path)!r}, '--batch-size', '10000', '--json'])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    peak_mib = int(result.stderr.strip().splitlines()[-1])
+    baseline = subprocess.run([sys.executable, "-c", "import resource, torch, pyro, compiler.infer; "
+                               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"],
+                              capture_output=True, text=True, cwd=ROOT)
+    assert json.loads(result.stdout)["posterior"]["f"]["mean"] == pytest.approx(0.3, abs=0.003)
+    assert peak_mib < int(baseline.stdout) + 50 + 150  # the file's pages, and torch's working memory
