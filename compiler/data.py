@@ -1,10 +1,12 @@
-"""Data loading: a JSON or CSV file (or a dict) -> validated tensors (`Data`).
+"""Data loading: raw values (from `data_files`, or a dict) -> validated tensors (`Data`).
 
 Every value is checked against its declaration before any fitting: presence,
 shape (sizes left out of the file are inferred from array lengths), type,
 finiteness, bounds, the support of the distribution it is observed under, and
 the range of arrays used as indices. Errors name the variable, the element and
-the rule.
+the rule. Arrays are checked a chunk of rows at a time, so that arrays in
+memory-mapped files are never read whole; they stay numpy arrays (`Data.on_disk`)
+until a fit needs them whole (`Data.in_memory`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,135 @@
+"""Scale: minibatch SVI, data on disk and data-parallel processes, measured here.
+
+1. Throughput, rows scored per second by Adam steps over all the data, in one
+   process and in two (`torchrun --nproc-per-node 2 ... --distributed`):
+   logistic regression, N = 10^6, K = 2. Each figure is differential, so that
+   start-up, posterior draws and k̂ cancel: (steps(400) - steps(100)) x N x
+   particles / (wall(400) - wall(100)).
+2. Logistic regression at N = 10^6: the default full-data fit (L-BFGS) against
+   minibatch Adam (--batch-size), seconds and the largest error of a posterior
+   mean in posterior sds, against the full-data fit.
+3. The coin at N = 10^7: in memory (scored from sufficient statistics) against
+   a .npy file on disk with --batch-size (read a batch at a time): seconds,
+   mean and sd against the exact posterior, peak memory.
+
+    python bench/scaling.py          # about five minutes; prints Markdown
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+
+
+def run(command: list[str]) -> tuple[float, dict, int]:
+    """Wall seconds, the JSON report and the peak memory (MiB) of one pplc process."""
+    code = ("import resource, sys\nfrom compiler.cli import main\n"
+            f"code = main({command!r})\n"
+            "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)")
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    seconds = time.perf_counter() - started
+    peak = int(result.stderr.split("peak")[-1])
+    return seconds, json.loads(result.stdout), peak
+
+
+def run_distributed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(TORCHRUN + ["-m", "compiler", *command, "--distributed"], capture_output=True, text=True,
+                   cwd=ROOT, check=True)
+    return time.perf_counter() - started
+
+
+def logistic_data(directory: Path, n: int) -> Path:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 2))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-0.5 + X @ np.array([1.5, -2.0]))))).astype(int)
+    path = directory / "logistic.json"
+    path.write_text(json.dumps({"N": n, "K": 2, "X": X.tolist(), "y": y.tolist()}))
+    return path
+
+
+def throughput(data: Path, n: int) -> list[str]:
+    spec = str(SPECS / "logistic_regression.ppl")
+    lines = ["| processes | rows per second |", "|---|---|"]
+    for processes in (1, 2):
+        walls = {}
+        for steps in (100, 400):
+            command = ["run", spec, "--data", str(data), "--optimizer", "adam", "--steps", str(steps), "--json"]
+            walls[steps] = run(command)[0] if processes == 1 else run_distributed(command)
+        particles = 4  # Adam's default at 10^6 observations (infer.default_particles)
+        rate = (400 - 100) * n * particles / (walls[400] - walls[100])
+        lines.append(f"| {processes} | {rate:,.0f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def worst_error(report: dict, reference: dict) -> float:
+    return max(float(np.max(np.abs(np.ravel(s["mean"]) - np.ravel(reference[k]["mean"])) / np.ravel(reference[k]["sd"])))
+               for k, s in report.items())
+
+
+def minibatch_against_full(data: Path) -> list[str]:
+    spec = str(SPECS / "logistic_regression.ppl")
+    full_seconds, full, peak = run(["run", spec, "--data", str(data), "--json"])
+    lines = ["| fit | seconds | worst mean error (full-data sds) | peak MiB |", "|---|---|---|---|",
+             f"| full data, L-BFGS (default) | {full_seconds:.1f} | 0 | {peak} |"]
+    print(lines[-1], flush=True)
+    for batch in (1_000, 10_000, 100_000):
+        seconds, report, peak = run(["run", spec, "--data", str(data), "--batch-size", str(batch), "--json"])
+        error = worst_error(report["posterior"], full["posterior"])
+        lines.append(f"| --batch-size {batch:,} (Adam) | {seconds:.1f} | {error:.2f} | {peak} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def coin_on_disk(directory: Path, n: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    flips = (rng.random(n) < 0.3).astype(np.int8)
+    np.save(directory / "x.npy", flips)
+    heads = int(flips.sum(dtype=np.int64))
+    a, b = 10 + heads, 10 + n - heads
+    mean, sd = a / (a + b), math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    (directory / "coin.json").write_text(json.dumps({"N": n, "x": flips.tolist()}))
+    lines = ["| fit | seconds (whole process) | mean error / exact sd | sd / exact sd | peak MiB |",
+             "|---|---|---|---|---|"]
+    spec = str(SPECS / "coin.ppl")
+    for label, command in (("JSON in memory, sufficient statistics", ["--data", str(directory / "coin.json")]),
+                           (".npy on disk, --batch-size 10,000", ["--data", str(directory / "x.npy"),
+                                                                  "--batch-size", "10000"]),
+                           (".npy on disk, --batch-size 100,000", ["--data", str(directory / "x.npy"),
+                                                                   "--batch-size", "100000"])):
+        seconds, report, peak = run(["run", spec, *command, "--json"])
+        f = report["posterior"]["f"]
+        lines.append(f"| {label} | {seconds:.1f} | {(f['mean'] - mean) / sd:+.2f} | {f['sd'] / sd:.2f} | {peak} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    print(f"machine: {resource.getpagesize()}-byte pages, python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        data = logistic_data(directory, 1_000_000)
+        print("\nLogistic regression, N = 10^6: Adam steps over all rows\n")
+        throughput(data, 1_000_000)
+        print("\nLogistic regression, N = 10^6: minibatches against the full-data fit\n")
+        minibatch_against_full(data)
+        print("\nThe coin, N = 10^7\n")
+        coin_on_disk(directory, 10_000_000)
+
+
+if __name__ == "__main__":
+    main()
