@@ -34,6 +34,13 @@ def start(device: str) -> None:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
 
 
+def device_of_this_process(device: str) -> str:
+    """Under torchrun, plain "cuda" means this process's own GPU (LOCAL_RANK), as nccl expects."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
 def rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 

@@ -136,6 +136,8 @@ def fit(program, data, config: RunConfig) -> FitResult:
     in memory-mapped files are read whole unless each step takes a batch of them."""
     if config.batch_size is None and _on_disk(data):
         data = data.in_memory()
+    if config.distributed:
+        config = config.model_copy(update={"device": distributed.device_of_this_process(config.device)})
     with _on_device(config.device):
         return _fit(program, _moved(data, config.device), config)
 
