@@ -374,14 +374,15 @@ def _last(elbo: list[float]) -> float:
 
 # Vectorised particles cut the gradient noise that one-particle SVI leaves in the
 # fit (measured on the coin: mean errors of up to 2.5 % with one, under 0.4 % with
-# 16). Their cost grows with the data, so large data gets fewer: 4 still held the
-# million-flip coin's sd within 0.1 %, where one particle missed it by 6.6 %.
-# L-BFGS's fixed antithetic draws get the means of a Gaussian posterior exactly
-# with any even number, and its scales once there is a pair per coordinate to
-# whiten (dadvi.py); 32 (16 pairs) at least, for the non-Gaussian ones.
-# L-BFGS keeps each evaluation's graph for its gradient, so it affords half Adam's terms:
-# for the million-flip coin, one antithetic pair fits as well as two (sd +1.57 % both)
-# at a peak of 756 MiB instead of 1,061 MiB.
+# 16). Their cost grows with the observations scored one by one (statements scored
+# from sufficient statistics count once), so large data gets fewer: 4 still held the
+# million-flip coin's sd within 0.1 % (scored flip by flip, before the fast path),
+# where one particle missed it by 6.6 %. L-BFGS's fixed antithetic draws get the
+# means of a Gaussian posterior exactly with any even number, and its scales once
+# there is a pair per coordinate to whiten (dadvi.py); 32 (16 pairs) at least, for
+# the non-Gaussian ones. L-BFGS keeps each evaluation's graph for its gradient, so it
+# affords half Adam's terms: for the million flips scored one by one, one antithetic
+# pair fitted as well as two (sd +1.57 % both) at a peak of 756 MiB instead of 1,061 MiB.
 PARTICLES, MIN_PARTICLES = {"adam": 16, "lbfgs": 32}, {"adam": 4, "lbfgs": 2}
 TERMS_PER_EVALUATION = {"adam": 4_000_000, "lbfgs": 2_000_000}
 MAX_LBFGS_PARTICLES, TERMS_PER_STEP = 256, TERMS_PER_EVALUATION["adam"]
