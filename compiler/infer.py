@@ -15,8 +15,6 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +27,7 @@ from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceE
 from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import dadvi, distributed, minibatch, stats
+from compiler import dadvi, devices, distributed, minibatch, stats
 from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
@@ -115,10 +113,6 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
 
-def _on_cpu(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "params": {name: value.cpu() for name, value in state["params"].items()}}
-
-
 def _check_options(config: RunConfig) -> None:
     if config.jit and config.optimizer != "adam":
         raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
@@ -132,53 +126,14 @@ def _check_options(config: RunConfig) -> None:
 
 
 def fit(program, data, config: RunConfig) -> FitResult:
-    """Fit on `config.device` (see `_on_device`); the result holds CPU tensors. Arrays
+    """Fit on `config.device` (see `devices.on_device`); the result holds CPU tensors. Arrays
     in memory-mapped files are read whole unless each step takes a batch of them."""
     if config.batch_size is None and _on_disk(data):
         data = data.in_memory()
     if config.distributed:
         config = config.model_copy(update={"device": distributed.device_of_this_process(config.device)})
-    with _on_device(config.device):
-        return _fit(program, _moved(data, config.device), config)
-
-
-@contextmanager
-def _on_device(device: str) -> Iterator[None]:
-    """New tensors (parameters, draws, positions) on `device` while fitting; the
-    param store back on the CPU after, where reports and saved fits expect it."""
-    if device == "cpu":
-        yield
-        return
-    _check_available(device)
-    previous = torch.get_default_device()
-    torch.set_default_device(device)
-    try:
-        yield
-    finally:
-        torch.set_default_device(previous)
-        state = pyro.get_param_store().get_state()
-        state["params"] = {name: value.cpu() for name, value in state["params"].items()}
-        pyro.get_param_store().set_state(state)
-
-
-def _check_available(device: str) -> None:
-    backend = torch.backends.mps if device == "mps" else torch.cuda
-    if not backend.is_available():
-        build = " (this torch is a CPU-only build)" if "+cpu" in torch.__version__ else ""
-        raise PplError(f"--device {device}: no such device here{build}",
-                       hint="fit on the CPU (the default), or install a torch built for the device on a machine "
-                       "that has one")
-    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
-        raise PplError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices, "
-                       f"numbered from 0", hint="pick one of them")
-
-
-def _moved(data, device: str):
-    """`data` with every tensor on `device` (numbers stay numbers)."""
-    if device == "cpu":
-        return data
-    return type(data)({name: value.to(device) if torch.is_tensor(value) else value for name, value in data.items()},
-                      data.origin, data.digest, data.warnings, data.placeholders, data.indices)
+    with devices.on_device(config.device):
+        return _fit(program, devices.moved(data, config.device), config)
 
 
 def _fit(program, data, config: RunConfig) -> FitResult:
@@ -202,7 +157,7 @@ def _fit(program, data, config: RunConfig) -> FitResult:
         except _Diverged as second:
             second.message += f"; a retry from a fresh initialisation with {what} {rate:g} failed too"
             raise second from None
-    state = _on_cpu(pyro.get_param_store().get_state())
+    state = devices.on_cpu(pyro.get_param_store().get_state())
     draws = {name: value.cpu() for name, value in posterior_draws(program, data, config.draws).items()}
     if _on_disk(data):
         notes.append("the data stay on disk: lets and Pareto k̂ are left out (they need every row at once)")
