@@ -461,7 +461,8 @@ def main() -> None:
     programs = program_table(args) if "numpyro" not in missing else []
     if args.write:
         text = ["", "## Time to answer (`python bench/time_to_answer.py`)", "",
-                f"Every run a fresh process; medians of {args.repeats} (2 at N = 10^6). Hand-written fits: "
+                f"Every run a fresh process; medians of {args.repeats} runs ({max(args.repeats, 2)} at N = 10^6). "
+                "Hand-written fits: "
                 f"AutoNormal, one particle, Adam lr {args.lr}, checked every {CHECK_EVERY} steps off the clock. "
                 f"fit: from the start of fitting (imports and data excluded, JIT and first-step set-up included); "
                 f"whole: the process's wall time to the answer. For scale: {imported}. {' '.join(notes)}", "",
