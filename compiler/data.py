@@ -121,7 +121,9 @@ def tensor(value: Any, index: bool = False):
     """An array as a tensor: positions (`index`) as integers, everything else in the default float."""
     import torch
 
-    return torch.as_tensor(np.asarray(value), dtype=torch.long if index else torch.get_default_dtype(),
+    # A copy: arrays mapped from files are read-only, and torch will not share those.
+    array = np.array(value, dtype=np.int64 if index else np.float64)
+    return torch.as_tensor(array, dtype=torch.long if index else torch.get_default_dtype(),
                            device=torch.get_default_device())
 
 
