@@ -52,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _skip_dynamo_import() -> None:
     """torch.optim.Optimizer's __init__, add_param_group and zero_grad import
-    torch._dynamo the first time they run (0.8 s of a 2 s `pplc run`), only to mark
-    themselves as not to be compiled. This process compiles nothing, so it hands
-    each the answer torch caches for it; in a library user's process torch is left
-    alone. A torch without the cache keeps its own behaviour."""
+    torch._dynamo the first time they run (0.8 s of a 2 s `pplc run`), only to wrap
+    themselves so that torch.compile skips them. This process compiles nothing, so
+    it fills torch's cache of that wrapper with the undecorated method itself; in a
+    library user's process torch is left alone. A torch without the cache keeps its
+    own behaviour."""
     import torch.optim
 
     optimizer = torch.optim.Optimizer
@@ -151,8 +152,9 @@ def compare(program, args) -> int:
     from compiler.report import render_comparison
 
     data = program.load_data(args.data)
+    nuts_options = _nuts_options(args)
     vi = program.fit(data, **_svi_options(args))
-    nuts = program.sample(data, **_nuts_options(args))
+    nuts = program.sample(data, **nuts_options)
     rows = compare_reports(vi, nuts)
     if args.json:
         print(json.dumps({"vi": vi.model_dump(), "nuts": nuts.model_dump(),
@@ -175,7 +177,16 @@ def _svi_options(args) -> dict:
     return options
 
 
+VI_ONLY = ("batch_size", "distributed", "device")
+
+
 def _nuts_options(args) -> dict:
+    """NUTS's options; the fitting options it has no use for are refused, not ignored."""
+    given = [name for name in VI_ONLY if getattr(args, name, None) not in (None, False, "cpu")]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise PplError(f"{flag} applies to VI fits; NUTS runs in one process over all the data, on the CPU",
+                       hint=f"drop {flag}, or fit with VI (pplc run without --method nuts)")
     options = {"seed": args.seed}
     for option in ("warmup", "samples", "chains"):
         if getattr(args, option, None) is not None:
@@ -290,7 +301,7 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --optimizer adam: compile each step with Pyro's JitTrace_ELBO")
     parser.add_argument("--batch-size", type=_positive_int, metavar="B",
                         help="minibatch SVI (Adam): each step sees B random rows of every data plate")
-    parser.add_argument("--device", type=_device, help="cpu (default), cuda, cuda:N or mps: where the data, "
+    parser.add_argument("--device", type=_device, help="cpu (default), cuda or cuda:N: where the data, "
                         "parameters and draws live while fitting")
     parser.add_argument("--distributed", action="store_true", default=None,
                         help="one of the processes torchrun launched: each fits its slice of the data, "
@@ -309,8 +320,8 @@ def _spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _device(text: str) -> str:
-    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not cpu, cuda, cuda:N or mps")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not cpu, cuda or cuda:N")
     return text
 
 

@@ -106,7 +106,7 @@ def _model(model: ir.Model, collapsed: bool = False) -> list[str]:
         body = ["pass  # no statements: the joint is empty"]
     header = ["def model(data):"] if not collapsed else [
         "def collapsed_model(data):",
-        f'    """model(data) with {_names(_collapsed(model))} scored from sufficient statistics: the same log joint."""']
+        f'    """model(data) with {_collapsed_names(model)} scored from sufficient statistics: the same log joint."""']
     return header + _indent(_bind_data(model, body) + body)
 
 
@@ -177,8 +177,8 @@ def _collapsed(model: ir.Model) -> list[ir.Observe]:
     return [s for s in model.observed if collapsible(s)]
 
 
-def _names(statements) -> str:
-    return ", ".join(s.name for s in statements)
+def _collapsed_names(model: ir.Model) -> str:
+    return ", ".join(s.name for s in _collapsed(model))
 
 
 def statistics_key(observe: ir.Observe) -> str:
@@ -190,7 +190,7 @@ def _sufficient_statistics(model: ir.Model) -> list[str]:
     entries = ", ".join(f'"{statistics_key(s)}": rt.sufficient_statistics("{s.distribution.name}", '
                         f'data["{_observed_array(s)}"])' for s in _collapsed(model))
     return ["def sufficient_statistics(data):",
-            f'    """The data with the statistics collapsed_model scores {_names(_collapsed(model))} from."""',
+            f'    """The data with the statistics collapsed_model scores {_collapsed_names(model)} from."""',
             f"    return {{**data, {entries}}}"]
 
 

@@ -199,10 +199,11 @@ def _evaluate_with_graph(loss_fn, draws: FixedDraws) -> torch.Tensor:
         with draws.active():
             loss = loss_fn()
     except ValueError:  # a distribution refused a non-finite argument
-        raise _Unusable(math.nan) from None
-    # In a distributed fit the processes' mean is the loss; the graph stays this process's.
-    total = distributed.mean(loss)
-    if not torch.isfinite(total):
+        loss = None
+    # In a distributed fit the processes' mean is the loss, and every process must take
+    # part in it, the one whose shard failed too, so that all take the same branch.
+    total = distributed.mean(torch.tensor(math.nan) if loss is None else loss)
+    if loss is None or not torch.isfinite(total):
         raise _Unusable(total.item())
     return loss + (total - loss).detach()
 

@@ -41,11 +41,12 @@ class Data(Mapping):
         # Arrays still in memory-mapped files: numpy arrays, not tensors, until `in_memory`.
         self.on_disk = frozenset(name for name, value in values.items() if isinstance(value, np.ndarray))
 
-    def in_memory(self) -> Data:
-        """The same data with every array a tensor (memory-mapped files read whole)."""
-        if not self.on_disk:
+    def in_memory(self, keep_on_disk: frozenset[str] = frozenset()) -> Data:
+        """The same data with every array a tensor (memory-mapped files read whole),
+        except those named in `keep_on_disk`."""
+        if not self.on_disk - keep_on_disk:
             return self
-        values = {name: tensor(value, name in self.indices) if name in self.on_disk else value
+        values = {name: tensor(value, name in self.indices) if name in self.on_disk - keep_on_disk else value
                   for name, value in self._values.items()}
         return Data(values, self.origin, self.digest, self.warnings, self.placeholders, self.indices)
 
@@ -65,6 +66,8 @@ def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str,
     as Python numbers and numpy arrays (before tensors), and warnings. Arrays
     named in `placeholders` and left out of `raw` become zeros of their declared
     shape, unchecked: stand-ins for observations a prior predictive simulates."""
+    raw = {name: value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value  # a scalar in a .npy
+           for name, value in raw.items()}
     declared = {d.name for d in model.data}
     ignored = sorted(set(raw) - declared)
     warnings = (f"{origin}: ignoring {', '.join(map(repr, ignored))}, not declared in the spec",) if ignored else ()
@@ -133,7 +136,7 @@ def digest(raw: Mapping[str, Any]) -> str:
     rest = {name: value for name, value in raw.items() if name not in arrays}
     hasher = hashlib.sha256(json.dumps(rest, sort_keys=True).encode())
     for name in sorted(arrays):
-        array = arrays[name]
+        array = np.atleast_1d(arrays[name])
         hasher.update(f"{name}{array.shape}{array.dtype}".encode())
         for start in range(0, len(array), CHUNK_ROWS):
             hasher.update(np.ascontiguousarray(array[start:start + CHUNK_ROWS]).tobytes())
@@ -349,5 +352,5 @@ def _declared(decl: ir.DataDecl) -> str:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value)
+    text = json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
     return text if len(text) < 40 else text[:37] + "..."

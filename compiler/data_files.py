@@ -3,7 +3,8 @@
 JSON (an object of name -> number or nested list) and CSV (a column per
 name) are read into memory. Large arrays stay on disk: a `.npy` file is one
 array named after the file (`x.npy` is `x`), memory-mapped; an Arrow IPC file
-(`.arrow`, `.feather`) holds a column per name, memory-mapped. Parquet
+(`.arrow`, `.feather`) holds a column per name, memory-mapped where a column
+is one record batch (a column written in several is joined in memory). Parquet
 (`.parquet`) holds a column per name too, but is compressed, so its columns
 are decoded into memory. A directory is the union of the data files in it.
 Arrays from memory-mapped files are checked a million rows at a time and only
@@ -21,7 +22,6 @@ import numpy as np
 
 from compiler.errors import DataError
 
-MEMORY_MAPPED = (".npy", ".arrow", ".feather")
 DATA_SUFFIXES = (".json", ".csv", ".npy", ".arrow", ".feather", ".parquet")
 
 

@@ -1,4 +1,4 @@
-"""Where a fit runs: the CPU, a CUDA device or Apple's MPS.
+"""Where a fit runs: the CPU or a CUDA device (not Apple's MPS: it has no float64).
 
 While fitting on a device, torch's default device is that device, so that
 everything the fit creates (the guide's parameters, draws, plate positions)
@@ -37,8 +37,7 @@ def on_device(device: str) -> Iterator[None]:
 
 
 def check_available(device: str) -> None:
-    backend = torch.backends.mps if device == "mps" else torch.cuda
-    if not backend.is_available():
+    if not torch.cuda.is_available():
         build = " (this torch is a CPU-only build)" if "+cpu" in torch.__version__ else ""
         raise PplError(f"--device {device}: no such device here{build}",
                        hint="fit on the CPU (the default), or install a torch built for the device on a machine "

@@ -63,7 +63,7 @@ class SufficientStatistics:
     """The log-likelihood of n observations that share one distribution, from a
     few statistics of the data computed once: O(1) per evaluation instead of O(n).
     Both functions use tensor methods only (torch is not imported here);
-    `of_data` gets the observed values as one flat float64 tensor."""
+    `of_data` gets the observed values as one flat tensor of the default float dtype."""
 
     of_data: Callable[[Any], tuple]
     log_likelihood: Callable[[Any, tuple], Any]  # (the Pyro distribution, the statistics) -> log p(x | θ)

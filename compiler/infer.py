@@ -72,9 +72,9 @@ class RunConfig(BaseModel):
                                    "to keep the ELBO unbiased (minibatch.py)")
     distributed: bool = Field(False, description="one of several processes launched by torchrun, each holding a "
                               "slice of every data plate, gradients averaged (distributed.py)")
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="where the data, the guide's "
-                        "parameters and every draw live while fitting: cpu, cuda, cuda:N or mps; the results "
-                        "come back to the CPU")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="where the data, the guide's "
+                        "parameters and every draw live while fitting: cpu, cuda or cuda:N (pplc computes in "
+                        "float64, which Apple's MPS lacks); the results come back to the CPU")
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def _check_options(config: RunConfig) -> None:
 def fit(program, data, config: RunConfig) -> FitResult:
     """Fit on `config.device` (see `devices.on_device`); the result holds CPU tensors. Arrays
     in memory-mapped files are read whole unless each step takes a batch of them."""
-    if config.batch_size is None and _on_disk(data):
+    if config.batch_size is None and not config.distributed and _on_disk(data):
         data = data.in_memory()
     if config.distributed:
         config = config.model_copy(update={"device": distributed.device_of_this_process(config.device)})
@@ -215,18 +215,20 @@ def _objective(program, data, config: RunConfig) -> Objective:
 
 def _adam(program, data, objective: Objective, config: RunConfig, seed: int, rate_factor: float,
           max_steps: int) -> _Run:
-    elbo = _elbo(program, config.particles or default_particles(program, data, "adam"), config.jit)
+    elbo = _elbo(program, config.particles or default_particles(program, data, "adam", batch_size=config.batch_size),
+                 config.jit)
     model, guide, step_args, notes = _step_arguments(program, objective.model, objective.data, config,
                                                      seed + distributed.rank())
-    # Data that stay on disk reach the model a batch at a time, the first fit included.
-    _fresh_start(program, step_args()[0] if _on_disk(data) else data, seed)
+    # Data that stay on disk reach the model a batch (or a shard) at a time, checks included.
+    in_memory = step_args()[0] if _on_disk(data) else data
+    _fresh_start(program, in_memory, seed)
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
     svi = SVI(model, guide, _optimizer(config.lr * rate_factor, schedule), elbo)
     svi.loss_and_grads = _averaged(elbo.loss_and_grads)  # SVI ignores a loss_and_grads argument beside an ELBO
     with _ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         schedule.on_record = lambda step, value: bar.show(step + 1, schedule.total_steps, value)
-        interrupted = _optimise(svi, program, data, schedule, step_args)
+        interrupted = _optimise(svi, program, in_memory, schedule, step_args)
     converged = schedule.converged if config.steps is None else is_level(schedule.elbo, config.tolerance)
     return _Run(schedule.elbo, _final_elbo(schedule.elbo), len(schedule.elbo), converged, interrupted, notes)
 
@@ -240,6 +242,8 @@ def _step_arguments(program, model, data, config: RunConfig, seed: int):
     if config.batch_size is None:
         return model, program.guide, lambda: (data,), []
     batching = minibatch.plan(program, data, config.batch_size, collapsed=not _on_disk(data))
+    if _on_disk(data):  # only the arrays split into batches stay on disk
+        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays))
     if not batching.rows.sizes:
         return model, program.guide, lambda: (data,), [
             f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one has "
@@ -268,7 +272,7 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
     starts = config.starts or (ENUMERATED_STARTS if any(s.enumerated for s in program.ir.latents) else 1)
     best: tuple[_Run, dict] | None = None
     for start in range(starts):
-        _fresh_start(program, data, seed + start * START_SEED_STRIDE)
+        _fresh_start(program, objective.data, seed + start * START_SEED_STRIDE)
         parameters = [value for _, value in pyro.get_param_store().named_parameters()]
         elbo = _elbo(program, config.particles or default_particles(program, data, "lbfgs", _coordinates(program)))
         bar = _ProgressBar(config.progress, "iteration")
@@ -279,7 +283,7 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
                 dadvi.maximise(lambda: elbo.differentiable_loss(objective.model, program.guide, objective.data),
                                parameters,
                                progress, dadvi.FixedDraws(seed), rate_factor,
-                               lambda loss, iteration: _diverged(program, data, loss, iteration - 1))
+                               lambda loss, iteration: _diverged(program, objective.data, loss, iteration - 1))
         except KeyboardInterrupt:  # maximise has put back the last finite state
             return _Run(progress.elbo, _last(progress.elbo), progress.iterations, False, True)
         run = _Run(progress.elbo, _last(progress.elbo), progress.iterations,
@@ -343,9 +347,10 @@ TERMS_PER_EVALUATION = {"adam": 4_000_000, "lbfgs": 2_000_000}
 MAX_LBFGS_PARTICLES, TERMS_PER_STEP = 256, TERMS_PER_EVALUATION["adam"]
 
 
-def default_particles(program, data, optimizer: str = "lbfgs", coordinates: int = 0) -> int:
+def default_particles(program, data, optimizer: str = "lbfgs", coordinates: int = 0,
+                      batch_size: int | None = None) -> int:
     wanted = max(PARTICLES[optimizer], min(MAX_LBFGS_PARTICLES, 2 * coordinates + 2))
-    affordable = TERMS_PER_EVALUATION[optimizer] // max(_observed_terms(program, data), 1)
+    affordable = TERMS_PER_EVALUATION[optimizer] // max(_observed_terms(program, data, batch_size), 1)
     return max(MIN_PARTICLES[optimizer], min(wanted, affordable)) // 2 * 2
 
 
@@ -356,10 +361,19 @@ def _coordinates(program) -> int:
                if f"{latent.name}.loc" in store)
 
 
-def _observed_terms(program, data) -> int:
-    """Log-density terms per particle an evaluation computes: one per observation,
-    one per statement scored from sufficient statistics."""
-    return sum(1 if collapsible(s) else math.prod(np.shape(data[s.name])) for s in program.ir.observed)
+def _observed_terms(program, data, batch_size: int | None = None) -> int:
+    """Log-density terms per particle an evaluation computes: one per observation (per
+    row of a batch, with `batch_size`), one per statement scored from sufficient
+    statistics (data on disk are scored row by row)."""
+    terms = 0
+    for observe in program.ir.observed:
+        if collapsible(observe) and not _on_disk(data):
+            terms += 1
+            continue
+        shape = np.shape(data[observe.name])
+        rows = min(shape[0], batch_size) if shape and batch_size else (shape[0] if shape else 1)
+        terms += math.prod(shape[1:]) * rows
+    return terms
 
 
 def _optimizer(lr: float, schedule: Schedule) -> LambdaLR:

@@ -294,6 +294,11 @@ class Model:
         return tuple(s for s in self.statements if isinstance(s, Let))
 
     @property
+    def index_arrays(self) -> frozenset[str]:
+        """Int data whose values are positions along another array's axis."""
+        return frozenset(d.name for d in self.data if d.index_range is not None)
+
+    @property
     def distribution_uses(self) -> tuple[DistributionUse, ...]:
         return tuple(s.distribution for s in self.statements if isinstance(s, (Latent, Observe)))
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from pyro.poutine.messenger import Messenger
 
@@ -48,6 +49,8 @@ class Rows:
         smaller = dict(data)
         smaller.update(lengths)
         smaller.update({name: _take(data[name], rows[size], name in self.indices) for name, size in self.arrays.items()})
+        smaller.update({name: data_module.tensor(value, name in self.indices) for name, value in data.items()
+                        if isinstance(value, np.ndarray) and name not in self.arrays})  # small arrays still on disk
         return smaller
 
 
@@ -94,9 +97,12 @@ def shard(program, data: Mapping[str, Any], rank: int, world: int,
 
 
 def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str, collapsed: bool) -> Rows:
+    """The rows to split: the first plate (the observed array's first axis) of every
+    observe statement scored row by row, where longer than `longer_than`. With
+    `collapsed`, statements scored from sufficient statistics are not split, nor scaled."""
     model_ir: ir.Model = program.ir
-    sizes = {plate.size: int(data[plate.size]) for observe in model_ir.observed
-             if not (collapsed and collapsible(observe)) for plate in observe.plates if isinstance(plate.size, str)}
+    by_row = [o for o in model_ir.observed if o.plates and not (collapsed and collapsible(o))]
+    sizes = {o.plates[0].size: int(data[o.plates[0].size]) for o in by_row if isinstance(o.plates[0].size, str)}
     sizes = {size: length for size, length in sizes.items() if length > longer_than}
     for size in sizes:
         _refuse_local_latents(model_ir, size, option)
@@ -105,9 +111,8 @@ def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str, 
     for statement in model_ir.statements:
         if not getattr(statement, "transformed_data", False):
             _refuse_whole_reads(statement, arrays, option)
-    sites = {observe.name: tuple(p.size for p in observe.plates if p.size in sizes) for observe in model_ir.observed}
-    indices = frozenset(decl.name for decl in model_ir.data if decl.index_range is not None)
-    return Rows(sizes, arrays, {site: split for site, split in sites.items() if split}, indices)
+    sites = {o.name: tuple(p.size for p in o.plates if p.size in sizes) for o in by_row}
+    return Rows(sizes, arrays, {site: split for site, split in sites.items() if split}, model_ir.index_arrays)
 
 
 def _refuse_local_latents(model_ir: ir.Model, size: str, option: str) -> None:

@@ -45,7 +45,7 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     if data is None and Path(fit.data_origin).is_file():
         data = fit.data_origin
     if data is not None:
-        loaded = program.load_data(data)
+        loaded = program.load_data(data).in_memory()
         saved.check_pairing(fit, None, loaded)
         guide_state = infer.restore_guide(program, loaded, fit.guide_parameters)
         pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
@@ -144,8 +144,8 @@ class Program:
         tensors = data_module.to_tensors(self.ir, values)
         transformed = self._functions["transform_data"](tensors)
         placeholders = tuple(sorted(observed - set(data)))
-        indices = frozenset(decl.name for decl in self.ir.data if decl.index_range is not None)
-        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders, indices)
+        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders,
+                                self.ir.index_arrays)
 
     def explain(self):
         """The factorisation of the joint, the guide and the ELBO (`explain.Explanation`)."""
@@ -157,13 +157,13 @@ class Program:
         """One ELBO term computed for real (`explain.TraceExplanation`)."""
         from compiler import explain
 
-        return explain.trace(self, self.load_data(data), fitted=fitted, seed=seed, **fit_options)
+        return explain.trace(self, self.load_data(data).in_memory(), fitted=fitted, seed=seed, **fit_options)
 
     def sample(self, data: Any = None, **config: Any):
         """Run NUTS on the same model; returns the `Report` with R̂ and ESS."""
         from compiler import mcmc, report
 
-        loaded = self.load_data(data)
+        loaded = self.load_data(data).in_memory()  # NUTS scores every row at every step
         nuts_config = mcmc.NutsConfig(**config)
         return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded)
 

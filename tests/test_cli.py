@@ -112,4 +112,4 @@ def test_a_device_that_is_not_there_is_a_clear_error(specs, capsys):
 def test_an_unknown_device_is_a_usage_error(specs, capsys):
     with pytest.raises(SystemExit):
         main(["run", str(specs / "coin.ppl"), "--device", "gpu"])
-    assert "'gpu' is not cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+    assert "'gpu' is not cpu, cuda or cuda:N" in capsys.readouterr().err

@@ -74,6 +74,38 @@ def test_a_minibatch_fit_reads_arrays_on_disk_a_batch_at_a_time(tmp_path, specs)
 PEAK_MIB = "next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')) // 1024"
 
 
+def _regression_on_disk(directory: Path) -> Path:
+    np.save(directory / "x.npy", np.linspace(-1, 1, 50))
+    np.save(directory / "y.npy", 2 * np.linspace(-1, 1, 50) + np.random.default_rng(0).normal(size=50))
+    return directory
+
+
+def test_nuts_and_the_trace_read_arrays_on_disk_whole(tmp_path):
+    program = compile_source(REGRESSION)
+    data = _regression_on_disk(tmp_path)
+    assert program.sample(data, warmup=20, samples=20, chains=1).posterior["a"].mean == pytest.approx(2.0, abs=1.0)
+    assert program.trace(data).model_sites
+
+
+def test_a_batch_as_large_as_the_data_reads_it_whole(tmp_path):
+    report = compile_source(REGRESSION).fit(_regression_on_disk(tmp_path), batch_size=50, steps=50)
+    assert any("nothing to subsample" in note for note in report.warnings)
+
+
+def test_small_arrays_on_disk_beside_split_ones_reach_the_model_as_tensors(tmp_path):
+    program = compile_source("data N: int\ndata K: int\ndata w: real[K]\ndata x: real[N]\ndata y: real[N]\n"
+                             "latent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i] + w[0], 1)\n")
+    np.save(tmp_path / "w.npy", np.array([0.5, 0.0]))
+    report = program.fit(_regression_on_disk(tmp_path), batch_size=10, steps=50)
+    assert report.posterior["a"].mean == pytest.approx(2.0, abs=1.0)
+
+
+def test_a_scalar_in_a_npy_file_is_a_number(tmp_path):
+    _regression_on_disk(tmp_path)
+    np.save(tmp_path / "N.npy", np.array(50))
+    assert compile_source(REGRESSION).load_data(tmp_path)["N"] == 50
+
+
 @pytest.mark.slow
 def test_fitting_fifty_million_rows_on_disk_never_holds_them_in_memory(tmp_path):
     # 5 * 10^7 flips: a 50 MB file, 400 MB as float64. Peak memory must stay below the
@@ -91,5 +123,6 @@ def test_fitting_fifty_million_rows_on_disk_never_holds_them_in_memory(tmp_path)
     peak_mib = int(result.stderr.strip().splitlines()[-1])
     baseline = subprocess.run([sys.executable, "-c", f"import torch, pyro, compiler.infer; print({PEAK_MIB})"],
                               capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["posterior"]["f"]["mean"] == pytest.approx(0.3, abs=0.003)
     assert peak_mib < int(baseline.stdout) + 50 + 150  # the file's pages, and torch's working memory

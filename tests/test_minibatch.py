@@ -90,3 +90,26 @@ def test_the_batch_size_is_on_the_command_line(specs, capsys):
     assert main(["run", str(specs / "linear_regression.ppl"), "--batch-size", "50", "--steps", "200", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["optimizer"] == "adam"
     pyro.clear_param_store()
+
+
+MIXED = ("data N: int\ndata x: real[N]\ndata y: real[N]\ndata z: real[N]\nlatent mu ~ Normal(0, 5)\n"
+         "latent b ~ Normal(0, 5)\nobserve y[i] ~ Normal(mu, 1)\nobserve z[i] ~ Normal(b * x[i], 1)\n")
+
+
+def test_observations_from_sufficient_statistics_beside_split_ones_keep_their_full_weight():
+    # y is scored from statistics of all its rows: scaling it by N / B would count it N / B times.
+    program = compile_source(MIXED)
+    data = program.load_data({"x": [0.1 * i for i in range(100)], "y": [1.0] * 100, "z": [0.0] * 100})
+    batching = minibatch.plan(program, data, 10)
+    assert batching.scales == {"z": 10.0}
+    _, scales = minibatch.shard(program, data, 0, 2)
+    assert scales == {"z": 2.0}
+
+
+def test_a_second_plate_of_an_observed_matrix_is_not_split():
+    program = compile_source("data N: int\ndata K: int\ndata y: real[N, K]\nlatent mu[K] ~ Normal(0, 5)\n"
+                             "observe y[i, k] ~ Normal(mu[k], 1)\n")
+    data = program.load_data({"y": [[0.0, 1.0, 2.0]] * 40})
+    shard, scales = minibatch.shard(program, data, 1, 2)
+    assert shard["N"] == 20 and shard["K"] == 3 and shard["y"].shape == (20, 3)
+    assert scales == {"y": 2.0}
