@@ -22,9 +22,10 @@ def test_the_coin_guide_gives_importance_weights_that_barely_vary(specs, seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_radon_warns_that_the_mean_field_guide_is_unreliable(specs, seed):
-    # Mean-field understates radon's sds by half (the intercepts and their scale correlate).
-    report = compile_file(specs / "radon.ppl").fit(seed=seed)
+def test_a_posterior_mean_field_cannot_follow_gets_a_warning(specs, seed):
+    # posteriordb's nes2000: correlated regression coefficients; mean-field sds are a tenth
+    # of the reference's, and k̂ measured 1.18-1.26 over seeds 0-2 (radon's 0.72-0.91 is too near 0.7).
+    report = compile_file(specs / "posteriordb" / "nes2000-nes.ppl").fit(seed=seed)
     assert report.khat > 0.7 and report.log_ratio_sd > 0.1
     assert any(w.startswith(f"Pareto k̂ = {report.khat:.2f} > 0.7") and "--method nuts" in w for w in report.warnings)
 
