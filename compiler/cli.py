@@ -18,6 +18,8 @@ from compiler.errors import PplError, Source, render
 from compiler.pipeline import compile_file, load_fit
 
 EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
+DATA_HELP = ("data file (.json, .csv, .npy, .arrow, .parquet) or a folder of them; "
+             "default: SPEC's stem + .data.json beside it")
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -221,7 +223,7 @@ def _parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="compile, fit with VI (or NUTS) and report the posterior")
     run_parser.set_defaults(command=run)
     _spec_arguments(run_parser)
-    run_parser.add_argument("--data", type=Path, help="data file (.json or .csv); default: SPEC's stem + .data.json")
+    run_parser.add_argument("--data", type=Path, help=DATA_HELP)
     run_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     run_parser.add_argument("--method", choices=("vi", "nuts"), default="vi",
                             help="vi (mean-field VI, default) or nuts (Pyro's NUTS, with R-hat and ESS)")
@@ -244,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     compare_parser = commands.add_parser("compare", help="fit with VI and with NUTS; print them side by side")
     compare_parser.set_defaults(command=compare)
     _spec_arguments(compare_parser)
-    compare_parser.add_argument("--data", type=Path, help="data file; default: SPEC's stem + .data.json")
+    compare_parser.add_argument("--data", type=Path, help=DATA_HELP)
     compare_parser.add_argument("--json", action="store_true", help="print one JSON object")
     _fit_arguments(compare_parser)
 
@@ -259,7 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--trace", action="store_true",
                                 help="draw z from the guide, replay the model, print each site's log-prob")
     explain_parser.add_argument("--fitted", action="store_true", help="with --trace: fit first, draw from the fit")
-    explain_parser.add_argument("--data", type=Path, help="data file for --trace (default: beside the spec)")
+    explain_parser.add_argument("--data", type=Path, help="with --trace: " + DATA_HELP)
     explain_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     explain_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -268,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
         "left out of the data, the prior predictive)")
     predict_parser.set_defaults(command=predict)
     _spec_arguments(predict_parser)
-    predict_parser.add_argument("--data", type=Path, help="data file; default: SPEC's stem + .data.json")
+    predict_parser.add_argument("--data", type=Path, help=DATA_HELP)
     predict_parser.add_argument("--n", type=_positive_int, default=1000, help="predictive draws (default 1000)")
     predict_parser.add_argument("--out", type=Path, default=Path("predictive.csv"), metavar="FILE.csv|FILE.nc",
                                 help="where to write them: CSV, or ArviZ InferenceData for .nc "

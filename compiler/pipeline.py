@@ -45,7 +45,7 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     if data is None and Path(fit.data_origin).is_file():
         data = fit.data_origin
     if data is not None:
-        loaded = program.load_data(data).in_memory()
+        loaded = program.load_data(data)
         saved.check_pairing(fit, None, loaded)
         guide_state = infer.restore_guide(program, loaded, fit.guide_parameters)
         pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
@@ -121,12 +121,15 @@ class Program:
                 return candidate
         return None
 
-    def load_data(self, data: Any = None, simulate_missing: bool = False) -> data_module.Data:
+    def load_data(self, data: Any = None, simulate_missing: bool = False,
+                  keep_on_disk: bool = False) -> data_module.Data:
         """Validated tensors from a path, a dict, or the data file beside the spec.
         With `simulate_missing`, observed arrays the data leave out become zero
-        stand-ins (see `Data.placeholders`), for a prior predictive."""
+        stand-ins (see `Data.placeholders`), for a prior predictive. With
+        `keep_on_disk`, arrays in memory-mapped files stay there (`Data.on_disk`),
+        for a fit that reads them a batch or a shard at a time."""
         if isinstance(data, data_module.Data):
-            return data
+            return data if keep_on_disk else data.in_memory()
         compute_in_float64()
         if data is None and not self.ir.data:
             data = {}
@@ -144,8 +147,9 @@ class Program:
         tensors = data_module.to_tensors(self.ir, values)
         transformed = self._functions["transform_data"](tensors)
         placeholders = tuple(sorted(observed - set(data)))
-        return data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders,
-                                self.ir.index_arrays)
+        loaded = data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders,
+                                  self.ir.index_arrays)
+        return loaded if keep_on_disk else loaded.in_memory()
 
     def explain(self):
         """The factorisation of the joint, the guide and the ELBO (`explain.Explanation`)."""
@@ -157,13 +161,13 @@ class Program:
         """One ELBO term computed for real (`explain.TraceExplanation`)."""
         from compiler import explain
 
-        return explain.trace(self, self.load_data(data).in_memory(), fitted=fitted, seed=seed, **fit_options)
+        return explain.trace(self, self.load_data(data), fitted=fitted, seed=seed, **fit_options)
 
     def sample(self, data: Any = None, **config: Any):
         """Run NUTS on the same model; returns the `Report` with R̂ and ESS."""
         from compiler import mcmc, report
 
-        loaded = self.load_data(data).in_memory()  # NUTS scores every row at every step
+        loaded = self.load_data(data)
         nuts_config = mcmc.NutsConfig(**config)
         return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded)
 
@@ -183,7 +187,7 @@ class Program:
         """Maximise the ELBO with SVI; returns the `Report`."""
         from compiler import infer, report
 
-        loaded = self.load_data(data)
         run_config = infer.RunConfig(**config)
+        loaded = self.load_data(data, keep_on_disk=run_config.batch_size is not None or run_config.distributed)
         result = infer.fit(self, loaded, run_config)
         return report.build_report(self, result, run_config, loaded)

@@ -23,7 +23,7 @@ REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0
 
 def test_a_npy_file_is_one_array_named_after_it_and_stays_memory_mapped(tmp_path, specs):
     np.save(tmp_path / "x.npy", np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 0], dtype=np.int8))
-    data = compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy")
+    data = compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy", keep_on_disk=True)
     assert data["N"] == 10  # inferred from the array's length
     assert data.on_disk == {"x"}
     assert data.in_memory()["x"].tolist() == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
@@ -35,7 +35,8 @@ def test_arrow_and_parquet_files_hold_a_column_per_name(tmp_path):
         writer.write_table(table)
     pq.write_table(table, tmp_path / "data.parquet")
     program = compile_source(REGRESSION)
-    arrow, parquet = program.load_data(tmp_path / "data.arrow"), program.load_data(tmp_path / "data.parquet")
+    arrow = program.load_data(tmp_path / "data.arrow", keep_on_disk=True)
+    parquet = program.load_data(tmp_path / "data.parquet", keep_on_disk=True)
     assert arrow.on_disk == {"x", "y"} and not parquet.on_disk  # Parquet is decoded into memory
     assert arrow.in_memory()["y"].tolist() == parquet["y"].tolist() == [1.0, 2.1, 2.9]
 

@@ -69,3 +69,25 @@ def test_generated_code_holds_only_names_the_checker_accepted():
     strings = {node.value for node in ast.walk(ast.parse(program.code.source))
                if isinstance(node, ast.Constant) and isinstance(node.value, str)}
     assert all(s.replace(".", "").replace("_", "").isalnum() or "\n" in s or " " in s for s in strings)
+
+
+def test_exec_and_eval_appear_only_in_codegen_build_on_generated_source():
+    """The one place compiler/ runs code is `codegen.build`, and what it runs is
+    `GeneratedCode.source`: the output of `codegen.generate`, which the tests above
+    and tests/test_codegen.py check holds only checked names and numbers."""
+    import inspect
+    from pathlib import Path
+
+    import compiler
+    from compiler import codegen
+
+    calls = []
+    for path in sorted(Path(compiler.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("exec", "eval"):
+                calls.append((path.name, node.func.id))
+    assert calls == [("codegen.py", "exec")]
+    build = ast.parse(inspect.getsource(codegen.build))
+    compiled = [n for n in ast.walk(build) if isinstance(n, ast.Call) and ast.unparse(n.func) == "compile"]
+    assert [ast.unparse(n.args[0]) for n in compiled] == ["code.source"]
+    assert inspect.signature(codegen.build).parameters["code"].annotation in ("GeneratedCode", codegen.GeneratedCode)
