@@ -40,11 +40,11 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
 import torch
+from common import PEAK_KIB, ROOT, SPECS, exact_coin, wall_time
 from pyro.infer import SVI, JitTrace_ELBO, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 from pyro.optim import Adam
@@ -52,8 +52,6 @@ from pyro.optim import Adam
 from compiler import compile_file
 from compiler.pipeline import compute_in_float64
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
 STEPS = {10: 1000, 1_000: 1000, 100_000: 200, 1_000_000: 40}  # timed steps per size (scaled to 1,000)
 
 
@@ -250,15 +248,6 @@ def compile_times() -> list[str]:
     return rows
 
 
-def wall_time(command: list[str], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def process_times(repeats: int) -> list[str]:
     pplc = [sys.executable, "-m", "compiler"]
     rows = ["| command | wall time (s) |", "|---|---|"]
@@ -270,24 +259,21 @@ def process_times(repeats: int) -> list[str]:
     return rows
 
 
-# Peak memory is this process's VmHWM: Linux carries ru_maxrss over from the parent
-# through fork and exec, so a child of this (large) process reported its size instead.
-MILLION_FIT = """
+MILLION_FIT = f"""
 import time
 from compiler import compile_file
 program = compile_file("specs/coin.ppl")
 started = time.perf_counter()
-report = program.fit({"x": [1] * 600_000 + [0] * 400_000}, seed=0)
+report = program.fit({{"x": [1] * 600_000 + [0] * 400_000}}, seed=0)
 print(report.steps, time.perf_counter() - started, report.posterior["f"].mean, report.posterior["f"].sd,
-      next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")))
+      {PEAK_KIB})
 """
 
 
 def million_flips(runs: int = 3) -> list[str]:
     """The N = 10^6 coin, each run in a fresh process: the fit against the exact
     posterior, and peak resident memory (which varies from run to run here)."""
-    a, b = 10 + 600_000, 10 + 400_000
-    exact_mean, exact_sd = a / (a + b), (a * b / ((a + b) ** 2 * (a + b + 1))) ** 0.5
+    exact_mean, exact_sd = exact_coin(600_000, 1_000_000)
     rows = ["| run | steps | fit (s) | mean error | sd error | peak memory |", "|---|---|---|---|---|---|"]
     for run in range(1, runs + 1):
         result = subprocess.run([sys.executable, "-c", MILLION_FIT], cwd=ROOT, check=True, capture_output=True,
@@ -301,7 +287,7 @@ def million_flips(runs: int = 3) -> list[str]:
 def time_to_accuracy() -> list[str]:
     """Seconds of fitting until mean within 1 % and sd within 5 % of Beta(16, 14), after a
     warm-up fit (pplc's includes its posterior draws and k̂)."""
-    exact_mean, exact_sd = 16 / 30, (16 * 14 / (30 ** 2 * 31)) ** 0.5
+    exact_mean, exact_sd = exact_coin(6, 10)
     program = compile_file(SPECS / "coin.ppl")
     data = program.load_data()
     program.fit(data, seed=1)  # one-time costs (lazy imports, torch's first optimizer) are not fitting time

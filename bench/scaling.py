@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -27,19 +26,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import PEAK_KIB, ROOT, SPECS, exact_coin
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
 def run(command: list[str]) -> tuple[float, dict, int]:
-    """Wall seconds, the JSON report and the peak memory (MiB, VmHWM: Linux carries
-    ru_maxrss over from the parent through fork and exec) of one pplc process."""
+    """Wall seconds, the JSON report and the peak memory (MiB, `common.PEAK_KIB`) of one pplc process."""
     code = ("import sys\nfrom compiler.cli import main\n"
             f"code = main({command!r})\n"
-            "print('peak', next(int(line.split()[1]) for line in open('/proc/self/status')"
-            " if line.startswith('VmHWM')) // 1024, file=sys.stderr)")
+            f"print('peak', {PEAK_KIB} // 1024, file=sys.stderr)")
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     seconds = time.perf_counter() - started
@@ -102,9 +98,7 @@ def coin_on_disk(directory: Path, n: int) -> list[str]:
     rng = np.random.default_rng(0)
     flips = (rng.random(n) < 0.3).astype(np.int8)
     np.save(directory / "x.npy", flips)
-    heads = int(flips.sum(dtype=np.int64))
-    a, b = 10 + heads, 10 + n - heads
-    mean, sd = a / (a + b), math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    mean, sd = exact_coin(int(flips.sum(dtype=np.int64)), n)
     (directory / "coin.json").write_text(json.dumps({"N": n, "x": flips.tolist()}))
     lines = ["| fit | seconds (whole process) | mean error / exact sd | sd / exact sd | peak MiB |",
              "|---|---|---|---|---|"]

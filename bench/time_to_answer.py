@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -46,9 +45,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, SPECS, exact_coin, wall_time
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
 SIZES = (10, 1_000, 100_000, 1_000_000)
 CHECK_EVERY, MAX_STEPS = 100, 20_000
 MEAN_BAR, SD_BAR = 0.01, 0.10  # relative to the exact posterior's mean and sd
@@ -59,7 +57,7 @@ CHECK_DRAWS = np.random.default_rng(0).standard_normal(20_000)
 PROGRAMS = ("linear_regression", "logistic_regression", "poisson_regression", "radon", "eight_schools")
 COIN_COLUMNS = {"pyro": "Pyro AutoNormal", "pyro-jit": "Pyro AutoNormal + JIT",
                 "numpyro": "NumPyro AutoNormal (jit)", "pymc": "PyMC ADVI (Adam)"}
-NEEDS = {"numpyro": "numpyro", "pymc": "pymc", "numpyro-program": "numpyro"}
+NEEDS = {"numpyro": "numpyro", "pymc": "pymc"}
 
 
 @dataclass(frozen=True)
@@ -91,11 +89,6 @@ class Clock:
 
 def flips(n: int) -> np.ndarray:
     return (np.random.default_rng(n).random(n) < 0.6).astype(np.float64)
-
-
-def exact_coin(x: np.ndarray) -> tuple[float, float]:
-    a, b = 10 + x.sum(), 10 + len(x) - x.sum()
-    return a / (a + b), math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
 
 
 def coin_on_bar(mean: float, sd: float, exact: tuple[float, float]) -> bool:
@@ -140,7 +133,7 @@ def pyro_coin(x: np.ndarray, lr: float, cap: float, jit: bool) -> Reached:
         with pyro.plate("N", x.shape[0]):
             pyro.sample("x", dist.Bernoulli(f), obs=x)
 
-    exact = exact_coin(x)
+    exact = exact_coin(int(x.sum()), len(x))
     data = torch.as_tensor(x, dtype=torch.float32)
     pyro.set_rng_seed(0)
     clock = Clock()
@@ -185,7 +178,7 @@ def numpyro_coin(x: np.ndarray, lr: float, cap: float) -> Reached:
         with numpyro.plate("N", x.shape[0]):
             numpyro.sample("x", dist.Bernoulli(f), obs=x)
 
-    exact = exact_coin(x)
+    exact = exact_coin(int(x.sum()), len(x))
     return numpyro_svi(model, (jnp.asarray(x),), lr, cap, lambda guide, params: logit_normal_on_bar(
         float(params["f_auto_loc"]), float(params["f_auto_scale"]), exact))
 
@@ -197,7 +190,7 @@ class _OnBar(Exception):
 def pymc_coin(x: np.ndarray, lr: float, cap: float) -> Reached:
     import pymc as pm
 
-    exact = exact_coin(x)
+    exact = exact_coin(int(x.sum()), len(x))
     clock = Clock()
     done = 0
 
@@ -231,7 +224,7 @@ def pplc_coin(x: np.ndarray) -> Reached:
     clock = Clock()
     report = program.fit(data)
     f = report.posterior["f"]
-    return clock.reached(report.steps if coin_on_bar(f.mean, f.sd, exact_coin(x)) else None)
+    return clock.reached(report.steps if coin_on_bar(f.mean, f.sd, exact_coin(int(x.sum()), len(x))) else None)
 
 
 # The target programs ----------------------------------------------------------------------
@@ -384,18 +377,19 @@ def coin_table(args, competitors: list[str]) -> list[str]:
              "|---" * (3 + len(competitors)) + "|"]
     for n in args.sizes:
         x = flips(n)
-        exact = exact_coin(x)
+        exact = exact_coin(int(x.sum()), len(x))
         repeats = max(args.repeats, 2) if n >= 1_000_000 else args.repeats
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump({"N": n, "x": x.astype(int).tolist()}, handle)
 
         def on_bar(fitted: dict) -> bool:
             f = fitted["posterior"]["f"]
             return coin_on_bar(f["mean"], f["sd"], exact)
 
+        with tempfile.TemporaryDirectory() as scratch:
+            data_file = Path(scratch) / "coin.json"
+            data_file.write_text(json.dumps({"N": n, "x": x.astype(int).tolist()}))
+            whole = [pplc_command(SPECS / "coin.ppl", str(data_file), on_bar) for _ in range(repeats)]
         row = [f"{n:,}", cell(median_of([in_a_process("pplc", str(n), args) for _ in range(repeats)]), args.cap),
-               cell(median_of([pplc_command(SPECS / "coin.ppl", handle.name, on_bar) for _ in range(repeats)]), args.cap)]
-        Path(handle.name).unlink()
+               cell(median_of(whole), args.cap)]
         row += [cell(median_of([in_a_process(kind, str(n), args) for _ in range(repeats)]), args.cap)
                 for kind in competitors]
         lines.append("| " + " | ".join(row) + " |")
@@ -420,12 +414,7 @@ def program_table(args) -> list[str]:
 
 
 def import_seconds(modules: str, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return wall_time([sys.executable, "-c", f"import {modules}"], repeats)
 
 
 def available(module: str) -> bool:

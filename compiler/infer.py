@@ -341,7 +341,8 @@ def _last(elbo: list[float]) -> float:
 # there is a pair per coordinate to whiten (dadvi.py); 32 (16 pairs) at least, for
 # the non-Gaussian ones. L-BFGS keeps each evaluation's graph for its gradient, so it
 # affords half Adam's terms: for the million flips scored one by one, one antithetic
-# pair fitted as well as two (sd +1.57 % both) at a peak of 756 MiB instead of 1,061 MiB.
+# pair fitted as well as two (sd +1.57 % both) at a peak of 756 MiB instead of 1,061 MiB
+# (ru_maxrss of processes the bench started, inflated alike by the parent's size).
 PARTICLES, MIN_PARTICLES = {"adam": 16, "lbfgs": 32}, {"adam": 4, "lbfgs": 2}
 TERMS_PER_EVALUATION = {"adam": 4_000_000, "lbfgs": 2_000_000}
 MAX_LBFGS_PARTICLES, TERMS_PER_STEP = 256, TERMS_PER_EVALUATION["adam"]

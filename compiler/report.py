@@ -21,7 +21,7 @@ MAX_ROWS_PER_ARRAY = 10
 KHAT_GOOD, KHAT_UNRELIABLE = 0.5, 0.7  # Yao et al. (2018)
 # Below this sd of log p(x, z)/q(z), k̂'s tail carries no weight: reweighting the draws
 # from q towards the posterior moves a mean by at most sd(weights) x sd(value)
-# (Cauchy-Schwarz), under a tenth of its sd. The coin's is 0.015, where k̂ is 4.
+# (Cauchy-Schwarz), under a tenth of its sd. The coin's is 0.018, where k̂ is 5.7.
 UNIFORM_WEIGHTS_SD = 0.1
 COLUMNS = ("mean", "sd", "hdi_3", "hdi_97", "q05", "q50", "q95")
 HEADINGS = ("mean", "sd", "hdi_3%", "hdi_97%", "5%", "50%", "95%")  # az.summary's, then quantiles

@@ -2,7 +2,7 @@
 NUTS runs): badly scaled regressions with flat priors and posterior correlations
 near -1, where Adam-based mean-field VI stops far from the optimum. For a Gaussian
 posterior the mean-field optimum has the exact means, so every mean must be
-within 0.3 reference sds (the bar of issue 6; measured worst: 0.20, see
+within 0.3 reference sds (the bar of issue 6; measured worst: 0.18, see
 docs/inference.md). Sds are not tested here: mean-field understates them by the
 ratio each reference states (`meanfield_sd_ratio`)."""
 
