@@ -100,6 +100,7 @@ def test_run_never_imports_torch_dynamo(specs):
     code = ("import sys\nfrom compiler.cli import main\n"
             f"code = main(['run', {str(specs / 'coin.ppl')!r}])\nprint(code, 'torch._dynamo' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[-1] == "0 False"
 
 

@@ -66,12 +66,46 @@ def _loss_and_gradients(program, model, data) -> tuple[float, dict[str, torch.Te
     return loss.item(), {name: g for name, g in zip(parameters, gradients) if g is not None}
 
 
-@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda path: path.stem)
-def test_the_fast_path_gives_the_log_joint_and_gradients_of_the_pyro_trace(path):
-    program = compile_file(path)
-    data = program.load_data()
+# One program per table row: each row's statistics through codegen, the fit's ELBO and its gradients.
+ROW_PROGRAMS = {
+    "Normal": ("latent m ~ Normal(0, 1)\nobserve y[i] ~ Normal(m, 2)", lambda: 3 + torch.randn(40)),
+    "HalfNormal": ("latent s ~ HalfNormal(1)\nobserve y[i] ~ HalfNormal(s)", lambda: torch.rand(40) * 2),
+    "LogNormal": ("latent m ~ Normal(0, 1)\nobserve y[i] ~ LogNormal(m, 1)", lambda: torch.rand(40) + 0.1),
+    "Exponential": ("latent r ~ HalfNormal(2)\nobserve y[i] ~ Exponential(r)", lambda: torch.rand(40) * 3),
+    "Gamma": ("latent a ~ HalfNormal(2)\nobserve y[i] ~ Gamma(a, 2)", lambda: torch.rand(40) + 0.1),
+    "Bernoulli": ("latent l ~ Normal(0, 1)\nobserve y[i] ~ Bernoulli(logits=l)", lambda: (torch.rand(40) < 0.3).double()),
+    "Poisson": ("latent r ~ HalfNormal(3)\nobserve y[i] ~ Poisson(r)", lambda: torch.poisson(torch.full((40,), 2.0))),
+}
+
+
+def test_every_row_with_sufficient_statistics_has_a_program():
+    assert set(ROW_PROGRAMS) == set(EXAMPLES)
+
+
+def _row_program(name: str):
+    source, make_data = ROW_PROGRAMS[name]
+    real = "int" if name in ("Bernoulli", "Poisson") else "real"
+    program = compile_source(f"data N: int\ndata y: {real}[N]\n{source}")
+    return program, program.load_data({"y": make_data().tolist()})
+
+
+def _specs_with_a_fast_path() -> list:
+    return [path for path in ALL_SPECS if "collapsed_model" in compile_file(path).code.source]
+
+
+@pytest.mark.parametrize("case", [("spec", path) for path in _specs_with_a_fast_path()]
+                         + [("row", name) for name in sorted(ROW_PROGRAMS)],
+                         ids=lambda case: case[1] if isinstance(case[1], str) else case[1].stem)
+def test_the_fast_path_gives_the_log_joint_and_gradients_of_the_pyro_trace(case):
+    kind, which = case
+    if kind == "spec":
+        program = compile_file(which)
+        data = program.load_data()
+    else:
+        program, data = _row_program(which)
     infer.initialise(program, data)
     scored_model, scored_data = program.scored(data)
+    assert scored_model is not program.model
     loss, gradients = _loss_and_gradients(program, program.model, data)
     fast_loss, fast_gradients = _loss_and_gradients(program, scored_model, scored_data)
     assert fast_loss == pytest.approx(loss, rel=1e-10, abs=1e-8)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from compiler import compile_file, compile_source
+from compiler import compile_file, compile_source, minibatch
 from compiler.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,9 +63,14 @@ def test_a_bad_row_far_into_a_large_array_is_named(tmp_path, specs):
         compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy")
 
 
-def test_a_minibatch_fit_reads_arrays_on_disk_a_batch_at_a_time(tmp_path, specs):
+def test_a_minibatch_fit_reads_arrays_on_disk_a_batch_at_a_time(tmp_path, specs, monkeypatch):
     np.save(tmp_path / "x.npy", (np.random.default_rng(0).random(100_000) < 0.3).astype(np.int8))
+    sources = []
+    sample = minibatch.Batching.sample
+    monkeypatch.setattr(minibatch.Batching, "sample",
+                        lambda self, data, generator: sources.append(data.on_disk) or sample(self, data, generator))
     report = compile_file(specs / "coin.ppl").fit(tmp_path / "x.npy", batch_size=10_000)
+    assert sources and all(on_disk == {"x"} for on_disk in sources)
     assert report.posterior["f"].mean == pytest.approx(0.3, abs=0.01)
     assert any("the data stay on disk" in note for note in report.warnings)
 

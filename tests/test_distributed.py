@@ -58,3 +58,18 @@ def test_two_processes_on_loopback_fit_the_posterior_of_one(optimizer):
         mean, sd = torch.tensor(summary["mean"]), torch.tensor(summary["sd"])
         assert ((torch.tensor(double["posterior"][name]["mean"]) - mean).abs() <= 0.01 * sd).all(), name
         assert torch.allclose(torch.tensor(double["posterior"][name]["sd"]), sd, rtol=0.01), name
+
+
+def test_each_process_fits_its_own_slice_of_the_rows(monkeypatch):
+    from compiler import distributed, infer
+
+    compute_in_float64()
+    monkeypatch.setattr(distributed, "start", lambda device: None)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "world", lambda: 2)
+    program = compile_source(REGRESSION)
+    data = program.load_data({"x": list(range(10)), "y": [0.0] * 10})
+    objective = infer._objective(program, data, infer.RunConfig(distributed=True))
+    assert objective.data["N"] == 5 and objective.data["x"].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]
+    fixed = poutine.condition(objective.model, {"a": torch.tensor(0.5)})
+    assert poutine.trace(fixed).get_trace(objective.data).nodes["y"]["scale"] == 2.0

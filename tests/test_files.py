@@ -5,6 +5,7 @@ the az.summary-style DataFrame, and the progress bar."""
 from __future__ import annotations
 
 import json
+import sys
 
 import arviz
 import numpy as np
@@ -85,8 +86,15 @@ def test_a_fit_asked_for_progress_shows_a_bar_with_steps_rate_and_elbo(specs, ca
     assert "step/s" in bar and "ELBO" in bar and "/2000" in bar
 
 
-def test_json_and_piped_runs_show_no_bar(specs, capsys):
+def test_json_runs_show_no_bar_even_in_a_terminal(specs, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["run", str(specs / "coin.ppl"), "--json"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_piped_runs_show_no_bar(specs, capsys):
+    assert main(["run", str(specs / "coin.ppl")]) == 0
     assert capsys.readouterr().err == ""
 
 
