@@ -87,15 +87,21 @@ class FixedDraws:
 
     @contextmanager
     def active(self) -> Iterator[None]:
-        original = torch_normal._standard_normal
         self.position = 0
-        torch_normal._standard_normal = self
-        try:
-            with torch.random.fork_rng():
-                torch.manual_seed(self.seed)  # the same non-normal draws in every evaluation
-                yield
-        finally:
-            torch_normal._standard_normal = original
+        with standard_normal_draws(self), torch.random.fork_rng():
+            torch.manual_seed(self.seed)  # the same non-normal draws in every evaluation
+            yield
+
+
+@contextmanager
+def standard_normal_draws(draw: Callable[..., torch.Tensor]) -> Iterator[None]:
+    """Every normal guide factor's noise comes from `draw(shape, dtype=, device=)` meanwhile."""
+    original = torch_normal._standard_normal
+    torch_normal._standard_normal = draw
+    try:
+        yield
+    finally:
+        torch_normal._standard_normal = original
 
 
 @dataclass

@@ -46,8 +46,11 @@ class Data(Mapping):
         except those named in `keep_on_disk`."""
         if not self.on_disk - keep_on_disk:
             return self
-        values = {name: tensor(value, name in self.indices) if name in self.on_disk - keep_on_disk else value
-                  for name, value in self._values.items()}
+        return self.with_values({name: tensor(value, name in self.indices) if name in self.on_disk - keep_on_disk
+                                 else value for name, value in self._values.items()})
+
+    def with_values(self, values: dict[str, Any]) -> Data:
+        """Other values (sufficient statistics added, say) with this data's provenance."""
         return Data(values, self.origin, self.digest, self.warnings, self.placeholders, self.indices)
 
     def __getitem__(self, name: str):

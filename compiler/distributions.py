@@ -63,10 +63,13 @@ class SufficientStatistics:
     """The log-likelihood of n observations that share one distribution, from a
     few statistics of the data computed once: O(1) per evaluation instead of O(n).
     Both functions use tensor methods only (torch is not imported here);
-    `of_data` gets the observed values as one flat tensor of the default float dtype."""
+    `of_data` gets the observed values as one flat tensor of the default float dtype;
+    `combine` merges the statistics of two parts of the data (arrays read from disk a
+    chunk at a time)."""
 
     of_data: Callable[[Any], tuple]
     log_likelihood: Callable[[Any, tuple], Any]  # (the Pyro distribution, the statistics) -> log p(x | θ)
+    combine: Callable[[tuple, tuple], tuple] = lambda a, b: tuple(x + y for x, y in zip(a, b))
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,13 @@ def _centred(x) -> tuple:
     return x.numel(), mean, (x - mean).pow(2).sum()
 
 
+def _combine_centred(a: tuple, b: tuple) -> tuple:
+    """`_centred` of two parts merged (Chan, Golub & LeVeque 1979)."""
+    (count_a, mean_a, squares_a), (count_b, mean_b, squares_b) = a, b
+    count, shift = count_a + count_b, mean_b - mean_a
+    return count, mean_a + shift * count_b / count, squares_a + squares_b + shift.pow(2) * count_a * count_b / count
+
+
 def _normal_log_likelihood(loc, scale, count, mean, squares):
     return -count * (scale.log() + LOG_SQRT_2PI) - (squares + count * (mean - loc).pow(2)) / (2 * scale.pow(2))
 
@@ -131,13 +141,14 @@ def _softplus(x):
 
 
 NORMAL_STATISTICS = SufficientStatistics(
-    _centred, lambda d, s: _normal_log_likelihood(d.loc, d.scale, *s))
+    _centred, lambda d, s: _normal_log_likelihood(d.loc, d.scale, *s), _combine_centred)
 HALF_NORMAL_STATISTICS = SufficientStatistics(
     lambda x: (x.numel(), x.pow(2).sum()),
     lambda d, s: s[0] * (math.log(2) - d.scale.log() - LOG_SQRT_2PI) - s[1] / (2 * d.scale.pow(2)))
 LOG_NORMAL_STATISTICS = SufficientStatistics(
     lambda x: (*_centred(x.log()), x.log().sum()),
-    lambda d, s: _normal_log_likelihood(d.loc, d.scale, *s[:3]) - s[3])
+    lambda d, s: _normal_log_likelihood(d.loc, d.scale, *s[:3]) - s[3],
+    lambda a, b: (*_combine_centred(a[:3], b[:3]), a[3] + b[3]))
 EXPONENTIAL_STATISTICS = SufficientStatistics(
     lambda x: (x.numel(), x.sum()),
     lambda d, s: s[0] * d.rate.log() - d.rate * s[1])

@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +28,7 @@ from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceE
 from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import dadvi, devices, distributed, minibatch, stats
+from compiler import control_variates, dadvi, devices, distributed, minibatch, stats
 from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
@@ -67,9 +68,10 @@ class RunConfig(BaseModel):
     progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
     jit: bool = Field(False, description="Adam only: compile each step's ELBO with Pyro's JitTrace_ELBO "
                       "(torch.jit); 2.2x faster per step at N = 10, 1.5x at 10^5, no gain at 10^6 (bench/RESULTS.md)")
-    batch_size: int | None = Field(None, ge=1, description="Adam only (the default with it): each step sees "
-                                   "this many random rows of every data plate, their log-likelihood scaled up "
-                                   "to keep the ELBO unbiased (minibatch.py)")
+    batch_size: int | None = Field(None, ge=1, description="Adam only (the default with it, where a data plate is "
+                                   "longer): each step sees this many random rows of every data plate, their "
+                                   "log-likelihood scaled up to keep the ELBO unbiased (minibatch.py) and "
+                                   "corrected by a control variate (control_variates.py)")
     distributed: bool = Field(False, description="one of several processes launched by torchrun, each holding a "
                               "slice of every data plate, gradients averaged (distributed.py)")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="where the data, the guide's "
@@ -113,37 +115,42 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
 
-def _check_options(config: RunConfig) -> None:
+def _check_options(config: RunConfig, subsampled: bool) -> None:
     if config.jit and config.optimizer != "adam":
         raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
                        hint="add --optimizer adam, or drop --jit")
-    if config.batch_size is not None and config.optimizer != "adam":
+    if subsampled and config.optimizer != "adam":
         raise PplError("--batch-size needs Adam: L-BFGS's fixed-draw ELBO is over all the data",
                        hint="drop --optimizer lbfgs")
-    if config.batch_size is not None and config.jit:
+    if subsampled and config.jit:
         raise PplError("--jit compiles a step with its data fixed, so it cannot take a new batch each step",
                        hint="drop --jit or --batch-size")
 
 
 def fit(program, data, config: RunConfig) -> FitResult:
     """Fit on `config.device` (see `devices.on_device`); the result holds CPU tensors. Arrays
-    in memory-mapped files are read whole unless each step takes a batch of them."""
-    if config.batch_size is None and not config.distributed and _on_disk(data):
-        data = data.in_memory()
+    in memory-mapped files are read whole unless each step takes a batch of them, or the
+    fit needs only their sufficient statistics."""
+    subsampled = config.batch_size is not None and bool(minibatch.plan(program, data, config.batch_size).rows.sizes)
+    if not subsampled and not config.distributed and _on_disk(data):
+        data = data.in_memory(keep_on_disk=minibatch.summarised_only(program))
     if config.distributed:
         config = config.model_copy(update={"device": distributed.device_of_this_process(config.device)})
     with devices.on_device(config.device):
-        return _fit(program, devices.moved(data, config.device), config)
+        return _fit(program, devices.moved(data, config.device), config, subsampled)
 
 
-def _fit(program, data, config: RunConfig) -> FitResult:
+def _fit(program, data, config: RunConfig, subsampled: bool) -> FitResult:
     started = time.perf_counter()
     if config.optimizer is None:
-        stochastic = program.guide_family == "native" or config.batch_size is not None
+        stochastic = program.guide_family == "native" or subsampled
         config = config.model_copy(update={"optimizer": "adam" if stochastic else "lbfgs"})
-    _check_options(config)
+    _check_options(config, subsampled)
     objective = _objective(program, data, config)
     notes = list(objective.notes)
+    if config.batch_size is not None and not subsampled:
+        notes.append(f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one "
+                     "has at most that many rows, or is scored from sufficient statistics of all of them)")
     try:
         run = _attempt(program, data, objective, config, config.seed, 1.0)
     except _Diverged as first:
@@ -181,10 +188,10 @@ def _attempt(program, data, objective: Objective, config: RunConfig, seed: int, 
         return _lbfgs(program, data, objective, config, seed, rate_factor, max_steps)
 
 
-def _fresh_start(program, data, seed: int) -> None:
+def _fresh_start(program, data, seed: int, model=None) -> None:
     pyro.clear_param_store()
     pyro.set_rng_seed(seed)
-    initialise(program, data)
+    initialise(program, data, model)
 
 
 @dataclass(frozen=True)
@@ -202,57 +209,69 @@ def _on_disk(data) -> bool:
 
 
 def _objective(program, data, config: RunConfig) -> Objective:
-    # Sufficient statistics would read arrays that stay on disk whole; batches score them row by row.
-    model, scored = (program.model, data) if _on_disk(data) else program.scored(data)
+    model, scored = program.scored(data)  # statistics of arrays on disk are read a chunk at a time
     if not config.distributed:
         return Objective(model, scored)
     distributed.start(config.device)
-    sharded, scales = minibatch.shard(program, scored, distributed.rank(), distributed.world(),
-                                      collapsed=not _on_disk(data))
+    sharded, scales = minibatch.shard(program, scored, distributed.rank(), distributed.world())
     return Objective(minibatch.ScaleObservations(scales)(model), sharded,
                      (f"distributed over {distributed.world()} processes, each holding a slice of every data plate",))
 
 
 def _adam(program, data, objective: Objective, config: RunConfig, seed: int, rate_factor: float,
           max_steps: int) -> _Run:
-    elbo = _elbo(program, config.particles or default_particles(program, data, "adam", batch_size=config.batch_size),
-                 config.jit)
-    model, guide, step_args, notes = _step_arguments(program, objective.model, objective.data, config,
-                                                     seed + distributed.rank())
-    # Data that stay on disk reach the model a batch (or a shard) at a time, checks included.
-    in_memory = step_args()[0] if _on_disk(data) else data
-    _fresh_start(program, in_memory, seed)
+    particles = config.particles or default_particles(program, data, "adam", batch_size=config.batch_size)
+    elbo = _elbo(program, particles, config.jit)
+    steps = _steps(program, objective.model, objective.data, config, particles, seed + distributed.rank())
+    _fresh_start(program, steps.sample, seed, objective.model)
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
-    svi = SVI(model, guide, _optimizer(config.lr * rate_factor, schedule), elbo)
+    svi = SVI(steps.model, steps.guide, _optimizer(config.lr * rate_factor, schedule), elbo)
     svi.loss_and_grads = _averaged(elbo.loss_and_grads)  # SVI ignores a loss_and_grads argument beside an ELBO
     with _ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         schedule.on_record = lambda step, value: bar.show(step + 1, schedule.total_steps, value)
-        interrupted = _optimise(svi, program, in_memory, schedule, step_args)
+        interrupted = _optimise(svi, program, Objective(objective.model, steps.sample), schedule, steps.arguments)
     converged = schedule.converged if config.steps is None else is_level(schedule.elbo, config.tolerance)
-    return _Run(schedule.elbo, _final_elbo(schedule.elbo), len(schedule.elbo), converged, interrupted, notes)
+    return _Run(schedule.elbo, _final_elbo(schedule.elbo), len(schedule.elbo), converged, interrupted,
+                steps.notes)
 
 
-def _step_arguments(program, model, data, config: RunConfig, seed: int):
-    """Model, guide, a function giving each step's arguments, and notes: the data
-    bound for --jit (torch.jit traces tensors only), a new batch each step for
-    --batch-size, else the data."""
+@dataclass(frozen=True)
+class _Steps:
+    """What Adam steps on: the model and guide, a function giving each step's
+    arguments, data in memory to initialise and diagnose with (a batch where the
+    data stay on disk), and notes for the report."""
+
+    model: Any
+    guide: Any
+    arguments: Callable[[], tuple]
+    sample: Any
+    notes: list[str] = field(default_factory=list)
+
+
+def _steps(program, model, data, config: RunConfig, particles: int, seed: int) -> _Steps:
+    """The data bound for --jit (torch.jit traces tensors only); for --batch-size a
+    new batch each step, with a control variate where one applies; else the data."""
     if config.jit:
-        return functools.partial(model, data), functools.partial(program.guide, data), lambda: (), []
+        return _Steps(functools.partial(model, data), functools.partial(program.guide, data), lambda: (), data)
     if config.batch_size is None:
-        return model, program.guide, lambda: (data,), []
-    batching = minibatch.plan(program, data, config.batch_size, collapsed=not _on_disk(data))
-    if _on_disk(data):  # only the arrays split into batches stay on disk
-        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays))
-    if not batching.rows.sizes:
-        return model, program.guide, lambda: (data,), [
-            f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one has "
-            "at most that many rows, or is scored from sufficient statistics of all of them)"]
+        return _Steps(model, program.guide, lambda: (data,), data)
+    batching = minibatch.plan(program, data, config.batch_size)
+    if _on_disk(data):  # only the arrays split into batches, or only summarised, stay on disk
+        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays) | minibatch.summarised_only(program))
+    if not batching.rows.sizes:  # _fit has said so
+        return _Steps(model, program.guide, lambda: (data,), data)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     rows = ", ".join(f"{size} = {length:,}" for size, length in batching.rows.sizes.items())
-    return (minibatch.ScaleObservations(batching.scales)(model), program.guide,
-            lambda: (batching.sample(data, generator),),
-            [f"minibatch SVI: each step saw {config.batch_size:,} random rows of {rows}"])
+    note = f"minibatch SVI: each step saw {config.batch_size:,} random rows of {rows}"
+    sample = batching.sample(data, generator) if _on_disk(data) else data
+    if not control_variates.applies(program, batching):
+        return _Steps(minibatch.ScaleObservations(batching.scales)(model), program.guide,
+                      lambda: (batching.sample(data, generator),), sample, [note])
+    control = control_variates.ControlVariate(program, model, batching, particles)
+    return _Steps(control.step_model, control.step_guide, control_variates.ControlledSteps(control, data, generator),
+                  sample, [f"{note}, corrected by a control variate anchored on all of them every "
+                           f"{control.anchor_every:,} steps"])
 
 
 def _averaged(loss_and_grads):
@@ -272,7 +291,7 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
     starts = config.starts or (ENUMERATED_STARTS if any(s.enumerated for s in program.ir.latents) else 1)
     best: tuple[_Run, dict] | None = None
     for start in range(starts):
-        _fresh_start(program, objective.data, seed + start * START_SEED_STRIDE)
+        _fresh_start(program, objective.data, seed + start * START_SEED_STRIDE, objective.model)
         parameters = [value for _, value in pyro.get_param_store().named_parameters()]
         elbo = _elbo(program, config.particles or default_particles(program, data, "lbfgs", _coordinates(program)))
         bar = _ProgressBar(config.progress, "iteration")
@@ -283,7 +302,7 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
                 dadvi.maximise(lambda: elbo.differentiable_loss(objective.model, program.guide, objective.data),
                                parameters,
                                progress, dadvi.FixedDraws(seed), rate_factor,
-                               lambda loss, iteration: _diverged(program, objective.data, loss, iteration - 1))
+                               lambda loss, iteration: _diverged(program, objective, loss, iteration - 1))
         except KeyboardInterrupt:  # maximise has put back the last finite state
             return _Run(progress.elbo, _last(progress.elbo), progress.iterations, False, True)
         run = _Run(progress.elbo, _last(progress.elbo), progress.iterations,
@@ -365,10 +384,10 @@ def _coordinates(program) -> int:
 def _observed_terms(program, data, batch_size: int | None = None) -> int:
     """Log-density terms per particle an evaluation computes: one per observation (per
     row of a batch, with `batch_size`), one per statement scored from sufficient
-    statistics (data on disk are scored row by row)."""
+    statistics."""
     terms = 0
     for observe in program.ir.observed:
-        if collapsible(observe) and not _on_disk(data):
+        if collapsible(observe):
             terms += 1
             continue
         shape = np.shape(data[observe.name])
@@ -390,9 +409,10 @@ def _elbo(program, particles: int, jit: bool = False):
     return kind(max_plate_nesting=program.ir.max_plate_nesting, num_particles=particles, vectorize_particles=True)
 
 
-def _optimise(svi: SVI, program, data, schedule: Schedule, step_args) -> bool:
+def _optimise(svi: SVI, program, diagnosed: Objective, schedule: Schedule, step_args) -> bool:
     """The SVI loop; returns whether the user interrupted it. A non-finite loss
-    restores the last finite parameters and raises `FitError`."""
+    restores the last finite parameters and raises `FitError`, naming the site
+    that `diagnosed` (a model and data in memory) finds non-finite."""
     average: dict[str, torch.Tensor] = {}
     averaged = 0
     step = 0
@@ -402,7 +422,7 @@ def _optimise(svi: SVI, program, data, schedule: Schedule, step_args) -> bool:
             last_finite = _snapshot()
             loss = svi.step(*step_args())
             if not math.isfinite(loss):
-                raise _diverged(program, data, loss, step, last_finite)
+                raise _diverged(program, diagnosed, loss, step, last_finite)
             svi.optim.step()  # advance the learning-rate schedule
             schedule.record(step, -loss)
             if schedule.averaging(step):
@@ -416,16 +436,16 @@ def _optimise(svi: SVI, program, data, schedule: Schedule, step_args) -> bool:
     return False
 
 
-def initialise(program, data) -> None:
-    """Run the guide and the model once, creating every pyro.param at its initial
-    value so that even a first step that fails has a finite state to return to.
-    A distribution that rejects its arguments or its data fails here, reported at
-    its statement."""
+def initialise(program, data, model=None) -> None:
+    """Run the guide and the model (by default `program.model`) once, creating every
+    pyro.param at its initial value so that even a first step that fails has a finite
+    state to return to. A distribution that rejects its arguments or its data fails
+    here, reported at its statement."""
     handlers = [poutine.trace(program.guide)]
     try:
         with torch.no_grad():
             guide_trace = handlers[0].get_trace(data)
-            handlers.append(poutine.trace(poutine.replay(program.model, guide_trace)))
+            handlers.append(poutine.trace(poutine.replay(model or program.model, guide_trace)))
             handlers[1].get_trace(data).compute_log_prob()
     except (ValueError, RuntimeError, IndexError) as error:
         in_guide = len(handlers) == 1
@@ -468,14 +488,15 @@ def _snapshot() -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in pyro.get_param_store().named_parameters()}
 
 
-def _diverged(program, data, loss: float, step: int, last_finite: dict[str, torch.Tensor] | None = None) -> _Diverged:
+def _diverged(program, objective: Objective, loss: float, step: int,
+              last_finite: dict[str, torch.Tensor] | None = None) -> _Diverged:
     """Put back the last finite state (where given), then name the site whose log-density
     is not finite there (the failing loss was computed at it), or whose guide parameters
     the failed update broke."""
     broken = [name for name, value in pyro.get_param_store().named_parameters() if not torch.isfinite(value).all()]
     if last_finite is not None:
         _restore(last_finite)
-    site = _nonfinite_site(program, data) or (broken[0].split(".")[0] if broken else None)
+    site = _nonfinite_site(program, objective) or (broken[0].split(".")[0] if broken else None)
     where = f" at site '{site}'" if site else ""
     return _Diverged(f"the ELBO became {loss} at step {step + 1}{where}",
                     program.ir.site_spans.get(site) if site else None,
@@ -483,11 +504,11 @@ def _diverged(program, data, loss: float, step: int, last_finite: dict[str, torc
                     "the parameters of the last finite step are kept")
 
 
-def _nonfinite_site(program, data) -> str | None:
+def _nonfinite_site(program, objective: Objective) -> str | None:
     try:
         with torch.no_grad():
-            guide_trace = poutine.trace(program.guide).get_trace(data)
-            model_trace = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data)
+            guide_trace = poutine.trace(program.guide).get_trace(objective.data)
+            model_trace = poutine.trace(poutine.replay(objective.model, guide_trace)).get_trace(objective.data)
             for trace in (model_trace, guide_trace):
                 trace.compute_log_prob()
                 for name, site in trace.nodes.items():

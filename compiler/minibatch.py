@@ -79,29 +79,27 @@ class Batching:
         return self.rows.sliced(data, rows, {size: self.batch_size for size in self.rows.sizes})
 
 
-def plan(program, data: Mapping[str, Any], batch_size: int, collapsed: bool = True) -> Batching:
+def plan(program, data: Mapping[str, Any], batch_size: int) -> Batching:
     """What each step subsamples (the plates longer than a batch), or a `PplError`
-    at the statement that forbids it. `collapsed`: whether the model scores the
-    collapsible statements from sufficient statistics (then they are not split)."""
-    return Batching(split_rows(program, data, batch_size, "--batch-size", collapsed), batch_size)
+    at the statement that forbids it."""
+    return Batching(split_rows(program, data, batch_size, "--batch-size"), batch_size)
 
 
-def shard(program, data: Mapping[str, Any], rank: int, world: int,
-          collapsed: bool = True) -> tuple[dict[str, Any], dict[str, float]]:
+def shard(program, data: Mapping[str, Any], rank: int, world: int) -> tuple[dict[str, Any], dict[str, float]]:
     """This process's slice of every data plate, and the scale of each split site."""
-    rows = split_rows(program, data, 0, "--distributed", collapsed)
+    rows = split_rows(program, data, 0, "--distributed")
     bounds = {size: (full * rank // world, full * (rank + 1) // world) for size, full in rows.sizes.items()}
     sliced = rows.sliced(data, {size: slice(*bound) for size, bound in bounds.items()},
                          {size: high - low for size, (low, high) in bounds.items()})
     return sliced, {site: float(world) for site in rows.sites}
 
 
-def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str, collapsed: bool) -> Rows:
+def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str) -> Rows:
     """The rows to split: the first plate (the observed array's first axis) of every
-    observe statement scored row by row, where longer than `longer_than`. With
-    `collapsed`, statements scored from sufficient statistics are not split, nor scaled."""
+    observe statement scored row by row, where longer than `longer_than`. Statements
+    scored from sufficient statistics of all their rows are not split, nor scaled."""
     model_ir: ir.Model = program.ir
-    by_row = [o for o in model_ir.observed if o.plates and not (collapsed and collapsible(o))]
+    by_row = [o for o in model_ir.observed if o.plates and not collapsible(o)]
     sizes = {o.plates[0].size: int(data[o.plates[0].size]) for o in by_row if isinstance(o.plates[0].size, str)}
     sizes = {size: length for size, length in sizes.items() if length > longer_than}
     for size in sizes:
@@ -113,6 +111,15 @@ def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str, 
             _refuse_whole_reads(statement, arrays, option)
     sites = {o.name: tuple(p.size for p in o.plates if p.size in sizes) for o in by_row}
     return Rows(sizes, arrays, {site: split for site, split in sites.items() if split}, model_ir.index_arrays)
+
+
+def summarised_only(program) -> frozenset[str]:
+    """Observed arrays that only statements scored from sufficient statistics read: a
+    fit needs their statistics, not their rows, so they may stay on disk."""
+    model_ir: ir.Model = program.ir
+    summarised = [o for o in model_ir.observed if collapsible(o)]
+    read = {v.name for s in model_ir.statements if s not in summarised for v in _variables(s)}
+    return frozenset(o.name for o in summarised if o.name not in read)
 
 
 def _refuse_local_latents(model_ir: ir.Model, size: str, option: str) -> None:

@@ -97,7 +97,8 @@ class Program:
         (the same log joint as `model`, see codegen), else `model` and the data."""
         if "collapsed_model" not in self._functions:
             return self.model, data
-        return self._functions["collapsed_model"], self._functions["sufficient_statistics"](data)
+        scored = self._functions["sufficient_statistics"](data)
+        return self._functions["collapsed_model"], data.with_values(scored) if isinstance(data, data_module.Data) else scored
 
     def summary(self) -> str:
         """One line: what `pplc check` prints."""

@@ -5,9 +5,13 @@ Kept tiny on purpose: generated code should read like hand-written Pyro.
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 
 from compiler import distributions
+from compiler.data import CHUNK_ROWS, tensor
 
 
 def position(size: int, dim: int) -> torch.Tensor:
@@ -46,9 +50,20 @@ def uniform_init(shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def sufficient_statistics(name: str, values) -> tuple:
-    """What the distribution table's row `name` needs of the observed values, computed once."""
-    flat = torch.as_tensor(values, dtype=torch.get_default_dtype()).reshape(-1)
-    return distributions.TABLE[name].sufficient.of_data(flat)
+    """What the distribution table's row `name` needs of the observed values, computed
+    once: of a memory-mapped array (a numpy array), a chunk of rows at a time."""
+    statistics = distributions.TABLE[name].sufficient
+    if not isinstance(values, np.ndarray):
+        return statistics.of_data(_flat(values))
+    chunks = (statistics.of_data(_flat(values[start:start + CHUNK_ROWS]))
+              for start in range(0, len(values), CHUNK_ROWS))
+    return functools.reduce(statistics.combine, chunks)
+
+
+def _flat(values) -> torch.Tensor:
+    if isinstance(values, np.ndarray):  # rows of a memory-mapped file: copied, as torch wants them writable
+        return tensor(values).reshape(-1)
+    return torch.as_tensor(values, dtype=torch.get_default_dtype()).reshape(-1)
 
 
 def log_likelihood(name: str, distribution, statistics: tuple) -> torch.Tensor:

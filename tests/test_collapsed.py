@@ -49,6 +49,16 @@ def test_log_likelihood_from_statistics_is_the_sum_of_log_probs(name):
     assert torch.allclose(runtime.log_likelihood(name, distribution, statistics), expected, rtol=1e-12, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_statistics_of_parts_combine_into_those_of_the_whole(name):
+    statistics = distributions.TABLE[name].sufficient
+    values = EXAMPLES[name][1]()
+    parts = [statistics.of_data(part) for part in values.split([7, 30, 13])]
+    combined = statistics.combine(statistics.combine(parts[0], parts[1]), parts[2])
+    for part, whole in zip(combined, statistics.of_data(values)):
+        assert torch.as_tensor(part).item() == pytest.approx(torch.as_tensor(whole).item(), rel=1e-12)
+
+
 def test_normal_statistics_keep_their_precision_far_from_zero():
     values = 1e6 + torch.randn(1000)
     distribution = dist.Normal(torch.tensor(1e6), torch.tensor(1.0))
