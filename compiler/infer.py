@@ -59,7 +59,8 @@ class RunConfig(BaseModel):
     lr_decay: float = Field(0.1, gt=0, le=1, description="learning rate at the end, as a fraction of lr")
     particles: int | None = Field(None, ge=1, description="ELBO particles, vectorised; default: 32 for L-BFGS "
                                   "and 16 for Adam, fewer (down to 2 and 4) for data with over 62,500 and "
-                                  "250,000 observations")
+                                  "250,000 observations, but for L-BFGS a pair per coordinate while "
+                                  "affordable (docs/inference.md)")
     average: float = Field(0.5, ge=0, lt=1, description="with fixed steps: the final fraction whose iterates "
                            "are averaged (when stopping at convergence, the whole refinement phase is)")
     seed: int = 0
@@ -293,7 +294,9 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
     for start in range(starts):
         _fresh_start(program, objective.data, seed + start * START_SEED_STRIDE, objective.model)
         parameters = [value for _, value in pyro.get_param_store().named_parameters()]
-        elbo = _elbo(program, config.particles or default_particles(program, data, "lbfgs", _coordinates(program)))
+        coordinates = _coordinates(program)
+        particles = config.particles or default_particles(program, data, "lbfgs", coordinates)
+        elbo = _elbo(program, particles)
         bar = _ProgressBar(config.progress, "iteration")
         total = config.steps or max_steps
         progress = dadvi.Progress(max_steps, config.steps, lambda done, value: bar.show(done, total, value))
@@ -306,7 +309,7 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
         except KeyboardInterrupt:  # maximise has put back the last finite state
             return _Run(progress.elbo, _last(progress.elbo), progress.iterations, False, True)
         run = _Run(progress.elbo, _last(progress.elbo), progress.iterations,
-                   progress.converged or config.steps is not None, False)
+                   progress.converged or config.steps is not None, False, _too_few_pairs(particles, coordinates))
         if best is None or run.estimate > best[0].estimate:
             best = run, pyro.get_param_store().get_state()
     pyro.get_param_store().set_state(best[1])
@@ -362,16 +365,33 @@ def _last(elbo: list[float]) -> float:
 # affords half Adam's terms: for the million flips scored one by one, one antithetic
 # pair fitted as well as two (sd +1.57 % both) at a peak of 756 MiB instead of 1,061 MiB
 # (ru_maxrss of processes the bench started, inflated alike by the parent's size).
+# But with fewer pairs than coordinates the scales are biased where coordinates
+# correlate: logistic regression at N = 10^6 (3 coordinates) came out with sds 12 %
+# and 24 % too small from one pair, exact from three (bench/scaling.py); so L-BFGS
+# keeps a pair per coordinate while that costs at most WHITENING_TERMS (three pairs
+# at 10^6 rows: 13 s instead of 6 s, 502 MiB peak), and says so where it cannot.
 PARTICLES, MIN_PARTICLES = {"adam": 16, "lbfgs": 32}, {"adam": 4, "lbfgs": 2}
 TERMS_PER_EVALUATION = {"adam": 4_000_000, "lbfgs": 2_000_000}
 MAX_LBFGS_PARTICLES, TERMS_PER_STEP = 256, TERMS_PER_EVALUATION["adam"]
+WHITENING_TERMS = 4 * TERMS_PER_EVALUATION["lbfgs"]
 
 
 def default_particles(program, data, optimizer: str = "lbfgs", coordinates: int = 0,
                       batch_size: int | None = None) -> int:
     wanted = max(PARTICLES[optimizer], min(MAX_LBFGS_PARTICLES, 2 * coordinates + 2))
-    affordable = TERMS_PER_EVALUATION[optimizer] // max(_observed_terms(program, data, batch_size), 1)
-    return max(MIN_PARTICLES[optimizer], min(wanted, affordable)) // 2 * 2
+    terms = max(_observed_terms(program, data, batch_size), 1)
+    particles = max(MIN_PARTICLES[optimizer], min(wanted, TERMS_PER_EVALUATION[optimizer] // terms))
+    if optimizer == "lbfgs" and 2 * coordinates * terms <= WHITENING_TERMS:
+        particles = max(particles, 2 * coordinates)
+    return particles // 2 * 2
+
+
+def _too_few_pairs(particles: int, coordinates: int) -> list[str]:
+    if coordinates < 2 or particles >= 2 * coordinates:
+        return []
+    return [f"L-BFGS drew {particles // 2} antithetic pairs for {coordinates} coordinates, too few to "
+            "decorrelate them, so the sds of correlated coordinates may come out too small; --batch-size "
+            "fits data this large without that bias (docs/scaling.md)"]
 
 
 def _coordinates(program) -> int:
