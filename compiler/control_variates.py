@@ -1,26 +1,33 @@
-"""Minibatch gradients with most of their noise taken out: a control variate.
+"""Minibatch log-likelihoods with most of their noise taken out: a control variate.
 
 A batch of B rows scaled up by s = N / B estimates the split log-likelihood
-l(z) without bias, but its gradient's noise grows with N: at N = 10^6 and
+l without bias, but its gradient's noise grows with N: at N = 10^6 and
 B = 10^4 it is ten times the gradient of a step of one posterior sd, and Adam
 stops long before the noise has averaged out. SVRG's correction (Johnson &
-Zhang, NeurIPS 2013), applied to the latents z, removes it. With an anchor
-point z~ and the full-data value l(z~) and gradient G there (one pass over all
-the rows, a chunk at a time), each step scores
+Zhang, NeurIPS 2013), applied to the latents, removes it. In unconstrained
+coordinates u of the latents (each latent's support mapped from the real
+line, as the guide maps it), with an anchor point u~ and the full-data value
+l(u~) and gradient G there (one pass over all the rows, a chunk at a time),
+the batch scores
 
-    l^(z) = l(z~) + G (z - z~) + s [l_B(z) - l_B(z~) - g_B (z - z~)]
+    l^(u) = l(u~) + G (u - u~) + s [l_B(u) - l_B(u~) - g_B (u - u~)]
 
 where l_B and g_B are the batch's log-likelihood and gradient. Its expectation
-over batches is l(z) whatever the anchor, so the ELBO stays unbiased; what is
-left of the noise is the batch's departure from its own linearisation at z~,
-which vanishes as z nears z~. At large N the posterior is narrow, and with the
-anchor at the guide's centre z stays within a few posterior sds of it: the
-noise falls by about sqrt(N) (measured in docs/scaling.md).
+over batches is l(u) whatever the anchor, so the ELBO stays unbiased; what is
+left of the noise is the batch's departure from its own linearisation at u~,
+which vanishes as u nears u~. At large N the posterior is narrow, and with the
+anchor at the guide's centre u stays within a few posterior sds of it: the
+noise falls by about sqrt(N) (measured in docs/scaling.md). Unconstrained
+coordinates keep l^ bounded above where l falls off only slowly (a scale's
+log-likelihood falls as -N log sigma, which a slope in sigma would overtake).
 
-The anchor moves to the guide's centre again every `anchor_every` steps, so
-that a pass over all the rows costs no more than the steps between passes. Models with point parameters or enumerated latents, and data plates
-split more than one way, keep plain minibatches (`applies`): the correction
-would need linearising in the parameters or summing out the discrete values.
+Adam's steps (`ControlledSteps`) move the anchor to the guide's centre every
+`anchor_every` steps, so that a pass over all the rows costs no more than
+the steps between passes; minibatch L-BFGS (infer.py) holds one batch and
+anchor a round. Models with point parameters or enumerated latents, and data
+plates split more than one way, keep plain minibatches (`applies`): the
+correction would need linearising in the parameters or summing out the
+discrete values.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 import pyro
 import torch
 from pyro import poutine
+from torch.distributions import Transform, biject_to
 
 from compiler import dadvi, minibatch
 from compiler.data import CHUNK_ROWS
@@ -50,13 +58,23 @@ def applies(program, batching: minibatch.Batching) -> bool:
 
 
 @dataclass(frozen=True)
-class Linearisation:
-    """What a step adds to the batch's scaled log-likelihood s l_B(z):
-    `offset` + sum over latents of `slopes` (z - `point`), per particle."""
+class Anchor:
+    """Where the log-likelihood is linearised, and its full-data value and gradient there."""
 
-    offset: torch.Tensor  # l(z~) - s l_B(z~)
+    transforms: dict[str, Transform]  # latent -> the map from the real line onto its support
+    point: dict[str, torch.Tensor]  # u~, unconstrained
+    total: torch.Tensor  # l(u~)
+    gradient: dict[str, torch.Tensor]  # G
+
+
+@dataclass(frozen=True)
+class Linearisation:
+    """What a batch adds to its scaled log-likelihood s l_B(u):
+    `offset` + sum over latents of `slopes` (u - u~), per particle."""
+
+    offset: torch.Tensor  # l(u~) - s l_B(u~)
     slopes: dict[str, torch.Tensor]  # G - s g_B
-    point: dict[str, torch.Tensor]  # z~
+    anchor: Anchor
 
     def value(self, trace, nesting: int) -> torch.Tensor:
         """The correction at the latents of a model trace: one per particle, shaped to
@@ -64,7 +82,8 @@ class Linearisation:
         total = self.offset
         for name, slope in self.slopes.items():
             site = trace.nodes[name]
-            term = slope * (site["value"] - self.point[name])
+            unconstrained = self.anchor.transforms[name].inv(site["value"])
+            term = slope * (unconstrained - self.anchor.point[name])
             particles_dim = site["value"].dim() - site["fn"].event_dim - nesting - 1
             if particles_dim < 0:
                 total = total + term.sum()
@@ -75,7 +94,7 @@ class Linearisation:
 
 
 class ControlVariate:
-    """The step model and the per-step linearisation for one minibatched fit."""
+    """The batch model and the per-batch linearisation for one minibatched fit."""
 
     def __init__(self, program, model: Callable, batching: minibatch.Batching, particles: int):
         self.program = program
@@ -86,9 +105,7 @@ class ControlVariate:
         self.latents = [latent.name for latent in program.ir.guided_latents]
         (self.size, self.rows), = batching.rows.sizes.items()
         self.anchor_every = max(MIN_ANCHOR_EVERY, math.ceil(self.rows / (batching.batch_size * particles)))
-        self.point: dict[str, torch.Tensor] = {}
-        self.total = torch.zeros(())
-        self.gradient: dict[str, torch.Tensor] = {}
+        self.anchor: Anchor | None = None
 
     def step_model(self, batch, linearisation: Linearisation) -> None:
         """The batch-scaled model plus the correction, a factor on the latents it drew."""
@@ -98,27 +115,30 @@ class ControlVariate:
     def step_guide(self, batch, linearisation: Linearisation) -> None:
         self.program.guide(batch)
 
-    def anchor(self, data: Mapping[str, Any], batch) -> None:
-        """Move the anchor to the guide's centre and pass over all the rows there."""
-        self.point = guide_centre(self.program.guide, batch, self.latents)
-        self.total, self.gradient = self.full_pass(data)
+    def move_anchor(self, data: Mapping[str, Any], batch) -> None:
+        """Anchor at the guide's centre."""
+        self.anchor_at(guide_centre(self.program.guide, batch, self.latents), data, batch)
 
-    def full_pass(self, data: Mapping[str, Any], chunk_rows: int = CHUNK_ROWS):
-        """The split log-likelihood at the anchor over all the rows, a chunk at a time, and its gradient."""
-        total, gradient = torch.zeros(()), {name: torch.zeros_like(v) for name, v in self.point.items()}
+    def anchor_at(self, point: dict[str, torch.Tensor], data: Mapping[str, Any], batch,
+                  chunk_rows: int = CHUNK_ROWS) -> None:
+        """Anchor at `point` (constrained values) and pass over all the rows there, a chunk at a time."""
+        transforms = _transforms(self.model, batch, point)
+        unconstrained = {name: transforms[name].inv(value) for name, value in point.items()}
+        total, gradient = torch.zeros(()), {name: torch.zeros_like(u) for name, u in unconstrained.items()}
         for low in range(0, self.rows, chunk_rows):
             high = min(low + chunk_rows, self.rows)
             chunk = self.batching.rows.sliced(data, {self.size: slice(low, high)}, {self.size: high - low})
-            value, part = _split_log_likelihood(self.model, chunk, self.point, self.sites)
+            value, part = _split_log_likelihood(self.model, chunk, unconstrained, transforms, self.sites)
             total = total + value
             for name in gradient:
                 gradient[name] += part[name]
-        return total, gradient
+        self.anchor = Anchor(transforms, unconstrained, total, gradient)
 
     def linearised(self, batch) -> Linearisation:
-        value, gradient = _split_log_likelihood(self.batched_model, batch, self.point, self.sites)
-        return Linearisation(self.total - value, {name: self.gradient[name] - gradient[name] for name in self.latents},
-                             self.point)
+        anchor = self.anchor
+        value, gradient = _split_log_likelihood(self.batched_model, batch, anchor.point, anchor.transforms, self.sites)
+        return Linearisation(anchor.total - value, {name: anchor.gradient[name] - gradient[name] for name in self.latents},
+                             anchor)
 
 
 class ControlledSteps:
@@ -132,7 +152,7 @@ class ControlledSteps:
     def __call__(self) -> tuple[Any, Linearisation]:
         batch = self.control.batching.sample(self.data, self.generator)
         if self.taken % self.control.anchor_every == 0:
-            self.control.anchor(self.data, batch)
+            self.control.move_anchor(self.data, batch)
         self.taken += 1
         return batch, self.control.linearised(batch)
 
@@ -148,12 +168,20 @@ def _zeros(shape, dtype=None, device=None) -> torch.Tensor:
     return torch.zeros(shape, dtype=dtype, device=device)
 
 
-def _split_log_likelihood(model: Callable, data, point: dict[str, torch.Tensor],
+def _transforms(model: Callable, data, point: dict[str, torch.Tensor]) -> dict[str, Transform]:
+    """Each latent's map from the real line onto its support, as the model states it at `point`."""
+    with torch.no_grad():
+        trace = poutine.trace(poutine.condition(model, data=point)).get_trace(data)
+    return {name: biject_to(trace.nodes[name]["fn"].support) for name in point}
+
+
+def _split_log_likelihood(model: Callable, data, point: dict[str, torch.Tensor], transforms: dict[str, Transform],
                           sites: frozenset[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The split sites' log-likelihood (with their scales) with the latents at `point`, and its
-    gradient in them."""
+    """The split sites' log-likelihood (with their scales) with the latents at the
+    unconstrained `point`, and its gradient there."""
     leaves = {name: value.detach().clone().requires_grad_() for name, value in point.items()}
-    trace = poutine.trace(poutine.condition(model, data=leaves)).get_trace(data)
+    values = {name: transforms[name](leaf) for name, leaf in leaves.items()}
+    trace = poutine.trace(poutine.condition(model, data=values)).get_trace(data)
     trace.compute_log_prob(site_filter=lambda name, site: name in sites)
     value = sum(trace.nodes[name]["log_prob_sum"] for name in sites)
     gradients = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)

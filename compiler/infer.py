@@ -116,13 +116,14 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
 
-def _check_options(config: RunConfig, subsampled: bool) -> None:
+def _check_options(config: RunConfig, subsampled: bool, controlled: bool) -> None:
     if config.jit and config.optimizer != "adam":
         raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
                        hint="add --optimizer adam, or drop --jit")
-    if subsampled and config.optimizer != "adam":
-        raise PplError("--batch-size needs Adam: L-BFGS's fixed-draw ELBO is over all the data",
-                       hint="drop --optimizer lbfgs")
+    if subsampled and not controlled and config.optimizer != "adam":
+        raise PplError("--batch-size with L-BFGS needs the control variate, which models with point "
+                       "parameters or enumerated latents, or two data plates split at once, do not get",
+                       hint="use --optimizer adam")
     if subsampled and config.jit:
         raise PplError("--jit compiles a step with its data fixed, so it cannot take a new batch each step",
                        hint="drop --jit or --batch-size")
@@ -132,28 +133,58 @@ def fit(program, data, config: RunConfig) -> FitResult:
     """Fit on `config.device` (see `devices.on_device`); the result holds CPU tensors. Arrays
     in memory-mapped files are read whole unless each step takes a batch of them, or the
     fit needs only their sufficient statistics."""
-    subsampled = config.batch_size is not None and bool(minibatch.plan(program, data, config.batch_size).rows.sizes)
+    batching = minibatch.plan(program, data, config.batch_size) if config.batch_size is not None else None
+    subsampled = batching is not None and bool(batching.rows.sizes)
     if not subsampled and not config.distributed and _on_disk(data):
         data = data.in_memory(keep_on_disk=minibatch.summarised_only(program))
     if config.distributed:
         config = config.model_copy(update={"device": distributed.device_of_this_process(config.device)})
+    controlled = subsampled and control_variates.applies(program, batching)
     with devices.on_device(config.device):
-        return _fit(program, devices.moved(data, config.device), config, subsampled)
+        data = devices.moved(data, config.device)
+        if config.optimizer is None:
+            config = config.model_copy(update={"optimizer": _default_optimizer(program, data, config, subsampled,
+                                                                               controlled)})
+        return _fit(program, data, config, subsampled, controlled)
 
 
-def _fit(program, data, config: RunConfig, subsampled: bool) -> FitResult:
+# Minibatch L-BFGS takes its curvature from one batch a round; with fewer rows than
+# this per coordinate a batch can nearly interpolate the data, and on posteriordb's
+# models (batches of N/5) the rounds then diverged or stopped far away, where Adam
+# steps did not (docs/scaling.md).
+ROWS_PER_COORDINATE = 5
+
+
+def _default_optimizer(program, data, config: RunConfig, subsampled: bool, controlled: bool) -> str:
+    """L-BFGS, but Adam for the native guide and for batches L-BFGS cannot take."""
+    if program.guide_family == "native" or (subsampled and not controlled):
+        return "adam"
+    if subsampled and config.batch_size < ROWS_PER_COORDINATE * _guide_coordinates(program, data):
+        return "adam"
+    return "lbfgs"
+
+
+def _guide_coordinates(program, data) -> int:
+    """The normal guide's coordinates, counted on a trace of it (its parameters are
+    created afresh by every fit)."""
+    pyro.clear_param_store()
+    with torch.no_grad():
+        poutine.trace(program.guide).get_trace(data)
+    return _coordinates(program)
+
+
+def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool) -> FitResult:
+    """`subsampled`: --batch-size leaves fewer rows than some data plate has; `controlled`:
+    and its batches can be corrected by a control variate."""
     started = time.perf_counter()
-    if config.optimizer is None:
-        stochastic = program.guide_family == "native" or subsampled
-        config = config.model_copy(update={"optimizer": "adam" if stochastic else "lbfgs"})
-    _check_options(config, subsampled)
+    _check_options(config, subsampled, controlled)
     objective = _objective(program, data, config)
     notes = list(objective.notes)
     if config.batch_size is not None and not subsampled:
         notes.append(f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one "
                      "has at most that many rows, or is scored from sufficient statistics of all of them)")
     try:
-        run = _attempt(program, data, objective, config, config.seed, 1.0)
+        run = _attempt(program, data, objective, config, subsampled, config.seed, 1.0)
     except _Diverged as first:
         # One retry from a fresh initialisation with steps a tenth as long, before giving up.
         what = ("L-BFGS steps scaled by" if config.optimizer == "lbfgs" else "Adam learning rate")
@@ -161,24 +192,28 @@ def _fit(program, data, config: RunConfig, subsampled: bool) -> FitResult:
         notes.append(f"the first attempt failed ({first.message}); this fit is a retry from a fresh "
                      f"initialisation with {what} {rate:g}")
         try:
-            run = _attempt(program, data, objective, config, config.seed + 1, RETRY_RATE_FACTOR)
+            run = _attempt(program, data, objective, config, subsampled, config.seed + 1, RETRY_RATE_FACTOR)
         except _Diverged as second:
             second.message += f"; a retry from a fresh initialisation with {what} {rate:g} failed too"
             raise second from None
     state = devices.on_cpu(pyro.get_param_store().get_state())
     draws = {name: value.cpu() for name, value in posterior_draws(program, data, config.draws).items()}
-    if _on_disk(data):
+    if _read_by_row_on_disk(program, data):
         notes.append("the data stay on disk: lets and Pareto k̂ are left out (they need every row at once)")
+    elif _on_disk(data) and any(not s.transformed_data for s in program.ir.lets):
+        notes.append("the data stay on disk: lets are left out (they need every row at once)")
     params = {p.name: pyro.param(p.name).detach().cpu().clone() for p in program.ir.params}
     discrete = {name: value.cpu() for name, value in
-                (discrete_posterior(program, data, DISCRETE_DRAWS) if config.discrete else {}).items()}
-    checked = None if _on_disk(data) else importance(program, data, objective)
+                (discrete_posterior(program, data.in_memory() if _on_disk(data) else data, DISCRETE_DRAWS)
+                 if config.discrete else {}).items()}
+    checked = None if _read_by_row_on_disk(program, data) else importance(program, data, objective)
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, params, discrete, state,
                      time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), checked)
 
 
-def _attempt(program, data, objective: Objective, config: RunConfig, seed: int, rate_factor: float) -> _Run:
+def _attempt(program, data, objective: Objective, config: RunConfig, subsampled: bool, seed: int,
+             rate_factor: float) -> _Run:
     """One fit from fresh initialisations, its steps scaled by `rate_factor`."""
     max_steps = config.max_steps or MAX_STEPS[config.optimizer]
     with warnings.catch_warnings():
@@ -186,6 +221,8 @@ def _attempt(program, data, objective: Objective, config: RunConfig, seed: int, 
         warnings.filterwarnings("ignore", message="Encountered NaN")
         if config.optimizer == "adam":
             return _adam(program, data, objective, config, seed, rate_factor, max_steps)
+        if subsampled:
+            return _lbfgs_in_rounds(program, objective, config, seed, rate_factor, max_steps)
         return _lbfgs(program, data, objective, config, seed, rate_factor, max_steps)
 
 
@@ -207,6 +244,11 @@ class Objective:
 
 def _on_disk(data) -> bool:
     return bool(getattr(data, "on_disk", ()))
+
+
+def _read_by_row_on_disk(program, data) -> bool:
+    """Whether arrays on disk are read row by row (not only for their sufficient statistics)."""
+    return bool(getattr(data, "on_disk", frozenset()) - minibatch.summarised_only(program))
 
 
 def _objective(program, data, config: RunConfig) -> Objective:
@@ -257,14 +299,11 @@ def _steps(program, model, data, config: RunConfig, particles: int, seed: int) -
         return _Steps(functools.partial(model, data), functools.partial(program.guide, data), lambda: (), data)
     if config.batch_size is None:
         return _Steps(model, program.guide, lambda: (data,), data)
-    batching = minibatch.plan(program, data, config.batch_size)
-    if _on_disk(data):  # only the arrays split into batches, or only summarised, stay on disk
-        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays) | minibatch.summarised_only(program))
+    batching, data = _batched(program, data, config.batch_size)
     if not batching.rows.sizes:  # _fit has said so
         return _Steps(model, program.guide, lambda: (data,), data)
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    rows = ", ".join(f"{size} = {length:,}" for size, length in batching.rows.sizes.items())
-    note = f"minibatch SVI: each step saw {config.batch_size:,} random rows of {rows}"
+    note = f"minibatch SVI: each step saw {config.batch_size:,} random rows of {_split_sizes(batching)}"
     sample = batching.sample(data, generator) if _on_disk(data) else data
     if not control_variates.applies(program, batching):
         return _Steps(minibatch.ScaleObservations(batching.scales)(model), program.guide,
@@ -273,6 +312,22 @@ def _steps(program, model, data, config: RunConfig, particles: int, seed: int) -
     return _Steps(control.step_model, control.step_guide, control_variates.ControlledSteps(control, data, generator),
                   sample, [f"{note}, corrected by a control variate anchored on all of them every "
                            f"{control.anchor_every:,} steps"])
+
+
+def _batched(program, data, batch_size: int) -> tuple[minibatch.Batching, Any]:
+    """What each step or round subsamples, and the data with every array read into
+    memory but those split into batches; arrays only summarised are left out."""
+    batching = minibatch.plan(program, data, batch_size)
+    if _on_disk(data):
+        summarised = minibatch.summarised_only(program)
+        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays) | summarised)
+        # The model scores these from their statistics; left in, every batch would carry them whole.
+        data = data.with_values({name: value for name, value in data.items() if name not in summarised})
+    return batching, data
+
+
+def _split_sizes(batching: minibatch.Batching) -> str:
+    return ", ".join(f"{size} = {length:,}" for size, length in batching.rows.sizes.items())
 
 
 def _averaged(loss_and_grads):
@@ -314,6 +369,67 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
             best = run, pyro.get_param_store().get_state()
     pyro.get_param_store().set_state(best[1])
     return best[0]
+
+
+# Minibatch L-BFGS stops once a round has moved every guide location less than this
+# many of its scales (posterior sds): the rounds' answers differ by less than that.
+ROUND_TOLERANCE, MAX_ROUNDS = 0.1, 20
+
+
+def _lbfgs_in_rounds(program, objective: Objective, config: RunConfig, seed: int, rate_factor: float,
+                     max_steps: int) -> _Run:
+    """Deterministic ADVI on batches (control_variates.py): each round holds one batch,
+    and L-BFGS maximises the ELBO with the batch's log-likelihood corrected by the
+    full-data gradient at the round's anchor (the guide's centre when the round
+    starts), a smooth function that is exact at the anchor. The first round fits
+    the batch alone, scaled up, to bring the anchor near the posterior."""
+    batching, data = _batched(program, objective.data, config.batch_size)
+    generator = torch.Generator(device="cpu").manual_seed(seed + distributed.rank())
+    batch = batching.sample(data, generator)
+    _fresh_start(program, batch, seed, objective.model)
+    parameters = [value for _, value in pyro.get_param_store().named_parameters()]
+    coordinates = _coordinates(program)
+    particles = config.particles or default_particles(program, data, "lbfgs", coordinates, config.batch_size)
+    elbo, draws = _elbo(program, particles), dadvi.FixedDraws(seed)
+    control = control_variates.ControlVariate(program, objective.model, batching, particles)
+    loss = functools.partial(elbo.differentiable_loss, control.batched_model, program.guide, batch)
+    trace, iterations, moved, rounds = [], 0, math.inf, 0
+    with _ProgressBar(config.progress, "iteration") as bar:
+        while rounds <= MAX_ROUNDS and iterations < (config.steps or max_steps) and moved >= ROUND_TOLERANCE:
+            before = _guide_locations(program)
+            progress = dadvi.Progress((config.steps or max_steps) - iterations, None,
+                                      lambda done, value: bar.show(iterations + done, config.steps or max_steps, value))
+            try:
+                dadvi.maximise(loss, parameters, progress, draws, rate_factor,
+                               lambda value, iteration: _diverged(program, Objective(objective.model, batch), value,
+                                                                  iterations + iteration - 1))
+            except KeyboardInterrupt:
+                return _Run(trace, _last(trace), iterations, False, True, [])
+            trace, iterations = trace + progress.elbo, iterations + progress.iterations
+            moved = _moved(program, before) if rounds else math.inf
+            rounds += 1
+            batch = batching.sample(data, generator)
+            control.move_anchor(data, batch)
+            loss = functools.partial(elbo.differentiable_loss, control.step_model, control.step_guide, batch,
+                                     control.linearised(batch))
+    note = (f"minibatch VI: L-BFGS in {rounds} rounds, each holding {config.batch_size:,} random rows of "
+            f"{_split_sizes(batching)} corrected by a control variate (the full-data gradient at its anchor); "
+            f"the last round moved the guide {moved:.2g} posterior sds")
+    return _Run(trace, _last(trace), iterations, moved < ROUND_TOLERANCE, False,
+                [note] + _too_few_pairs(particles, coordinates))
+
+
+def _guide_locations(program) -> dict[str, torch.Tensor]:
+    store = pyro.get_param_store()
+    return {latent.name: store[f"{latent.name}.loc"].detach().clone() for latent in program.ir.guided_latents}
+
+
+def _moved(program, before: dict[str, torch.Tensor]) -> float:
+    """How far the normal guide's locations moved from `before`, in its scales."""
+    store = pyro.get_param_store()
+    with torch.no_grad():
+        return max(float(((store[f"{name}.loc"] - location).abs() / store[f"{name}.scale"]).max())
+                   for name, location in before.items())
 
 
 class _ProgressBar:

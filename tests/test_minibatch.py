@@ -57,7 +57,7 @@ def test_a_minibatch_fit_reaches_the_reference_posterior(specs):
         mean, sd = torch.tensor(report.posterior[name].mean), torch.tensor(reference[name]["sd"])
         # Within 0.3 reference sds, the bar of the full-data accuracy tests.
         assert ((mean - torch.tensor(reference[name]["mean"])).abs() <= 0.3 * sd).all(), name
-    assert any("each step saw 50 random rows of N = 200" in note for note in report.warnings)
+    assert any("each holding 50 random rows of N = 200" in note for note in report.warnings)
 
 
 def test_a_local_latent_is_refused_at_its_statement(specs):
@@ -78,17 +78,22 @@ def test_observations_scored_from_sufficient_statistics_are_not_subsampled(specs
     assert any("nothing to subsample" in note for note in report.warnings)
 
 
-def test_batches_need_adam():
-    program = compile_source(REGRESSION)
-    with pytest.raises(PplError, match="--batch-size needs Adam"):
+def test_batches_without_a_control_variate_need_adam():
+    program = compile_source(REGRESSION.replace("latent a", "param s: real<lower=0> = 1.0\nlatent a"))
+    with pytest.raises(PplError, match="--batch-size with L-BFGS needs the control variate"):
         program.fit({"x": [1.0, 2.0], "y": [1.0, 2.0]}, batch_size=1, optimizer="lbfgs")
+
+
+def test_batches_of_fewer_than_five_rows_per_coordinate_take_adam_steps(specs):
+    report = compile_file(specs / "linear_regression.ppl").fit(batch_size=14, steps=50)  # 3 coordinates
+    assert report.optimizer == "adam"
 
 
 def test_the_batch_size_is_on_the_command_line(specs, capsys):
     from compiler.cli import main
 
-    assert main(["run", str(specs / "linear_regression.ppl"), "--batch-size", "50", "--steps", "200", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["optimizer"] == "adam"
+    assert main(["run", str(specs / "linear_regression.ppl"), "--batch-size", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["optimizer"] == "lbfgs"
     pyro.clear_param_store()
 
 
