@@ -302,7 +302,8 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jit", action="store_true", default=None,
                         help="with --optimizer adam: compile each step with Pyro's JitTrace_ELBO")
     parser.add_argument("--batch-size", type=_positive_int, metavar="B",
-                        help="minibatch SVI (Adam): each step sees B random rows of every data plate")
+                        help="minibatch VI: batches of B random rows of every data plate, corrected by "
+                        "a control variate (one per L-BFGS round, or per Adam step)")
     parser.add_argument("--device", type=_device, help="cpu (default), cuda or cuda:N: where the data, "
                         "parameters and draws live while fitting")
     parser.add_argument("--distributed", action="store_true", default=None,

@@ -47,7 +47,8 @@ class RunConfig(BaseModel):
         None, description="lbfgs: L-BFGS on the ELBO over fixed antithetic draws (deterministic ADVI, see "
         "dadvi.py); adam: stochastic SVI steps with fresh draws each step. Default: lbfgs with the normal "
         "guide, adam with the native one (its Beta and Gamma draws are not smooth in their parameters "
-        "at fixed randomness, which L-BFGS needs)")
+        "at fixed randomness, which L-BFGS needs) and for batches that L-BFGS cannot take (fewer than 5 "
+        "rows per coordinate, or no control variate: docs/scaling.md)")
     steps: int | None = Field(None, ge=1, description="a fixed number of steps (Adam steps or L-BFGS "
                               "iterations); default: until the ELBO stops improving, at most max_steps")
     max_steps: int | None = Field(None, ge=2, description="the cap on steps when stopping at convergence; "
@@ -69,10 +70,10 @@ class RunConfig(BaseModel):
     progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
     jit: bool = Field(False, description="Adam only: compile each step's ELBO with Pyro's JitTrace_ELBO "
                       "(torch.jit); 2.2x faster per step at N = 10, 1.5x at 10^5, no gain at 10^6 (bench/RESULTS.md)")
-    batch_size: int | None = Field(None, ge=1, description="Adam only (the default with it, where a data plate is "
-                                   "longer): each step sees this many random rows of every data plate, their "
-                                   "log-likelihood scaled up to keep the ELBO unbiased (minibatch.py) and "
-                                   "corrected by a control variate (control_variates.py)")
+    batch_size: int | None = Field(None, ge=1, description="minibatches of this many random rows of every data "
+                                   "plate, their log-likelihood scaled up to keep the ELBO unbiased "
+                                   "(minibatch.py) and corrected by a control variate (control_variates.py): "
+                                   "one batch per round of L-BFGS, or per Adam step")
     distributed: bool = Field(False, description="one of several processes launched by torchrun, each holding a "
                               "slice of every data plate, gradients averaged (distributed.py)")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="where the data, the guide's "
