@@ -60,6 +60,20 @@ def test_two_processes_on_loopback_fit_the_posterior_of_one(optimizer):
         assert torch.allclose(torch.tensor(double["posterior"][name]["sd"]), sd, rtol=0.01), name
 
 
+def test_two_processes_with_batches_fit_the_posterior_of_one_over_all_the_rows():
+    spec = ["specs/linear_regression.ppl", "--json"]
+    single = _fit([sys.executable, "-m", "compiler", "run", *spec])
+    double = _fit([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                   "-m", "compiler", "run", *spec, "--distributed", "--batch-size", "50"])
+    assert double["optimizer"] == "lbfgs"
+    # Each process draws its own batches, so the fits differ by the rounds' noise: within
+    # a tenth of an sd in the means, and the averaged rounds' 5 % in the sds.
+    for name, summary in single["posterior"].items():
+        mean, sd = torch.tensor(summary["mean"]), torch.tensor(summary["sd"])
+        assert ((torch.tensor(double["posterior"][name]["mean"]) - mean).abs() <= 0.1 * sd).all(), name
+        assert torch.allclose(torch.tensor(double["posterior"][name]["sd"]), sd, rtol=0.05), name
+
+
 def test_each_process_fits_its_own_slice_of_the_rows(monkeypatch):
     from compiler import distributed, infer
 
