@@ -143,10 +143,11 @@ def fit(program, data, config: RunConfig) -> FitResult:
     controlled = subsampled and control_variates.applies(program, batching)
     with devices.on_device(config.device):
         data = devices.moved(data, config.device)
+        notes = []
         if config.optimizer is None:
-            config = config.model_copy(update={"optimizer": _default_optimizer(program, data, config, subsampled,
-                                                                               controlled)})
-        return _fit(program, data, config, subsampled, controlled)
+            optimizer, why = _default_optimizer(program, data, config, subsampled, controlled)
+            config, notes = config.model_copy(update={"optimizer": optimizer}), [why] if why else []
+        return _fit(program, data, config, subsampled, controlled, notes)
 
 
 # Minibatch L-BFGS takes its curvature from one batch a round; with fewer rows than
@@ -156,13 +157,18 @@ def fit(program, data, config: RunConfig) -> FitResult:
 ROWS_PER_COORDINATE = 5
 
 
-def _default_optimizer(program, data, config: RunConfig, subsampled: bool, controlled: bool) -> str:
-    """L-BFGS, but Adam for the native guide and for batches L-BFGS cannot take."""
-    if program.guide_family == "native" or (subsampled and not controlled):
-        return "adam"
-    if subsampled and config.batch_size < ROWS_PER_COORDINATE * _guide_coordinates(program, data):
-        return "adam"
-    return "lbfgs"
+def _default_optimizer(program, data, config: RunConfig, subsampled: bool, controlled: bool) -> tuple[str, str | None]:
+    """L-BFGS, but Adam for the native guide and for batches L-BFGS cannot take (and why, for the report)."""
+    if program.guide_family == "native":
+        return "adam", None
+    if subsampled and not controlled:
+        return "adam", ("Adam steps, not L-BFGS: these batches get no control variate (a model with point "
+                        "parameters or enumerated latents, or two data plates split at once)")
+    coordinates = _guide_coordinates(program, data) if subsampled else 0
+    if config.batch_size is not None and config.batch_size < ROWS_PER_COORDINATE * coordinates:
+        return "adam", (f"Adam steps, not L-BFGS: batches of {config.batch_size:,} rows have fewer than "
+                        f"{ROWS_PER_COORDINATE} per guide coordinate ({coordinates})")
+    return "lbfgs", None
 
 
 def _guide_coordinates(program, data) -> int:
@@ -174,13 +180,13 @@ def _guide_coordinates(program, data) -> int:
     return _coordinates(program)
 
 
-def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool) -> FitResult:
+def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, notes: list[str]) -> FitResult:
     """`subsampled`: --batch-size leaves fewer rows than some data plate has; `controlled`:
-    and its batches can be corrected by a control variate."""
+    and its batches can be corrected by a control variate; `notes`: for the report."""
     started = time.perf_counter()
     _check_options(config, subsampled, controlled)
     objective = _objective(program, data, config)
-    notes = list(objective.notes)
+    notes = list(objective.notes) + notes
     if config.batch_size is not None and not subsampled:
         notes.append(f"--batch-size {config.batch_size}: nothing to subsample (every observation scored one by one "
                      "has at most that many rows, or is scored from sufficient statistics of all of them)")

@@ -85,8 +85,9 @@ def test_batches_without_a_control_variate_need_adam():
 
 
 def test_batches_of_fewer_than_five_rows_per_coordinate_take_adam_steps(specs):
-    report = compile_file(specs / "linear_regression.ppl").fit(batch_size=14, steps=50)  # 3 coordinates
+    report = compile_file(specs / "linear_regression.ppl").fit(batch_size=14, steps=50)
     assert report.optimizer == "adam"
+    assert any("fewer than 5 per guide coordinate (5)" in note for note in report.warnings)
 
 
 def test_the_batch_size_is_on_the_command_line(specs, capsys):
