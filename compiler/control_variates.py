@@ -4,9 +4,8 @@ A batch of B rows scaled up by s = N / B estimates the split log-likelihood
 l without bias, but its gradient's noise grows with N: at N = 10^6 and
 B = 10^4 it is ten times the gradient of a step of one posterior sd, and Adam
 stops long before the noise has averaged out. SVRG's correction (Johnson &
-Zhang, NeurIPS 2013), applied to the latents, removes it. In unconstrained
-coordinates u of the latents (each latent's support mapped from the real
-line, as the guide maps it), with an anchor point u~ and the full-data value
+Zhang, NeurIPS 2013), applied to the latents, removes it. In coordinates u of
+the latents (see `_transforms`), with an anchor point u~ and the full-data value
 l(u~) and gradient G there (one pass over all the rows, a chunk at a time),
 the batch scores
 
@@ -17,9 +16,11 @@ over batches is l(u) whatever the anchor, so the ELBO stays unbiased; what is
 left of the noise is the batch's departure from its own linearisation at u~,
 which vanishes as u nears u~. At large N the posterior is narrow, and with the
 anchor at the guide's centre u stays within a few posterior sds of it: the
-noise falls by about sqrt(N) (measured in docs/scaling.md). Unconstrained
-coordinates keep l^ bounded above where l falls off only slowly (a scale's
-log-likelihood falls as -N log sigma, which a slope in sigma would overtake).
+noise falls by about sqrt(N) (measured in docs/scaling.md). The coordinates
+keep l^ bounded above: a scale is linearised in its logarithm (its
+log-likelihood falls as -N log sigma, which a slope in sigma would overtake),
+a latent on an interval or a simplex in its own values (towards a bound the
+log-likelihood levels off, which a slope in the logit would overtake).
 
 Adam's steps (`ControlledSteps`) move the anchor to the guide's centre every
 `anchor_every` steps, so that a pass over all the rows costs no more than
@@ -40,7 +41,8 @@ from typing import Any
 import pyro
 import torch
 from pyro import poutine
-from torch.distributions import Transform, biject_to
+from torch.distributions import Transform, biject_to, constraints
+from torch.distributions.transforms import identity_transform
 
 from compiler import dadvi, minibatch
 from compiler.data import CHUNK_ROWS
@@ -169,10 +171,21 @@ def _zeros(shape, dtype=None, device=None) -> torch.Tensor:
 
 
 def _transforms(model: Callable, data, point: dict[str, torch.Tensor]) -> dict[str, Transform]:
-    """Each latent's map from the real line onto its support, as the model states it at `point`."""
+    """The coordinates each latent is linearised in: on a support unbounded above (the
+    real line, the positive reals) the real line's, through the map the guide uses;
+    on a bounded one (an interval, a simplex) the latent's own values, where the
+    linear term is bounded too (in unconstrained coordinates the log-likelihood
+    levels off towards a bound while a slope keeps climbing)."""
     with torch.no_grad():
         trace = poutine.trace(poutine.condition(model, data=point)).get_trace(data)
-    return {name: biject_to(trace.nodes[name]["fn"].support) for name in point}
+    return {name: biject_to(support) if _unbounded_above(support) else identity_transform
+            for name in point for support in [trace.nodes[name]["fn"].support]}
+
+
+def _unbounded_above(support) -> bool:
+    support = getattr(support, "base_constraint", support)  # independent(...) of a vector latent
+    return support in (constraints.real, constraints.real_vector, constraints.positive) or isinstance(
+        support, constraints.greater_than)
 
 
 def _split_log_likelihood(model: Callable, data, point: dict[str, torch.Tensor], transforms: dict[str, Transform],

@@ -52,7 +52,8 @@ class RunConfig(BaseModel):
     steps: int | None = Field(None, ge=1, description="a fixed number of steps (Adam steps or L-BFGS "
                               "iterations); default: until the ELBO stops improving, at most max_steps")
     max_steps: int | None = Field(None, ge=2, description="the cap on steps when stopping at convergence; "
-                                  f"default {MAX_STEPS['lbfgs']} L-BFGS iterations or {MAX_STEPS['adam']} Adam steps")
+                                  f"default {MAX_STEPS['lbfgs']} L-BFGS iterations (per round with batches) or "
+                                  f"{MAX_STEPS['adam']} Adam steps")
     starts: int | None = Field(None, ge=1, description="L-BFGS runs from independent initialisations, the best "
                                "ELBO kept; default: 4 for models with enumerated latents (mixtures), else 1")
     tolerance: float = Field(1e-3, gt=0, description="Adam: relative ELBO change per 100 steps counted as level")
@@ -117,10 +118,13 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
 
-def _check_options(config: RunConfig, subsampled: bool, controlled: bool) -> None:
+def _check_options(config: RunConfig, subsampled: bool, controlled: bool, guide_family: str) -> None:
     if config.jit and config.optimizer != "adam":
         raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
                        hint="add --optimizer adam, or drop --jit")
+    if subsampled and config.optimizer == "lbfgs" and guide_family == "native":
+        raise PplError("minibatch L-BFGS needs the normal guide: it measures each round's progress in the "
+                       "normal factors' scales", hint="use --optimizer adam, or drop --guide native")
     if subsampled and not controlled and config.optimizer != "adam":
         raise PplError("--batch-size with L-BFGS needs the control variate, which models with point "
                        "parameters or enumerated latents, or two data plates split at once, do not get",
@@ -184,7 +188,7 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
     """`subsampled`: --batch-size leaves fewer rows than some data plate has; `controlled`:
     and its batches can be corrected by a control variate; `notes`: for the report."""
     started = time.perf_counter()
-    _check_options(config, subsampled, controlled)
+    _check_options(config, subsampled, controlled, program.guide_family)
     objective = _objective(program, data, config)
     notes = list(objective.notes) + notes
     if config.batch_size is not None and not subsampled:
@@ -379,7 +383,7 @@ def _lbfgs(program, data, objective: Objective, config: RunConfig, seed: int, ra
 
 
 # Minibatch L-BFGS has converged once a round moves every guide location less than
-# this many of its scales (posterior sds). Each round's scales carry the curvature of
+# this many of its scales (posterior sds), within MAX_ROUNDS rounds. Each round's scales carry the curvature of
 # its one batch, so the answer averages the rounds from there on, until they have held
 # AVERAGED_ROWS rows between them (linear regression, batches of 40 of 200 rows: sds
 # 0.95-1.42 of the full-data fit's from one round).
@@ -394,6 +398,7 @@ def _lbfgs_in_rounds(program, objective: Objective, config: RunConfig, seed: int
     starts), a smooth function that is exact at the anchor. The first round fits
     the batch alone, scaled up, to bring the anchor near the posterior."""
     batching, data = _batched(program, objective.data, config.batch_size)
+    _refuse_unsplit_slices(batching, config.batch_size)
     generator = torch.Generator(device="cpu").manual_seed(seed + distributed.rank())
     batch = batching.sample(data, generator)
     _fresh_start(program, batch, seed, objective.model)
@@ -403,36 +408,72 @@ def _lbfgs_in_rounds(program, objective: Objective, config: RunConfig, seed: int
     elbo, draws = _elbo(program, particles), dadvi.FixedDraws(seed)
     control = control_variates.ControlVariate(program, objective.model, batching, particles)
     loss = functools.partial(elbo.differentiable_loss, control.batched_model, program.guide, batch)
-    limit, to_average = config.steps or max_steps, math.ceil(AVERAGED_ROWS / config.batch_size)
-    trace, iterations, moved, rounds, average, averaged = [], 0, math.inf, 0, {}, 0
+    to_average = math.ceil(AVERAGED_ROWS / config.batch_size)
+    # By default the cap is on each round's iterations, as on one fit's over all the rows.
+    limit = config.steps or config.max_steps or max_steps * (MAX_ROUNDS + to_average)
+    rounds = _Rounds()
     with _ProgressBar(config.progress, "iteration") as bar:
-        while True:
-            before = _guide_locations(program)
-            progress = dadvi.Progress(limit - iterations, None,
-                                      lambda done, value: bar.show(iterations + done, limit, value))
-            try:
+        try:
+            while True:
+                before = _guide_locations(program)
+                progress = dadvi.Progress(limit - rounds.iterations, None,
+                                          lambda done, value: bar.show(rounds.iterations + done, limit, value))
                 dadvi.maximise(loss, parameters, progress, draws, rate_factor,
                                lambda value, iteration: _diverged(program, Objective(objective.model, batch), value,
-                                                                  iterations + iteration - 1))
-            except KeyboardInterrupt:
-                return _Run(trace, _last(trace), iterations, False, True, [])
-            trace, iterations, rounds = trace + progress.elbo, iterations + progress.iterations, rounds + 1
-            moved = _moved(program, before) if rounds > 1 else math.inf
-            if averaged or moved < ROUND_TOLERANCE:
-                averaged += 1
-                _accumulate(average, averaged)
-            if averaged >= to_average or rounds > MAX_ROUNDS or iterations >= limit:
-                break
-            batch = batching.sample(data, generator)
-            control.move_anchor(data, batch)
-            loss = functools.partial(elbo.differentiable_loss, control.step_model, control.step_guide, batch,
-                                     control.linearised(batch))
-    _restore(average)
-    note = (f"minibatch VI: L-BFGS in {rounds} rounds, each holding {config.batch_size:,} random rows of "
-            f"{_split_sizes(batching)} corrected by a control variate (the full-data gradient at its anchor); "
-            + (f"the answer averages the last {averaged}" if averaged else
-               f"the last round still moved the guide {moved:.2g} posterior sds"))
-    return _Run(trace, _last(trace), iterations, averaged > 0, False, [note] + _too_few_pairs(particles, coordinates))
+                                                                  rounds.iterations + iteration - 1))
+                rounds.record(progress, _moved(program, before) if rounds.count else math.inf)
+                if (rounds.averaged >= to_average or (not rounds.averaged and rounds.count >= MAX_ROUNDS)
+                        or rounds.iterations >= limit):
+                    break
+                batch = batching.sample(data, generator)
+                control.move_anchor(data, batch)
+                loss = functools.partial(elbo.differentiable_loss, control.step_model, control.step_guide, batch,
+                                         control.linearised(batch))
+        except KeyboardInterrupt:  # the average so far, else where the interrupted round started
+            rounds.interrupted = True
+    _restore(rounds.average)
+    converged = rounds.averaged >= to_average or (config.steps is not None and not rounds.interrupted)
+    return _Run(rounds.elbo, _last(rounds.elbo), rounds.iterations, converged, rounds.interrupted,
+                [rounds.note(config.batch_size, _split_sizes(batching), to_average)]
+                + _too_few_pairs(particles, coordinates))
+
+
+@dataclass
+class _Rounds:
+    """What minibatch L-BFGS's rounds have done so far (the loop owns it)."""
+
+    count: int = 0
+    iterations: int = 0
+    moved: float = math.inf  # by the last round, in guide scales
+    averaged: int = 0  # rounds averaged since convergence
+    average: dict[str, torch.Tensor] = field(default_factory=dict)
+    elbo: list[float] = field(default_factory=list)
+    interrupted: bool = False
+
+    def record(self, progress: dadvi.Progress, moved: float) -> None:
+        self.count, self.iterations, self.moved = self.count + 1, self.iterations + progress.iterations, moved
+        self.elbo += progress.elbo
+        if self.averaged or moved < ROUND_TOLERANCE:
+            self.averaged += 1
+            _accumulate(self.average, self.averaged)
+
+    def note(self, batch_size: int, sizes: str, to_average: int) -> str:
+        held = f"minibatch VI: L-BFGS in {self.count} rounds, each holding {batch_size:,} random rows of {sizes}"
+        if self.count <= 1:
+            return f"{held}, scaled up: the fit stopped before a round corrected by the full-data gradient"
+        ending = (f"the answer averages the last {self.averaged}" if self.averaged >= to_average else
+                  f"the answer averages the last {self.averaged} of the {to_average} it should" if self.averaged else
+                  f"the last round still moved the guide {self.moved:.2g} posterior sds")
+        return f"{held}, corrected by a control variate (the full-data gradient at its anchor); {ending}"
+
+
+def _refuse_unsplit_slices(batching: minibatch.Batching, batch_size: int) -> None:
+    """Every process must take part in the same rounds: refuse where some slice is no longer than a batch."""
+    split = torch.tensor(float(bool(batching.rows.sizes)))
+    if distributed.mean(split).item() < 1.0:
+        raise PplError(f"--batch-size {batch_size:,} is at least as long as some process's slice of the rows, "
+                       "so that process has nothing to subsample", hint="use a smaller --batch-size, or fewer "
+                       "processes, or --optimizer adam")
 
 
 def _guide_locations(program) -> dict[str, torch.Tensor]:

@@ -10,7 +10,8 @@ import pytest
 import torch
 from pyro import poutine
 
-from compiler import compile_source, control_variates, infer, minibatch
+from compiler import compile_file, compile_source, control_variates, infer, minibatch
+from compiler.errors import PplError
 
 LOGISTIC = ("data N: int\ndata x: real[N]\ndata y: int<lower=0, upper=1>[N]\n"
             "latent a ~ Normal(0, 2.5)\nlatent b ~ Normal(0, 2.5)\n"
@@ -142,3 +143,41 @@ def test_the_anchor_is_the_median_of_each_normal_guide_factor():
     centre = control_variates.guide_centre(program.guide, data, ["b", "s"])
     assert centre["b"].item() == pytest.approx(store["b.loc"].item())
     assert centre["s"].item() == pytest.approx(store["s.loc"].exp().item())  # LogNormal's median
+
+
+def test_a_latent_near_its_bound_is_fitted_from_batches_as_from_all_the_rows():
+    # Linearised in the logit, a batch's slope towards the bound would outgrow the
+    # log-likelihood, which levels off there; in the latent's own values it cannot.
+    program = compile_source("data N: int\ndata x: real[N]\ndata y: real[N]\nlatent u ~ Uniform(0, 5)\n"
+                             "latent b ~ Normal(0, 1)\nlatent s ~ HalfNormal(1)\n"
+                             "observe y[i] ~ Normal(u + b * x[i], s)\n")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4_000)
+    data = {"N": 4_000, "x": x.tolist(), "y": (4.99 + 0.5 * x + 0.3 * rng.normal(size=4_000)).tolist()}
+    full = program.fit(data)
+    for seed in range(3):
+        batched = program.fit(data, batch_size=100, seed=seed)
+        for name, summary in full.posterior.items():
+            assert batched.posterior[name].mean == pytest.approx(summary.mean, abs=0.1 * summary.sd), name
+            assert batched.posterior[name].sd == pytest.approx(summary.sd, rel=0.1), name
+
+
+def test_once_converged_the_rounds_are_averaged_until_they_have_held_a_thousand_rows(specs):
+    program = compile_file(specs / "linear_regression.ppl")
+    full = program.fit()
+    batched = program.fit(batch_size=40)
+    assert any("the answer averages the last 25" in note for note in batched.warnings)
+    # One round's sds carry its batch's curvature (0.95-1.42 of these); 25 rounds' average, 5 %.
+    for name, summary in full.posterior.items():
+        assert np.allclose(batched.posterior[name].sd, summary.sd, rtol=0.05), name
+
+
+def test_a_fit_that_stops_in_its_first_round_says_no_round_was_corrected(specs):
+    report = compile_file(specs / "linear_regression.ppl").fit(batch_size=50, steps=5)
+    assert any("stopped before a round corrected by the full-data gradient" in note for note in report.warnings)
+
+
+def test_minibatch_lbfgs_needs_the_normal_guide(specs):
+    program = compile_file(specs / "linear_regression.ppl", guide="native")
+    with pytest.raises(PplError, match="minibatch L-BFGS needs the normal guide"):
+        program.fit(batch_size=50, optimizer="lbfgs")
