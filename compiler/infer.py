@@ -15,8 +15,9 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyro import poutine
 from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceEnum_ELBO
 from pyro.optim import LambdaLR, clipped_adam
+from pyro.poutine.runtime import _PYRO_STACK
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
 from compiler import control_variates, dadvi, devices, distributed, minibatch, stats
@@ -227,7 +229,7 @@ def _attempt(program, data, objective: Objective, config: RunConfig, subsampled:
              rate_factor: float) -> _Run:
     """One fit from fresh initialisations, its steps scaled by `rate_factor`."""
     max_steps = config.max_steps or MAX_STEPS[config.optimizer]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _handlers_kept():
         # A non-finite loss is caught and reported with its site; Pyro's own warning would only repeat it.
         warnings.filterwarnings("ignore", message="Encountered NaN")
         if config.optimizer == "adam":
@@ -235,6 +237,18 @@ def _attempt(program, data, objective: Objective, config: RunConfig, subsampled:
         if subsampled:
             return _lbfgs_in_rounds(program, objective, config, seed, rate_factor, max_steps)
         return _lbfgs(program, data, objective, config, seed, rate_factor, max_steps)
+
+
+@contextmanager
+def _handlers_kept() -> Iterator[None]:
+    """Pyro's stack of effect handlers as it was: a Ctrl-C that lands while a handler
+    is entering or leaving can leave it there, and every later trace would then
+    record its sites twice ("Multiple sample sites named 'f'", seen once in CI)."""
+    depth = len(_PYRO_STACK)
+    try:
+        yield
+    finally:
+        del _PYRO_STACK[depth:]
 
 
 def _fresh_start(program, data, seed: int, model=None) -> None:
