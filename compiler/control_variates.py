@@ -98,7 +98,7 @@ class Linearisation:
 class ControlVariate:
     """The batch model and the per-batch linearisation for one minibatched fit."""
 
-    def __init__(self, program, model: Callable, batching: minibatch.Batching, particles: int):
+    def __init__(self, program, model: Callable, batching: minibatch.Batching):
         self.program = program
         self.model = model  # the objective's model: full-data scale
         self.batched_model = minibatch.ScaleObservations(batching.scales)(model)
@@ -106,7 +106,6 @@ class ControlVariate:
         self.sites = frozenset(batching.rows.sites)
         self.latents = [latent.name for latent in program.ir.guided_latents]
         (self.size, self.rows), = batching.rows.sizes.items()
-        self.anchor_every = max(MIN_ANCHOR_EVERY, math.ceil(self.rows / (batching.batch_size * particles)))
         self.anchor: Anchor | None = None
 
     def step_model(self, batch, linearisation: Linearisation) -> None:
@@ -144,16 +143,19 @@ class ControlVariate:
 
 
 class ControlledSteps:
-    """Each step's arguments: a batch and its linearisation, the anchor moved first
-    every `anchor_every` steps."""
+    """Adam's arguments for each step: a batch and its linearisation, the anchor moved
+    first every `anchor_every` steps."""
 
-    def __init__(self, control: ControlVariate, data: Mapping[str, Any], generator: torch.Generator):
+    def __init__(self, control: ControlVariate, data: Mapping[str, Any], generator: torch.Generator,
+                 particles: int):
         self.control, self.data, self.generator = control, data, generator
+        rows_a_step = control.batching.batch_size * particles
+        self.anchor_every = max(MIN_ANCHOR_EVERY, math.ceil(control.rows / rows_a_step))
         self.taken = 0
 
     def __call__(self) -> tuple[Any, Linearisation]:
         batch = self.control.batching.sample(self.data, self.generator)
-        if self.taken % self.control.anchor_every == 0:
+        if self.taken % self.anchor_every == 0:
             self.control.move_anchor(self.data, batch)
         self.taken += 1
         return batch, self.control.linearised(batch)
@@ -178,14 +180,15 @@ def _transforms(model: Callable, data, point: dict[str, torch.Tensor]) -> dict[s
     levels off towards a bound while a slope keeps climbing)."""
     with torch.no_grad():
         trace = poutine.trace(poutine.condition(model, data=point)).get_trace(data)
+    supports = {name: trace.nodes[name]["fn"].support for name in point}
     return {name: biject_to(support) if _unbounded_above(support) else identity_transform
-            for name in point for support in [trace.nodes[name]["fn"].support]}
+            for name, support in supports.items()}
 
 
 def _unbounded_above(support) -> bool:
-    support = getattr(support, "base_constraint", support)  # independent(...) of a vector latent
-    return support in (constraints.real, constraints.real_vector, constraints.positive) or isinstance(
-        support, constraints.greater_than)
+    while isinstance(support, constraints.independent):  # a vector or matrix latent
+        support = support.base_constraint
+    return support is constraints.real or isinstance(support, constraints.greater_than)  # positive included
 
 
 def _split_log_likelihood(model: Callable, data, point: dict[str, torch.Tensor], transforms: dict[str, Transform],

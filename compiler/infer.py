@@ -333,10 +333,11 @@ def _steps(program, model, data, config: RunConfig, particles: int, seed: int) -
     if not control_variates.applies(program, batching):
         return _Steps(minibatch.ScaleObservations(batching.scales)(model), program.guide,
                       lambda: (batching.sample(data, generator),), sample, [note])
-    control = control_variates.ControlVariate(program, model, batching, particles)
-    return _Steps(control.step_model, control.step_guide, control_variates.ControlledSteps(control, data, generator),
-                  sample, [f"{note}, corrected by a control variate anchored on all of them every "
-                           f"{control.anchor_every:,} steps"])
+    control = control_variates.ControlVariate(program, model, batching)
+    arguments = control_variates.ControlledSteps(control, data, generator, particles)
+    return _Steps(control.step_model, control.step_guide, arguments, sample,
+                  [f"{note}, corrected by a control variate anchored on all of them every "
+                   f"{arguments.anchor_every:,} steps"])
 
 
 def _batched(program, data, batch_size: int) -> tuple[minibatch.Batching, Any]:
@@ -344,10 +345,10 @@ def _batched(program, data, batch_size: int) -> tuple[minibatch.Batching, Any]:
     memory but those split into batches; arrays only summarised are left out."""
     batching = minibatch.plan(program, data, batch_size)
     if _on_disk(data):
-        summarised = minibatch.summarised_only(program)
-        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays) | summarised)
         # The model scores these from their statistics; left in, every batch would carry them whole.
+        summarised = minibatch.summarised_only(program)
         data = data.with_values({name: value for name, value in data.items() if name not in summarised})
+        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays))
     return batching, data
 
 
@@ -420,7 +421,7 @@ def _lbfgs_in_rounds(program, objective: Objective, config: RunConfig, seed: int
     coordinates = _coordinates(program)
     particles = config.particles or default_particles(program, data, "lbfgs", coordinates, config.batch_size)
     elbo, draws = _elbo(program, particles), dadvi.FixedDraws(seed)
-    control = control_variates.ControlVariate(program, objective.model, batching, particles)
+    control = control_variates.ControlVariate(program, objective.model, batching)
     loss = functools.partial(elbo.differentiable_loss, control.batched_model, program.guide, batch)
     to_average = math.ceil(AVERAGED_ROWS / config.batch_size)
     # By default the cap is on each round's iterations, as on one fit's over all the rows.

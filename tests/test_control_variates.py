@@ -55,7 +55,7 @@ def _corrected_and_plain(rows: int, batch_size: int, anchor: dict, point: dict, 
     program = compile_source(LOGISTIC)
     data = program.load_data(_logistic_data(rows))
     batching = minibatch.plan(program, data, batch_size)
-    control = control_variates.ControlVariate(program, program.model, batching, particles=1)
+    control = control_variates.ControlVariate(program, program.model, batching)
     control.anchor_at({name: torch.tensor(value) for name, value in anchor.items()}, data, data,
                       chunk_rows=700)  # uneven chunks: the pass must not depend on them
     generator = torch.Generator().manual_seed(0)
@@ -112,7 +112,7 @@ def test_at_the_anchor_the_corrected_log_joint_is_the_full_one_whatever_the_batc
     program = compile_source(LOGISTIC)
     data = program.load_data(_logistic_data(2_000))
     batching = minibatch.plan(program, data, 50)
-    control = control_variates.ControlVariate(program, program.model, batching, particles=1)
+    control = control_variates.ControlVariate(program, program.model, batching)
     control.anchor_at({name: torch.tensor(value) for name, value in ANCHOR.items()}, data, data)
     conditioned = {name: torch.tensor(value) for name, value in ANCHOR.items()}
     full = poutine.trace(poutine.condition(program.model, data=conditioned)).get_trace(data).log_prob_sum()
@@ -126,12 +126,14 @@ def test_at_the_anchor_the_corrected_log_joint_is_the_full_one_whatever_the_batc
 
 def test_adam_steps_move_the_anchor_every_anchor_every_steps(monkeypatch):
     program = compile_source(LOGISTIC)
-    moves = []
-    move_anchor = control_variates.ControlVariate.move_anchor
+    steps, moves = [], []
+    linearised, move_anchor = control_variates.ControlVariate.linearised, control_variates.ControlVariate.move_anchor
+    monkeypatch.setattr(control_variates.ControlVariate, "linearised",
+                        lambda self, batch: steps.append(1) or linearised(self, batch))
     monkeypatch.setattr(control_variates.ControlVariate, "move_anchor",
-                        lambda self, data, batch: moves.append(self.anchor_every) or move_anchor(self, data, batch))
+                        lambda self, data, batch: moves.append(len(steps)) or move_anchor(self, data, batch))
     program.fit(_logistic_data(2_000), batch_size=50, optimizer="adam", steps=250)
-    assert moves == [100, 100, 100]  # at steps 0, 100 and 200
+    assert moves == [0, 100, 200]  # before steps 1, 101 and 201: every 100, the minimum
 
 
 def test_the_anchor_is_the_median_of_each_normal_guide_factor():
