@@ -1,21 +1,25 @@
 """Data loading: raw values (from `data_files`, or a dict) -> validated tensors (`Data`).
 
 Every value is checked against its declaration before any fitting: presence,
-shape (sizes left out of the file are inferred from array lengths), type,
-finiteness, bounds, the support of the distribution it is observed under, and
-the range of arrays used as indices. Errors name the variable, the element and
-the rule. Arrays are checked a chunk of rows at a time, so that arrays in
-memory-mapped files are never read whole; they stay numpy arrays (`Data.on_disk`)
-until a fit needs them whole (`Data.in_memory`).
+shape (sizes left out of the file are inferred from array lengths), type (numbers
+only: no strings, booleans or null from JSON, no dates or text in arrays),
+exactness (integers within ±2^53, which float64 holds exactly), sizes within
+0..2^40, finiteness, bounds, the support of the distribution it is observed
+under, and the range of arrays used as indices. Errors name the variable, the
+element and the rule. Arrays are checked a chunk of rows at a time, so that
+arrays in memory-mapped files are never read whole; they stay numpy arrays
+(`Data.on_disk`) until a fit needs them whole (`Data.in_memory`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Mapping
+import numbers
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -69,9 +73,10 @@ def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str,
     as Python numbers and numpy arrays (before tensors), and warnings. Arrays
     named in `placeholders` and left out of `raw` become zeros of their declared
     shape, unchecked: stand-ins for observations a prior predictive simulates."""
-    raw = {name: value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value  # a scalar in a .npy
+    declarations = {d.name: d for d in model.data}
+    raw = {name: _typed(declarations[name], value, origin) if name in declarations else value
            for name, value in raw.items()}
-    declared = {d.name for d in model.data}
+    declared = set(declarations)
     ignored = sorted(set(raw) - declared)
     warnings = (f"{origin}: ignoring {', '.join(map(repr, ignored))}, not declared in the spec",) if ignored else ()
     stand_ins = placeholders - set(raw)
@@ -136,7 +141,9 @@ def tensor(value: Any, index: bool = False):
 def digest(raw: Mapping[str, Any]) -> str:
     """A fingerprint of the raw data: its JSON, and the bytes of arrays read from files."""
     arrays = {name: value for name, value in raw.items() if isinstance(value, np.ndarray)}
-    rest = {name: value for name, value in raw.items() if name not in arrays}
+    # A column left unread (`NonNumericColumn`) is known by its type.
+    rest = {name: repr(value) if isinstance(value, data_files.NonNumericColumn) else value
+            for name, value in raw.items() if name not in arrays}
     hasher = hashlib.sha256(json.dumps(rest, sort_keys=True).encode())
     for name in sorted(arrays):
         array = np.atleast_1d(arrays[name])
@@ -153,12 +160,15 @@ def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: froz
     """Every int scalar datum: given in the file, or inferred from an array's length."""
     sizes: dict[str, int] = {}
     scalars = [d for d in model.data if d.base == "int" and not d.shape]
+    size_names = _size_names(model)
     for decl in scalars:
         if decl.name in raw:
-            value = raw[decl.name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-                raise _error(decl, origin, f"'{decl.name}' must be an integer, got {_show(value)}")
-            sizes[decl.name] = int(value)
+            value = int(_validated(decl, raw[decl.name], sizes, origin))
+            if decl.name in size_names and not 0 <= value <= MAX_SIZE:
+                raise _error(decl, origin, f"'{decl.name}' = {value} is not a size: sizes lie in 0..2^40",
+                             f"'{decl.name}' is the length of an axis, and 2^40 (about 1.1e12) rows are "
+                             "more than one machine holds")
+            sizes[decl.name] = value
     for decl in model.data:
         if decl.name not in raw:
             continue
@@ -171,6 +181,14 @@ def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: froz
             hint = "add it to the data file"
             raise _error(decl, origin, f"'{decl.name}' is missing from the data", hint)
     return sizes
+
+
+def _size_names(model: ir.Model) -> frozenset[str]:
+    """Int data that are the length of an axis somewhere in the spec."""
+    dims = [dim for decl in model.data for dim in decl.shape]
+    dims += [dim for s in model.statements if not isinstance(s, ir.Observe) for dim in s.shape]
+    dims += [plate.size for s in model.statements if not isinstance(s, ir.Param) for plate in s.plates]
+    return frozenset(dim for dim in dims if isinstance(dim, str))
 
 
 def _lengths(value: Any, rank: int) -> list[int | None]:
@@ -189,8 +207,8 @@ def _lengths(value: Any, rank: int) -> list[int | None]:
 def _validated(decl: ir.DataDecl, value: Any, sizes: dict[str, int], origin: str) -> Any:
     expected = tuple(sizes[d] if isinstance(d, str) else d for d in decl.shape)
     if not decl.shape:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _error(decl, origin, f"'{decl.name}' must be a number, got {_show(value)}")
+        if problem := _leaf_problem(value):
+            raise _error(decl, origin, f"'{decl.name}' {problem[0]}", problem[1])
         array = np.asarray(float(value))
     else:
         array = _as_array(decl, value, origin)
@@ -200,6 +218,8 @@ def _validated(decl: ir.DataDecl, value: Any, sizes: dict[str, int], origin: str
     if bad := _first_bad(array, np.isfinite):
         raise _error(decl, origin, f"{bad.element(decl.name)} is {bad.value}",
                      "data must be finite numbers; remove or impute missing values")
+    if _may_hold_inexact_integers(decl, array) and (bad := _first_bad(array, _exactly_held, as_float=False)):
+        raise _error(decl, origin, f"{bad.element(decl.name)} = {bad.value} {BEYOND_EXACT}", EXACT_HINT)
     if decl.base == "int" and (bad := _first_bad(array, lambda a: a == np.round(a))):
         raise _error(decl, origin, f"{bad.element(decl.name)} = {bad.value} is not an integer",
                      f"'{decl.name}' is declared int")
@@ -209,11 +229,15 @@ def _validated(decl: ir.DataDecl, value: Any, sizes: dict[str, int], origin: str
 def _as_array(decl: ir.DataDecl, value: Any, origin: str) -> np.ndarray:
     """A float array of a JSON value; an array read from a file as it is (a
     memory-mapped one is not read here)."""
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+    if isinstance(value, np.ndarray):
         if value.ndim != len(decl.shape):
             raise _error(decl, origin, f"'{decl.name}' has {value.ndim} axes, but the spec declares "
                          f"{_declared(decl)}")
         return value
+    if isinstance(value, (list, tuple)) and (found := _first_inexact(value, len(decl.shape))):
+        index, leaf = found
+        words, hint = _leaf_problem(leaf)
+        raise _error(decl, origin, f"{_element(decl.name, index)} {words}", hint)
     try:
         array = np.asarray(value, dtype=float)
     except (ValueError, TypeError):
@@ -223,6 +247,82 @@ def _as_array(decl: ir.DataDecl, value: Any, origin: str) -> np.ndarray:
         raise _error(decl, origin, f"'{decl.name}' has {array.ndim} axes, but the spec declares "
                      f"{_declared(decl)}")
     return array
+
+
+# Numbers ----------------------------------------------------------------------
+
+
+def _typed(decl: ir.DataDecl, value: Any, origin: str) -> Any:
+    """A declared value as JSON-like numbers or a numpy array of numbers: arrays of other dtypes
+    (dates, text, complex numbers) and columns that are not numbers are refused rather than
+    converted, and booleans become 0 and 1. A 0-d array (a scalar in a .npy) becomes a number."""
+    if isinstance(value, data_files.NonNumericColumn):
+        raise _error(decl, origin, f"'{decl.name}' is a column of {value.type}, not numbers", TYPED_HINT)
+    if not isinstance(value, np.ndarray):
+        if not hasattr(value, "__array__"):  # JSON values, or numbers and lists given in Python
+            return value
+        value = np.asarray(value)  # a numpy scalar, a tensor, a pandas column...
+    if value.dtype.kind not in "biuf":
+        what = NON_NUMERIC_KINDS.get(value.dtype.kind, "values")
+        raise _error(decl, origin, f"'{decl.name}' is an array of {what} ({value.dtype}), not numbers", TYPED_HINT)
+    if value.dtype.kind == "b":
+        value = value.view(np.uint8)  # still a view of a memory-mapped file
+    return value.item() if value.ndim == 0 else value
+
+
+def _first_inexact(items: list | tuple | np.ndarray, rank: int,
+                   index: tuple[int, ...] = ()) -> tuple[tuple[int, ...], Any] | None:
+    """The position and value of the first element, up to `rank` lists deep, that is not a number
+    float64 holds exactly (`_leaf_problem`). Deeper lists are left to the check of the axes."""
+    if _all_exact(items, rank - len(index)):
+        return None
+    for position, item in enumerate(items):
+        if isinstance(item, (list, tuple, np.ndarray)):
+            if len(index) + 1 < rank and (found := _first_inexact(item, rank, index + (position,))):
+                return found
+        elif _leaf_problem(item):
+            return index + (position,), item
+    return None
+
+
+def _all_exact(items: list | tuple | np.ndarray, depth: int) -> bool:
+    """The common case, found in a few loops in C over the elements `depth` lists deep: plain
+    floats, and ints within ±2^53. False sends `_first_inexact` element by element."""
+    try:
+        kinds = set(map(type, _elements(items, depth)))
+    except TypeError:  # a number where a row belongs
+        return False
+    return kinds <= {float} or (kinds <= {int, float} and -EXACT_INTEGERS <= min(_elements(items, depth))
+                                and max(_elements(items, depth)) <= EXACT_INTEGERS)
+
+
+def _elements(items: list | tuple | np.ndarray, depth: int) -> Iterable[Any]:
+    """The elements `depth` lists deep, as one iterator that C loops can run through."""
+    for _ in range(depth - 1):
+        items = chain.from_iterable(items)
+    return items
+
+
+def _leaf_problem(value: Any) -> tuple[str, str] | None:
+    """Why a value from JSON or CSV (or given in Python) is not a number float64 holds exactly,
+    and a hint: numpy would convert strings and booleans, and round integers beyond 2^53."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return f"is {_show(value)}, not a number", LEAF_HINT
+    if isinstance(value, numbers.Integral) and not _exactly_held(value):
+        return f"= {_integer(value)} {BEYOND_EXACT}", EXACT_HINT
+    return None
+
+
+def _may_hold_inexact_integers(decl: ir.DataDecl, array: np.ndarray) -> bool:
+    """64-bit integers may lie beyond ±2^53 (float64 would round them); so may the whole floats
+    of int data (int data are counts and positions, exact or nothing)."""
+    kind = array.dtype.kind
+    return (kind in "iu" and array.dtype.itemsize >= 8) or (kind == "f" and decl.base == "int")
+
+
+def _exactly_held(values):
+    """Elementwise, on numbers or arrays: within ±2^53."""
+    return (values >= -EXACT_INTEGERS) & (values <= EXACT_INTEGERS)
 
 
 # Rules ------------------------------------------------------------------------
@@ -313,6 +413,22 @@ def _error(decl: ir.DataDecl, origin: str, message: str, hint: str | None = None
 # Rows per chunk when checking an array: a memory-mapped one is never read whole.
 CHUNK_ROWS = 1 << 20
 
+# float64, which pplc computes in, holds every integer up to 2^53 in absolute value exactly, and
+# not every one beyond (2^53 + 1 rounds to 2^53); counts near 2^63 would also overflow the fit.
+EXACT_INTEGERS = 2**53
+BEYOND_EXACT = "is beyond ±2^53, the integers float64 holds exactly"
+EXACT_HINT = "pplc computes in float64; larger integers would be rounded"
+
+# Sizes are lengths of axes: 2^40 (about 1.1e12) admits 10^4 times the 10^8-row fits that
+# docs/scaling.md measures, while a size typed with stray digits is caught here rather than
+# as an allocation failure in the fit.
+MAX_SIZE = 2**40
+
+LEAF_HINT = "write numbers without quotes, 1 and 0 for true and false; remove or impute missing values (null)"
+TYPED_HINT = "store data as integers, floats or booleans (read as 0 and 1)"
+NON_NUMERIC_KINDS = {"M": "dates", "m": "durations", "c": "complex numbers", "U": "text", "S": "bytes",
+                     "O": "Python objects", "V": "records"}
+
 
 @dataclass(frozen=True)
 class _Bad:
@@ -323,31 +439,44 @@ class _Bad:
     count: int
 
     def element(self, name: str) -> str:
-        if self.index is None:
-            return f"'{name}'"
         more = f" (and {self.count - 1} more)" if self.count > 1 else ""
-        return f"{name}[{', '.join(map(str, self.index))}]{more}"
+        return _element(name, self.index) + more
 
 
-def _first_bad(array: Any, inside) -> _Bad | None:
-    """Where `inside` (an elementwise test on float arrays) fails, scanned a chunk of rows at a time."""
+def _element(name: str, index: tuple[int, ...] | None) -> str:
+    return f"'{name}'" if index is None else f"{name}[{', '.join(map(str, index))}]"
+
+
+def _first_bad(array: Any, inside, as_float: bool = True) -> _Bad | None:
+    """Where `inside` (an elementwise test, on float arrays unless not `as_float`) fails,
+    scanned a chunk of rows at a time."""
     array = np.asarray(array)
+    dtype = float if as_float else array.dtype
     if array.ndim == 0:
-        return None if inside(array.astype(float)) else _Bad(None, _number(float(array)), 1)
+        value = array.astype(dtype)
+        return None if inside(value) else _Bad(None, _number(value.item()), 1)
     first, count = None, 0
     for start in range(0, len(array), CHUNK_ROWS):
-        chunk = np.asarray(array[start:start + CHUNK_ROWS], dtype=float)
+        chunk = np.asarray(array[start:start + CHUNK_ROWS], dtype=dtype)
         bad = ~inside(chunk)
         found = int(bad.sum())
         if found and first is None:
             where = tuple(int(i) for i in np.argwhere(bad)[0])
-            first = ((start + where[0],) + where[1:], _number(float(chunk[where])))
+            first = ((start + where[0],) + where[1:], _number(chunk[where].item()))
         count += found
     return None if first is None else _Bad(*first, count)
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and math.isfinite(value) else repr(float(value))
+def _number(value: float | int) -> str:
+    if isinstance(value, int):
+        return _integer(value)
+    whole = float(value).is_integer() and abs(value) < 1e16  # beyond, 1e+20 reads better than 21 digits
+    return str(int(value)) if whole else repr(float(value))
+
+
+def _integer(value: int) -> str:
+    """An integer in full, or to 4 digits where it is long (Python will not print one of 4301 digits)."""
+    return str(value) if abs(value) < 10**20 else f"{Decimal(value):.3e}"
 
 
 def _declared(decl: ir.DataDecl) -> str:
@@ -355,5 +484,8 @@ def _declared(decl: ir.DataDecl) -> str:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+    try:
+        text = json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+    except (TypeError, ValueError):  # not JSON: a value given in Python
+        text = repr(value)
     return text if len(text) < 40 else text[:37] + "..."

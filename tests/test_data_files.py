@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 
 
+@pytest.mark.parametrize("spec", sorted(ROOT.glob("specs/*.ppl")) + sorted(ROOT.glob("specs/posteriordb/*.ppl")),
+                         ids=lambda path: path.stem)
+def test_every_example_data_file_loads(spec):
+    assert compile_file(spec).load_data() is not None
+
+
 def test_a_npy_file_is_one_array_named_after_it_and_stays_memory_mapped(tmp_path, specs):
     np.save(tmp_path / "x.npy", np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 0], dtype=np.int8))
     data = compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy", keep_on_disk=True)
