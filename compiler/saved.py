@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from compiler import files
 from compiler.errors import DataError, PplError
 from compiler.report import Nested, Report
 
@@ -47,7 +48,8 @@ def save(report: Report, path: str | Path) -> None:
         spec_name=program.source.name, spec_text=program.source.text, spec_sha256=sha256(program.source.text),
         data_origin=data.origin, data_sha256=data.digest, guide_family=program.guide_family, report=report,
         guide_parameters={name: value.tolist() for name, value in guide_state["params"].items()})
-    Path(path).write_text(saved.model_dump_json(exclude_none=True), encoding="utf-8")
+    text = saved.model_dump_json(exclude_none=True)
+    files.write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def load(path: str | Path) -> SavedFit:
