@@ -123,12 +123,15 @@ def report_command(_, args) -> int:
     from compiler import saved
 
     fit = saved.load(args.fit_file)
+    saved.compile_spec(fit, args.fit_file)  # only a file whose guide is its spec's is reported
     if args.json:
-        print(fit.model_dump_json(indent=2, exclude_none=True, exclude={"guide_parameters", "spec_text"}))
+        # json's ASCII output escapes every control character in the file's names (pydantic's leaves C1 ones).
+        shown = fit.model_dump(mode="json", exclude_none=True, exclude={"guide_parameters", "spec_text"})
+        print(json.dumps(shown, indent=2))
     else:
-        print(f"fit of {fit.spec_name} (sha256 {fit.spec_sha256[:12]}) to {fit.data_origin} "
-              f"(sha256 {fit.data_sha256[:12]})")
-        print(fit.report.table())
+        print(f"fit of {saved.printable(fit.spec_name)} (sha256 {fit.spec_sha256[:12]}) to "
+              f"{saved.printable(fit.data_origin)} (sha256 {fit.data_sha256[:12]})")
+        print(saved.printable_report(fit.report).table())
     return 0
 
 

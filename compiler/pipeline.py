@@ -33,21 +33,22 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     """The `Report` of a fit saved with `Report.save` / `pplc run --save`. Given the
     spec file, it must be the one fitted; the data (by default the saved data
     file, if it is still there) must be the data fitted, and make the report's
-    `predict` and `to_arviz` work again."""
+    `predict` and `to_arviz` work again. A file that is not what it claims to be
+    (see `saved`) is a spec error naming it."""
     import pyro
 
     from compiler import infer, saved
 
     fit = saved.load(path)
     saved.check_pairing(fit, Source.from_path(spec).text if spec is not None else None, None)
-    program = compile_source(fit.spec_text, fit.spec_name, guide=fit.guide_family)
+    program = saved.compile_spec(fit, path)
     report = fit.report
-    if data is None and Path(fit.data_origin).is_file():
-        data = fit.data_origin
+    if data is None:
+        data = saved.data_file(fit)
     if data is not None:
         loaded = program.load_data(data)
         saved.check_pairing(fit, None, loaded)
-        guide_state = infer.restore_guide(program, loaded, fit.guide_parameters)
+        guide_state = saved.restore_guide(fit, program, loaded, path)
         pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
         report._keep(program, loaded, infer.posterior_draws(program, loaded, infer.RunConfig().draws), guide_state)
     return report
