@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compiler import codegen, data_files, ir
-from compiler import data as data_module
+from compiler import codegen, ir
 from compiler.check import check_program
 from compiler.errors import DataError, Source
 from compiler.parse import parse_program
+
+if TYPE_CHECKING:
+    from compiler import data as data_module
 
 DATA_SUFFIXES = (".data.json", ".json", ".csv")
 
@@ -96,6 +98,8 @@ class Program:
         """What a fit evaluates, and the data it takes: `collapsed_model` with the
         data's sufficient statistics where some observations share one distribution
         (the same log joint as `model`, see codegen), else `model` and the data."""
+        from compiler import data as data_module
+
         if "collapsed_model" not in self._functions:
             return self.model, data
         scored = self._functions["sufficient_statistics"](data)
@@ -130,6 +134,9 @@ class Program:
         stand-ins (see `Data.placeholders`), for a prior predictive. With
         `keep_on_disk`, arrays in memory-mapped files stay there (`Data.on_disk`),
         for a fit that reads them a batch or a shard at a time."""
+        from compiler import data as data_module  # with NumPy: imported here so that `pplc check` never needs it
+        from compiler import data_files
+
         if isinstance(data, data_module.Data):
             return data if keep_on_disk else data.in_memory()
         compute_in_float64()

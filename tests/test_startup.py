@@ -113,3 +113,14 @@ def test_check_writes_no_file(spec, tmp_path, environment):
     assert writes == "writes: []"
     assert _files_under(tmp_path) == before
     assert sorted(path.name for path in work.rglob("*")) == ["home"]  # not even an empty cache folder
+
+
+def test_check_imports_neither_numpy_nor_torch(specs):
+    # A command's start-up is mostly imports, and NumPy alone would be a third of `pplc check`'s.
+    code = ("import sys\nfrom compiler.cli import main\n"
+            f"code = main(['check', {str(specs / 'coin.ppl')!r}])\n"
+            "print(code, [name for name in ('numpy', 'torch', 'pyro') if name in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": PACKAGE_ROOT})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"
