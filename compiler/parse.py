@@ -67,7 +67,7 @@ def grammar_text() -> str:
 
 @functools.cache
 def parser() -> lark.Lark:
-    # Built in each process (about 20 ms), never loaded from a file: lark's cache is a
+    # Built in each process (tens of milliseconds), never loaded from a file: lark's cache is a
     # pickle, and unpickling a file that someone else could write runs their code.
     return lark.Lark(grammar_text(), start="program", parser="lalr", propagate_positions=True,
                      maybe_placeholders=False)
