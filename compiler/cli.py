@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from compiler.errors import PplError, Source, render
@@ -107,13 +108,14 @@ def predict(program, args) -> int:
         report, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
     from compiler import export
 
-    try:
-        export.write_predictive(report, draws, args.out)
-    except OSError as error:
-        raise PplError(f"cannot write {args.out}: {error.strerror or error}") from None
     which = "prior" if report is None else "posterior"
     shapes = ", ".join(f"{name} {list(value.shape[1:])}" for name, value in draws.items())
-    print(f"wrote {args.n} {which} predictive draws of {shapes} to {args.out}")
+    contents = f"{args.n} {which} predictive draws of {shapes}"
+    if args.out is None:  # standard output is the data; what it holds is said beside it
+        export.print_draws_csv(draws, sys.stdout)
+        print(f"printed {contents} as CSV", file=sys.stderr)
+    else:
+        _write(args.out, lambda path: export.write_predictive(report, draws, path), contents)
     return 0
 
 
@@ -121,12 +123,15 @@ def report_command(_, args) -> int:
     from compiler import saved
 
     fit = saved.load(args.fit_file)
+    saved.compile_spec(fit, args.fit_file)  # only a file whose guide is its spec's is reported
     if args.json:
-        print(fit.model_dump_json(indent=2, exclude_none=True, exclude={"guide_parameters", "spec_text"}))
+        # json's ASCII output escapes every control character in the file's names (pydantic's leaves C1 ones).
+        shown = fit.model_dump(mode="json", exclude_none=True, exclude={"guide_parameters", "spec_text"})
+        print(json.dumps(shown, indent=2))
     else:
-        print(f"fit of {fit.spec_name} (sha256 {fit.spec_sha256[:12]}) to {fit.data_origin} "
-              f"(sha256 {fit.data_sha256[:12]})")
-        print(fit.report.table())
+        print(f"fit of {saved.printable(fit.spec_name)} (sha256 {fit.spec_sha256[:12]}) to "
+              f"{saved.printable(fit.data_origin)} (sha256 {fit.data_sha256[:12]})")
+        print(saved.printable_report(fit.report).table())
     return 0
 
 
@@ -143,10 +148,16 @@ def _write_files(report, args) -> None:
     for path, write in ((args.draws_csv, report.write_draws), (args.idata, write_idata),
                         (args.plot, report.write_plot), (args.save, report.save)):
         if path is not None:
-            try:
-                write(path)
-            except OSError as error:
-                raise PplError(f"cannot write {path}: {error.strerror or error}") from None
+            _write(path, write)
+
+
+def _write(path: Path, write: Callable[[Path], None], contents: str | None = None) -> None:
+    """Write one file (whole or not at all: see `files`) and name it on stderr."""
+    try:
+        write(path)
+    except OSError as error:
+        raise PplError(f"cannot write {path}: {error.strerror or error}") from None
+    print(f"wrote {path}" + (f" ({contents})" if contents else ""), file=sys.stderr)
 
 
 def compare(program, args) -> int:
@@ -272,9 +283,9 @@ def _parser() -> argparse.ArgumentParser:
     _spec_arguments(predict_parser)
     predict_parser.add_argument("--data", type=Path, help=DATA_HELP)
     predict_parser.add_argument("--n", type=_positive_int, default=1000, help="predictive draws (default 1000)")
-    predict_parser.add_argument("--out", type=Path, default=Path("predictive.csv"), metavar="FILE.csv|FILE.nc",
-                                help="where to write them: CSV, or ArviZ InferenceData for .nc "
-                                "(default predictive.csv)")
+    predict_parser.add_argument("--out", type=Path, metavar="FILE.csv|FILE.nc",
+                                help="write them to FILE: CSV, or ArviZ InferenceData for .nc "
+                                "(default: CSV on standard output)")
     predict_parser.add_argument("--fit", type=Path, metavar="FILE",
                                 help="a fit saved with `pplc run --save`, instead of fitting again")
     predict_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -5,17 +5,19 @@ and PyMC name them, 0-based like the language), an ArviZ `InferenceData`
 (posterior and observed data, saved as netCDF), a pandas summary in the
 layout of `az.summary`, and a PNG of the ELBO trace and each latent's
 marginals. Everything is built from the draws and data the fit already
-holds; nothing is refitted.
+holds; nothing is refitted. Every file is written through
+`files.write_atomically`: it appears whole or not at all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
 
-from compiler import stats
+from compiler import files, stats
 
 MAX_PANELS = 12  # marginal plots per figure: the first elements of long arrays
 
@@ -33,9 +35,14 @@ def columns(draws: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 
 def write_draws_csv(draws: dict[str, torch.Tensor], path: str | Path) -> None:
+    files.write_atomically(path, lambda temporary: print_draws_csv(draws, temporary))
+
+
+def print_draws_csv(draws: dict[str, torch.Tensor], stream: TextIO | Path) -> None:
+    """The CSV of `write_draws_csv`, to a stream (standard output) or a path as it is."""
     import pandas as pd
 
-    pd.DataFrame(columns(draws)).to_csv(path, index_label="draw")
+    pd.DataFrame(columns(draws)).to_csv(stream, index_label="draw")
 
 
 def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[str, torch.Tensor]] | None = None):
@@ -86,10 +93,16 @@ def write_predictive(report, predictive: dict[str, torch.Tensor], path: str | Pa
     InferenceData: with the fit's posterior, or alone as a prior predictive."""
     if Path(path).suffix.lower() != ".nc":
         write_draws_csv(predictive, path)
-    elif report is None:
-        inference_data({}, {}, predictive, prior=True).to_netcdf(str(path))
+        return
+    if report is None:
+        idata = inference_data({}, {}, predictive, prior=True)
     else:
-        inference_data(report._draws, report._observed(), predictive).to_netcdf(str(path))
+        idata = inference_data(report._draws, report._observed(), predictive)
+    write_netcdf(idata, path)
+
+
+def write_netcdf(idata, path: str | Path) -> None:
+    files.write_atomically(path, lambda temporary: idata.to_netcdf(str(temporary)))
 
 
 def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], path: str | Path,
@@ -119,5 +132,7 @@ def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], pa
         ax.axis("off")
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        files.write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100))
+    finally:
+        plt.close(figure)

@@ -7,9 +7,7 @@ the parse tree into typed nodes with spans, and lark's exceptions become
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -69,19 +67,10 @@ def grammar_text() -> str:
 
 @functools.cache
 def parser() -> lark.Lark:
-    # lark keeps the analysed LALR tables in the user's cache, keyed by a digest of the
-    # grammar and these options: building them takes 22 ms of every command, loading 2 ms.
-    return lark.Lark(
-        grammar_text(), start="program", parser="lalr", propagate_positions=True,
-        maybe_placeholders=False, cache=str(_cache_directory() / "grammar.lark-cache"),
-    )
-
-
-def _cache_directory() -> Path:
-    directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pplc"
-    with contextlib.suppress(OSError):  # unwritable: lark then builds the tables each time
-        directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    # Built in each process (tens of milliseconds), never loaded from a file: lark's cache is a
+    # pickle, and unpickling a file that someone else could write runs their code.
+    return lark.Lark(grammar_text(), start="program", parser="lalr", propagate_positions=True,
+                     maybe_placeholders=False)
 
 
 def span_of(meta_or_token) -> Span:

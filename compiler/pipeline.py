@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compiler import codegen, data_files, ir
-from compiler import data as data_module
+from compiler import codegen, ir
 from compiler.check import check_program
 from compiler.errors import DataError, Source
 from compiler.parse import parse_program
+
+if TYPE_CHECKING:
+    from compiler import data as data_module
 
 DATA_SUFFIXES = (".data.json", ".json", ".csv")
 
@@ -33,21 +35,22 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     """The `Report` of a fit saved with `Report.save` / `pplc run --save`. Given the
     spec file, it must be the one fitted; the data (by default the saved data
     file, if it is still there) must be the data fitted, and make the report's
-    `predict` and `to_arviz` work again."""
+    `predict` and `to_arviz` work again. A file that is not what it claims to be
+    (see `saved`) is a spec error naming it."""
     import pyro
 
     from compiler import infer, saved
 
     fit = saved.load(path)
     saved.check_pairing(fit, Source.from_path(spec).text if spec is not None else None, None)
-    program = compile_source(fit.spec_text, fit.spec_name, guide=fit.guide_family)
+    program = saved.compile_spec(fit, path)
     report = fit.report
-    if data is None and Path(fit.data_origin).is_file():
-        data = fit.data_origin
+    if data is None:
+        data = saved.data_file(fit)
     if data is not None:
         loaded = program.load_data(data)
         saved.check_pairing(fit, None, loaded)
-        guide_state = infer.restore_guide(program, loaded, fit.guide_parameters)
+        guide_state = saved.restore_guide(fit, program, loaded, path)
         pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
         report._keep(program, loaded, infer.posterior_draws(program, loaded, infer.RunConfig().draws), guide_state)
     return report
@@ -95,6 +98,8 @@ class Program:
         """What a fit evaluates, and the data it takes: `collapsed_model` with the
         data's sufficient statistics where some observations share one distribution
         (the same log joint as `model`, see codegen), else `model` and the data."""
+        from compiler import data as data_module
+
         if "collapsed_model" not in self._functions:
             return self.model, data
         scored = self._functions["sufficient_statistics"](data)
@@ -129,6 +134,9 @@ class Program:
         stand-ins (see `Data.placeholders`), for a prior predictive. With
         `keep_on_disk`, arrays in memory-mapped files stay there (`Data.on_disk`),
         for a fit that reads them a batch or a shard at a time."""
+        from compiler import data as data_module  # with NumPy: imported here so that `pplc check` never needs it
+        from compiler import data_files
+
         if isinstance(data, data_module.Data):
             return data if keep_on_disk else data.in_memory()
         compute_in_float64()

@@ -124,7 +124,10 @@ class Report(BaseModel):
         export.write_draws_csv(self._draws, path)
 
     def write_idata(self, path, predictive: int = 0) -> None:
-        self.to_arviz(predictive).to_netcdf(str(path))
+        """An ArviZ `InferenceData` (`to_arviz`) as netCDF."""
+        from compiler import export
+
+        export.write_netcdf(self.to_arviz(predictive), path)
 
     def write_plot(self, path) -> None:
         """A PNG of the ELBO trace and each latent's marginal posterior."""

@@ -4,6 +4,7 @@ the az.summary-style DataFrame, and the progress bar."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 
@@ -75,6 +76,13 @@ def test_run_writes_every_file_it_is_asked_for(specs, tmp_path, capsys):
     assert np.isclose(pd.read_csv(paths[0])["f"].mean(), arviz.from_netcdf(paths[1]).posterior["f"].mean())
 
 
+def test_run_names_each_file_it_writes_on_stderr(specs, tmp_path, capsys):
+    paths = [tmp_path / "d.csv", tmp_path / "f.nc", tmp_path / "p.png", tmp_path / "fit.json"]
+    assert main(["run", str(specs / "coin.ppl"), "--quiet", "--draws", str(paths[0]), "--idata", str(paths[1]),
+                 "--plot", str(paths[2]), "--save", str(paths[3])]) == 0
+    assert capsys.readouterr().err.splitlines() == [f"wrote {path}" for path in paths]
+
+
 def test_an_unwritable_file_is_an_error_before_the_fit(specs, capsys):
     assert main(["run", str(specs / "coin.ppl"), "--plot", "/no/such/folder/p.png"]) == 2
     assert "there is no folder /no/such/folder" in capsys.readouterr().err
@@ -122,7 +130,22 @@ def test_predict_writes_csv_and_inference_data(specs, tmp_path, capsys):
     assert main(["predict", str(specs / "coin.ppl"), "--out", str(tmp_path / "p.nc")]) == 0
     idata = arviz.from_netcdf(tmp_path / "p.nc")
     assert {"posterior", "posterior_predictive", "observed_data"} <= set(idata.groups())
-    assert "wrote 1000 posterior predictive draws of x [10]" in capsys.readouterr().out
+
+
+def test_predict_names_the_file_it_writes_on_stderr(specs, tmp_path, capsys):
+    assert main(["predict", str(specs / "coin.ppl"), "--n", "300", "--out", str(tmp_path / "p.csv")]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.splitlines() == [f"wrote {tmp_path / 'p.csv'} (300 posterior predictive draws of x [10])"]
+
+
+def test_predict_without_out_prints_the_csv_and_writes_no_file(specs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", str(specs / "coin.ppl"), "--n", "300"]) == 0
+    printed = capsys.readouterr()
+    assert pd.read_csv(io.StringIO(printed.out), index_col="draw").shape == (300, 10)
+    assert printed.err.splitlines() == ["printed 300 posterior predictive draws of x [10] as CSV"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_prior_predictive_inference_data_has_only_that_group(specs, tmp_path):
