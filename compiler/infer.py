@@ -30,7 +30,7 @@ from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.runtime import _PYRO_STACK
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import control_variates, dadvi, devices, distributed, minibatch, stats
+from compiler import control_variates, dadvi, devices, distributed, ir, minibatch, stats
 from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
@@ -140,6 +140,7 @@ def fit(program, data, config: RunConfig) -> FitResult:
     """Fit on `config.device` (see `devices.on_device`); the result holds CPU tensors. Arrays
     in memory-mapped files are read whole unless each step takes a batch of them, or the
     fit needs only their sufficient statistics."""
+    _refuse_empty_plates(data, _statements_fitted(program))
     batching = minibatch.plan(program, data, config.batch_size) if config.batch_size is not None else None
     subsampled = batching is not None and bool(batching.rows.sizes)
     if not subsampled and not config.distributed and _on_disk(data):
@@ -211,10 +212,15 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
             raise second from None
     state = devices.on_cpu(pyro.get_param_store().get_state())
     draws = {name: value.cpu() for name, value in posterior_draws(program, data, config.draws).items()}
+    lets_drawn = any(not s.transformed_data for s in program.ir.lets)
+    empty = _empty_plate(data, _statements_of_model(program))
     if _read_by_row_on_disk(program, data):
         notes.append("the data stay on disk: lets and Pareto k̂ are left out (they need every row at once)")
-    elif _on_disk(data) and any(not s.transformed_data for s in program.ir.lets):
+    elif _on_disk(data) and lets_drawn:
         notes.append("the data stay on disk: lets are left out (they need every row at once)")
+    elif lets_drawn and empty:
+        notes.append(f"lets are left out: they are drawn by replaying the model, which cannot run with "
+                     f"{empty[1].size} = 0 (Pyro's plates need at least one element)")
     params = {p.name: pyro.param(p.name).detach().cpu().clone() for p in program.ir.params}
     discrete = {name: value.cpu() for name, value in
                 (discrete_posterior(program, data.in_memory() if _on_disk(data) else data, DISCRETE_DRAWS)
@@ -237,6 +243,36 @@ def _attempt(program, data, objective: Objective, config: RunConfig, subsampled:
         if subsampled:
             return _lbfgs_in_rounds(program, objective, config, seed, rate_factor, max_steps)
         return _lbfgs(program, data, objective, config, seed, rate_factor, max_steps)
+
+
+def _statements_fitted(program) -> list:
+    """The statements whose plates the fit's models declare: every latent, and every
+    observation not scored from sufficient statistics."""
+    return [s for s in program.ir.statements
+            if isinstance(s, ir.Latent) or (isinstance(s, ir.Observe) and not collapsible(s))]
+
+
+def _statements_of_model(program) -> list:
+    """The statements whose plates `model` declares (replayed for lets, run for predictions)."""
+    return [s for s in program.ir.statements if isinstance(s, (ir.Latent, ir.Observe))]
+
+
+def _empty_plate(data, statements) -> tuple[Any, ir.Plate] | None:
+    """A statement over a plate of size 0, and the plate: Pyro's plates refuse that
+    size (they scale by full size / batch size), so the statement cannot be evaluated."""
+    return next(((statement, plate) for statement in statements for plate in statement.plates
+                 if int(data[plate.size] if isinstance(plate.size, str) else plate.size) == 0), None)
+
+
+def _refuse_empty_plates(data, statements) -> None:
+    """Observations scored from sufficient statistics need no plate, and with no rows add
+    nothing; a statement that needs an empty plate is a fitting error."""
+    if found := _empty_plate(data, statements):
+        statement, plate = found
+        raise FitError(f"'{statement.name}' ranges over {plate.size} = 0 elements, and Pyro's plates need at "
+                       "least one; only an observe statement whose arguments are the same for every element "
+                       "(scored from sufficient statistics) can have none",
+                       statement.span, f"give {plate.size} at least one element, or leave the statement out")
 
 
 @contextmanager
@@ -760,6 +796,8 @@ def posterior_draws(program, data, count: int) -> dict[str, torch.Tensor]:
     replayed on them), vectorised under one plate left of the model's plates."""
     model_ir = program.ir
     lets = [s for s in model_ir.lets if not s.transformed_data and not _on_disk(data)]
+    if lets and _empty_plate(data, _statements_of_model(program)):
+        lets = []  # `model` cannot run: _fit has said so
     with torch.no_grad(), pyro.plate("_draws", count, dim=-(model_ir.max_plate_nesting + 1)):
         trace = poutine.trace(program.guide).get_trace(data)
         if lets:
@@ -854,6 +892,7 @@ def predictive_draws(program, data, count: int, seed: int, from_posterior: bool 
     if guide_state is not None:
         pyro.get_param_store().set_state(guide_state)
     data = data.in_memory() if _on_disk(data) else data
+    _refuse_empty_plates(data, _statements_of_model(program))
     pyro.set_rng_seed(seed)
     model = _ReleaseObservations()(program.model)
     with torch.no_grad(), pyro.plate("_draws", count, dim=-(program.ir.max_plate_nesting + 1)):
