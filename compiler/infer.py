@@ -141,6 +141,8 @@ def fit(program, data, config: RunConfig) -> FitResult:
     in memory-mapped files are read whole unless each step takes a batch of them, or the
     fit needs only their sufficient statistics."""
     _refuse_empty_plates(data, _statements_fitted(program))
+    if _nothing_to_fit(program):  # how to fit does not matter: the answer is computed exactly
+        config = config.model_copy(update={"batch_size": None, "optimizer": config.optimizer or "lbfgs"})
     batching = minibatch.plan(program, data, config.batch_size) if config.batch_size is not None else None
     subsampled = batching is not None and bool(batching.rows.sizes)
     if not subsampled and not config.distributed and _on_disk(data):
@@ -234,6 +236,8 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
 def _attempt(program, data, objective: Objective, config: RunConfig, subsampled: bool, seed: int,
              rate_factor: float) -> _Run:
     """One fit from fresh initialisations, its steps scaled by `rate_factor`."""
+    if _nothing_to_fit(program):
+        return _log_evidence(program, objective, seed)
     max_steps = config.max_steps or MAX_STEPS[config.optimizer]
     with warnings.catch_warnings(), _handlers_kept():
         # A non-finite loss is caught and reported with its site; Pyro's own warning would only repeat it.
@@ -243,6 +247,27 @@ def _attempt(program, data, objective: Objective, config: RunConfig, subsampled:
         if subsampled:
             return _lbfgs_in_rounds(program, objective, config, seed, rate_factor, max_steps)
         return _lbfgs(program, data, objective, config, seed, rate_factor, max_steps)
+
+
+def _nothing_to_fit(program) -> bool:
+    """No params and no guide factors: the guide is empty, every latent enumerated out."""
+    return not program.ir.params and not program.ir.guided_latents
+
+
+def _log_evidence(program, objective: Objective, seed: int) -> _Run:
+    """Nothing to fit: with an empty guide the ELBO is log p(x) itself (enumerated
+    latents summed out), computed once, exactly."""
+    _fresh_start(program, objective.data, seed, objective.model)
+    loss = _elbo(program, particles=1).loss(objective.model, program.guide, objective.data)
+    value = -distributed.mean(torch.as_tensor(loss)).item()
+    if not math.isfinite(value):
+        site = _nonfinite_site(program, objective)
+        raise FitError(f"log p(x) is {value}" + (f" at site '{site}'" if site else ""),
+                       program.ir.site_spans.get(site) if site else None,
+                       "check the data against the distributions' arguments and supports")
+    latents = ", and its only latents are enumerated (summed out exactly)" if program.ir.latents else " and no latents"
+    return _Run([value], value, 0, True, False,
+                [f"nothing to fit: the spec has no params{latents}, so the ELBO is log p(x) itself"])
 
 
 def _statements_fitted(program) -> list:
@@ -830,8 +855,9 @@ def importance(program, data, objective: Objective | None = None) -> Importance 
     """PSIS's Pareto k̂ and the spread of the log ratios over draws from the fitted
     guide (the objective's model: in a distributed fit, the mean over the
     processes of their scaled shards' is the full log joint). None for models
-    with enumerated latents, whose p(x, z) would need them summed out per draw."""
-    if any(latent.enumerated for latent in program.ir.latents):
+    with enumerated latents, whose p(x, z) would need them summed out per draw,
+    and for those without guide factors (q is empty: nothing to check)."""
+    if any(latent.enumerated for latent in program.ir.latents) or not program.ir.guided_latents:
         return None
     terms = max(_observed_terms(program, data), 1)
     count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
