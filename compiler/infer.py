@@ -30,7 +30,7 @@ from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.runtime import _PYRO_STACK
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import control_variates, dadvi, devices, distributed, ir, minibatch, stats
+from compiler import control_variates, dadvi, devices, distributed, improper, ir, minibatch, stats
 from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
@@ -202,6 +202,7 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
     try:
         run = _attempt(program, data, objective, config, subsampled, config.seed, 1.0)
     except _Diverged as first:
+        _refuse_improper(program, objective, config, subsampled)  # no step size mends a posterior that is not there
         # One retry from a fresh initialisation with steps a tenth as long, before giving up.
         what = ("L-BFGS steps scaled by" if config.optimizer == "lbfgs" else "Adam learning rate")
         rate = RETRY_RATE_FACTOR if config.optimizer == "lbfgs" else config.lr * RETRY_RATE_FACTOR
@@ -212,6 +213,8 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
         except _Diverged as second:
             second.message += f"; a retry from a fresh initialisation with {what} {rate:g} failed too"
             raise second from None
+    if not run.interrupted:
+        notes += _refuse_improper(program, objective, config, subsampled)
     state = devices.on_cpu(pyro.get_param_store().get_state())
     draws = {name: value.cpu() for name, value in posterior_draws(program, data, config.draws).items()}
     lets_drawn = any(not s.transformed_data for s in program.ir.lets)
@@ -268,6 +271,30 @@ def _log_evidence(program, objective: Objective, seed: int) -> _Run:
     latents = ", and its only latents are enumerated (summed out exactly)" if program.ir.latents else " and no latents"
     return _Run([value], value, 0, True, False,
                 [f"nothing to fit: the spec has no params{latents}, so the ELBO is log p(x) itself"])
+
+
+def _refuse_improper(program, objective: Objective, config: RunConfig, subsampled: bool) -> list[str]:
+    """A FitError where the posterior is flat along some improper latents (improper.py);
+    a note for the report where there are too many of them to check. Batched fits are
+    not checked: one batch may leave free what all the rows pin down."""
+    latents = improper.improper_latents(program)
+    if subsampled or not latents:
+        return []
+    if (count := improper.coordinates(latents)) > improper.MAX_COORDINATES:
+        return [f"{count:,} coordinates have improper priors, more than the {improper.MAX_COORDINATES} whose "
+                "curvature pplc checks, so an improper posterior would go unnoticed (docs/inference.md)"]
+    improper.refuse(program, curvature(program, objective, config.seed))
+    return []
+
+
+def curvature(program, objective: Objective, seed: int, latents: list | None = None) -> improper.Curvature | None:
+    """`improper.measure` of the guide in Pyro's param store: over `latents`, by default the
+    improper ones; as many Hessian rows at once as the fit evaluates particles, for the
+    same memory."""
+    elbo = _elbo(program, particles=1)
+    at_once = default_particles(program, objective.data, "lbfgs", _coordinates(program))
+    return improper.measure(program, lambda: elbo.differentiable_loss(objective.model, program.guide, objective.data),
+                            seed, latents, at_once)
 
 
 def _statements_fitted(program) -> list:
@@ -689,7 +716,10 @@ def _optimise(svi: SVI, program, diagnosed: Objective, schedule: Schedule, step_
     try:
         while step < schedule.total_steps:
             last_finite = _snapshot()
-            loss = svi.step(*step_args())
+            try:
+                loss = svi.step(*step_args())
+            except ValueError:  # a distribution refused a non-finite argument, or an underflowed draw
+                loss = math.nan
             if not math.isfinite(loss):
                 raise _diverged(program, diagnosed, loss, step, last_finite)
             svi.optim.step()  # advance the learning-rate schedule
