@@ -119,8 +119,9 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _centred(x) -> tuple:
-    """Count, mean and the sum of squares about the mean (stable where the mean is large)."""
-    mean = x.mean()
+    """Count, mean and the sum of squares about the mean (stable where the mean is large).
+    No observations have mean 0, not NaN: with a count of 0 they then contribute nothing."""
+    mean = x.sum() / max(x.numel(), 1)
     return x.numel(), mean, (x - mean).pow(2).sum()
 
 
@@ -128,7 +129,8 @@ def _combine_centred(a: tuple, b: tuple) -> tuple:
     """`_centred` of two parts merged (Chan, Golub & LeVeque 1979)."""
     (count_a, mean_a, squares_a), (count_b, mean_b, squares_b) = a, b
     count, shift = count_a + count_b, mean_b - mean_a
-    return count, mean_a + shift * count_b / count, squares_a + squares_b + shift.pow(2) * count_a * count_b / count
+    weight = count_b / max(count, 1)  # two empty parts merge into an empty one
+    return count, mean_a + shift * weight, squares_a + squares_b + shift.pow(2) * count_a * weight
 
 
 def _normal_log_likelihood(loc, scale, count, mean, squares):

@@ -30,7 +30,7 @@ from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.runtime import _PYRO_STACK
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import control_variates, dadvi, devices, distributed, minibatch, stats
+from compiler import control_variates, dadvi, devices, distributed, improper, ir, minibatch, stats
 from compiler.codegen import collapsible
 from compiler.convergence import Schedule, is_level
 from compiler.errors import FitError, PplError
@@ -140,6 +140,9 @@ def fit(program, data, config: RunConfig) -> FitResult:
     """Fit on `config.device` (see `devices.on_device`); the result holds CPU tensors. Arrays
     in memory-mapped files are read whole unless each step takes a batch of them, or the
     fit needs only their sufficient statistics."""
+    _refuse_empty_plates(data, _statements_fitted(program))
+    if _nothing_to_fit(program):  # how to fit does not matter: the answer is computed exactly
+        config = config.model_copy(update={"batch_size": None, "optimizer": config.optimizer or "lbfgs"})
     batching = minibatch.plan(program, data, config.batch_size) if config.batch_size is not None else None
     subsampled = batching is not None and bool(batching.rows.sizes)
     if not subsampled and not config.distributed and _on_disk(data):
@@ -199,6 +202,7 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
     try:
         run = _attempt(program, data, objective, config, subsampled, config.seed, 1.0)
     except _Diverged as first:
+        _refuse_improper(program, objective, config, subsampled)  # no step size mends a posterior that is not there
         # One retry from a fresh initialisation with steps a tenth as long, before giving up.
         what = ("L-BFGS steps scaled by" if config.optimizer == "lbfgs" else "Adam learning rate")
         rate = RETRY_RATE_FACTOR if config.optimizer == "lbfgs" else config.lr * RETRY_RATE_FACTOR
@@ -209,12 +213,19 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
         except _Diverged as second:
             second.message += f"; a retry from a fresh initialisation with {what} {rate:g} failed too"
             raise second from None
+    if not run.interrupted:
+        notes += _refuse_improper(program, objective, config, subsampled)
     state = devices.on_cpu(pyro.get_param_store().get_state())
     draws = {name: value.cpu() for name, value in posterior_draws(program, data, config.draws).items()}
+    lets_drawn = any(not s.transformed_data for s in program.ir.lets)
+    empty = _empty_plate(data, _statements_of_model(program))
     if _read_by_row_on_disk(program, data):
         notes.append("the data stay on disk: lets and Pareto k̂ are left out (they need every row at once)")
-    elif _on_disk(data) and any(not s.transformed_data for s in program.ir.lets):
+    elif _on_disk(data) and lets_drawn:
         notes.append("the data stay on disk: lets are left out (they need every row at once)")
+    elif lets_drawn and empty:
+        notes.append(f"lets are left out: they are drawn by replaying the model, which cannot run with "
+                     f"{empty[1].size} = 0 (Pyro's plates need at least one element)")
     params = {p.name: pyro.param(p.name).detach().cpu().clone() for p in program.ir.params}
     discrete = {name: value.cpu() for name, value in
                 (discrete_posterior(program, data.in_memory() if _on_disk(data) else data, DISCRETE_DRAWS)
@@ -228,6 +239,8 @@ def _fit(program, data, config: RunConfig, subsampled: bool, controlled: bool, n
 def _attempt(program, data, objective: Objective, config: RunConfig, subsampled: bool, seed: int,
              rate_factor: float) -> _Run:
     """One fit from fresh initialisations, its steps scaled by `rate_factor`."""
+    if _nothing_to_fit(program):
+        return _log_evidence(program, objective, seed)
     max_steps = config.max_steps or MAX_STEPS[config.optimizer]
     with warnings.catch_warnings(), _handlers_kept():
         # A non-finite loss is caught and reported with its site; Pyro's own warning would only repeat it.
@@ -237,6 +250,81 @@ def _attempt(program, data, objective: Objective, config: RunConfig, subsampled:
         if subsampled:
             return _lbfgs_in_rounds(program, objective, config, seed, rate_factor, max_steps)
         return _lbfgs(program, data, objective, config, seed, rate_factor, max_steps)
+
+
+def _nothing_to_fit(program) -> bool:
+    """No params and no guide factors: the guide is empty, every latent enumerated out."""
+    return not program.ir.params and not program.ir.guided_latents
+
+
+def _log_evidence(program, objective: Objective, seed: int) -> _Run:
+    """Nothing to fit: with an empty guide the ELBO is log p(x) itself (enumerated
+    latents summed out), computed once, exactly."""
+    _fresh_start(program, objective.data, seed, objective.model)
+    loss = _elbo(program, particles=1).loss(objective.model, program.guide, objective.data)
+    value = -distributed.mean(torch.as_tensor(loss)).item()
+    if not math.isfinite(value):
+        site = _nonfinite_site(program, objective)
+        raise FitError(f"log p(x) is {value}" + (f" at site '{site}'" if site else ""),
+                       program.ir.site_spans.get(site) if site else None,
+                       "check the data against the distributions' arguments and supports")
+    latents = ", and its only latents are enumerated (summed out exactly)" if program.ir.latents else " and no latents"
+    return _Run([value], value, 0, True, False,
+                [f"nothing to fit: the spec has no params{latents}, so the ELBO is log p(x) itself"])
+
+
+def _refuse_improper(program, objective: Objective, config: RunConfig, subsampled: bool) -> list[str]:
+    """A FitError where the posterior is flat along some improper latents (improper.py);
+    a note for the report where there are too many of them to check. Batched fits are
+    not checked: one batch may leave free what all the rows pin down."""
+    latents = improper.improper_latents(program)
+    if subsampled or not latents:
+        return []
+    if (count := improper.coordinates(latents)) > improper.MAX_COORDINATES:
+        return [f"{count:,} coordinates have improper priors, more than the {improper.MAX_COORDINATES} whose "
+                "curvature pplc checks, so an improper posterior would go unnoticed (docs/inference.md)"]
+    improper.refuse(program, curvature(program, objective, config.seed))
+    return []
+
+
+def curvature(program, objective: Objective, seed: int, latents: list | None = None) -> improper.Curvature | None:
+    """`improper.measure` of the guide in Pyro's param store: over `latents`, by default the
+    improper ones; as many Hessian rows at once as the fit evaluates particles, for the
+    same memory."""
+    elbo = _elbo(program, particles=1)
+    at_once = default_particles(program, objective.data, "lbfgs", _coordinates(program))
+    return improper.measure(program, lambda: elbo.differentiable_loss(objective.model, program.guide, objective.data),
+                            seed, latents, at_once)
+
+
+def _statements_fitted(program) -> list:
+    """The statements whose plates the fit's models declare: every latent, and every
+    observation not scored from sufficient statistics."""
+    return [s for s in program.ir.statements
+            if isinstance(s, ir.Latent) or (isinstance(s, ir.Observe) and not collapsible(s))]
+
+
+def _statements_of_model(program) -> list:
+    """The statements whose plates `model` declares (replayed for lets, run for predictions)."""
+    return [s for s in program.ir.statements if isinstance(s, (ir.Latent, ir.Observe))]
+
+
+def _empty_plate(data, statements) -> tuple[Any, ir.Plate] | None:
+    """A statement over a plate of size 0, and the plate: Pyro's plates refuse that
+    size (they scale by full size / batch size), so the statement cannot be evaluated."""
+    return next(((statement, plate) for statement in statements for plate in statement.plates
+                 if int(data[plate.size] if isinstance(plate.size, str) else plate.size) == 0), None)
+
+
+def _refuse_empty_plates(data, statements) -> None:
+    """Observations scored from sufficient statistics need no plate, and with no rows add
+    nothing; a statement that needs an empty plate is a fitting error."""
+    if found := _empty_plate(data, statements):
+        statement, plate = found
+        raise FitError(f"'{statement.name}' ranges over {plate.size} = 0 elements, and Pyro's plates need at "
+                       "least one; only an observe statement whose arguments are the same for every element "
+                       "(scored from sufficient statistics) can have none",
+                       statement.span, f"give {plate.size} at least one element, or leave the statement out")
 
 
 @contextmanager
@@ -628,7 +716,10 @@ def _optimise(svi: SVI, program, diagnosed: Objective, schedule: Schedule, step_
     try:
         while step < schedule.total_steps:
             last_finite = _snapshot()
-            loss = svi.step(*step_args())
+            try:
+                loss = svi.step(*step_args())
+            except ValueError:  # a distribution refused a non-finite argument, or an underflowed draw
+                loss = math.nan
             if not math.isfinite(loss):
                 raise _diverged(program, diagnosed, loss, step, last_finite)
             svi.optim.step()  # advance the learning-rate schedule
@@ -760,6 +851,8 @@ def posterior_draws(program, data, count: int) -> dict[str, torch.Tensor]:
     replayed on them), vectorised under one plate left of the model's plates."""
     model_ir = program.ir
     lets = [s for s in model_ir.lets if not s.transformed_data and not _on_disk(data)]
+    if lets and _empty_plate(data, _statements_of_model(program)):
+        lets = []  # `model` cannot run: _fit has said so
     with torch.no_grad(), pyro.plate("_draws", count, dim=-(model_ir.max_plate_nesting + 1)):
         trace = poutine.trace(program.guide).get_trace(data)
         if lets:
@@ -792,8 +885,9 @@ def importance(program, data, objective: Objective | None = None) -> Importance 
     """PSIS's Pareto k̂ and the spread of the log ratios over draws from the fitted
     guide (the objective's model: in a distributed fit, the mean over the
     processes of their scaled shards' is the full log joint). None for models
-    with enumerated latents, whose p(x, z) would need them summed out per draw."""
-    if any(latent.enumerated for latent in program.ir.latents):
+    with enumerated latents, whose p(x, z) would need them summed out per draw,
+    and for those without guide factors (q is empty: nothing to check)."""
+    if any(latent.enumerated for latent in program.ir.latents) or not program.ir.guided_latents:
         return None
     terms = max(_observed_terms(program, data), 1)
     count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
@@ -854,6 +948,7 @@ def predictive_draws(program, data, count: int, seed: int, from_posterior: bool 
     if guide_state is not None:
         pyro.get_param_store().set_state(guide_state)
     data = data.in_memory() if _on_disk(data) else data
+    _refuse_empty_plates(data, _statements_of_model(program))
     pyro.set_rng_seed(seed)
     model = _ReleaseObservations()(program.model)
     with torch.no_grad(), pyro.plate("_draws", count, dim=-(program.ir.max_plate_nesting + 1)):

@@ -56,7 +56,7 @@ def sufficient_statistics(name: str, values) -> tuple:
     if not isinstance(values, np.ndarray):
         return statistics.of_data(_flat(values))
     chunks = (statistics.of_data(_flat(values[start:start + CHUNK_ROWS]))
-              for start in range(0, len(values), CHUNK_ROWS))
+              for start in range(0, max(len(values), 1), CHUNK_ROWS))  # no rows: one empty chunk
     return functools.reduce(statistics.combine, chunks)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -57,6 +58,34 @@ def test_statistics_of_parts_combine_into_those_of_the_whole(name):
     combined = statistics.combine(statistics.combine(parts[0], parts[1]), parts[2])
     for part, whole in zip(combined, statistics.of_data(values)):
         assert torch.as_tensor(part).item() == pytest.approx(torch.as_tensor(whole).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_no_observations_add_nothing_to_the_log_likelihood_nor_to_its_gradient(name):
+    distribution = EXAMPLES[name][0]()
+    parameters = [getattr(distribution, name).requires_grad_() for name in distribution.arg_constraints]
+    log_likelihood = runtime.log_likelihood(name, distribution, runtime.sufficient_statistics(name, torch.empty(0)))
+    assert torch.equal(log_likelihood, torch.zeros_like(log_likelihood))
+    for gradient in torch.autograd.grad(log_likelihood.sum(), parameters, allow_unused=True):
+        assert gradient is None or torch.equal(gradient, torch.zeros_like(gradient))
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_an_empty_part_leaves_the_statistics_it_is_merged_with_unchanged(name):
+    statistics = distributions.TABLE[name].sufficient
+    values = EXAMPLES[name][1]()
+    empty = statistics.of_data(values[:0])
+    for merged in (statistics.combine(empty, statistics.of_data(values)), statistics.combine(empty, empty)):
+        expected = statistics.of_data(values) if merged[0] else empty
+        for part, whole in zip(merged, expected):
+            assert torch.as_tensor(part).item() == pytest.approx(torch.as_tensor(whole).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_an_empty_array_on_disk_has_the_statistics_of_no_observations(name):
+    on_disk = runtime.sufficient_statistics(name, np.empty(0))
+    in_memory = runtime.sufficient_statistics(name, torch.empty(0))
+    assert [torch.as_tensor(v).item() for v in on_disk] == [torch.as_tensor(v).item() for v in in_memory]
 
 
 def test_normal_statistics_keep_their_precision_far_from_zero():

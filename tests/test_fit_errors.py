@@ -50,6 +50,14 @@ def test_a_diverged_lbfgs_fit_is_retried_once_with_shorter_steps_before_failing(
         "a retry from a fresh initialisation with L-BFGS steps scaled by 0.1 failed too")
 
 
+def test_an_adam_step_a_distribution_refuses_is_a_divergence_not_an_internal_error():
+    program = compile_source("data N: int\ndata y: real[N]\nlatent s ~ HalfNormal(1)\nobserve y[i] ~ Normal(0, s)\n")
+    with pytest.raises(FitError) as caught:  # steps this long underflow s to 0, which Normal refuses as a scale
+        program.fit({"y": [0.5, -1.0, 2.0]}, optimizer="adam", lr=1e3, steps=20)
+    assert re.match(r"the ELBO became nan at step \d+", caught.value.message)
+    assert caught.value.message.endswith("a retry from a fresh initialisation with Adam learning rate 100 failed too")
+
+
 POISSON = """data N: int
 data x: real[N]
 data c: int<lower=0>[N]
