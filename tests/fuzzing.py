@@ -226,13 +226,15 @@ class _Generator:
         if indexed and not shape:
             options += [f"{name}[i]" for name, (s, _, _) in self.names.items() if s == ("N",)]
             options += ["i", "X[i, 0]"]
-            options += [f"{name}[g[i]]" for name, (s, _, _) in self.names.items() if s == ("K",)]
+            options += [f"{name}[{rng.choice(['g[i]', 'K - 1 - g[i]'])}]"
+                        for name, (s, _, _) in self.names.items() if s == ("K",)]
         if indexed and shape == ("K",):
             options += ["X[i]"]
         if not shape:
             options += ["0", "1", "2.5", "0.5", "u", "N", "x[0]", "x[N - 1]", "1e-3"]
         if shape == ("N",):
-            options += [f"{name}[g]" for name, (s, _, _) in self.names.items() if s == ("K",)]
+            options += [f"{name}[{rng.choice(['g', 'K - 1 - g'])}]" for name, (s, _, _) in self.names.items()
+                        if s == ("K",)]
         if shape and shape[-1] in ("N", "K"):
             options.append(f"ones({', '.join(shape)})")
         return rng.choice(options) if options else "1"
@@ -295,7 +297,7 @@ class _Generator:
         return self.rng.choice([
             "covariance_matrix=S", f"covariance_matrix={self.positive(())} * S",
             f"covariance_matrix={self.positive(())}^2 * exp(-S / (2 * {self.positive(())}^2)) + S",
-            "precision_matrix=S"])
+            "precision_matrix=S", f"scale_tril=cholesky({self.positive(())} * S)"])
 
 
 def generated_spec(seed: int) -> str:
