@@ -220,11 +220,6 @@ class _Typer:
                 return ir.Type("real", first.shape, variables)
             case functions.REDUCE:
                 return ir.Type("real", (), variables)
-            case functions.SQUARE:
-                if first.rank < 2 or first.shape[-1] != first.shape[-2]:
-                    raise PplError(f"{function.name} needs a square matrix, got {shapes.show(first.shape)}",
-                                   expr.arguments[0].span)
-                return ir.Type("real", first.shape, variables)
             case functions.DOT:
                 second = arguments[1].type
                 if first.rank != 1 or first.shape != second.shape:

@@ -148,11 +148,19 @@ def _latent(latent: ir.Latent, plates: _PlateNames, layout: Layout) -> list[str]
 def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[str]:
     values = [observe.value, *(e for _, e in observe.distribution.arguments)]
     observed = expression(observe.value, layout)
-    if not (observe.value.type.shape or observe.value.type.batched):
-        # A scalar datum is a Python number; log_prob wants a tensor.
-        observed = f"torch.as_tensor({observed}, dtype=torch.get_default_dtype())"
+    if not (observe.value.type.shape or observe.value.type.batched) or _integer_tensor(observe, layout):
+        # A scalar datum is a Python number, an index array an integer tensor; log_prob wants floats.
+        observed = f"rt.real({observed})"
     sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, layout)}, obs={observed})')
     return plates.around(observe.plates, _positions(observe.plates, values) + [sample])
+
+
+def _integer_tensor(observe: ir.Observe, layout: Layout) -> bool:
+    """Whether int observed values may be an integer tensor: int data load as floats, except
+    index arrays; int transformed data may be computed from those."""
+    observed = next(ir.variables(observe.value))
+    return observe.value.type.base == "int" and (
+        observed.role == "transformed" or observed.name in (layout.index_ranges or {}))
 
 
 def collapsible(observe: ir.Observe) -> bool:

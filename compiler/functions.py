@@ -12,7 +12,6 @@ ELEMENTWISE = "elementwise"  # one argument; same shape out
 VECTOR = "vector"  # one vector argument; same shape out (softmax)
 REDUCE = "reduce"  # one argument; a scalar out
 DOT = "dot"  # two vectors; a scalar out
-SQUARE = "square"  # one square matrix; the same shape out
 CONSTRUCT = "construct"  # sizes in; an array of that shape out
 
 
@@ -43,8 +42,6 @@ TABLE: dict[str, Function] = {
         # The sample standard deviation (n - 1), as in Stan and R.
         Function("sd", 1, REDUCE, "{0}.std({axes}, correction=1)"),
         Function("dot", 2, DOT, "({0} * {1}).sum(-1)"),
-        # The lower-triangular L with L @ L' = the matrix: a Gaussian process's scale_tril.
-        Function("cholesky", 1, SQUARE, "torch.linalg.cholesky({0})"),
         Function("ones", None, CONSTRUCT, "torch.ones({shape})"),
         Function("zeros", None, CONSTRUCT, "torch.zeros({shape})"),
     )

@@ -297,7 +297,7 @@ class _Generator:
         return self.rng.choice([
             "covariance_matrix=S", f"covariance_matrix={self.positive(())} * S",
             f"covariance_matrix={self.positive(())}^2 * exp(-S / (2 * {self.positive(())}^2)) + S",
-            "precision_matrix=S", f"scale_tril=cholesky({self.positive(())} * S)"])
+            "precision_matrix=S"])
 
 
 def generated_spec(seed: int) -> str:

@@ -207,13 +207,3 @@ def test_only_an_index_array_used_itself_as_the_index_is_checked_when_the_data_l
     model = check("data N: int\ndata J: int\ndata g: int[N]\ndata h: int[N]\ndata y: real[N]\n"
                   "latent a[J] ~ Normal(0, 1)\nobserve y[i] ~ Normal(a[g[i]] + a[h[i] - 1], 1)")
     assert model.index_arrays == {"g"}  # h - 1 is checked where it is computed, so 1-based h is fine
-
-
-def test_cholesky_keeps_the_shape_of_a_square_matrix():
-    model = check("data K: int\ndata S: real[K, K]\nlet L = cholesky(S)")
-    assert model.lets[0].shape == ("K", "K")
-
-
-def test_cholesky_of_a_matrix_that_is_not_square_is_an_error():
-    found = error("data N: int\ndata K: int\ndata X: real[N, K]\nlet L = cholesky(X)")
-    assert found.message == "cholesky needs a square matrix, got [N, K]"

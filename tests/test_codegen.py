@@ -186,13 +186,3 @@ def test_a_scalar_of_transformed_data_computed_from_numbers_is_a_tensor():
     """So that a chain of lets squaring it gives inf at once rather than ever longer Python integers."""
     values = transformed("let v0 = 2\n" + "".join(f"let v{k} = v{k - 1} * v{k - 1}\n" for k in range(1, 41)), {})
     assert isinstance(values["v0"], torch.Tensor) and values["v40"] == math.inf
-
-
-def test_cholesky_factors_a_positive_definite_matrix_and_refuses_another_at_its_let():
-    program = compile_source("data K: int\ndata S: real[K, K]\nlet L = cholesky(S)")
-    S = [[4.0, 2.0], [2.0, 3.0]]
-    L = program.load_data({"S": S})["L"]
-    assert torch.allclose(L @ L.T, torch.tensor(S)) and L[0, 1] == 0
-    with pytest.raises(DataError) as caught:
-        program.load_data({"S": [[1.0, 2.0], [2.0, 1.0]]})
-    assert "cannot compute 'L' from this data" in caught.value.message and "positive-definite" in caught.value.message
