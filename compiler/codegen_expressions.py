@@ -180,16 +180,17 @@ class _Emitter:
         return f"rt.real({self.emit(e)[0]})" if _is_integer_or_number(e) else self._wrap(e, needed)
 
     def _operand(self, operand: ir.Expr, rank: int, needed: int, real: bool = False) -> str:
-        """An operand of an elementwise operator with result rank `rank`: its own dims are padded
-        on the right up to that rank where it varies over plates or carries sample dims (else
-        right-alignment is enough), which makes it an atom."""
+        """An operand of an elementwise operator with result rank `rank`. Where it varies over
+        plates or carries sample dims, right-alignment alone would line its own dims up with
+        those, so it gets unit dims just left of its own dims, as broadcasting would give it:
+        `[..., None]` for a scalar, `rt.lift` for an array."""
+        code = f"rt.real({self.emit(operand)[0]})" if real else None
         missing = rank - operand.type.rank
-        if missing > 0 and (operand.type.batched or carries_sample_dims(operand)):
-            needed = ATOM
-        code = f"rt.real({self.emit(operand)[0]})" if real else self._wrap(operand, needed)
-        if needed == ATOM and missing > 0:
-            return f"{code}[..., {', '.join(['None'] * missing)}]"
-        return code
+        if missing <= 0 or not (operand.type.batched or carries_sample_dims(operand)):
+            return code or self._wrap(operand, needed)
+        if operand.type.rank:
+            return f"rt.lift({code or self.emit(operand)[0]}, {operand.type.rank}, {missing})"
+        return f"{code or self._wrap(operand, ATOM)}[..., {', '.join(['None'] * missing)}]"
 
     def _gather(self, e: ir.Subscript) -> str:
         """`base[...]` with Pyro's Vindex, so indices broadcast against the base's

@@ -186,3 +186,11 @@ def test_a_scalar_of_transformed_data_computed_from_numbers_is_a_tensor():
     """So that a chain of lets squaring it gives inf at once rather than ever longer Python integers."""
     values = transformed("let v0 = 2\n" + "".join(f"let v{k} = v{k - 1} * v{k - 1}\n" for k in range(1, 41)), {})
     assert isinstance(values["v0"], torch.Tensor) and values["v40"] == math.inf
+
+
+def test_an_indexed_row_beside_a_whole_matrix_broadcasts_along_the_rows_as_numpy_does():
+    program = compile_source("data K: int\ndata S: real[K, K]\nlet V[i] = S[i] + S\nlet W[i] = S * S[i]")
+    S = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    values = program.load_data({"S": S.tolist()})
+    assert torch.equal(values["V"], torch.stack([S[i] + S for i in range(2)]))
+    assert torch.equal(values["W"], torch.stack([S * S[i] for i in range(2)]))
