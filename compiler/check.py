@@ -146,6 +146,10 @@ class _ProgramChecker:
                 decl.distribution.function_span,
                 "discrete latents need a finite support (Bernoulli, Binomial, Categorical)",
             )
+        count = use.support.high if table_row.support == distributions.INTEGER_INTERVAL else None
+        if count is not None and (count.type.batched or count.type.shape or depends_on_model(count)):
+            raise PplError(f"a {use.name} latent is summed out over 0..total_count, so its total_count must be one "
+                           "number, from data alone", count.span, "use a number or an int data scalar")
         shape = tuple(p.size for p in plates) + use.event_shape
         _check_axes(shape, decl.span)
         base = "int" if table_row.is_discrete else "real"

@@ -18,6 +18,8 @@ import random
 import re
 from pathlib import Path
 
+from fuzz_reference import check_lets
+
 from compiler import PplError, compile_file, compile_source, distributions, ir
 from compiler.distributions import TABLE as DISTRIBUTIONS
 from compiler.functions import TABLE as FUNCTIONS
@@ -481,17 +483,19 @@ def run_case(spec: str | bytes, seed: int, folder: Path) -> str:
         assert error.message
         return "spec error"
     program.model, program.guide  # noqa: B018 - building the functions is part of the property
+    raw = synthetic_data(program.ir, random.Random(seed))
     try:
-        data = program.load_data(synthetic_data(program.ir, random.Random(seed)))
+        data = program.load_data(raw)
     except PplError as error:
         assert error.message
         return "data error"
     try:
-        trace(program, data)
+        model_trace = trace(program, data)
     except (ValueError, IndexError, RuntimeError) as error:
         if not ALLOWED_AT_RUN_TIME.search(str(error)):
             raise
         return "run-time refusal"
+    check_lets(program, raw, data, model_trace)
     return "traced"
 
 
@@ -503,9 +507,10 @@ def _compile(spec: str | bytes, folder: Path):
     return compile_file(path)
 
 
-def trace(program, data) -> None:
+def trace(program, data):
     """The guide traced, and the model (and the collapsed model, where there is one) replayed
-    on it, under two vectorised particles and parallel enumeration, as a fit evaluates them."""
+    on it, under two vectorised particles and parallel enumeration, as a fit evaluates them.
+    Returns the model's trace."""
     import pyro
     import torch
     from pyro import poutine
@@ -515,6 +520,9 @@ def trace(program, data) -> None:
     scored_model, scored_data = program.scored(data)
     with torch.no_grad(), pyro.validation_enabled(True), pyro.plate("particles", 2, dim=-(nesting + 1)):
         guide_trace = poutine.trace(program.guide).get_trace(data)
+        traces = []
         for model, model_data in {program.model: data, scored_model: scored_data}.items():
             replayed = poutine.enum(poutine.replay(model, guide_trace), first_available_dim=-(nesting + 2))
-            poutine.trace(replayed).get_trace(model_data).log_prob_sum()
+            traces.append(poutine.trace(replayed).get_trace(model_data))
+            traces[-1].log_prob_sum()
+    return traces[0]

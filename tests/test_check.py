@@ -207,3 +207,10 @@ def test_only_an_index_array_used_itself_as_the_index_is_checked_when_the_data_l
     model = check("data N: int\ndata J: int\ndata g: int[N]\ndata h: int[N]\ndata y: real[N]\n"
                   "latent a[J] ~ Normal(0, 1)\nobserve y[i] ~ Normal(a[g[i]] + a[h[i] - 1], 1)")
     assert model.index_arrays == {"g"}  # h - 1 is checked where it is computed, so 1-based h is fine
+
+
+@pytest.mark.parametrize("count", ["n", "c[i]"])
+def test_a_summed_out_binomial_needs_one_total_count_from_data(count):
+    found = error("data N: int\ndata c: int<lower=0>[N]\nlatent n ~ Binomial(3, 0.5)\n"
+                  f"latent m[i] ~ Binomial({count}, probs=c[i] / 10)")
+    assert "its total_count must be one number, from data alone" in found.message
