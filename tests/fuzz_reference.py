@@ -99,14 +99,15 @@ class Reference:
 
 
 def same(actual, expected) -> bool:
+    """Equal to rounding; nan where nan; infinite where infinite, of either sign (an int 0
+    negated is 0 in an integer tensor and -0.0 in a float one, which 1/x tells apart)."""
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
     if actual.size != expected.size:
         return False
     actual = actual.reshape(expected.shape)
-    finite = np.isfinite(expected) & np.isfinite(actual)
-    both_special = (np.isnan(actual) & np.isnan(expected)) | (actual == expected)
-    close = np.isclose(actual, expected, rtol=1e-6, atol=1e-9) & finite
-    return bool(np.all(close | both_special))
+    special = (np.isnan(actual) & np.isnan(expected)) | (np.isinf(actual) & np.isinf(expected))
+    close = np.isclose(actual, expected, rtol=1e-6, atol=1e-9) & np.isfinite(expected) & np.isfinite(actual)
+    return bool(np.all(close | special))
 
 
 def check_lets(program, raw_data: dict, data, model_trace) -> None:
