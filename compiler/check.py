@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 from dataclasses import dataclass
 
 from compiler import distributions, ir, shapes, syntax
@@ -145,9 +146,15 @@ class _ProgramChecker:
                 decl.distribution.function_span,
                 "discrete latents need a finite support (Bernoulli, Binomial, Categorical)",
             )
+        count = use.support.high if table_row.support == distributions.INTEGER_INTERVAL else None
+        if count is not None and (count.type.batched or count.type.shape or depends_on_model(count)):
+            raise PplError(f"a {use.name} latent is summed out over 0..total_count, so its total_count must be one "
+                           "number, from data alone", count.span, "use a number or an int data scalar")
         shape = tuple(p.size for p in plates) + use.event_shape
+        _check_axes(shape, decl.span)
         base = "int" if table_row.is_discrete else "real"
-        self._declare(decl.name, Symbol("latent", ir.Type(base, shape), decl.name.span))
+        enumerated = plates if table_row.is_discrete else ()
+        self._declare(decl.name, Symbol("latent", ir.Type(base, shape), decl.name.span, enumerated))
         self.statements.append(
             ir.Latent(decl.name.id, plates, use, shape, table_row.is_discrete, decl.span)
         )
@@ -161,9 +168,11 @@ class _ProgramChecker:
                 f"the right side does not vary over index '{sorted(missing)[0]}'", decl.value.span,
                 "use the index on the right, or drop it from the left")
         shape = tuple(p.size for p in plates) + value.type.shape
+        _check_axes(shape, decl.span)
         transformed = not depends_on_model(value)
         role = "transformed" if transformed else "let"
-        self._declare(decl.name, Symbol(role, ir.Type(value.type.base, shape), decl.name.span))
+        enumerated = plates if any(self.symbols[v.name].enumerated_plates for v in ir.variables(value)) else ()
+        self._declare(decl.name, Symbol(role, ir.Type(value.type.base, shape), decl.name.span, enumerated))
         self.statements.append(ir.Let(decl.name.id, value, plates, shape, transformed, decl.span))
 
     def _observe(self, statement: syntax.Observe) -> None:
@@ -215,6 +224,9 @@ class _ProgramChecker:
     def _lhs_plates(self, subscripts, range_sources, allow_sizes: bool) -> tuple[ir.Plate, ...]:
         """One plate per subscript on the left: a size, or an index variable
         whose range is the length of the axis it indexes in a declared array."""
+        if len(subscripts) > shapes.MAX_AXES:
+            raise PplError(f"more than {shapes.MAX_AXES} subscripts", subscripts[shapes.MAX_AXES].span,
+                           f"a statement ranges over at most {shapes.MAX_AXES} axes")
         ranges = index_ranges(range_sources, self.symbols)
         axes: list[tuple[ir.Dim, str | None]] = []
         for subscript in subscripts:
@@ -258,6 +270,8 @@ class _ProgramChecker:
     def _size(self, expr: syntax.Expr) -> ir.Dim:
         match expr:
             case syntax.Number(value=int(value)):
+                if value < 1:
+                    raise PplError("a size must be at least 1", expr.span, "an array of no elements has nothing to model")
                 return value
             case syntax.Name(id=name) if name in self.symbols:
                 symbol = self.symbols[name]
@@ -292,6 +306,12 @@ def check_identifier(name: syntax.Name) -> None:
         raise PplError(f"'{name.id}' is a keyword of the language", name.span, "choose another name")
     if name.id in RESERVED or name.id.startswith("__"):
         raise PplError(f"'{name.id}' is a reserved name", name.span, "rename it; Python names cannot be used")
+
+
+def _check_axes(shape: ir.Shape, span: Span) -> None:
+    if len(shape) > shapes.MAX_AXES:
+        raise PplError(f"this statement declares {len(shape)} axes, more than {shapes.MAX_AXES}", span,
+                       "use fewer subscripts, or a distribution with a smaller event")
 
 
 def _arithmetic_on_data(expr: ir.Expr) -> bool:
@@ -462,9 +482,13 @@ def _check_argument_shape(parameter, typed: ir.Expr, plate_shape: ir.Shape, span
 def _check_number_argument(row: distributions.Distribution, parameter, typed: ir.Expr) -> None:
     """An argument written as a number must be one the parameter accepts."""
     try:
-        problem = row.rejects(parameter, ir.constant_value(typed, {}))
+        value = ir.constant_value(typed, {})
     except ir.NotConstant:
         return
+    if not math.isfinite(value):
+        raise PplError(f"the {parameter.name} of {row.name} comes to {value}", typed.span,
+                       "arithmetic on these numbers overflows or has no value (1/0, 0/0, 10^400)")
+    problem = row.rejects(parameter, value)
     if problem:
         raise PplError(problem, typed.span, _signature(row))
 

@@ -17,6 +17,9 @@ class Symbol:
     role: ir.Role
     type: ir.Type
     span: Span
+    # The plates of an enumerated latent with axes (or of a let computed from one element
+    # by element): it holds one value per element only when indexed by its own plates.
+    enumerated_plates: tuple[ir.Plate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,14 @@ def type_expression(expr: syntax.Expr, scope: Scope) -> tuple[ir.Expr, IndexUses
     return typer.type(expr), typer.uses
 
 
+def _enumerated_use(name: str, symbol: Symbol, span: Span) -> PplError:
+    sizes = shapes.show(tuple(p.size for p in symbol.enumerated_plates))
+    return PplError(
+        f"'{name}' is summed out element by element over {sizes}: use it as {name}[...] with the index "
+        "variables of a statement over exactly those axes", span,
+        "summing out treats its elements as independent; a whole array, a gather or a fixed position would mix them")
+
+
 def depends_on_model(expr: ir.Expr) -> bool:
     """True when the value changes with latents or params (not computable from data)."""
     return any(v.role in ("latent", "param", "let") for v in ir.variables(expr))
@@ -56,6 +67,13 @@ class _Typer:
         self.uses = IndexUses()
 
     def type(self, expr: syntax.Expr) -> ir.Expr:
+        typed = self._typed(expr)
+        if typed.type.rank > shapes.MAX_AXES:
+            raise PplError(f"this value has {typed.type.rank} axes, more than {shapes.MAX_AXES}", expr.span,
+                           "gathering with an array index adds its axes; index with single positions")
+        return typed
+
+    def _typed(self, expr: syntax.Expr) -> ir.Expr:
         match expr:
             case syntax.Number(value=value):
                 base = "int" if isinstance(value, int) else "real"
@@ -73,11 +91,13 @@ class _Typer:
                 return ir.Negate(typed, typed.type, expr.span)
         raise AssertionError(f"unhandled syntax node {expr!r}")
 
-    def _name(self, expr: syntax.Name) -> ir.Expr:
+    def _name(self, expr: syntax.Name, indexed: bool = False) -> ir.Expr:
         plate = self.scope.plates.get(expr.id)
         if plate is not None:
             return ir.Position(plate, ir.Type("int", (), frozenset({expr.id})), expr.span)
         symbol = self.scope.symbols.get(expr.id)
+        if symbol is not None and symbol.enumerated_plates and not indexed:
+            raise _enumerated_use(expr.id, symbol, expr.span)
         if symbol is not None:
             return ir.Variable(expr.id, symbol.role, symbol.type, expr.span)
         if expr.id == self.scope.defining:
@@ -93,7 +113,7 @@ class _Typer:
         raise PplError(f"unknown name '{expr.id}'", expr.span, hint)
 
     def _index(self, expr: syntax.Index) -> ir.Expr:
-        base = self.type(expr.base)
+        base = self._name(expr.base, indexed=True) if isinstance(expr.base, syntax.Name) else self.type(expr.base)
         if base.type.batched:
             raise PplError("cannot index a value that already varies over an index", expr.span,
                            "index the array directly: X[i, k] rather than (X[i])[k]")
@@ -113,6 +133,11 @@ class _Typer:
             and not gathers
             and tuple(s.plate.variable for s in subscripts) == self.scope.plate_order
         )
+        symbol = self.scope.symbols.get(base.name) if isinstance(base, ir.Variable) else None
+        if symbol is not None and symbol.enumerated_plates:
+            used = [(s.plate.size, s.plate.dim) for s in subscripts if isinstance(s, ir.Position)]
+            if not aligned or used != [(p.size, p.dim) for p in symbol.enumerated_plates]:
+                raise _enumerated_use(base.name, symbol, expr.span)
         return ir.Subscript(base, subscripts, aligned, ir.Type(base.type.base, shape, variables), expr.span)
 
     def _subscript(self, expr: syntax.Expr, axis_size: ir.Dim, array: str) -> ir.Expr:
@@ -126,9 +151,14 @@ class _Typer:
         if typed.type.base != "int":
             raise PplError("an index must be an integer", expr.span,
                            "declare the index array as int, e.g. data g: int<lower=0>[N]")
-        for variable in ir.variables(typed):
-            if variable.role == "data" and variable.type.base == "int" and variable.type.shape:
-                self.uses.index_arrays.setdefault(variable.name, axis_size)
+        # An int data array used itself as the index (`a[g[i]]`, `a[g]`) is checked when the data
+        # load; a computed index (`a[g[i] - 1]`) when it is computed (`rt.index`).
+        array_itself = typed
+        while isinstance(array_itself, ir.Subscript):
+            array_itself = array_itself.base
+        if (isinstance(array_itself, ir.Variable) and array_itself.role == "data" and array_itself.type.base == "int"
+                and array_itself.type.shape):
+            self.uses.index_arrays.setdefault(array_itself.name, axis_size)
         if not (typed.type.batched or typed.type.shape or depends_on_model(typed)):
             self._fixed_index(ir.FixedIndex(typed, array, axis_size, expr.span))
         return typed
@@ -172,6 +202,8 @@ class _Typer:
             if not is_size:
                 raise PplError(f"{expr.function} takes sizes", argument.span,
                                "a size is an int data name or an integer literal")
+            if isinstance(typed, ir.Literal_) and typed.value < 1:
+                raise PplError("a size must be at least 1", argument.span, "an array of no elements has nothing to model")
             dims.append(typed.value if isinstance(typed, ir.Literal_) else typed.name)
         return ir.Call(expr.function, (), ir.Type("real", tuple(dims)), expr.span)
 

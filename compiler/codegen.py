@@ -14,11 +14,19 @@ evaluation that does not grow with the data. `model` stays the one users read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from compiler import distributions, ir
-from compiler.codegen_expressions import Layout, argument, expression, gathered_variables, shape_code
+from compiler.codegen_expressions import (
+    Layout,
+    argument,
+    expression,
+    gathered_variables,
+    may_be_number,
+    shape_code,
+)
+from compiler.errors import DataError, Span
 
 GUIDE_FAMILIES = ("normal", "native")
 
@@ -30,16 +38,19 @@ class GeneratedCode:
     source: str
     guide_families: dict[str, str]  # latent -> the family of its guide factor
     guide_parameters: dict[str, tuple[str, ...]]  # latent -> the pyro.param names of its factor
+    transformed_spans: dict[str, Span] = field(default_factory=dict)  # transformed data -> its statement
 
 
 def generate(model: ir.Model, guide_family: str = "normal") -> GeneratedCode:
+    layout = Layout.of(model)
     guide_lines, families, parameters = _guide(model, guide_family)
-    pieces = [_transform_data(model), _model(model), guide_lines]
+    pieces = [_transform_data(model, layout), _model(model, layout), guide_lines]
     if any(collapsible(s) for s in model.observed):
-        pieces += [_sufficient_statistics(model), _model(model, collapsed=True)]
+        pieces += [_sufficient_statistics(model), _model(model, layout, collapsed=True)]
     functions = "\n\n\n".join("\n".join(lines) for lines in pieces)
     parts = [_header(model, guide_family, functions), functions]
-    return GeneratedCode("\n\n\n".join(parts) + "\n", families, parameters)
+    transformed = {s.name: s.span for s in model.lets if s.transformed_data}
+    return GeneratedCode("\n\n\n".join(parts) + "\n", families, parameters, transformed)
 
 
 def _header(model: ir.Model, guide_family: str, body: str) -> str:
@@ -67,7 +78,7 @@ def _header(model: ir.Model, guide_family: str, body: str) -> str:
 # Functions -------------------------------------------------------------------
 
 
-def _transform_data(model: ir.Model) -> list[str]:
+def _transform_data(model: ir.Model, layout: Layout) -> list[str]:
     transformed = [s for s in model.lets if s.transformed_data]
     lines = ["def transform_data(data):",
              '    """Transformed data: computed once, when the data loads."""']
@@ -76,13 +87,15 @@ def _transform_data(model: ir.Model) -> list[str]:
     body = []
     for let in transformed:
         body += _positions(let.plates, [let.value])
-        body.append(f"{let.name} = {expression(let.value, _layout(model, let.plates))}")
+        value = expression(let.value, layout.within(let.plates))
+        # A scalar computed from numbers stays a tensor: the next statement may square it again.
+        body.append(f"{let.name} = rt.real({value})" if may_be_number(let.value) else f"{let.name} = {value}")
     names = ", ".join(f'"{let.name}": {let.name}' for let in transformed)
     body.append(f"return {{**data, {names}}}")
     return lines + _indent(_bind_data(model, body) + body)
 
 
-def _model(model: ir.Model, collapsed: bool = False) -> list[str]:
+def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> list[str]:
     plated = [s for s in model.statements if not isinstance(s, (ir.Param, ir.Let))
               and not (collapsed and isinstance(s, ir.Observe) and collapsible(s))]
     plates = _PlateNames(model, plated)
@@ -92,15 +105,15 @@ def _model(model: ir.Model, collapsed: bool = False) -> list[str]:
             case ir.Param():
                 body += _param(statement)
             case ir.Latent():
-                body += _latent(statement, plates, _layout(model, statement.plates))
+                body += _latent(statement, plates, layout.within(statement.plates))
             case ir.Let(transformed_data=False):
                 body += _positions(statement.plates, [statement.value])
                 body.append(f'{statement.name} = pyro.deterministic("{statement.name}", '
-                            f"{_let_value(statement, model)})")
+                            f"{_let_value(statement, model, layout.within(statement.plates))})")
             case ir.Observe() if collapsed and collapsible(statement):
-                body.append(_collapsed_observe(statement, _layout(model, statement.plates)))
+                body.append(_collapsed_observe(statement, layout.within(statement.plates)))
             case ir.Observe():
-                body += _observe(statement, plates, _layout(model, statement.plates))
+                body += _observe(statement, plates, layout.within(statement.plates))
     body = plates.declarations() + body
     if not body:
         body = ["pass  # no statements: the joint is empty"]
@@ -117,22 +130,8 @@ def _param(param: ir.Param) -> list[str]:
             f"{expression(param.initial)}, {shape_code(param.shape)}){keyword})"]
 
 
-def _layout(model: ir.Model, plates: tuple[ir.Plate, ...]) -> Layout:
-    stored = {s.name: _stored_unit_dims(s, model) for s in model.statements if isinstance(s, (ir.Latent, ir.Let))}
-    return Layout(model.max_plate_nesting, len(plates), stored)
-
-
-def _stored_unit_dims(statement: ir.Latent | ir.Let, model: ir.Model) -> int:
-    """Unit dims between a stored value's sample dims and its own: Pyro pads a site
-    made under p plates with M - p; a whole-array let keeps none, so its value
-    looks as a Pyro user expects (a scalar is a scalar)."""
-    if isinstance(statement, ir.Let) and not statement.plates:
-        return 0
-    return model.max_plate_nesting - len(statement.plates)
-
-
-def _let_value(let: ir.Let, model: ir.Model) -> str:
-    code = expression(let.value, _layout(model, let.plates))
+def _let_value(let: ir.Let, model: ir.Model, layout: Layout) -> str:
+    code = expression(let.value, layout)
     if let.plates or not model.max_plate_nesting:
         return code
     return f"rt.lift({code}, {len(let.shape)}, {-model.max_plate_nesting})"
@@ -149,11 +148,19 @@ def _latent(latent: ir.Latent, plates: _PlateNames, layout: Layout) -> list[str]
 def _observe(observe: ir.Observe, plates: _PlateNames, layout: Layout) -> list[str]:
     values = [observe.value, *(e for _, e in observe.distribution.arguments)]
     observed = expression(observe.value, layout)
-    if not (observe.value.type.shape or observe.value.type.batched):
-        # A scalar datum is a Python number; log_prob wants a tensor.
-        observed = f"torch.as_tensor({observed}, dtype=torch.get_default_dtype())"
+    if not (observe.value.type.shape or observe.value.type.batched) or _integer_tensor(observe, layout):
+        # A scalar datum is a Python number, an index array an integer tensor; log_prob wants floats.
+        observed = f"rt.real({observed})"
     sample = (f'pyro.sample("{observe.name}", {_distribution(observe.distribution, layout)}, obs={observed})')
     return plates.around(observe.plates, _positions(observe.plates, values) + [sample])
+
+
+def _integer_tensor(observe: ir.Observe, layout: Layout) -> bool:
+    """Whether int observed values may be an integer tensor: int data load as floats, except
+    index arrays; int transformed data may be computed from those."""
+    observed = next(ir.variables(observe.value))
+    return observe.value.type.base == "int" and (
+        observed.role == "transformed" or observed.name in (layout.index_ranges or {}))
 
 
 def collapsible(observe: ir.Observe) -> bool:
@@ -388,14 +395,13 @@ def _positions(plates: tuple[ir.Plate, ...], expressions: list[ir.Expr]) -> list
 
 
 def _bind_data(model: ir.Model, body: list[str]) -> list[str]:
-    """`name = data["name"]` for each data name the body mentions outside strings."""
-    words = set(re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", re.sub(r'"[^"]*"', "", "\n".join(body))))
+    """`name = data["name"]` for each data name the body mentions outside strings
+    and does not assign itself."""
+    text = "\n".join(body)
+    words = set(re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", re.sub(r'"[^"]*"', "", text)))
+    assigned = set(re.findall(r"^ *([A-Za-z_][A-Za-z0-9_]*) = ", text, flags=re.MULTILINE))
     names = [d.name for d in model.data] + [s.name for s in model.lets if s.transformed_data]
-    return [f'{name} = data["{name}"]' for name in names if name in words and not _assigned(name, body)]
-
-
-def _assigned(name: str, body: list[str]) -> bool:
-    return any(line.strip().startswith(f"{name} = ") for line in body)
+    return [f'{name} = data["{name}"]' for name in names if name in words and name not in assigned]
 
 
 def _indent(lines: list[str]) -> list[str]:
@@ -415,4 +421,38 @@ def build(code: GeneratedCode, name: str) -> dict[str, object]:
     linecache.cache[filename] = (len(code.source), None, code.source.splitlines(True), filename)
     namespace: dict[str, object] = {"__name__": "pplc_generated"}
     exec(compile(code.source, filename, "exec"), namespace)  # noqa: S102 - see docstring
+    namespace["transform_data"] = _located_data_errors(namespace["transform_data"], filename, code)
     return namespace
+
+
+# What computing transformed data can raise on data that passed the checks: a computed
+# index out of range, an array too large to allocate, a value outside a function's domain.
+DATA_FAILURES = (ArithmeticError, IndexError, RuntimeError, ValueError)
+
+
+def _located_data_errors(transform_data, filename: str, code: GeneratedCode):
+    """`transform_data` raising a `DataError` at the statement it could not compute."""
+
+    def located(data):
+        try:
+            return transform_data(data)
+        except DATA_FAILURES as error:
+            name = _failed_assignment(error, filename, code.source)
+            name = name if name in code.transformed_spans else None
+            raise DataError(f"cannot compute {f'{name!r}' if name else 'the transformed data'} from this data: "
+                            f"{error}", code.transformed_spans.get(name), "check the data it is computed from") from error
+
+    return located
+
+
+def _failed_assignment(error: BaseException, filename: str, source: str) -> str | None:
+    """The name assigned on the last generated line the traceback passes through."""
+    line = None
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == filename:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    lines = source.splitlines()
+    found = re.match(r" *([A-Za-z_][A-Za-z0-9_]*) = ", lines[line - 1]) if line else None
+    return found.group(1) if found else None

@@ -22,7 +22,7 @@ dims back to the plates. The same code then serves SVI, `Predictive` and NUTS.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from compiler import functions, ir
 
@@ -35,16 +35,38 @@ PYTHON_OPERATORS = {"+": ("+", SUM), "-": ("-", SUM), "*": ("*", PRODUCT), "/": 
 @dataclass(frozen=True)
 class Layout:
     """Where dims sit in one statement: the model's plate nesting M, the statement's
-    plate count n, and the unit dims each latent or let is stored with."""
+    plate count n, the unit dims each latent or let is stored with, and the axis
+    length each int data array is checked against as an index when the data load."""
 
     nesting: int = 0
     plates: int = 0
     stored_unit_dims: Mapping[str, int] | None = None
+    index_ranges: Mapping[str, ir.Dim] | None = None
+
+    @classmethod
+    def of(cls, model: ir.Model) -> Layout:
+        """The model's layout, computed once (`within` then places each statement)."""
+        stored = {s.name: _stored_unit_dims(s, model.max_plate_nesting)
+                  for s in model.statements if isinstance(s, (ir.Latent, ir.Let))}
+        ranges = {d.name: d.index_range for d in model.data if d.index_range is not None}
+        return cls(model.max_plate_nesting, 0, stored, ranges)
+
+    def within(self, plates: tuple[ir.Plate, ...]) -> Layout:
+        return replace(self, plates=len(plates))
 
     def shift(self, name: str, needed: int) -> int:
         """Unit dims to insert (or remove) to turn a stored value into one with `needed`."""
         stored = (self.stored_unit_dims or {}).get(name)
         return 0 if stored is None else needed - stored
+
+
+def _stored_unit_dims(statement: ir.Latent | ir.Let, nesting: int) -> int:
+    """Unit dims between a stored value's sample dims and its own: Pyro pads a site
+    made under p plates with M - p; a whole-array let keeps none, so its value
+    looks as a Pyro user expects (a scalar is a scalar)."""
+    if isinstance(statement, ir.Let) and not statement.plates:
+        return 0
+    return nesting - len(statement.plates)
 
 
 def expression(e: ir.Expr, layout: Layout = Layout()) -> str:
@@ -56,6 +78,8 @@ def argument(e: ir.Expr, layout: Layout, event_rank: int) -> str:
     """A distribution argument: a whole array's leading (non-event) dims become
     the plates' batch dims, so they leave the unit block on their left."""
     code = expression(e, layout)
+    if e.type.base == "int" and not may_be_number(e):
+        code = f"rt.real({code})"  # positions and index arrays are integer tensors; distributions take floats
     batch_rank = e.type.rank - event_rank
     if e.type.batched or batch_rank <= 0 or not carries_sample_dims(e):
         return code
@@ -85,11 +109,31 @@ def gathered_variables(e: ir.Expr) -> set[str]:
     return set()
 
 
+def may_be_number(e: ir.Expr) -> bool:
+    """True when the value may be a Python number as the code runs: literals, scalar
+    data (the data give them as numbers), and their sums. Python raises on `1 / 0`,
+    overflows `10.0 ** 400`, turns `(-8) ** 0.5` complex and lets an integer product
+    grow without bound, where torch gives inf or nan; so such a value becomes a
+    tensor (`rt.real`) before it is multiplied, divided, raised to a power or passed
+    to a function, and the results are tensors."""
+    match e:
+        case ir.Literal_():
+            return True
+        case ir.Variable(role="data", type=ir.Type(shape=())):
+            return True
+        case ir.Negate(operand=operand):
+            return may_be_number(operand)
+        case ir.Binary(operator="+" | "-", left=left, right=right):
+            return may_be_number(left) and may_be_number(right)
+    return False
+
+
 class _Emitter:
     def __init__(self, layout: Layout):
         self.layout = layout
 
     def emit(self, e: ir.Expr) -> tuple[str, int]:
+        """The code for `e` and its precedence; the code is never wrapped in redundant parentheses."""
         match e:
             case ir.Literal_(value=value):
                 return repr(value), ATOM
@@ -109,13 +153,13 @@ class _Emitter:
             case ir.Negate(operand=operand):
                 return f"-{self._wrap(operand, UNARY)}", UNARY
             case ir.Binary(operator="@"):
-                return self._matmul(e), ATOM
+                return self._matmul(e)
             case ir.Binary(operator=operator, left=left, right=right):
                 symbol, precedence = PYTHON_OPERATORS[operator]
                 left_needs = precedence + (1 if operator == "^" else 0)
                 right_needs = precedence + (0 if operator == "^" else 1)
-                code_l = self._padded(left, e.type.rank, self._wrap(left, left_needs))
-                code_r = self._padded(right, e.type.rank, self._wrap(right, right_needs))
+                code_l = self._operand(left, e.type.rank, left_needs, real=_left_must_be_real(e))
+                code_r = self._operand(right, e.type.rank, right_needs)
                 return f"{code_l} {symbol} {code_r}", precedence
         raise AssertionError(f"unhandled IR node {e!r}")
 
@@ -130,41 +174,62 @@ class _Emitter:
         code, precedence = self.emit(e)
         return code if precedence >= needed else f"({code})"
 
-    @staticmethod
-    def _padded(operand: ir.Expr, rank: int, code: str) -> str:
-        """Pad an operand's own dims on the right up to the result's rank, where it
-        varies over plates or carries sample dims (else right-alignment is enough)."""
+    def _real(self, e: ir.Expr, needed: int = SUM) -> str:
+        """The value as a tensor of the default float dtype where it may be a Python number or an
+        integer tensor (functions and `^` give reals; torch refuses `mean` of integers)."""
+        return f"rt.real({self.emit(e)[0]})" if _is_integer_or_number(e) else self._wrap(e, needed)
+
+    def _operand(self, operand: ir.Expr, rank: int, needed: int, real: bool = False) -> str:
+        """An operand of an elementwise operator with result rank `rank`. Where it varies over
+        plates or carries sample dims, right-alignment alone would line its own dims up with
+        those, so it gets unit dims just left of its own dims, as broadcasting would give it:
+        `[..., None]` for a scalar, `rt.lift` for an array."""
+        code = f"rt.real({self.emit(operand)[0]})" if real else None
         missing = rank - operand.type.rank
         if missing <= 0 or not (operand.type.batched or carries_sample_dims(operand)):
-            return code
-        return f"{code}[..., {', '.join(['None'] * missing)}]"
-
-    @staticmethod
-    def _strip(code: str) -> str:
-        return code[1:-1] if code.startswith("(") and code.endswith(")") else code
+            return code or self._wrap(operand, needed)
+        if operand.type.rank:
+            return f"rt.lift({code or self.emit(operand)[0]}, {operand.type.rank}, {missing})"
+        return f"{code or self._wrap(operand, ATOM)}[..., {', '.join(['None'] * missing)}]"
 
     def _gather(self, e: ir.Subscript) -> str:
         """`base[...]` with Pyro's Vindex, so indices broadcast against the base's
         S and unit dims; the base gains unit dims for an array-valued index."""
         index_rank = max(i.type.rank for i in e.subscripts)
-        base = self._strip(self.emit(e.base)[0])
+        base = self.emit(e.base)[0]
         if index_rank:
             base = f"rt.lift({base}, {e.base.type.rank}, {index_rank})"
         rest = "".join(", :" for _ in range(e.base.type.rank - len(e.subscripts)))
-        codes = ", ".join(self._strip(self.emit(i)[0]) for i in e.subscripts)
+        codes = ", ".join(self._index(i, e.base.type.shape[axis]) for axis, i in enumerate(e.subscripts))
         return f"Vindex({base})[..., {codes}{rest}]"
 
-    def _matmul(self, e: ir.Binary) -> str:
+    def _index(self, index: ir.Expr, length: ir.Dim) -> str:
+        """A gather index. Positions, literals and int data checked against this axis when
+        the data load are used as they are; any other value (computed, transformed data, a
+        discrete latent) is made integer and checked here, where torch would take a float
+        for an error and a negative position as counted from the end."""
+        code = self.emit(index)[0]
+        if isinstance(index, (ir.Position, ir.Literal_)) or self._checked_index(index, length):
+            return code
+        return f"rt.index({code}, {length})"
+
+    def _checked_index(self, index: ir.Expr, length: ir.Dim) -> bool:
+        """An int data array (or elements of one) that the data check as positions along `length`."""
+        while isinstance(index, ir.Subscript):
+            index = index.base
+        ranges = self.layout.index_ranges or {}
+        return isinstance(index, ir.Variable) and index.role == "data" and ranges.get(index.name) == length
+
+    def _matmul(self, e: ir.Binary) -> tuple[str, int]:
         left, right = e.left, e.right
-        code_l, code_r = self._strip(self.emit(left)[0]), self._strip(self.emit(right)[0])
         match (left.type.rank, right.type.rank):
             case (1, 1):
-                return f"({code_l} * {code_r}).sum(-1)"
+                return f"({self._wrap(left, PRODUCT)} * {self._wrap(right, PRODUCT + 1)}).sum(-1)", ATOM
             case (2, 1):
-                return f"rt.matvec({code_l}, {code_r})"
+                return f"rt.matvec({self.emit(left)[0]}, {self.emit(right)[0]})", ATOM
             case (1, 2):
-                return f"rt.vecmat({code_l}, {code_r})"
-        return f"({code_l} @ {code_r})"
+                return f"rt.vecmat({self.emit(left)[0]}, {self.emit(right)[0]})", ATOM
+        return f"{self._wrap(left, PRODUCT)} @ {self._wrap(right, PRODUCT + 1)}", PRODUCT
 
     def _call(self, e: ir.Call) -> str:
         function = functions.TABLE[e.function]
@@ -173,12 +238,24 @@ class _Emitter:
         if function.shape == functions.REDUCE:
             rank = e.arguments[0].type.rank
             axes = "-1" if rank == 1 else "(" + ", ".join(str(-k) for k in range(rank, 0, -1)) + ")"
-            return function.torch.format(self._wrap(e.arguments[0], ATOM), axes=axes)
+            return function.torch.format(self._real(e.arguments[0], ATOM), axes=axes)
         if function.shape == functions.DOT:
             rank = max(a.type.rank for a in e.arguments)
-            codes = [self._padded(a, rank, self._wrap(a, ATOM)) for a in e.arguments]
-            return function.torch.format(*codes)
-        return function.torch.format(*(self._strip(self.emit(a)[0]) for a in e.arguments))
+            return function.torch.format(*(self._operand(a, rank, ATOM, real=_is_integer_or_number(a))
+                                           for a in e.arguments))
+        return function.torch.format(*(self._real(a) for a in e.arguments))
+
+
+def _is_integer_or_number(e: ir.Expr) -> bool:
+    return may_be_number(e) or e.type.base == "int"
+
+
+def _left_must_be_real(e: ir.Binary) -> bool:
+    """Whether the left operand becomes a float tensor first: see `may_be_number`; and
+    an integer tensor to a negative power is an error in torch, where `^` gives a real."""
+    if e.operator == "^":
+        return _is_integer_or_number(e.left)
+    return e.operator in ("*", "/") and may_be_number(e.left) and may_be_number(e.right)
 
 
 def shape_code(shape: ir.Shape) -> str:

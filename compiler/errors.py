@@ -23,13 +23,25 @@ class Source:
     def from_path(cls, path: str | Path) -> Source:
         path = Path(path)
         try:
-            return cls(str(path), path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PplError(f"cannot read spec: {exc.strerror or exc}", hint=None) from None
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise PplError(f"cannot read spec {path}: {exc.strerror or exc}", hint=None) from None
+        try:
+            # utf-8-sig: a byte-order mark some editors write is not part of the spec.
+            return cls(str(path), raw.decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            before = raw[: exc.start].decode("utf-8", errors="replace").split("\n")
+            raise PplError(
+                f"cannot read spec {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line "
+                f"{len(before)}, column {len(before[-1]) + 1})",
+                hint="save the spec as UTF-8; names and numbers are ASCII, comments may be any UTF-8 text",
+            ) from None
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        """Line `number` as the parser counts lines: split at newlines only (a form feed or a
+        vertical tab inside a line would make str.splitlines quote the wrong line)."""
+        lines = self.text.split("\n")
+        return lines[number - 1].removesuffix("\r") if 0 < number <= len(lines) else ""
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,13 @@ the index variables it varies over); every statement knows its plates. Sizes
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Union
+
+import numpy as np
 
 from compiler.errors import Span
 
@@ -138,20 +141,30 @@ class NotConstant(Exception):
 
 
 def constant_value(expr: Expr, values: Mapping[str, Any]) -> float:
-    """The number a scalar expression of literals and scalar data (`J - 1`) stands for."""
+    """The number a scalar expression of literals and scalar data (`J - 1`) stands for.
+
+    Computed as the tensors compute it, in float64: `1 / 0` is inf and `(-8) ^ 0.5` is
+    nan, where Python's numbers would raise, turn complex, or make `10^10^10` a
+    ten-billion-digit integer."""
     match expr:
         case Literal_(value=value):
-            return value
+            return _float(value)
         case Variable(name=name, type=Type(shape=())) if name in values:
-            return float(values[name])
+            return _float(values[name])
         case Negate(operand=operand):
             return -constant_value(operand, values)
         case Binary(operator=symbol, left=left, right=right) if symbol in ARITHMETIC:
-            try:
-                return ARITHMETIC[symbol](constant_value(left, values), constant_value(right, values))
-            except (ArithmeticError, ValueError):
-                raise NotConstant(expr) from None
+            left_value, right_value = constant_value(left, values), constant_value(right, values)
+            with np.errstate(all="ignore"):
+                return float(ARITHMETIC[symbol](np.float64(left_value), np.float64(right_value)))
     raise NotConstant(expr)
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        return math.copysign(math.inf, value)
 
 
 # Statements ----------------------------------------------------------------

@@ -6,6 +6,7 @@ Kept tiny on purpose: generated code should read like hand-written Pyro.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -21,7 +22,33 @@ def position(size: int, dim: int) -> torch.Tensor:
 
 def initial(value, shape: tuple[int, ...]) -> torch.Tensor:
     """A param's initial value, broadcast to its declared shape."""
-    return torch.as_tensor(value, dtype=torch.get_default_dtype()).expand(shape).clone()
+    return real(value).expand(shape).clone()
+
+
+def real(value) -> torch.Tensor:
+    """A value as a tensor of the default float dtype, so that arithmetic on it follows
+    torch (1 / 0 is inf) rather than Python's numbers. An integer beyond float range
+    (a product of integers in a spec) is infinite, as torch would compute it."""
+    if isinstance(value, int):
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.copysign(math.inf, value)
+    return torch.as_tensor(value, dtype=torch.get_default_dtype())
+
+
+def index(positions, length: int) -> torch.Tensor:
+    """Computed positions along an axis of `length`, as the integers torch indexes with.
+    A position outside 0..length-1 is an IndexError naming it, where torch would count a
+    negative one from the end."""
+    positions = torch.as_tensor(positions)
+    if positions.is_floating_point():
+        positions = positions.long()
+    if positions.numel():
+        low, high = positions.min().item(), positions.max().item()
+        if low < 0 or high >= length:
+            raise IndexError(f"index {low if low < 0 else high} is out of range for an axis of length {length}")
+    return positions
 
 
 def lift(value: torch.Tensor, rank: int, unit_dims: int) -> torch.Tensor:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from compiler.ir import Dim, Shape
 
+# The most axes a value (or a statement's plates) may have: the generated code nests one
+# `with` block per plate, and torch adds particle and enumeration dims to at most 64.
+MAX_AXES = 8
+
 
 def show(shape: Shape) -> str:
     return "scalar" if not shape else "[" + ", ".join(str(d) for d in shape) + "]"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from compiler import ir
@@ -148,3 +150,67 @@ def test_infinite_discrete_latent_is_rejected():
 def test_python_names_are_reserved():
     assert "reserved" in error("data __import__: int").message
     assert "reserved" in error("data torch: int").message
+
+
+def test_a_literal_size_of_zero_is_an_error_at_the_size():
+    found = error("latent b[0] ~ Normal(0, 1)")
+    assert found.message == "a size must be at least 1"
+    assert (found.span.line, found.span.column) == (1, 10)
+
+
+def test_more_subscripts_than_axes_allowed_is_an_error_at_the_first_extra_one():
+    found = error("latent b[" + ", ".join(["2"] * 9) + "] ~ Normal(0, 1)")
+    assert found.message == "more than 8 subscripts"
+    assert found.span.column == len("latent b[") + 1 + 3 * 8
+
+
+def test_a_value_gathered_into_more_than_eight_axes_is_an_error():
+    found = error("data G: int<lower=0, upper=1>[2, 2]\nlet H = G[G]\nlet H2 = H[H]\nlet H3 = H2[H2]")
+    assert found.message == "this value has 9 axes, more than 8"
+    assert found.span.line == 4
+
+
+def test_a_summed_out_latent_is_used_element_by_element_over_its_own_axes():
+    model = check("data N: int\ndata y: real[N]\nlatent mu[2] ~ Normal(0, 1)\nlatent z[N] ~ Bernoulli(0.5)\n"
+                  "let m[i] = mu[z[i]]\nobserve y[i] ~ Normal(m[i], 1)")
+    assert [s.name for s in model.lets] == ["m"]
+
+
+@pytest.mark.parametrize("use", ["sum(z)", "z[g[0]]", "z[0]", "m[0]"])
+def test_a_summed_out_latent_used_whole_gathered_or_at_a_fixed_position_is_an_error(use):
+    found = error("data N: int\ndata g: int<lower=0>[N]\nlatent z[N] ~ Bernoulli(0.5)\nlet m[i] = z[i] * 2\n"
+                  f"latent a ~ Normal({use}, 1)")
+    assert "is summed out element by element over [N]" in found.message
+    assert found.span.line == 5
+
+
+def test_a_summed_out_latent_without_axes_can_be_used_whole():
+    model = check("data y: real\nlatent z ~ Bernoulli(0.5)\nobserve y ~ Normal(2 * z - 1, 1)")
+    assert model.latents[0].enumerated
+
+
+def test_a_number_argument_that_comes_to_infinity_is_an_error():
+    found = error("latent a ~ Normal(0, 10^10^10)")
+    assert found.message == "the scale of Normal comes to inf"
+
+
+def test_folding_numbers_follows_float_arithmetic_without_raising():
+    def folded(expression: str) -> float:
+        return ir.constant_value(check(f"let a = {expression}").lets[0].value, {})
+
+    assert folded("1 / 0") == math.inf
+    assert math.isnan(folded("(-8) ^ 0.5"))  # not a complex number
+    assert folded("10 ^ 10 ^ 10") == math.inf  # not ten billion digits
+
+
+def test_only_an_index_array_used_itself_as_the_index_is_checked_when_the_data_load():
+    model = check("data N: int\ndata J: int\ndata g: int[N]\ndata h: int[N]\ndata y: real[N]\n"
+                  "latent a[J] ~ Normal(0, 1)\nobserve y[i] ~ Normal(a[g[i]] + a[h[i] - 1], 1)")
+    assert model.index_arrays == {"g"}  # h - 1 is checked where it is computed, so 1-based h is fine
+
+
+@pytest.mark.parametrize("count", ["n", "c[i]"])
+def test_a_summed_out_binomial_needs_one_total_count_from_data(count):
+    found = error("data N: int\ndata c: int<lower=0>[N]\nlatent n ~ Binomial(3, 0.5)\n"
+                  f"latent m[i] ~ Binomial({count}, probs=c[i] / 10)")
+    assert "its total_count must be one number, from data alone" in found.message

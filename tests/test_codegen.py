@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from compiler import compile_file, compile_source
+from compiler import DataError, compile_file, compile_source
 
 GOLDEN = Path(__file__).parent / "golden"
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -123,3 +124,73 @@ def test_model_accepts_vectorised_particles(specs):
         trace = poutine.trace(poutine.replay(program.model, poutine.trace(program.guide).get_trace(data))
                               ).get_trace(data)
     assert trace.nodes["log_radon"]["fn"].batch_shape == (7, 900)
+
+
+def transformed(spec: str, data: dict) -> dict:
+    """The transformed data of a spec, as its generated `transform_data` computes them."""
+    program = compile_source(spec)
+    return dict(program.load_data(data))
+
+
+def test_a_parenthesised_product_inside_a_function_or_a_product_keeps_its_parentheses():
+    values = transformed("data N: int\ndata x: real[N]\ndata X: real[N, N]\nlet a = exp((x + 1) * (x + 2))\n"
+                         "let b = (x + x) @ x\nlet c = exp(x @ x)\nlet d = (X + X) @ X",
+                         {"x": [0.1, 0.2], "X": [[1.0, 2.0], [3.0, 4.0]]})
+    x, X = torch.tensor([0.1, 0.2]), torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert torch.allclose(values["a"], torch.exp((x + 1) * (x + 2)))
+    assert torch.allclose(values["b"], (x + x) @ x)
+    assert torch.allclose(values["c"], torch.exp(x @ x))
+    assert torch.allclose(values["d"], (X + X) @ X)
+
+
+def test_functions_apply_to_numbers_and_scalar_data():
+    values = transformed("data v: real\ndata n: int\nlet a = sqrt(4)\nlet b = exp(v)\nlet c = abs(-n)\n"
+                         "let d = log1p(n) + softplus(v)", {"v": 0.5, "n": 3})
+    assert values["a"] == 2.0 and values["c"] == 3.0
+    assert math.isclose(values["b"], math.exp(0.5))
+    assert math.isclose(values["d"], math.log1p(3) + math.log1p(math.exp(0.5)))
+
+
+def test_arithmetic_on_numbers_follows_torch_where_python_would_raise():
+    values = transformed("data v: real\nlet a = 1 / v\nlet b = 10.0 ^ 400\nlet c = (-8.0) ^ v", {"v": 0.0})
+    assert values["a"] == math.inf and values["b"] == math.inf and values["c"] == 1.0
+
+
+def test_a_power_of_a_latent_times_an_array_is_padded_as_a_whole():
+    program = compile_source("data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 1)\n"
+                             "observe y ~ Normal(a^2 * x, 1)")
+    data = program.load_data({"x": [1.0, 2.0, 3.0], "y": [0.0, 0.0, 0.0]})
+    a = torch.tensor([[0.5], [2.0]])  # two particles
+    with pyro.plate("particles", 2, dim=-2):
+        trace = poutine.trace(poutine.condition(program.model, {"a": a})).get_trace(data)
+    assert torch.allclose(trace.nodes["y"]["fn"].loc, a**2 * torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_a_computed_index_is_made_an_integer_and_checked_against_its_axis():
+    program = compile_source("data N: int\ndata J: int\ndata g: int<lower=1>[N]\ndata w: real[J]\nlet wg = w[g - 1]")
+    assert "rt.index(g - 1, J)" in program.code.source
+    assert program.load_data({"J": 2, "g": [2, 1], "w": [5.0, 7.0]})["wg"].tolist() == [7.0, 5.0]
+    with pytest.raises(DataError) as caught:
+        program.load_data({"J": 2, "g": [2, 3], "w": [5.0, 7.0]})
+    assert caught.value.message == ("cannot compute 'wg' from this data: index 2 is out of range for an axis of "
+                                    "length 2")
+    assert caught.value.span.line == 5
+
+
+def test_an_index_array_checked_when_the_data_load_is_used_as_it_is():
+    source = compile_file(SPECS / "radon.ppl").code.source
+    assert "[..., county]" in source and "rt.index" not in source
+
+
+def test_a_scalar_of_transformed_data_computed_from_numbers_is_a_tensor():
+    """So that a chain of lets squaring it gives inf at once rather than ever longer Python integers."""
+    values = transformed("let v0 = 2\n" + "".join(f"let v{k} = v{k - 1} * v{k - 1}\n" for k in range(1, 41)), {})
+    assert isinstance(values["v0"], torch.Tensor) and values["v40"] == math.inf
+
+
+def test_an_indexed_row_beside_a_whole_matrix_broadcasts_along_the_rows_as_numpy_does():
+    program = compile_source("data K: int\ndata S: real[K, K]\nlet V[i] = S[i] + S\nlet W[i] = S * S[i]")
+    S = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    values = program.load_data({"S": S.tolist()})
+    assert torch.equal(values["V"], torch.stack([S[i] + S for i in range(2)]))
+    assert torch.equal(values["W"], torch.stack([S * S[i] for i in range(2)]))

@@ -29,6 +29,13 @@ HOSTILE = {
     "ten megabyte line": "let y = " + "1 + " * 2_500_000 + "1",
     "null byte": "latent x ~ Normal(0, 1)\x00",
     "unicode lookalike": "latent х ~ Normal(0, 1)",  # Cyrillic 'х'
+    "integer of 4,301 digits": "latent x ~ Normal(" + "9" * 4_301 + ", 1)",
+    "real beyond float range": "latent x ~ Normal(1e309, 1)",
+    "real that underflows": "latent x ~ Normal(0, 1e-400)",
+    "power tower": "latent x ~ Normal(0, 10^10^10)",
+    "sixty-six plates": "latent x[" + ", ".join(["2"] * 66) + "] ~ Normal(0, 1)",
+    "a million statements": "latent x ~ Normal(0, 1)\n" * 1_000_000,
+    "empty array": "latent x[0] ~ Normal(0, 1)",
 }
 
 

@@ -88,3 +88,50 @@ def test_redundant_parentheses_add_no_depth():
 def test_overlong_line_is_rejected_before_parsing():
     with pytest.raises(PplError, match="line 1 is 10,000,009 characters long"):
         parse("let y = " + "1" * 10_000_001)
+
+
+def parse_error(text: str) -> PplError:
+    with pytest.raises(PplError) as caught:
+        parse(text)
+    return caught.value
+
+
+def test_an_integer_beyond_int64_is_an_error_at_the_number():
+    found = parse_error("latent a ~ Normal(9223372036854775808, 1)")
+    assert found.message == "the integer 9223372036854775808 is out of range"
+    assert (found.span.column, found.span.end_column) == (19, 38)
+
+
+def test_an_integer_of_4301_digits_is_an_error_at_the_number_not_a_python_limit():
+    found = parse_error("let a = " + "7" * 4301)
+    assert found.message == "the integer 777777777777…777777 (4,301 characters) is out of range"
+    assert found.span.column == 9
+
+
+def test_a_real_beyond_float_range_is_an_error_rather_than_infinity():
+    assert parse_error("let a = 1e309").message == "the number 1e309 is out of range"
+    assert parse_error("let a = " + "9" * 400 + ".0").message.endswith("(402 characters) is out of range")
+
+
+def test_a_real_that_float64_would_make_zero_is_an_error():
+    assert parse_error("let a = 1e-400").message == "the number 1e-400 is too small to tell from 0"
+
+
+@pytest.mark.parametrize("text, value", [("0.0", 0.0), ("0e5", 0.0), ("00", 0), ("1e-320", 1e-320),
+                                         ("9223372036854775807", 2**63 - 1), (".5", 0.5)])
+def test_numbers_at_the_edges_of_the_range_are_read_exactly(text, value):
+    (statement,) = parse(f"let a = {text}").statements
+    assert statement.value.value == value and type(statement.value.value) is type(value)
+
+
+def test_more_statements_than_the_limit_is_an_error_at_the_first_one_over():
+    lines = ["# comments and blank lines are not statements", ""] + ["latent a ~ Normal(0, 1)"] * 50_001
+    found = parse_error("\n".join(lines))
+    assert found.message == "the spec has more than 50,000 statements"
+    assert found.span.line == 50_003
+
+
+def test_a_spec_longer_than_the_character_limit_is_an_error_before_it_is_parsed():
+    found = parse_error("\n".join(["# " + "x" * 9_000] * 250))
+    assert found.message == "the spec is longer than 2,000,000 characters"
+    assert found.span.line == 2_000_000 // 9_003 + 1

@@ -1,0 +1,150 @@
+"""What the generated code must compute, computed another way: the IR evaluated with numpy,
+each index variable a Python loop over its elements, whole arrays broadcast as numpy does.
+The fuzzer compares every `let` (transformed data as loaded, the model's deterministic sites
+for each particle) with it, so a layout mistake in codegen (a transposed broadcast, lost
+parentheses) is a different number rather than code that merely runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from compiler import functions, ir
+
+ELEMENTWISE = {
+    "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs,
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "logit": lambda x: np.log(x / (1 - x)), "tanh": np.tanh,
+    "softplus": lambda x: np.logaddexp(0, x),
+}
+REDUCTIONS = {"sum": np.sum, "mean": np.mean, "sd": lambda x: np.std(x, ddof=1)}
+
+
+class Incomparable(Exception):
+    """Nothing to compare: a position outside its axis (the generated code refuses it too), or
+    an enumerated latent (its trace holds all its values at once)."""
+
+
+class Reference:
+    """Values by name (data, latents, params, and the lets as they are computed) and sizes."""
+
+    def __init__(self, values: dict[str, np.ndarray]):
+        self.values = values
+
+    def size(self, dim: ir.Dim) -> int:
+        return int(self.values[dim]) if isinstance(dim, str) else dim
+
+    def shape(self, shape: ir.Shape) -> tuple[int, ...]:
+        return tuple(self.size(d) for d in shape)
+
+    def let(self, let: ir.Let) -> np.ndarray:
+        """The let's value: one element per combination of its index variables."""
+        if not let.plates:
+            return self.evaluate(let.value, {})
+        sizes = [self.size(p.size) for p in let.plates]
+        elements = [self.evaluate(let.value, dict(zip((p.variable for p in let.plates), index)))
+                    for index in itertools.product(*map(range, sizes))]
+        return np.array(elements, dtype=float).reshape(tuple(sizes) + np.shape(elements[0]))
+
+    def evaluate(self, e: ir.Expr, index: dict[str, int]):
+        with np.errstate(all="ignore"):
+            return self._evaluate(e, index)
+
+    def _evaluate(self, e: ir.Expr, index: dict[str, int]):
+        match e:
+            case ir.Literal_(value=value):
+                return value
+            case ir.Variable(name=name):
+                return self.values[name]
+            case ir.Position(plate=plate):
+                return index[plate.variable]
+            case ir.Subscript(base=base, subscripts=subscripts):
+                array = np.asarray(self._evaluate(base, index), dtype=float)
+                positions = tuple(self._positions(self._evaluate(s, index), self.size(base.type.shape[axis]))
+                                  for axis, s in enumerate(subscripts))
+                return array[positions]
+            case ir.Call(function=name, arguments=arguments):
+                return self._call(functions.TABLE[name], [self._evaluate(a, index) for a in arguments], e)
+            case ir.Negate(operand=operand):
+                return -np.asarray(self._evaluate(operand, index), dtype=float)
+            case ir.Binary(operator=operator, left=left, right=right):
+                a = np.asarray(self._evaluate(left, index), dtype=float)
+                b = np.asarray(self._evaluate(right, index), dtype=float)
+                return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power,
+                        "@": np.matmul}[operator](a, b)
+        raise AssertionError(e)
+
+    @staticmethod
+    def _positions(value, length: int):
+        positions = np.asarray(value)
+        if positions.size and (positions.min() < 0 or positions.max() >= length or not np.all(np.isfinite(positions))):
+            raise Incomparable
+        return positions.astype(np.int64)
+
+    def _call(self, function: functions.Function, arguments: list, e: ir.Call):
+        match function.shape:
+            case functions.CONSTRUCT:
+                return (np.ones if function.name == "ones" else np.zeros)(self.shape(e.type.shape))
+            case functions.REDUCE:
+                return REDUCTIONS[function.name](np.asarray(arguments[0], dtype=float))
+            case functions.DOT:
+                return np.sum(np.asarray(arguments[0], dtype=float) * np.asarray(arguments[1], dtype=float), axis=-1)
+            case functions.VECTOR:
+                x = np.asarray(arguments[0], dtype=float)
+                shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+                return shifted / shifted.sum(axis=-1, keepdims=True)
+        return ELEMENTWISE[function.name](np.asarray(arguments[0], dtype=float))
+
+
+def same(actual, expected) -> bool:
+    """Equal to rounding; nan where nan; infinite where infinite, of either sign (an int 0
+    negated is 0 in an integer tensor and -0.0 in a float one, which 1/x tells apart)."""
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    if actual.size != expected.size:
+        return False
+    actual = actual.reshape(expected.shape)
+    special = (np.isnan(actual) & np.isnan(expected)) | (np.isinf(actual) & np.isinf(expected))
+    close = np.isclose(actual, expected, rtol=1e-6, atol=1e-9) & np.isfinite(expected) & np.isfinite(actual)
+    return bool(np.all(close | special))
+
+
+def check_lets(program, raw_data: dict, data, model_trace) -> None:
+    """Each transformed let as loaded, and each let of the model for each particle, equals the
+    reference; raises AssertionError naming the first that does not."""
+    model = program.ir
+    values = {name: np.asarray(value, dtype=float) for name, value in raw_data.items()}
+    for particle in (0, 1):
+        reference = Reference(dict(values))
+        for statement in model.statements:
+            try:
+                _check_statement(statement, reference, data, model_trace, particle)
+            except Incomparable:
+                return
+
+
+def _check_statement(statement, reference: Reference, data, model_trace, particle: int) -> None:
+    match statement:
+        case ir.Latent(enumerated=True):
+            raise Incomparable
+        case ir.Latent() | ir.Param():
+            value = model_trace.nodes[statement.name]["value"]
+            reference.values[statement.name] = _element(value, particle, reference.shape(statement.shape))
+        case ir.Let():
+            expected = reference.let(statement)
+            reference.values[statement.name] = expected
+            actual = data[statement.name] if statement.transformed_data else model_trace.nodes[statement.name]["value"]
+            actual = _element(actual, particle, np.shape(expected))
+            assert same(actual, expected), (
+                f"let {statement.name} computes\n{actual}\nwhere numpy computes\n{expected}")
+
+
+def _element(value, particle: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The value for one particle, in its IR shape (the particle dim and unit dims dropped)."""
+    array = value.detach().numpy() if hasattr(value, "detach") else np.asarray(value, dtype=float)
+    count = math.prod(shape)
+    if array.size == 2 * count:
+        return array.reshape((2, *shape))[particle]
+    assert array.size == count, f"a value of shape {array.shape} where {shape} was declared"
+    return array.reshape(shape)
