@@ -22,6 +22,8 @@ EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
 DATA_HELP = ("data file (.json, .csv, .npy, .arrow, .parquet) or a folder of them; "
              "default: SPEC's stem + .data.json beside it")
 EXIT_INTERNAL = 70
+# Seeds are offset for retries and further starts (seed + k * 1000); torch and numpy take 0..2^32 - 1.
+MAX_SEED = 2**31
 EXIT_INTERRUPTED = 130
 
 
@@ -273,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
                                 help="draw z from the guide, replay the model, print each site's log-prob")
     explain_parser.add_argument("--fitted", action="store_true", help="with --trace: fit first, draw from the fit")
     explain_parser.add_argument("--data", type=Path, help="with --trace: " + DATA_HELP)
-    explain_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    explain_parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     explain_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     predict_parser = commands.add_parser(
@@ -288,7 +290,7 @@ def _parser() -> argparse.ArgumentParser:
                                 "(default: CSV on standard output)")
     predict_parser.add_argument("--fit", type=Path, metavar="FILE",
                                 help="a fit saved with `pplc run --save`, instead of fitting again")
-    predict_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    predict_parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     predict_parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     report_parser = commands.add_parser("report", help="print the report of a fit saved with `pplc run --save`")
@@ -320,7 +322,7 @@ def _fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distributed", action="store_true", default=None,
                         help="one of the processes torchrun launched: each fits its slice of the data, "
                         "gradients averaged over all (docs/scaling.md)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")
     parser.add_argument("--samples", type=_positive_int, help="NUTS draws kept per chain (default 500)")
@@ -343,6 +345,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SEED - 1}")
     return value
 
 

@@ -154,6 +154,10 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
     except _Unusable as unusable:
         raise on_nonfinite(unusable.loss, 1) from None
     draws.whiten()
+    if not any(p.numel() for p in parameters):  # e.g. a Dirichlet over one category: nothing moves
+        progress.record(-_evaluate(loss_fn, draws), 0)
+        progress.level_calls = LEVEL_CALLS
+        return
     optimizer = _lbfgs(parameters, step_scale)
     shortened = 0
     while progress.remaining > 0:

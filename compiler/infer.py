@@ -67,7 +67,7 @@ class RunConfig(BaseModel):
                                   "affordable (docs/inference.md)")
     average: float = Field(0.5, ge=0, lt=1, description="with fixed steps: the final fraction whose iterates "
                            "are averaged (when stopping at convergence, the whole refinement phase is)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**31, description="random seed; retries and further starts offset it")
     draws: int = Field(10000, ge=2, description="posterior draws from the fitted guide")
     discrete: bool = Field(False, description="report P(z = k) per element of enumerated latents")
     progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")

@@ -29,7 +29,7 @@ class NutsConfig(BaseModel):
     warmup: int = Field(500, ge=1, description="warm-up (adaptation) iterations per chain")
     samples: int = Field(500, ge=2, description="draws kept per chain")
     chains: int = Field(2, ge=1, description="independent chains, run one after another")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**31)
     target_accept: float = Field(0.8, gt=0, lt=1)
 
 
