@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
-import numpy as np
 
 from compiler.errors import Span
 
@@ -154,10 +153,22 @@ def constant_value(expr: Expr, values: Mapping[str, Any]) -> float:
         case Negate(operand=operand):
             return -constant_value(operand, values)
         case Binary(operator=symbol, left=left, right=right) if symbol in ARITHMETIC:
-            left_value, right_value = constant_value(left, values), constant_value(right, values)
-            with np.errstate(all="ignore"):
-                return float(ARITHMETIC[symbol](np.float64(left_value), np.float64(right_value)))
+            return _ieee(symbol, constant_value(left, values), constant_value(right, values))
     raise NotConstant(expr)
+
+
+def _ieee(symbol: str, left: float, right: float) -> float:
+    """Python float arithmetic with IEEE results where Python raises or turns complex (as torch computes)."""
+    try:
+        result = ARITHMETIC[symbol](left, right)
+    except ZeroDivisionError:  # x / 0, or 0 ^ negative
+        if symbol == "/" and (left == 0 or math.isnan(left)):
+            return math.nan
+        return math.copysign(math.inf, left) * math.copysign(1.0, right) if symbol == "/" else math.inf
+    except OverflowError:  # only ^ overflows; an odd integer power keeps a negative base's sign
+        odd = float(right).is_integer() and int(right) % 2 == 1
+        return -math.inf if left < 0 and odd else math.inf
+    return math.nan if isinstance(result, complex) else float(result)
 
 
 def _float(value: Any) -> float:
