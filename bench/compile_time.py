@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compiler import compile_source  # noqa: E402 - after the path above
+from compiler import compile_source
 
 SIZES = (1_000, 2_000, 5_000, 10_000)
 

@@ -2,7 +2,7 @@
 
 For every spec in specs/ and specs/posteriordb/ (and the improper examples of
 tests/test_improper.py): fit at seed 0 with the default settings, then the
-smallest |eigenvalue| of S H S (compiler/improper.py) over the latents with
+smallest |eigenvalue| of S H S (compiler/inference/improper.py) over the latents with
 improper priors, which is what the check compares with improper.FLAT, and, to
 show the margin it would have, over every latent with a normal guide factor.
 Run from the repository root:
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pyro
 
-from compiler import FitError, compile_file, compile_source, improper, infer
+from compiler import FitError, compile_file, compile_source
+from compiler.inference import fit as infer
+from compiler.inference import improper
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 IMPROPER = {  # name -> (spec, data): posteriors that do not exist
@@ -44,7 +46,7 @@ def measure_spec(name: str, program, data, optimizer: str | None) -> None:
         outcome = "FitError: improper" if "improper" in error.message else f"FitError: {error.message[:40]}"
     seconds = time.perf_counter() - started
     loaded = program.load_data(data)
-    objective = infer.Objective(*program.scored(loaded))
+    objective = infer.Objective(*program.compiled.scored(loaded))
     store = pyro.get_param_store()
     checked = improper.improper_latents(program)
     located = [latent for latent in program.ir.guided_latents if f"{latent.name}.loc" in store]

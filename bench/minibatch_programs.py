@@ -15,9 +15,10 @@ import warnings
 import numpy as np
 from common import SPECS
 
-from compiler import compile_file, minibatch
+from compiler import compile_file
+from compiler.api import compute_in_float64
 from compiler.errors import PplError
-from compiler.pipeline import compute_in_float64
+from compiler.inference import minibatch
 
 
 def compare(spec) -> str | None:

@@ -50,7 +50,7 @@ from pyro.infer.autoguide import AutoNormal
 from pyro.optim import Adam
 
 from compiler import compile_file
-from compiler.pipeline import compute_in_float64
+from compiler.api import compute_in_float64
 
 STEPS = {10: 1000, 1_000: 1000, 100_000: 200, 1_000_000: 40}  # timed steps per size (scaled to 1,000)
 

@@ -7,8 +7,8 @@
 Importing this package is cheap: torch and pyro load when a model is built.
 """
 
+from compiler.api import Program, compile_file, compile_source, load_fit
 from compiler.errors import DataError, FitError, PplError, Source, Span
-from compiler.pipeline import Program, compile_file, compile_source, load_fit
 
 __all__ = [
     "DataError", "FitError", "PplError", "Program", "Source", "Span", "compile_file", "compile_source", "load_fit",

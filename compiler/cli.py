@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from compiler.api import compile_file, load_fit
 from compiler.errors import PplError, Source, render
-from compiler.pipeline import compile_file, load_fit
 
 EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
 DATA_HELP = ("data file (.json, .csv, .npy, .arrow, .parquet) or a folder of them; "
@@ -89,7 +89,7 @@ def run(program, args) -> int:
     else:
         report = program.fit(args.data, **_svi_options(args))
     if args.distributed:
-        from compiler import distributed
+        from compiler.inference import distributed
 
         if distributed.rank() != 0:  # every process holds the same fit; the first reports it
             return 0
@@ -108,7 +108,7 @@ def predict(program, args) -> int:
         draws = report.predict(args.n)
     else:
         report, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
-    from compiler import export
+    from compiler.results import export
 
     which = "prior" if report is None else "posterior"
     shapes = ", ".join(f"{name} {list(value.shape[1:])}" for name, value in draws.items())
@@ -122,7 +122,7 @@ def predict(program, args) -> int:
 
 
 def report_command(_, args) -> int:
-    from compiler import saved
+    from compiler.results import saved
 
     fit = saved.load(args.fit_file)
     saved.compile_spec(fit, args.fit_file)  # only a file whose guide is its spec's is reported
@@ -163,8 +163,8 @@ def _write(path: Path, write: Callable[[Path], None], contents: str | None = Non
 
 
 def compare(program, args) -> int:
-    from compiler.report import compare as compare_reports
-    from compiler.report import render_comparison
+    from compiler.results.report import compare as compare_reports
+    from compiler.results.report import render_comparison
 
     data = program.load_data(args.data)
     nuts_options = _nuts_options(args)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from compiler import functions, ir
+from compiler.frontend import functions, ir
 
 ELEMENTWISE = {
     "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs,

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from fuzz_reference import check_lets
 
-from compiler import PplError, compile_file, compile_source, distributions, ir
-from compiler.distributions import TABLE as DISTRIBUTIONS
-from compiler.functions import TABLE as FUNCTIONS
+from compiler import PplError, compile_file, compile_source
+from compiler.frontend import distributions, ir
+from compiler.frontend.distributions import TABLE as DISTRIBUTIONS
+from compiler.frontend.functions import TABLE as FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [p.read_text() for p in sorted([*ROOT.glob("specs/*.ppl"), *ROOT.glob("specs/posteriordb/*.ppl")])]
@@ -517,7 +518,7 @@ def trace(program, data):
 
     pyro.clear_param_store()  # a param of the last case may have the same name and another shape
     nesting = program.ir.max_plate_nesting
-    scored_model, scored_data = program.scored(data)
+    scored_model, scored_data = program.compiled.scored(data)
     with torch.no_grad(), pyro.validation_enabled(True), pyro.plate("particles", 2, dim=-(nesting + 1)):
         guide_trace = poutine.trace(program.guide).get_trace(data)
         traces = []

@@ -73,7 +73,7 @@ def test_a_million_flips_take_as_many_adam_steps_as_ten(coin, a_million_flips):
 
 
 def test_adam_with_jit_meets_the_coins_bar(coin, monkeypatch):
-    from compiler import infer
+    from compiler.inference import fit as infer
 
     kinds = []
     make_elbo = infer._elbo

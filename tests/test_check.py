@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from compiler import ir
-from compiler.check import check_program
 from compiler.errors import PplError, Source
-from compiler.parse import parse_program
+from compiler.frontend import ir
+from compiler.frontend.check import check_program
+from compiler.frontend.parse import parse_program
 
 COIN = """
 data N: int

@@ -48,7 +48,7 @@ GENERATED_LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_(plate|loc|scale|alpha|bet
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl")),
                          ids=lambda path: path.stem)
 def test_generated_code_uses_only_spec_names_numbers_and_the_fixed_runtime(path):
-    """What reaches `exec` in codegen.build: names are the spec's own, the fixed runtime's
+    """What reaches `exec` in backend.build: names are the spec's own, the fixed runtime's
     or locals derived from them; strings are site, plate and parameter names; no builtins."""
     allowed_roots = {"torch", "pyro", "dist", "constraints", "rt", "Vindex", "data", "MAX_PLATE_NESTING"}
     program = compile_file(path)

@@ -13,8 +13,11 @@ import pytest
 import torch
 from pyro import poutine
 
-from compiler import compile_file, compile_source, distributions, infer, runtime
-from compiler.pipeline import compute_in_float64
+from compiler import compile_file, compile_source
+from compiler.api import compute_in_float64
+from compiler.backend import runtime
+from compiler.frontend import distributions
+from compiler.inference import fit as infer
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
@@ -143,7 +146,7 @@ def test_the_fast_path_gives_the_log_joint_and_gradients_of_the_pyro_trace(case)
     else:
         program, data = _row_program(which)
     infer.initialise(program, data)
-    scored_model, scored_data = program.scored(data)
+    scored_model, scored_data = program.compiled.scored(data)
     assert scored_model is not program.model
     loss, gradients = _loss_and_gradients(program, program.model, data)
     fast_loss, fast_gradients = _loss_and_gradients(program, scored_model, scored_data)
@@ -155,7 +158,7 @@ def test_the_fast_path_gives_the_log_joint_and_gradients_of_the_pyro_trace(case)
 
 def test_the_coin_scores_its_flips_in_one_term():
     program = compile_file(SPECS / "coin.ppl")
-    scored_model, scored_data = program.scored(program.load_data({"N": 10_000, "x": [1, 0] * 5_000}))
+    scored_model, scored_data = program.compiled.scored(program.load_data({"N": 10_000, "x": [1, 0] * 5_000}))
     trace = poutine.trace(scored_model).get_trace(scored_data)
     trace.compute_log_prob()
     assert trace.nodes["x"]["log_prob"].numel() == 1
@@ -164,7 +167,7 @@ def test_the_coin_scores_its_flips_in_one_term():
 def test_observations_whose_arguments_vary_are_scored_one_by_one(specs):
     program = compile_file(specs / "radon.ppl")
     assert "collapsed_model" not in program.code.source
-    assert program.scored(program.load_data())[0] is program.model
+    assert program.compiled.scored(program.load_data())[0] is program.model
 
 
 def test_the_model_users_read_keeps_its_plate():

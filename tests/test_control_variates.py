@@ -10,8 +10,10 @@ import pytest
 import torch
 from pyro import poutine
 
-from compiler import compile_file, compile_source, control_variates, infer, minibatch
+from compiler import compile_file, compile_source
 from compiler.errors import PplError
+from compiler.inference import control_variates, minibatch
+from compiler.inference import fit as infer
 
 LOGISTIC = ("data N: int\ndata x: real[N]\ndata y: int<lower=0, upper=1>[N]\n"
             "latent a ~ Normal(0, 2.5)\nlatent b ~ Normal(0, 2.5)\n"

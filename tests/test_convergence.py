@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from compiler import compile_file
-from compiler.convergence import MIN_REFINEMENT, WINDOW, Schedule, is_level
+from compiler.inference.schedule import MIN_REFINEMENT, WINDOW, Schedule, is_level
 
 
 def noisy(values, sd=0.5, seed=0):

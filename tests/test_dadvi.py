@@ -7,7 +7,7 @@ import torch
 import torch.distributions.normal as torch_normal
 
 from compiler import compile_file
-from compiler.dadvi import FixedDraws
+from compiler.inference.lbfgs import FixedDraws
 
 
 def test_draws_are_antithetic_and_whitened_across_calls():

@@ -14,8 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from compiler import compile_file, compile_source, minibatch, runtime
+from compiler import compile_file, compile_source
+from compiler.backend import runtime
 from compiler.errors import DataError
+from compiler.inference import minibatch
 
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
@@ -153,7 +155,7 @@ def test_fitting_fifty_million_rows_on_disk_never_holds_them_in_memory(tmp_path)
             f"print({PEAK_MIB}, file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     peak_mib = int(result.stderr.strip().splitlines()[-1])
-    baseline = subprocess.run([sys.executable, "-c", f"import torch, pyro, compiler.infer; print({PEAK_MIB})"],
+    baseline = subprocess.run([sys.executable, "-c", f"import torch, pyro, compiler.inference.fit; print({PEAK_MIB})"],
                               capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["posterior"]["f"]["mean"] == pytest.approx(0.3, abs=0.003)

@@ -14,9 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from compiler import compile_file, compile_source, data, data_files
+from compiler import compile_file, compile_source
 from compiler.cli import main
-from compiler.data_files import read_data_file
+from compiler.data import files as data_files
+from compiler.data import values as data
+from compiler.data.files import read_data_file
 
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
@@ -291,7 +293,8 @@ def test_a_text_file_over_the_in_memory_cap_is_refused_before_reading(tmp_path, 
     path.write_text(json.dumps({"x": [0.5] * 100, "y": [1.0] * 100}) if suffix == ".json" else "x,y\n" + "0.5,1\n" * 100)
     monkeypatch.setattr(data_files, "MAX_IN_MEMORY_BYTES", 500)
     read_bytes = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} was read") if self == path else read_bytes(self))
+    monkeypatch.setattr(Path, "read_bytes",
+                        lambda self: pytest.fail(f"{self} was read") if self == path else read_bytes(self))
     size = path.stat().st_size
     assert f"{path} would be {size:,} bytes read into memory, more than the cap of 500" in refused(spec, path, capsys)
 

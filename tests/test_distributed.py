@@ -12,9 +12,10 @@ import pytest
 import torch
 from pyro import poutine
 
-from compiler import compile_source, minibatch
+from compiler import compile_source
+from compiler.api import compute_in_float64
 from compiler.cli import main
-from compiler.pipeline import compute_in_float64
+from compiler.inference import minibatch
 
 ROOT = Path(__file__).resolve().parent.parent
 REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
@@ -75,7 +76,8 @@ def test_two_processes_with_batches_fit_the_posterior_of_one_over_all_the_rows()
 
 
 def test_each_process_fits_its_own_slice_of_the_rows(monkeypatch):
-    from compiler import distributed, infer
+    from compiler.inference import distributed
+    from compiler.inference import fit as infer
 
     compute_in_float64()
     monkeypatch.setattr(distributed, "start", lambda device: None)

@@ -78,19 +78,19 @@ def test_generated_code_holds_only_names_the_checker_accepted():
     assert all(s.replace(".", "").replace("_", "").isalnum() or "\n" in s or " " in s for s in strings)
 
 
-def test_exec_and_eval_appear_only_in_codegen_build_on_generated_source():
-    """The one place compiler/ runs code is `codegen.build`, and what it runs is
+def test_exec_and_eval_appear_only_in_build_on_generated_source():
+    """The one place compiler/ runs code is `backend.build`, and what it runs is
     `GeneratedCode.source`: the output of `codegen.generate`, which the tests above
     and tests/test_codegen.py check holds only checked names and numbers."""
     import inspect
     from pathlib import Path
 
     import compiler
-    from compiler import codegen
+    from compiler.backend import build, codegen
 
     runners = ("exec", "eval", "compile", "__import__")
     calls = []
-    for path in sorted(Path(compiler.__file__).parent.glob("*.py")):
+    for path in sorted(Path(compiler.__file__).parent.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in runners:
                 calls.append((path.name, node.func.id))
@@ -100,9 +100,9 @@ def test_exec_and_eval_appear_only_in_codegen_build_on_generated_source():
                     [alias.name for alias in node.names] + [getattr(node, "module", None)]):
                 calls.append((path.name, "import builtins"))
     # check.py imports builtins only to read its names (`dir`), which specs may not use.
-    assert sorted(calls) == [("check.py", "import builtins"), ("codegen.py", "compile"), ("codegen.py", "exec")]
-    assert "dir(builtins)" in (Path(compiler.__file__).parent / "check.py").read_text()
-    build = ast.parse(inspect.getsource(codegen.build))
-    compiled = [n for n in ast.walk(build) if isinstance(n, ast.Call) and ast.unparse(n.func) == "compile"]
+    assert sorted(calls) == [("build.py", "compile"), ("build.py", "exec"), ("check.py", "import builtins")]
+    assert "dir(builtins)" in (Path(compiler.__file__).parent / "frontend" / "check.py").read_text()
+    executed = ast.parse(inspect.getsource(build._execute))
+    compiled = [n for n in ast.walk(executed) if isinstance(n, ast.Call) and ast.unparse(n.func) == "compile"]
     assert [ast.unparse(n.args[0]) for n in compiled] == ["code.source"]
-    assert inspect.signature(codegen.build).parameters["code"].annotation in ("GeneratedCode", codegen.GeneratedCode)
+    assert inspect.signature(build._execute).parameters["code"].annotation in ("GeneratedCode", codegen.GeneratedCode)

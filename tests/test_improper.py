@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler import FitError, compile_file, compile_source, improper, infer
+from compiler import FitError, compile_file, compile_source
+from compiler.inference import fit as infer
+from compiler.inference import improper
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
@@ -91,7 +93,7 @@ def _fitted_curvature(program, latents=None):
     """The statistic the check compares with improper.FLAT, after a default fit."""
     data = program.load_data()
     program.fit(data)
-    return infer.curvature(program, infer.Objective(*program.scored(data)), 0, latents)
+    return infer.curvature(program, infer.Objective(*program.compiled.scored(data)), 0, latents)
 
 
 @pytest.mark.parametrize("name", ["kidiq-kidscore_interaction", "mesquite-logmesquite_logvolume"])

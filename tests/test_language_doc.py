@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler import compile_source, distributions, functions
+from compiler import compile_source
 from compiler.cli import main
+from compiler.frontend import distributions, functions
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "language.md"
 

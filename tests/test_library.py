@@ -10,7 +10,7 @@ from pyro.infer.mcmc import MCMC, NUTS
 from pyro.optim import Adam
 
 from compiler import compile_file, compile_source
-from compiler.report import Report
+from compiler.results.report import Report
 
 COIN = open(__file__.replace("test_library.py", "../specs/coin.ppl")).read()
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 from pyro import poutine
 
-from compiler import compile_file, compile_source, minibatch
+from compiler import compile_file, compile_source
+from compiler.api import compute_in_float64
 from compiler.errors import PplError
-from compiler.pipeline import compute_in_float64
+from compiler.inference import minibatch
 
 REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from compiler import syntax
 from compiler.errors import PplError, Source
-from compiler.parse import parse_program
+from compiler.frontend import syntax
+from compiler.frontend.parse import parse_program
 
 
 def parse(text: str) -> syntax.Program:

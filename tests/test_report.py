@@ -7,7 +7,7 @@ import json
 import pytest
 
 from compiler import compile_file
-from compiler.report import Report, Summary, render_table
+from compiler.results.report import Report, Summary, render_table
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from arviz_stats.base import array_stats
 
-from compiler import stats
+from compiler.inference import stats
 
 
 def test_hdi_is_arviz_nearest_hdi_per_element():

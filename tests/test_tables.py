@@ -1,7 +1,7 @@
 """The two tables, row by row, through the whole compiler (source -> check -> codegen -> exec).
 
-Every distribution of `compiler.distributions.TABLE` and every function of
-`compiler.functions.TABLE` is compiled from a small spec, run, and its numbers
+Every distribution of `compiler.frontend.distributions.TABLE` and every function of
+`compiler.frontend.functions.TABLE` is compiled from a small spec, run, and its numbers
 are compared with torch / pyro computed directly. Adding a table row without a
 case here fails `test_cases_cover_*`.
 """
@@ -19,8 +19,9 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from compiler import compile_file, compile_source, distributions, functions
+from compiler import compile_file, compile_source
 from compiler.errors import PplError
+from compiler.frontend import distributions, functions
 
 GUIDES = ("normal", "native")
 

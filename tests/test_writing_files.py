@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import compiler
-from compiler import files
 from compiler.cli import main
+from compiler.results import files
 
 PACKAGE_ROOT = str(Path(compiler.__file__).resolve().parent.parent)
 OLD = b"the previous file, whole"
@@ -24,7 +24,7 @@ OLD = b"the previous file, whole"
 # Writes half a file through the helper, names the temporary on stdout, then waits to be killed.
 HALF_WRITTEN = """
 import sys, time
-from compiler import files
+from compiler.results import files
 
 def write_half_then_wait(temporary):
     with open(temporary, "w") as file:

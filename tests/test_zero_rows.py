@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from compiler import FitError, compile_source, infer
-from compiler.report import UNIFORM_WEIGHTS_SD
+from compiler import FitError, compile_source
+from compiler.inference import fit as infer
+from compiler.results.report import UNIFORM_WEIGHTS_SD
 
 PRIOR_ONLY = """data N: int
 data y: real[N]

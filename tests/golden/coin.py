@@ -8,7 +8,7 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
 
-from compiler import runtime as rt
+from compiler.backend import runtime as rt
 
 # The most plates any statement nests; what Pyro's ELBOs and enumeration need to know.
 MAX_PLATE_NESTING = 1

@@ -18,7 +18,7 @@ from pyro import poutine
 from pyro.infer.mcmc import MCMC, NUTS
 
 from compiler.errors import FitError
-from compiler.infer import initialise
+from compiler.inference.fit import initialise
 
 RHAT_CONVERGED = 1.01
 
@@ -55,7 +55,7 @@ def fit_nuts(program, data, config: NutsConfig) -> NutsResult:
     initialise(program, data)  # a distribution that refuses its arguments is reported at its statement
     started = time.perf_counter()
     chains, divergences = [], 0
-    scored_model, scored_data = program.scored(data)
+    scored_model, scored_data = program.compiled.scored(data)
     for chain in range(config.chains):
         pyro.clear_param_store()
         pyro.set_rng_seed(config.seed + chain)

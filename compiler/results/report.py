@@ -79,13 +79,13 @@ class Report(BaseModel):
 
     def summary(self):
         """A pandas DataFrame laid out like `az.summary`: one row per scalar element."""
-        from compiler import export
+        from compiler.results import export
 
         return export.summary_frame(self._draws, self._diagnostics)
 
     def predict(self, draws: int = 1000) -> dict:
         """Posterior predictive draws of every observed site: {site: (draws, *shape)}."""
-        from compiler import infer
+        from compiler.inference import fit as infer
 
         program, data, guide_state = self._fitted()
         return infer.predictive_draws(program, data, draws, self.seed, guide_state=guide_state)
@@ -99,7 +99,7 @@ class Report(BaseModel):
 
     def save(self, path) -> None:
         """Everything needed to use this fit again, checked against its spec and data (`compiler.load_fit`)."""
-        from compiler import saved
+        from compiler.results import saved
 
         self._fitted()
         saved.save(self, path)
@@ -113,25 +113,25 @@ class Report(BaseModel):
     def to_arviz(self, predictive: int = 0):
         """An ArviZ `InferenceData` with the posterior draws and the observed data,
         and `predictive` posterior predictive draws when asked for."""
-        from compiler import export
+        from compiler.results import export
 
         return export.inference_data(self._draws, self._observed(), self.predict(predictive) if predictive else None)
 
     def write_draws(self, path) -> None:
         """The draws as CSV, one column per scalar element (`beta[0]`, ...)."""
-        from compiler import export
+        from compiler.results import export
 
         export.write_draws_csv(self._draws, path)
 
     def write_idata(self, path, predictive: int = 0) -> None:
         """An ArviZ `InferenceData` (`to_arviz`) as netCDF."""
-        from compiler import export
+        from compiler.results import export
 
         export.write_netcdf(self.to_arviz(predictive), path)
 
     def write_plot(self, path) -> None:
         """A PNG of the ELBO trace and each latent's marginal posterior."""
-        from compiler import export
+        from compiler.results import export
 
         step = "L-BFGS call (10 iterations)" if self.optimizer == "lbfgs" else "step"
         export.write_plot(self._draws, self._elbo_trace, path, self.spec, step)
@@ -147,7 +147,7 @@ def summarise(draws, rhat=None, ess=None) -> Summary:
     """Mean, sd, 94 % HDI and quantiles over the leading (draws) dim."""
     import torch
 
-    from compiler import stats
+    from compiler.inference import stats
 
     draws = draws.double()
     quantiles = torch.quantile(draws, torch.tensor([0.05, 0.5, 0.95], dtype=draws.dtype), dim=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from compiler import ir
+from compiler.frontend import ir
 
 ROLES = {
     "latent": "sampled (from the guide during inference)",

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import torch
 
-from compiler import distributions
-from compiler.data import CHUNK_ROWS, tensor
+from compiler.data.values import CHUNK_ROWS, tensor
+from compiler.frontend import distributions
 
 
 def position(size: int, dim: int) -> torch.Tensor:
@@ -54,7 +54,7 @@ def index(positions, length: int) -> torch.Tensor:
 def lift(value: torch.Tensor, rank: int, unit_dims: int) -> torch.Tensor:
     """Insert `unit_dims` unit dims just left of a value's own `rank` dims (remove
     them if negative, where they exist), so that sample dims on the left stay at
-    the place Pyro's plates expect. See `compiler.codegen_expressions`."""
+    the place Pyro's plates expect. See `compiler.backend.expressions`."""
     split = value.dim() - rank
     if unit_dims < 0:
         removed = min(-unit_dims, split)

@@ -37,8 +37,10 @@ import numpy as np
 import pyro
 import torch
 
-from compiler import dadvi, distributed, distributions
 from compiler.errors import FitError
+from compiler.frontend import distributions
+from compiler.inference import distributed
+from compiler.inference import lbfgs as dadvi
 
 FLAT = 1e-8
 MAX_COORDINATES = 500  # each costs one Hessian-vector product; beyond this the check is skipped

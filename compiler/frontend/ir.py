@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
-
 from compiler.errors import Span
 
 Dim = Union[str, int]

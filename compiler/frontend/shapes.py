@@ -6,7 +6,7 @@ because the checker cannot know they will be equal when data arrives.
 
 from __future__ import annotations
 
-from compiler.ir import Dim, Shape
+from compiler.frontend.ir import Dim, Shape
 
 # The most axes a value (or a statement's plates) may have: the generated code nests one
 # `with` block per plate, and torch adds particle and enumeration dims to at most 64.

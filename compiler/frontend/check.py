@@ -13,9 +13,9 @@ import keyword
 import math
 from dataclasses import dataclass
 
-from compiler import distributions, ir, shapes, syntax
-from compiler.check_expressions import Scope, Symbol, depends_on_model, type_expression
 from compiler.errors import PplError, Span, did_you_mean
+from compiler.frontend import distributions, ir, shapes, syntax
+from compiler.frontend.expressions import Scope, Symbol, depends_on_model, type_expression
 
 # Names the generated module itself uses; a spec name must not shadow them.
 GENERATED_NAMES = frozenset({

@@ -44,8 +44,9 @@ from pyro import poutine
 from torch.distributions import Transform, biject_to, constraints
 from torch.distributions.transforms import identity_transform
 
-from compiler import dadvi, minibatch
-from compiler.data import CHUNK_ROWS
+from compiler.data.values import CHUNK_ROWS
+from compiler.inference import lbfgs as dadvi
+from compiler.inference import minibatch
 
 SITE = "minibatch.control_variate"  # a dot: never a spec name
 # Steps between anchors: at least this many, and enough that the terms a pass

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler import data_files, distributions, ir
+from compiler.data import files as data_files
 from compiler.errors import DataError
+from compiler.frontend import distributions, ir
 
 
 class Data(Mapping):

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, ValidationError
 from typing_extensions import TypeAliasType
 
-from compiler import codegen, files
+from compiler.backend import codegen
 from compiler.errors import DataError, PplError
-from compiler.report import Report
+from compiler.results import files
+from compiler.results.report import Report
 
 if TYPE_CHECKING:
-    from compiler.pipeline import Program
+    from compiler.api import Program
 
 FORMAT = "pplc-fit/1"
 REFIT_HINT = "fit again with `pplc run --save`"
@@ -118,7 +119,7 @@ def _first_problem(error: ValidationError) -> str:
 def compile_spec(fit: SavedFit, path: str | Path) -> Program:
     """The stored spec compiled (never run), with the guide parameters the file
     holds checked against the names it gives them."""
-    from compiler.pipeline import compile_source
+    from compiler.api import compile_source
 
     try:
         program = compile_source(fit.spec_text, fit.spec_name, guide=fit.guide_family)
@@ -143,7 +144,7 @@ def restore_guide(fit: SavedFit, program: Program, data, path: str | Path) -> di
     its guide can draw from; returns the store's state."""
     import pyro
 
-    from compiler import infer
+    from compiler.inference import fit as infer
 
     pyro.clear_param_store()
     infer.initialise(program, data)  # every pyro.param, at its initial value and its shape

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compiler import distributions, functions, ir, shapes, syntax
 from compiler.errors import PplError, Span, did_you_mean
+from compiler.frontend import distributions, functions, ir, shapes, syntax
 
 
 @dataclass(frozen=True)

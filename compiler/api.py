@@ -10,13 +10,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compiler import codegen, ir
-from compiler.check import check_program
+from compiler.backend import codegen
 from compiler.errors import DataError, Source
-from compiler.parse import parse_program
+from compiler.frontend import ir
+from compiler.frontend.check import check_program
+from compiler.frontend.parse import parse_program
 
 if TYPE_CHECKING:
-    from compiler import data as data_module
+    from compiler.data import values as data_module
 
 DATA_SUFFIXES = (".data.json", ".json", ".csv")
 
@@ -39,7 +40,8 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     (see `saved`) is a spec error naming it."""
     import pyro
 
-    from compiler import infer, saved
+    from compiler.inference import fit as infer
+    from compiler.results import saved
 
     fit = saved.load(path)
     saved.check_pairing(fit, Source.from_path(spec).text if spec is not None else None, None)
@@ -82,28 +84,20 @@ class Program:
         self.code = codegen.generate(model_ir, guide)
 
     @cached_property
-    def _functions(self) -> dict[str, Any]:
+    def compiled(self):
+        """The generated functions as callables (`backend.build.CompiledModel`); torch loads here."""
+        from compiler.backend import build
+
         compute_in_float64()
-        return codegen.build(self.code, self.source.name)
+        return build.build(self.code, self.ir, self.guide_family, self.source.name)
 
     @property
     def model(self):
-        return self._functions["model"]
+        return self.compiled.model
 
     @property
     def guide(self):
-        return self._functions["guide"]
-
-    def scored(self, data) -> tuple[Any, Any]:
-        """What a fit evaluates, and the data it takes: `collapsed_model` with the
-        data's sufficient statistics where some observations share one distribution
-        (the same log joint as `model`, see codegen), else `model` and the data."""
-        from compiler import data as data_module
-
-        if "collapsed_model" not in self._functions:
-            return self.model, data
-        scored = self._functions["sufficient_statistics"](data)
-        return self._functions["collapsed_model"], data.with_values(scored) if isinstance(data, data_module.Data) else scored
+        return self.compiled.guide
 
     def summary(self) -> str:
         """One line: what `pplc check` prints."""
@@ -134,8 +128,8 @@ class Program:
         stand-ins (see `Data.placeholders`), for a prior predictive. With
         `keep_on_disk`, arrays in memory-mapped files stay there (`Data.on_disk`),
         for a fit that reads them a batch or a shard at a time."""
-        from compiler import data as data_module  # with NumPy: imported here so that `pplc check` never needs it
-        from compiler import data_files
+        from compiler.data import files as data_files
+        from compiler.data import values as data_module
 
         if isinstance(data, data_module.Data):
             return data if keep_on_disk else data.in_memory()
@@ -154,7 +148,7 @@ class Program:
         observed = frozenset(site.name for site in self.ir.observed) if simulate_missing else frozenset()
         values, warnings = data_module.load_data(self.ir, data, origin, observed)
         tensors = data_module.to_tensors(self.ir, values)
-        transformed = self._functions["transform_data"](tensors)
+        transformed = self.compiled.transform_data(tensors)
         placeholders = tuple(sorted(observed - set(data)))
         loaded = data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders,
                                   self.ir.index_arrays)
@@ -162,19 +156,20 @@ class Program:
 
     def explain(self):
         """The factorisation of the joint, the guide and the ELBO (`explain.Explanation`)."""
-        from compiler import explain
+        from compiler.results import explain
 
         return explain.explain(self)
 
     def trace(self, data: Any = None, fitted: bool = False, seed: int = 0, **fit_options: Any):
         """One ELBO term computed for real (`explain.TraceExplanation`)."""
-        from compiler import explain
+        from compiler.results import explain
 
         return explain.trace(self, self.load_data(data), fitted=fitted, seed=seed, **fit_options)
 
     def sample(self, data: Any = None, **config: Any):
         """Run NUTS on the same model; returns the `Report` with R̂ and ESS."""
-        from compiler import mcmc, report
+        from compiler.inference import nuts as mcmc
+        from compiler.results import report
 
         loaded = self.load_data(data)
         nuts_config = mcmc.NutsConfig(**config)
@@ -184,7 +179,7 @@ class Program:
         """Draws of every observed site: from the posterior predictive after a fit,
         or, when the data leave observed arrays out, from the prior predictive
         (nothing is fitted). Returns `(report or None, {site: (draws, *shape)})`."""
-        from compiler import infer
+        from compiler.inference import fit as infer
 
         loaded = self.load_data(data, simulate_missing=True)
         if loaded.placeholders:
@@ -194,7 +189,8 @@ class Program:
 
     def fit(self, data: Any = None, **config: Any):
         """Maximise the ELBO with SVI; returns the `Report`."""
-        from compiler import infer, report
+        from compiler.inference import fit as infer
+        from compiler.results import report
 
         run_config = infer.RunConfig(**config)
         loaded = self.load_data(data, keep_on_disk=run_config.batch_size is not None or run_config.distributed)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from compiler import functions, ir
+from compiler.frontend import functions, ir
 
 # Precedence of the Python code we emit, loosest first.
 SUM, PRODUCT, UNARY, POWER, ATOM = range(5)

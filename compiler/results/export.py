@@ -17,7 +17,8 @@ from typing import TextIO
 import numpy as np
 import torch
 
-from compiler import files, stats
+from compiler.inference import stats
+from compiler.results import files
 
 MAX_PANELS = 12  # marginal plots per figure: the first elements of long arrays
 

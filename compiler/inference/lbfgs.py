@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributions.normal as torch_normal
 
-from compiler import distributed
+from compiler.inference import distributed
 
 # The run has converged when an L-BFGS call changes the ELBO by less than this
 # (relative), twice in a row: the objective is deterministic, so no allowance

@@ -19,8 +19,8 @@ from pathlib import Path
 import lark
 from lark import Token, Transformer, v_args
 
-from compiler import syntax
 from compiler.errors import PplError, Source, Span
+from compiler.frontend import syntax
 
 # Limits that turn absurd input into a clean error instead of a blown Python
 # stack: the phases after parsing walk trees recursively.
@@ -70,7 +70,7 @@ def grammar_text() -> str:
     packaged = resources.files("compiler").joinpath("grammar/ppl.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / "grammar" / "ppl.lark").read_text(
+    return (Path(__file__).resolve().parent.parent.parent / "grammar" / "ppl.lark").read_text(
         encoding="utf-8"
     )
 

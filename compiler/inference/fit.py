@@ -30,10 +30,12 @@ from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.runtime import _PYRO_STACK
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler import control_variates, dadvi, devices, distributed, improper, ir, minibatch, stats
-from compiler.codegen import collapsible
-from compiler.convergence import Schedule, is_level
+from compiler.backend.codegen import collapsible
 from compiler.errors import FitError, PplError
+from compiler.frontend import ir
+from compiler.inference import control_variates, devices, distributed, improper, minibatch, stats
+from compiler.inference import lbfgs as dadvi
+from compiler.inference.schedule import Schedule, is_level
 
 # Caps on steps when stopping at convergence: Adam steps, or L-BFGS iterations.
 MAX_STEPS = {"adam": 10_000, "lbfgs": 1_000}
@@ -365,7 +367,7 @@ def _read_by_row_on_disk(program, data) -> bool:
 
 
 def _objective(program, data, config: RunConfig) -> Objective:
-    model, scored = program.scored(data)  # statistics of arrays on disk are read a chunk at a time
+    model, scored = program.compiled.scored(data)  # statistics of arrays on disk are read a chunk at a time
     if not config.distributed:
         return Objective(model, scored)
     distributed.start(config.device)
@@ -892,7 +894,7 @@ def importance(program, data, objective: Objective | None = None) -> Importance 
     terms = max(_observed_terms(program, data), 1)
     count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
     chunk = min(count, max(1, TERMS_PER_STEP // terms))
-    objective = objective or Objective(*program.scored(data))
+    objective = objective or Objective(*program.compiled.scored(data))
     ratios = torch.cat([_log_ratios(objective.model, program, objective.data, chunk)
                         for _ in range(math.ceil(count / chunk))])
     ratios = distributed.mean(ratios[:count])

@@ -1,0 +1,98 @@
+"""Phase 3, build: `GeneratedCode` -> `CompiledModel`, the generated functions as callables.
+
+The one place pplc runs code: `exec` of `GeneratedCode.source`, the output of
+`codegen.generate`, which holds only identifiers the checker accepted, numeric
+literals and fixed code (tests/test_hostile_specs.py, tests/test_codegen.py).
+Everything after this phase takes the typed `CompiledModel`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.backend.codegen import GeneratedCode
+from compiler.errors import DataError
+from compiler.frontend import ir
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """A checked model and its generated Pyro functions: what inference, data loading and results use."""
+
+    ir: ir.Model
+    code: GeneratedCode
+    guide_family: str
+    model: Callable
+    guide: Callable
+    transform_data: Callable[[dict], dict]
+    collapsed_model: Callable | None  # where some observations are scored from sufficient statistics
+    sufficient_statistics: Callable[[Any], Any] | None
+
+    def scored(self, data) -> tuple[Callable, Any]:
+        """What a fit evaluates, and the data it takes: `collapsed_model` with the
+        data's sufficient statistics where some observations share one distribution
+        (the same log joint as `model`, see codegen), else `model` and the data."""
+        if self.collapsed_model is None:
+            return self.model, data
+        statistics = self.sufficient_statistics(data)
+        return self.collapsed_model, data.with_values(statistics) if hasattr(data, "with_values") else statistics
+
+
+def build(code: GeneratedCode, model_ir: ir.Model, guide_family: str, name: str) -> CompiledModel:
+    """Compile the generated source into its functions (torch is imported here, not before)."""
+    namespace = _execute(code, name)
+    return CompiledModel(
+        model_ir, code, guide_family, namespace["model"], namespace["guide"],
+        _located_data_errors(namespace["transform_data"], _filename(name), code),
+        namespace.get("collapsed_model"), namespace.get("sufficient_statistics"))
+
+
+def _filename(name: str) -> str:
+    return f"<pplc generated from {name}>"
+
+
+def _execute(code: GeneratedCode, name: str) -> dict[str, Any]:
+    import linecache
+
+    filename = _filename(name)
+    # Registered so tracebacks and debuggers show the generated lines.
+    linecache.cache[filename] = (len(code.source), None, code.source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": "pplc_generated"}
+    exec(compile(code.source, filename, "exec"), namespace)  # noqa: S102 - see the module docstring
+    return namespace
+
+
+# What computing transformed data can raise on data that passed the checks: a computed
+# index out of range, an array too large to allocate, a value outside a function's domain.
+DATA_FAILURES = (ArithmeticError, IndexError, RuntimeError, ValueError)
+
+
+def _located_data_errors(transform_data, filename: str, code: GeneratedCode):
+    """`transform_data` raising a `DataError` at the statement it could not compute."""
+
+    def located(data):
+        try:
+            return transform_data(data)
+        except DATA_FAILURES as error:
+            name = _failed_assignment(error, filename, code.source)
+            name = name if name in code.transformed_spans else None
+            raise DataError(f"cannot compute {f'{name!r}' if name else 'the transformed data'} from this data: "
+                            f"{error}", code.transformed_spans.get(name), "check the data it is computed from") from error
+
+    return located
+
+
+def _failed_assignment(error: BaseException, filename: str, source: str) -> str | None:
+    """The name assigned on the last generated line the traceback passes through."""
+    line = None
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == filename:
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    lines = source.splitlines()
+    found = re.match(r" *([A-Za-z_][A-Za-z0-9_]*) = ", lines[line - 1]) if line else None
+    return found.group(1) if found else None
