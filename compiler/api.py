@@ -41,6 +41,7 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     import pyro
 
     from compiler.inference import fit as infer
+    from compiler.inference.config import RunConfig
     from compiler.results import saved
 
     fit = saved.load(path)
@@ -54,7 +55,7 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
         saved.check_pairing(fit, None, loaded)
         guide_state = saved.restore_guide(fit, program, loaded, path)
         pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
-        report._keep(program, loaded, infer.posterior_draws(program, loaded, infer.RunConfig().draws), guide_state)
+        report._keep(program, loaded, infer.posterior_draws(program, loaded, RunConfig().draws), guide_state)
     return report
 
 
@@ -169,10 +170,11 @@ class Program:
     def sample(self, data: Any = None, **config: Any):
         """Run NUTS on the same model; returns the `Report` with R̂ and ESS."""
         from compiler.inference import nuts as mcmc
+        from compiler.inference.config import NutsConfig
         from compiler.results import report
 
         loaded = self.load_data(data)
-        nuts_config = mcmc.NutsConfig(**config)
+        nuts_config = NutsConfig(**config)
         return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded)
 
     def predict(self, data: Any = None, draws: int = 1000, seed: int = 0, **fit_options: Any):
@@ -190,9 +192,10 @@ class Program:
     def fit(self, data: Any = None, **config: Any):
         """Maximise the ELBO with SVI; returns the `Report`."""
         from compiler.inference import fit as infer
+        from compiler.inference.config import RunConfig
         from compiler.results import report
 
-        run_config = infer.RunConfig(**config)
+        run_config = RunConfig(**config)
         loaded = self.load_data(data, keep_on_disk=run_config.batch_size is not None or run_config.distributed)
         result = infer.fit(self, loaded, run_config)
         return report.build_report(self, result, run_config, loaded)

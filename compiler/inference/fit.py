@@ -18,12 +18,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyro
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from pyro import poutine
 from pyro.infer import SVI, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceEnum_ELBO
 from pyro.optim import LambdaLR, clipped_adam
@@ -35,56 +34,10 @@ from compiler.errors import FitError, PplError
 from compiler.frontend import ir
 from compiler.inference import control_variates, devices, distributed, improper, minibatch, stats
 from compiler.inference import lbfgs as dadvi
+from compiler.inference.config import MAX_STEPS, RunConfig
 from compiler.inference.schedule import Schedule, is_level
 
-# Caps on steps when stopping at convergence: Adam steps, or L-BFGS iterations.
-MAX_STEPS = {"adam": 10_000, "lbfgs": 1_000}
 DISCRETE_DRAWS = 500  # guide draws behind each reported P(z = k): standard error at most 0.022
-
-
-class RunConfig(BaseModel):
-    """How to fit: every option the command line and `Program.fit` accept."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    optimizer: Literal["lbfgs", "adam"] | None = Field(
-        None, description="lbfgs: L-BFGS on the ELBO over fixed antithetic draws (deterministic ADVI, see "
-        "dadvi.py); adam: stochastic SVI steps with fresh draws each step. Default: lbfgs with the normal "
-        "guide, adam with the native one (its Beta and Gamma draws are not smooth in their parameters "
-        "at fixed randomness, which L-BFGS needs) and for batches that L-BFGS cannot take (fewer than 5 "
-        "rows per coordinate, or no control variate: docs/scaling.md)")
-    steps: int | None = Field(None, ge=1, description="a fixed number of steps (Adam steps or L-BFGS "
-                              "iterations); default: until the ELBO stops improving, at most max_steps")
-    max_steps: int | None = Field(None, ge=2, description="the cap on steps when stopping at convergence; "
-                                  f"default {MAX_STEPS['lbfgs']} L-BFGS iterations (per round with batches) or "
-                                  f"{MAX_STEPS['adam']} Adam steps")
-    starts: int | None = Field(None, ge=1, description="L-BFGS runs from independent initialisations, the best "
-                               "ELBO kept; default: 4 for models with enumerated latents (mixtures), else 1")
-    tolerance: float = Field(1e-3, gt=0, description="Adam: relative ELBO change per 100 steps counted as level")
-    lr: float = Field(0.05, gt=0, description="initial Adam learning rate")
-    lr_decay: float = Field(0.1, gt=0, le=1, description="learning rate at the end, as a fraction of lr")
-    particles: int | None = Field(None, ge=1, description="ELBO particles, vectorised; default: 32 for L-BFGS "
-                                  "and 16 for Adam, fewer (down to 2 and 4) for data with over 62,500 and "
-                                  "250,000 observations, but for L-BFGS a pair per coordinate while "
-                                  "affordable (docs/inference.md)")
-    average: float = Field(0.5, ge=0, lt=1, description="with fixed steps: the final fraction whose iterates "
-                           "are averaged (when stopping at convergence, the whole refinement phase is)")
-    seed: int = Field(0, ge=0, lt=2**31, description="random seed; retries and further starts offset it")
-    draws: int = Field(10000, ge=2, description="posterior draws from the fitted guide")
-    discrete: bool = Field(False, description="report P(z = k) per element of enumerated latents")
-    progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
-    jit: bool = Field(False, description="Adam only: compile each step's ELBO with Pyro's JitTrace_ELBO "
-                      "(torch.jit); 2.2x faster per step at N = 10, 1.5x at 10^5, no gain at 10^6 (bench/RESULTS.md)")
-    batch_size: int | None = Field(None, ge=1, description="minibatches of this many random rows of every data "
-                                   "plate, their log-likelihood scaled up to keep the ELBO unbiased "
-                                   "(minibatch.py) and corrected by a control variate (control_variates.py): "
-                                   "one batch per round of L-BFGS, or per Adam step")
-    distributed: bool = Field(False, description="one of several processes launched by torchrun, each holding a "
-                              "slice of every data plate, gradients averaged (distributed.py)")
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="where the data, the guide's "
-                        "parameters and every draw live while fitting: cpu, cuda or cuda:N (pplc computes in "
-                        "float64, which Apple's MPS lacks); the results come back to the CPU")
-
 
 @dataclass(frozen=True)
 class FitResult:

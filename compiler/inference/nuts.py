@@ -13,24 +13,14 @@ from dataclasses import dataclass
 
 import pyro
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from pyro import poutine
 from pyro.infer.mcmc import MCMC, NUTS
 
 from compiler.errors import FitError
+from compiler.inference.config import NutsConfig
 from compiler.inference.fit import initialise
 
 RHAT_CONVERGED = 1.01
-
-
-class NutsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    warmup: int = Field(500, ge=1, description="warm-up (adaptation) iterations per chain")
-    samples: int = Field(500, ge=2, description="draws kept per chain")
-    chains: int = Field(2, ge=1, description="independent chains, run one after another")
-    seed: int = Field(0, ge=0, lt=2**31)
-    target_accept: float = Field(0.8, gt=0, lt=1)
 
 
 @dataclass(frozen=True)
