@@ -27,6 +27,7 @@ from compiler.backend.expressions import (
 )
 from compiler.errors import Span
 from compiler.frontend import distributions, ir
+from compiler.frontend.analysis import collapsed, collapsible, observed_array, spec_names, statistics_key
 
 GUIDE_FAMILIES = ("normal", "native")
 
@@ -163,39 +164,13 @@ def _integer_tensor(observe: ir.Observe, layout: Layout) -> bool:
         observed.role == "transformed" or observed.name in (layout.index_ranges or {}))
 
 
-def collapsible(observe: ir.Observe) -> bool:
-    """Whether an observe statement's elements share one distribution whose
-    log-likelihood the table can compute from sufficient statistics: a whole data
-    array observed under plates, every argument one scalar for all its elements."""
-    row = distributions.TABLE[observe.distribution.name]
-    return (row.sufficient is not None and bool(observe.plates) and _observed_array(observe) is not None
-            and all(not e.type.batched and not e.type.shape for _, e in observe.distribution.arguments))
-
-
-def _observed_array(observe: ir.Observe) -> str | None:
-    """The data name an observe statement scores whole (`x` or aligned `x[i]`), if it does."""
-    value = observe.value.base if isinstance(observe.value, ir.Subscript) and observe.value.aligned else observe.value
-    if isinstance(value, ir.Variable) and value.role in ("data", "transformed"):
-        return value.name
-    return None
-
-
-def _collapsed(model: ir.Model) -> list[ir.Observe]:
-    return [s for s in model.observed if collapsible(s)]
-
-
 def _collapsed_names(model: ir.Model) -> str:
-    return ", ".join(s.name for s in _collapsed(model))
-
-
-def statistics_key(observe: ir.Observe) -> str:
-    """Where `sufficient_statistics` leaves an observe statement's statistics in the data."""
-    return f"{observe.name}.statistics"
+    return ", ".join(s.name for s in collapsed(model))
 
 
 def _sufficient_statistics(model: ir.Model) -> list[str]:
     entries = ", ".join(f'"{statistics_key(s)}": rt.sufficient_statistics("{s.distribution.name}", '
-                        f'data["{_observed_array(s)}"])' for s in _collapsed(model))
+                        f'data["{observed_array(s)}"])' for s in collapsed(model))
     return ["def sufficient_statistics(data):",
             f'    """The data with the statistics collapsed_model scores {_collapsed_names(model)} from."""',
             f"    return {{**data, {entries}}}"]
@@ -209,7 +184,7 @@ def _collapsed_observe(observe: ir.Observe, layout: Layout) -> str:
 
 def _guide(model: ir.Model, family: str) -> tuple[list[str], dict[str, str], dict[str, tuple[str, ...]]]:
     plates = _PlateNames(model, model.guided_latents)
-    local = _Locals(_spec_names(model))
+    local = _Locals(spec_names(model))
     body: list[str] = []
     families: dict[str, str] = {}
     parameters: dict[str, tuple[str, ...]] = {}
@@ -354,7 +329,7 @@ class _PlateNames:
     every statement that ranges over it, as Pyro requires of a shared plate."""
 
     def __init__(self, model: ir.Model, statements):
-        taken = _spec_names(model)
+        taken = spec_names(model)
         self.variables: dict[tuple[str, int], tuple[str, ir.Plate]] = {}
         for statement in statements:
             for plate in statement.plates:
@@ -377,13 +352,6 @@ class _PlateNames:
             return lines
         managers = ", ".join(self.variables[(p.name, p.dim)][0] for p in plates)
         return [f"with {managers}:"] + _indent(lines)
-
-
-def _spec_names(model: ir.Model) -> set[str]:
-    """Every name the spec binds in generated code: declarations and index variables."""
-    statements = model.statements
-    variables = {p.variable for s in statements if hasattr(s, "plates") for p in s.plates if p.variable}
-    return {d.name for d in model.data} | {s.name for s in statements} | variables
 
 
 def _positions(plates: tuple[ir.Plate, ...], expressions: list[ir.Expr]) -> list[str]:
