@@ -129,8 +129,7 @@ def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function
             case ir.Latent():
                 runs.append((statement.plates, _latent(statement, layout.within(statement.plates))))
             case ir.Let(transformed_data=False):
-                runs.append(((), _positions(statement.plates, [statement.value]) + [_deterministic(statement, model,
-                                                                                                   layout)]))
+                runs.append(((), _deterministic(statement, model, layout)))
             case ir.Observe() if collapsed and collapsible(statement):
                 runs.append(((), [_collapsed_observe(statement, layout.within(statement.plates))]))
             case ir.Observe():
@@ -151,11 +150,11 @@ def _param(param: ir.Param) -> Statement:
     return Assign(param.name, _pyro("param", em.string(param.name), initial, *keyword))
 
 
-def _deterministic(let: ir.Let, model: ir.Model, layout: Layout) -> Statement:
+def _deterministic(let: ir.Let, model: ir.Model, layout: Layout) -> list[Statement]:
     code = expression(let.value, layout.within(let.plates))
     if not let.plates and model.max_plate_nesting:
         code = lift(code, len(let.shape), -model.max_plate_nesting)
-    return Assign(let.name, _pyro("deterministic", em.string(let.name), code))
+    return _positions(let.plates, [let.value]) + [Assign(let.name, _pyro("deterministic", em.string(let.name), code))]
 
 
 def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 LINE_LIMIT = 100
 INDENT = 4
@@ -42,18 +43,24 @@ class Needs:
     parameters: tuple[str, ...] = ()  # pyro.param names, in the order they are created
 
     def __or__(self, other: Needs) -> Needs:
-        return Needs(self.imports | other.imports, self.helpers | other.helpers, self.names | other.names,
-                     self.parameters + tuple(p for p in other.parameters if p not in self.parameters))
+        return union((self, other))
 
 
 NOTHING = Needs()
 
 
 def union(needs: Iterable[Needs]) -> Needs:
-    total = NOTHING
+    """Everything any of them needs (collected in place: a function may hold thousands of statements)."""
+    imports: set[str] = set()
+    helpers: set[str] = set()
+    names: set[str] = set()
+    parameters: dict[str, None] = {}
     for need in needs:
-        total = total | need
-    return total
+        imports |= need.imports
+        helpers |= need.helpers
+        names |= need.names
+        parameters.update(dict.fromkeys(need.parameters))
+    return Needs(frozenset(imports), frozenset(helpers), frozenset(names), tuple(parameters))
 
 
 # Expressions --------------------------------------------------------------------
@@ -102,7 +109,7 @@ class Joined(Code):
     def flat(self) -> str:
         return "".join(p.flat() for p in self.parts)
 
-    @property
+    @cached_property
     def needs(self) -> Needs:
         return union(p.needs for p in self.parts)
 
@@ -131,7 +138,7 @@ class Bracketed(Code):
         head = self.head.flat() if self.head is not None else ""
         return f"{head}{self.opening}{', '.join(i.flat() for i in self.items)}{self.closing}"
 
-    @property
+    @cached_property
     def needs(self) -> Needs:
         return union(([self.head.needs] if self.head is not None else []) + [i.needs for i in self.items])
 
@@ -160,7 +167,7 @@ class Chain(Code):
     def flat(self) -> str:
         return self.first.flat() + "".join(f" {op} {operand.flat()}" for op, operand in self.rest)
 
-    @property
+    @cached_property
     def needs(self) -> Needs:
         return union([self.first.needs] + [operand.needs for _, operand in self.rest])
 
