@@ -156,6 +156,13 @@ def test_guide_parameters_have_readable_names(specs):
     assert set(pyro.get_param_store().keys()) == {"f.loc", "f.scale"}
 
 
+def test_the_compiled_model_names_the_parameters_its_guide_creates(specs):
+    program = compile_file(specs / "mixture.ppl")
+    program.guide(program.load_data())
+    named = {name for names in program.compiled.guide_parameters.values() for name in names}
+    assert named == set(pyro.get_param_store().keys()) and set(program.compiled.guide_parameters) == {"w", "mu", "sigma"}
+
+
 def test_native_guide_uses_a_beta_for_a_unit_interval_latent(specs):
     program = compile_file(specs / "coin.ppl", guide="native")
     trace = poutine.trace(program.guide).get_trace(program.load_data())

@@ -30,6 +30,11 @@ class CompiledModel:
     collapsed_model: Callable | None  # where some observations are scored from sufficient statistics
     sufficient_statistics: Callable[[Any], Any] | None
 
+    @property
+    def guide_parameters(self) -> dict[str, tuple[str, ...]]:
+        """Latent -> the `pyro.param` names of its guide factor, as codegen emitted them."""
+        return self.code.guide_parameters
+
     def scored(self, data) -> tuple[Callable, Any]:
         """What a fit evaluates, and the data it takes: `collapsed_model` with the
         data's sufficient statistics where some observations share one distribution
