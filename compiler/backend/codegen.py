@@ -346,7 +346,7 @@ def _constraint(support: ir.Support) -> Code | None:
     if low is None and high is None:
         return None
     if high is None:
-        if low.flat() in ("0", "0.0"):
+        if isinstance(support.low, ir.Literal_) and support.low.value == 0:
             return em.imported("constraints", "positive")
         return em.call(em.imported("constraints", "greater_than"), low)
     if low is None:
