@@ -13,16 +13,85 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
+from update_golden import GOLDEN, emitted, golden_file, golden_specs
 
 from compiler import DataError, compile_file, compile_source
+from compiler.backend.emitter import LINE_LIMIT
 
-GOLDEN = Path(__file__).parent / "golden"
 SPECS = Path(__file__).resolve().parent.parent / "specs"
+EVERY_SPEC = pytest.mark.parametrize("spec", golden_specs(), ids=lambda path: path.stem)
 
 
-def test_coin_generated_code_matches_the_golden_file(specs):
-    source = compile_file(specs / "coin.ppl").code.source
-    assert source == (GOLDEN / "coin.py").read_text()
+@EVERY_SPEC
+def test_generated_code_matches_its_golden_file(spec):
+    """A change to generated code shows as a diff of tests/golden (`python tests/update_golden.py`)."""
+    assert emitted(spec) == golden_file(spec).read_text()
+
+
+def test_every_golden_file_belongs_to_a_spec():
+    assert sorted(GOLDEN.rglob("*.py")) == sorted(golden_file(spec) for spec in golden_specs())
+
+
+@EVERY_SPEC
+@pytest.mark.parametrize("guide", ["normal", "native"])
+def test_every_generated_line_is_within_the_line_limit(spec, guide):
+    lines = compile_file(spec, guide=guide).code.source.splitlines()
+    assert max(len(line) for line in lines) <= LINE_LIMIT
+
+
+def plate_blocks(source: str, function: str) -> list[str]:
+    tree = ast.parse(source)
+    body = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == function)
+    return [ast.unparse(node.items[0].context_expr) for node in ast.walk(body) if isinstance(node, ast.With)]
+
+
+def test_consecutive_statements_under_one_plate_share_one_with_block(specs):
+    assert plate_blocks(compile_file(specs / "mixture.ppl").code.source, "model") == ["K_plate", "N_plate"]
+
+
+def test_a_statement_outside_the_plate_ends_the_with_block(specs):
+    assert plate_blocks(compile_file(specs / "eight_schools.ppl").code.source, "model") == ["J_plate", "J_plate"]
+
+
+def test_an_index_array_along_the_statements_plate_is_plain_indexing(specs):
+    source = compile_file(specs / "radon.ppl").code.source
+    assert "a[..., county]" in source and "Vindex" not in source
+
+
+def test_an_index_that_carries_sample_dims_is_gathered_with_vindex(specs):
+    assert "Vindex(rt.lift(mu, 1, 1))[..., rt.index(z, K)]" in compile_file(specs / "mixture.ppl").code.source
+
+
+def test_a_number_index_into_a_latent_is_plain_indexing():
+    program = compile_source("data N: int\ndata x: real[N]\ndata y: real[N]\nlatent b[2] ~ Normal(0, 1)\n"
+                             "observe y ~ Normal(b[0] + b[1] * x, 1)")
+    assert "b[..., 0, None, None] + b[..., 1, None, None] * x" in program.code.source
+    assert "Vindex" not in program.code.source
+
+
+def test_a_lift_of_a_lift_is_written_as_one():
+    source = compile_file(SPECS / "posteriordb/radon_mn-radon_partially_pooled_noncentered.ppl").code.source
+    assert "rt.lift(alpha, 1, 2)" in source and "rt.lift(rt.lift(" not in source
+
+
+def test_a_spec_without_transformed_data_has_no_transform_data_function(specs):
+    program = compile_file(specs / "coin.ppl")
+    assert "transform_data" not in program.code.source and "transform_data" not in program.code.functions
+    assert dict(program.load_data({"N": 2, "x": [1, 0]}))["N"] == 2
+
+
+def test_generated_code_records_its_imports_helpers_and_data(specs):
+    code = compile_file(specs / "mixture.ppl").code
+    assert code.imports == ("import pyro", "import pyro.distributions as dist", "import torch",
+                            "from pyro.distributions import constraints", "from pyro.ops.indexing import Vindex",
+                            "from compiler.backend import runtime as rt")
+    assert code.runtime_helpers == {"index", "lift", "uniform_init"}
+    assert code.data_names == {"N", "K", "y"}
+
+
+def test_guide_parameters_are_recorded_per_latent_for_each_family(specs):
+    assert compile_file(specs / "coin.ppl").code.guide_parameters == {"f": ("f.loc", "f.scale")}
+    assert compile_file(specs / "coin.ppl", guide="native").code.guide_parameters == {"f": ("f.alpha", "f.beta")}
 
 
 def test_observe_statement_is_one_sample_site_inside_a_plate(specs):
@@ -85,6 +154,13 @@ def test_guide_parameters_have_readable_names(specs):
     program = compile_file(specs / "coin.ppl")
     program.guide(program.load_data())
     assert set(pyro.get_param_store().keys()) == {"f.loc", "f.scale"}
+
+
+def test_the_compiled_model_names_the_parameters_its_guide_creates(specs):
+    program = compile_file(specs / "mixture.ppl")
+    program.guide(program.load_data())
+    named = {name for names in program.compiled.guide_parameters.values() for name in names}
+    assert named == set(pyro.get_param_store().keys()) and set(program.compiled.guide_parameters) == {"w", "mu", "sigma"}
 
 
 def test_native_guide_uses_a_beta_for_a_unit_interval_latent(specs):
@@ -180,6 +256,15 @@ def test_a_computed_index_is_made_an_integer_and_checked_against_its_axis():
 def test_an_index_array_checked_when_the_data_load_is_used_as_it_is():
     source = compile_file(SPECS / "radon.ppl").code.source
     assert "[..., county]" in source and "rt.index" not in source
+
+
+def test_a_failing_transformed_data_statement_broken_over_lines_is_named():
+    terms = " + ".join(["w[g - 1]"] * 12)
+    program = compile_source(f"data N: int\ndata J: int\ndata g: int<lower=1>[N]\ndata w: real[J]\nlet wg = {terms}")
+    assert max(len(line) for line in program.code.source.splitlines()) <= LINE_LIMIT
+    with pytest.raises(DataError) as caught:
+        program.load_data({"J": 2, "g": [2, 3], "w": [5.0, 7.0]})
+    assert caught.value.message.startswith("cannot compute 'wg' from this data: index 2 is out of range")
 
 
 def test_a_scalar_of_transformed_data_computed_from_numbers_is_a_tensor():

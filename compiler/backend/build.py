@@ -8,7 +8,6 @@ Everything after this phase takes the typed `CompiledModel`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +26,14 @@ class CompiledModel:
     guide_family: str
     model: Callable
     guide: Callable
-    transform_data: Callable[[dict], dict]
+    transform_data: Callable[[dict], dict]  # the data unchanged where the spec has no transformed data
     collapsed_model: Callable | None  # where some observations are scored from sufficient statistics
     sufficient_statistics: Callable[[Any], Any] | None
+
+    @property
+    def guide_parameters(self) -> dict[str, tuple[str, ...]]:
+        """Latent -> the `pyro.param` names of its guide factor, as codegen emitted them."""
+        return self.code.guide_parameters
 
     def scored(self, data) -> tuple[Callable, Any]:
         """What a fit evaluates, and the data it takes: `collapsed_model` with the
@@ -44,10 +48,16 @@ class CompiledModel:
 def build(code: GeneratedCode, model_ir: ir.Model, guide_family: str, name: str) -> CompiledModel:
     """Compile the generated source into its functions (torch is imported here, not before)."""
     namespace = _execute(code, name)
+    transform_data = namespace.get("transform_data")
     return CompiledModel(
         model_ir, code, guide_family, namespace["model"], namespace["guide"],
-        _located_data_errors(namespace["transform_data"], _filename(name), code),
+        _located_data_errors(transform_data, _filename(name), code) if transform_data else _unchanged,
         namespace.get("collapsed_model"), namespace.get("sufficient_statistics"))
+
+
+def _unchanged(data):
+    """`transform_data` of a spec without transformed data: codegen writes no function for it."""
+    return data
 
 
 def _filename(name: str) -> str:
@@ -77,7 +87,7 @@ def _located_data_errors(transform_data, filename: str, code: GeneratedCode):
         try:
             return transform_data(data)
         except DATA_FAILURES as error:
-            name = _failed_assignment(error, filename, code.source)
+            name = _failed_assignment(error, filename, code)
             name = name if name in code.transformed_spans else None
             raise DataError(f"cannot compute {f'{name!r}' if name else 'the transformed data'} from this data: "
                             f"{error}", code.transformed_spans.get(name), "check the data it is computed from") from error
@@ -85,14 +95,12 @@ def _located_data_errors(transform_data, filename: str, code: GeneratedCode):
     return located
 
 
-def _failed_assignment(error: BaseException, filename: str, source: str) -> str | None:
-    """The name assigned on the last generated line the traceback passes through."""
+def _failed_assignment(error: BaseException, filename: str, code: GeneratedCode) -> str | None:
+    """The name assigned by the last generated statement the traceback passes through."""
     line = None
     traceback = error.__traceback__
     while traceback is not None:
         if traceback.tb_frame.f_code.co_filename == filename:
             line = traceback.tb_lineno
         traceback = traceback.tb_next
-    lines = source.splitlines()
-    found = re.match(r" *([A-Za-z_][A-Za-z0-9_]*) = ", lines[line - 1]) if line else None
-    return found.group(1) if found else None
+    return code.assigned_lines.get(line)

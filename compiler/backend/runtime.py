@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from compiler.data.values import CHUNK_ROWS, tensor
+from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.frontend import distributions
 
 

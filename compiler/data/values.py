@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.data import files as data_files
 from compiler.errors import DataError
 from compiler.frontend import distributions, ir
@@ -127,16 +128,6 @@ def to_tensors(model: ir.Model, values: dict[str, Any]) -> dict[str, Any]:
         else:
             tensors[decl.name] = tensor(value, index=decl.index_range is not None)
     return tensors
-
-
-def tensor(value: Any, index: bool = False):
-    """An array as a tensor: positions (`index`) as integers, everything else in the default float."""
-    import torch
-
-    # A copy: arrays mapped from files are read-only, and torch will not share those.
-    array = np.array(value, dtype=np.int64 if index else np.float64)
-    return torch.as_tensor(array, dtype=torch.long if index else torch.get_default_dtype(),
-                           device=torch.get_default_device())
 
 
 def digest(raw: Mapping[str, Any]) -> str:
@@ -410,9 +401,6 @@ def _check_fixed_index(fixed: ir.FixedIndex, values: dict[str, Any], origin: str
 def _error(decl: ir.DataDecl, origin: str, message: str, hint: str | None = None) -> DataError:
     return DataError(f"{message} (in {origin})", decl.span, hint)
 
-
-# Rows per chunk when checking an array: a memory-mapped one is never read whole.
-CHUNK_ROWS = 1 << 20
 
 # float64, which pplc computes in, holds every integer up to 2^53 in absolute value exactly, and
 # not every one beyond (2^53 + 1 rounds to 2^53); counts near 2^63 would also overflow the fit.

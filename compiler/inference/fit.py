@@ -29,9 +29,9 @@ from pyro.optim import LambdaLR, clipped_adam
 from pyro.poutine.runtime import _PYRO_STACK
 from pyro.poutine.uncondition_messenger import UnconditionMessenger
 
-from compiler.backend.codegen import collapsible
 from compiler.errors import FitError, PplError
 from compiler.frontend import ir
+from compiler.frontend.analysis import collapsible
 from compiler.inference import control_variates, devices, distributed, improper, minibatch, stats
 from compiler.inference import lbfgs as dadvi
 from compiler.inference.config import MAX_STEPS, RunConfig

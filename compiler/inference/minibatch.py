@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from pyro.poutine.messenger import Messenger
 
-from compiler.backend.codegen import collapsible
 from compiler.data import values as data_module
 from compiler.errors import PplError
 from compiler.frontend import ir
+from compiler.frontend.analysis import collapsible
 
 
 @dataclass(frozen=True)

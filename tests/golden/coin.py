@@ -14,11 +14,6 @@ from compiler.backend import runtime as rt
 MAX_PLATE_NESTING = 1
 
 
-def transform_data(data):
-    """Transformed data: computed once, when the data loads."""
-    return data
-
-
 def model(data):
     N = data["N"]
     x = data["x"]
@@ -31,7 +26,13 @@ def model(data):
 def guide(data):
     f_loc = pyro.param("f.loc", lambda: rt.uniform_init(()))
     f_scale = pyro.param("f.scale", lambda: torch.full((), 0.1), constraint=constraints.positive)
-    pyro.sample("f", dist.TransformedDistribution(dist.Normal(f_loc, f_scale), dist.transforms.SigmoidTransform()))
+    pyro.sample(
+        "f",
+        dist.TransformedDistribution(
+            dist.Normal(f_loc, f_scale),
+            dist.transforms.SigmoidTransform(),
+        ),
+    )
 
 
 def sufficient_statistics(data):

@@ -1,0 +1,71 @@
+"""Frontend analyses of the checked IR that both codegen and inference read.
+
+Questions about a model that more than one later phase asks (which observations
+are scored from sufficient statistics, which variables a statement reads, which
+names the spec binds) are answered once here, below the backend and inference,
+so that neither imports the other for them. Plain functions of `ir` values:
+no torch, no state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from compiler.frontend import distributions, ir
+
+
+def collapsible(observe: ir.Observe) -> bool:
+    """Whether an observe statement's elements share one distribution whose
+    log-likelihood the table can compute from sufficient statistics: a whole data
+    array observed under plates, every argument one scalar for all its elements."""
+    row = distributions.TABLE[observe.distribution.name]
+    return (row.sufficient is not None and bool(observe.plates) and observed_array(observe) is not None
+            and all(not e.type.batched and not e.type.shape for _, e in observe.distribution.arguments))
+
+
+def collapsed(model: ir.Model) -> list[ir.Observe]:
+    """The observe statements scored from sufficient statistics, in spec order."""
+    return [s for s in model.observed if collapsible(s)]
+
+
+def observed_array(observe: ir.Observe) -> str | None:
+    """The data name an observe statement scores whole (`x` or aligned `x[i]`), if it does."""
+    value = observe.value.base if isinstance(observe.value, ir.Subscript) and observe.value.aligned else observe.value
+    if isinstance(value, ir.Variable) and value.role in ("data", "transformed"):
+        return value.name
+    return None
+
+
+def statistics_key(observe: ir.Observe) -> str:
+    """Where the generated `sufficient_statistics` leaves an observe statement's statistics in the data."""
+    return f"{observe.name}.statistics"
+
+
+def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
+    """Every variable a statement reads: its distribution's arguments, observed value, value or initial value."""
+    match statement:
+        case ir.Latent() | ir.Observe():
+            expressions = [e for _, e in statement.distribution.arguments]
+            if isinstance(statement, ir.Observe):
+                expressions.append(statement.value)
+        case ir.Let():
+            expressions = [statement.value]
+        case ir.Param():
+            expressions = [statement.initial]
+    for expression in expressions:
+        yield from ir.variables(expression)
+
+
+def summarised_only(model: ir.Model) -> frozenset[str]:
+    """Observed arrays that only statements scored from sufficient statistics read: a
+    fit needs their statistics, not their rows, so they may stay on disk."""
+    summarised = collapsed(model)
+    read = {v.name for s in model.statements if s not in summarised for v in statement_variables(s)}
+    return frozenset(o.name for o in summarised if o.name not in read)
+
+
+def spec_names(model: ir.Model) -> set[str]:
+    """Every name the spec binds in generated code: declarations and index variables."""
+    statements = model.statements
+    variables = {p.variable for s in statements if hasattr(s, "plates") for p in s.plates if p.variable}
+    return {d.name for d in model.data} | {s.name for s in statements} | variables
