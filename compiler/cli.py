@@ -14,9 +14,13 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.api import compile_file, load_fit
+from compiler.api import Program, compile_file, compile_source, load_fit
 from compiler.errors import PplError, Source, render
+
+if TYPE_CHECKING:
+    from compiler.results.fit import Fit
 
 EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
 DATA_HELP = ("data file (.json, .csv, .npy, .arrow, .parquet) or a folder of them; "
@@ -80,52 +84,53 @@ def _source_of(path: str | None) -> Source | None:
         return None
 
 
-def run(program, args) -> int:
+def run(program: Program, args: argparse.Namespace) -> int:
     _check_folders(args.draws_csv, args.idata, args.plot, args.save)
     if args.save is not None and args.method == "nuts":
         raise PplError("--save keeps a VI fit (its guide); NUTS draws are not saved", hint="drop --method nuts")
     if args.method == "nuts":
-        report = program.sample(args.data, **_nuts_options(args))
+        fit = program.sample(args.data, **_nuts_options(args))
     else:
-        report = program.fit(args.data, **_svi_options(args))
+        fit = program.fit(args.data, **_svi_options(args))
     if args.distributed:
-        from compiler.inference import distributed
+        from compiler.results import engine
 
-        if distributed.rank() != 0:  # every process holds the same fit; the first reports it
+        if not engine.reports_here():  # every process holds the same fit; the first reports it
             return 0
-    _write_files(report, args)
+    _write_files(fit, args)
     if args.json:
-        print(report.to_json())
+        print(fit.to_json())
     else:
-        print(report.table())
-    return EXIT_INTERRUPTED if report.interrupted else 0
+        print(fit.table())
+    return EXIT_INTERRUPTED if fit.interrupted else 0
 
 
-def predict(program, args) -> int:
+def predict(program: Program, args: argparse.Namespace) -> int:
     _check_folders(args.out)
     if args.fit is not None:
-        report = load_fit(args.fit, args.data or program.default_data_path(), spec=args.spec)
-        draws = report.predict(args.n)
+        fit = load_fit(args.fit, args.data or program.default_data_path(), spec=args.spec)
+        draws = fit.predict(args.n)
     else:
-        report, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
+        fit, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
     from compiler.results import export
 
-    which = "prior" if report is None else "posterior"
+    which = "prior" if fit is None else "posterior"
     shapes = ", ".join(f"{name} {list(value.shape[1:])}" for name, value in draws.items())
     contents = f"{args.n} {which} predictive draws of {shapes}"
     if args.out is None:  # standard output is the data; what it holds is said beside it
         export.print_draws_csv(draws, sys.stdout)
         print(f"printed {contents} as CSV", file=sys.stderr)
     else:
-        _write(args.out, lambda path: export.write_predictive(report, draws, path), contents)
+        write = export.write_predictive if fit is None else fit.write_predictive
+        _write(args.out, lambda path: write(draws, path), contents)
     return 0
 
 
-def report_command(_, args) -> int:
-    from compiler.results import saved
+def report_command(_: None, args: argparse.Namespace) -> int:
+    from compiler.results import render, saved
 
     fit = saved.load(args.fit_file)
-    saved.compile_spec(fit, args.fit_file)  # only a file whose guide is its spec's is reported
+    saved.compile_spec(fit, args.fit_file, compile_source)  # only a file whose guide is its spec's is reported
     if args.json:
         # json's ASCII output escapes every control character in the file's names (pydantic's leaves C1 ones).
         shown = fit.model_dump(mode="json", exclude_none=True, exclude={"guide_parameters", "spec_text"})
@@ -133,7 +138,7 @@ def report_command(_, args) -> int:
     else:
         print(f"fit of {saved.printable(fit.spec_name)} (sha256 {fit.spec_sha256[:12]}) to "
               f"{saved.printable(fit.data_origin)} (sha256 {fit.data_sha256[:12]})")
-        print(saved.printable_report(fit.report).table())
+        print(render.render_table(saved.printable_report(fit.report)))
     return 0
 
 
@@ -143,12 +148,12 @@ def _check_folders(*paths) -> None:
             raise PplError(f"cannot write {path}: there is no folder {path.parent}")  # before a fit is spent
 
 
-def _write_files(report, args) -> None:
+def _write_files(fit: Fit, args: argparse.Namespace) -> None:
     def write_idata(path):
-        report.write_idata(path, predictive=args.predictive or 0)
+        fit.write_idata(path, predictive=args.predictive or 0)
 
-    for path, write in ((args.draws_csv, report.write_draws), (args.idata, write_idata),
-                        (args.plot, report.write_plot), (args.save, report.save)):
+    for path, write in ((args.draws_csv, fit.write_draws), (args.idata, write_idata),
+                        (args.plot, fit.write_plot), (args.save, fit.save)):
         if path is not None:
             _write(path, write)
 
@@ -162,14 +167,14 @@ def _write(path: Path, write: Callable[[Path], None], contents: str | None = Non
     print(f"wrote {path}" + (f" ({contents})" if contents else ""), file=sys.stderr)
 
 
-def compare(program, args) -> int:
-    from compiler.results.report import compare as compare_reports
-    from compiler.results.report import render_comparison
+def compare(program: Program, args: argparse.Namespace) -> int:
+    from compiler.results.render import compare as compare_reports
+    from compiler.results.render import render_comparison
 
     data = program.load_data(args.data)
     nuts_options = _nuts_options(args)
-    vi = program.fit(data, **_svi_options(args))
-    nuts = program.sample(data, **nuts_options)
+    vi = program.fit(data, **_svi_options(args)).report
+    nuts = program.sample(data, **nuts_options).report
     rows = compare_reports(vi, nuts)
     if args.json:
         print(json.dumps({"vi": vi.model_dump(), "nuts": nuts.model_dump(),
@@ -209,7 +214,7 @@ def _nuts_options(args) -> dict:
     return options
 
 
-def explain(program, args) -> int:
+def explain(program: Program, args: argparse.Namespace) -> int:
     if args.trace:
         result = program.trace(args.data, fitted=args.fitted, seed=args.seed)
     else:
@@ -218,12 +223,12 @@ def explain(program, args) -> int:
     return 0
 
 
-def check(program, args) -> int:
+def check(program: Program, args: argparse.Namespace) -> int:
     print(program.summary())
     return 0
 
 
-def emit(program, args) -> int:
+def emit(program: Program, args: argparse.Namespace) -> int:
     print(program.code.source, end="")
     return 0
 
