@@ -10,24 +10,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compiler import cli_options
 from compiler.api import Program, compile_file, compile_source, load_fit
 from compiler.errors import PplError, Source, render
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from compiler.results.fit import Fit
 
 EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
 DATA_HELP = ("data file (.json, .csv, .npy, .arrow, .parquet) or a folder of them; "
              "default: SPEC's stem + .data.json beside it")
 EXIT_INTERNAL = 70
-# Seeds are offset for retries and further starts (seed + k * 1000); torch and numpy take 0..2^32 - 1.
-MAX_SEED = 2**31
 EXIT_INTERRUPTED = 130
 
 
@@ -189,29 +189,30 @@ def _progress(args) -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty() and not (getattr(args, "json", False) or args.quiet)
 
 
-def _svi_options(args) -> dict:
-    options = {"seed": args.seed, "discrete": getattr(args, "discrete", False), "progress": _progress(args)}
-    for option in ("optimizer", "steps", "max_steps", "lr", "draws", "jit", "batch_size", "distributed", "device"):
-        if getattr(args, option, None) is not None:
-            options[option] = getattr(args, option)
-    return options
+def _svi_options(args: argparse.Namespace) -> dict:
+    from compiler.inference.config import RunConfig
+
+    return {**_given(args, RunConfig), "progress": _progress(args)}
 
 
 VI_ONLY = ("batch_size", "distributed", "device")
 
 
-def _nuts_options(args) -> dict:
+def _nuts_options(args: argparse.Namespace) -> dict:
     """NUTS's options; the fitting options it has no use for are refused, not ignored."""
+    from compiler.inference.config import NutsConfig
+
     given = [name for name in VI_ONLY if getattr(args, name, None) not in (None, False, "cpu")]
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise PplError(f"{flag} applies to VI fits; NUTS runs in one process over all the data, on the CPU",
                        hint=f"drop {flag}, or fit with VI (pplc run without --method nuts)")
-    options = {"seed": args.seed}
-    for option in ("warmup", "samples", "chains"):
-        if getattr(args, option, None) is not None:
-            options[option] = getattr(args, option)
-    return options
+    return _given(args, NutsConfig)
+
+
+def _given(args: argparse.Namespace, config: type[BaseModel]) -> dict:
+    """The config's fields the command line holds a value for (None: the config's own default)."""
+    return {name: getattr(args, name) for name in config.model_fields if getattr(args, name, None) is not None}
 
 
 def explain(program: Program, args: argparse.Namespace) -> int:
@@ -236,20 +237,16 @@ def emit(program: Program, args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pplc", description="Compile a .ppl model to Pyro, fit it with mean-field VI, report the posterior.")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=cli_options.Command)
 
-    run_parser = commands.add_parser("run", help="compile, fit with VI (or NUTS) and report the posterior")
+    run_parser = commands.add_parser("run", help="compile, fit with VI (or NUTS) and report the posterior",
+                                     config_options=_fit_options)
     run_parser.set_defaults(command=run)
     _spec_arguments(run_parser)
     run_parser.add_argument("--data", type=Path, help=DATA_HELP)
     run_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     run_parser.add_argument("--method", choices=("vi", "nuts"), default="vi",
                             help="vi (mean-field VI, default) or nuts (Pyro's NUTS, with R-hat and ESS)")
-    _fit_arguments(run_parser)
-    run_parser.add_argument("--discrete", action="store_true",
-                            help="also report P(z = k) per element of each enumerated discrete latent")
-    run_parser.add_argument("--num-draws", type=_positive_int, dest="draws",
-                            help="posterior draws behind the summary (default 10000)")
     run_parser.add_argument("--draws", type=Path, metavar="FILE.csv", dest="draws_csv",
                             help="write the posterior draws, one column per scalar element (beta[0], ...)")
     run_parser.add_argument("--idata", type=Path, metavar="FILE.nc",
@@ -261,31 +258,31 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--save", type=Path, metavar="FILE",
                             help="save the fit (spec, data hash, guide, report) for `pplc report` and `--fit`")
 
-    compare_parser = commands.add_parser("compare", help="fit with VI and with NUTS; print them side by side")
+    compare_parser = commands.add_parser("compare", help="fit with VI and with NUTS; print them side by side",
+                                         config_options=_fit_options)
     compare_parser.set_defaults(command=compare)
     _spec_arguments(compare_parser)
     compare_parser.add_argument("--data", type=Path, help=DATA_HELP)
     compare_parser.add_argument("--json", action="store_true", help="print one JSON object")
-    _fit_arguments(compare_parser)
 
     check_parser = commands.add_parser("check", help="parse and check a spec without fitting")
     check_parser.set_defaults(command=check)
     _spec_arguments(check_parser)
 
     explain_parser = commands.add_parser(
-        "explain", help="show the joint's factorisation, the guide and the ELBO; --trace computes one term")
+        "explain", help="show the joint's factorisation, the guide and the ELBO; --trace computes one term",
+        config_options=_seed_option)
     explain_parser.set_defaults(command=explain)
     _spec_arguments(explain_parser)
     explain_parser.add_argument("--trace", action="store_true",
                                 help="draw z from the guide, replay the model, print each site's log-prob")
     explain_parser.add_argument("--fitted", action="store_true", help="with --trace: fit first, draw from the fit")
     explain_parser.add_argument("--data", type=Path, help="with --trace: " + DATA_HELP)
-    explain_parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     explain_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     predict_parser = commands.add_parser(
         "predict", help="draw every observed site from the posterior predictive (or, with observed arrays "
-        "left out of the data, the prior predictive)")
+        "left out of the data, the prior predictive)", config_options=_predict_options)
     predict_parser.set_defaults(command=predict)
     _spec_arguments(predict_parser)
     predict_parser.add_argument("--data", type=Path, help=DATA_HELP)
@@ -295,8 +292,6 @@ def _parser() -> argparse.ArgumentParser:
                                 "(default: CSV on standard output)")
     predict_parser.add_argument("--fit", type=Path, metavar="FILE",
                                 help="a fit saved with `pplc run --save`, instead of fitting again")
-    predict_parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    predict_parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     report_parser = commands.add_parser("report", help="print the report of a fit saved with `pplc run --save`")
     report_parser.set_defaults(command=report_command, spec=None)
@@ -309,29 +304,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--optimizer", choices=("lbfgs", "adam"),
-                        help="lbfgs (default: L-BFGS on the ELBO over fixed draws) or adam (stochastic SVI)")
-    parser.add_argument("--steps", type=_positive_int,
-                        help="a fixed number of L-BFGS iterations or Adam steps (default: stop when the ELBO is level)")
-    parser.add_argument("--max-steps", type=_positive_int,
-                        help="the cap when stopping at convergence (1000 L-BFGS iterations, 10000 Adam steps)")
-    parser.add_argument("--lr", type=_positive_float, help="Adam's initial learning rate (default 0.05)")
-    parser.add_argument("--jit", action="store_true", default=None,
-                        help="with --optimizer adam: compile each step with Pyro's JitTrace_ELBO")
-    parser.add_argument("--batch-size", type=_positive_int, metavar="B",
-                        help="minibatch VI: batches of B random rows of every data plate, corrected by "
-                        "a control variate (one per L-BFGS round, or per Adam step)")
-    parser.add_argument("--device", type=_device, help="cpu (default), cuda or cuda:N: where the data, "
-                        "parameters and draws live while fitting")
-    parser.add_argument("--distributed", action="store_true", default=None,
-                        help="one of the processes torchrun launched: each fits its slice of the data, "
-                        "gradients averaged over all (docs/scaling.md)")
-    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--warmup", type=_positive_int, help="NUTS warm-up iterations per chain (default 500)")
-    parser.add_argument("--samples", type=_positive_int, help="NUTS draws kept per chain (default 500)")
-    parser.add_argument("--chains", type=_positive_int, help="NUTS chains (default 2)")
+def _fit_options(parser: argparse.ArgumentParser) -> None:
+    """Every field of `RunConfig` and `NutsConfig` as an option (`--batch-size` for `batch_size`)."""
+    from compiler.inference.config import NutsConfig, RunConfig
+
+    for name, field in RunConfig.model_fields.items():
+        if name != "progress":  # shown on a terminal unless --quiet
+            cli_options.add_option(parser, name, field)
+    for name, field in NutsConfig.model_fields.items():
+        if name not in RunConfig.model_fields:
+            cli_options.add_option(parser, name, field, "NUTS: ")
+    _quiet_option(parser)
+
+
+def _predict_options(parser: argparse.ArgumentParser) -> None:
+    _seed_option(parser)
+    _quiet_option(parser)
+
+
+def _seed_option(parser: argparse.ArgumentParser) -> None:
+    from compiler.inference.config import RunConfig
+
+    cli_options.add_option(parser, "seed", RunConfig.model_fields["seed"])
+
+
+def _quiet_option(parser: argparse.ArgumentParser) -> None:
+    from compiler.inference.config import RunConfig
+
+    progress = RunConfig.model_fields["progress"].description
+    parser.add_argument("--quiet", action="store_true", help=f"no progress bar (otherwise, on a terminal: {progress})")
 
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -340,30 +341,10 @@ def _spec_arguments(parser: argparse.ArgumentParser) -> None:
                         help="guide family: normal (ADVI, default) or native (Beta, Gamma, Dirichlet)")
 
 
-def _device(text: str) -> str:
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not cpu, cuda or cuda:N")
-    return text
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SEED - 1}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
     return value
 
 
