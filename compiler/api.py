@@ -6,7 +6,7 @@ compiled spec: its generated Pyro `model` and `guide`, and `fit`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,7 +64,7 @@ def compute_in_float64() -> None:
     torch.set_default_dtype(torch.float64)
 
 
-def names(items) -> str:
+def names(items: Iterable[ir.DataDecl | ir.Statement]) -> str:
     return ", ".join(item.name for item in items) or "none"
 
 

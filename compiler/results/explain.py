@@ -18,6 +18,7 @@ from compiler.frontend import ir
 from compiler.results import engine
 
 if TYPE_CHECKING:
+    from compiler.backend.codegen import GeneratedCode
     from compiler.data.values import Data
     from compiler.results.program import CompiledProgram
 
@@ -145,7 +146,7 @@ def _summed(plates: tuple[ir.Plate, ...], body: str) -> str:
     return f"Σ_{','.join(p.variable or str(p.size) for p in plates)} {body}"
 
 
-def _guide_term(latent: ir.Latent, code) -> Term:
+def _guide_term(latent: ir.Latent, code: GeneratedCode) -> Term:
     parameters = ", ".join(code.guide_parameters[latent.name])
     family = code.guide_families[latent.name]
     formula = _summed(latent.plates, f"log {family}({_lhs(latent.name, latent.plates)} | {parameters})")
