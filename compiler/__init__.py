@@ -2,14 +2,24 @@
 
     from compiler import compile_file
     program = compile_file("specs/coin.ppl")
-    report = program.fit(steps=1000, seed=0)
+    fit = program.fit(steps=1000, seed=0)   # a `Fit`: fit.report, fit.posterior, fit.predict(), ...
 
-Importing this package is cheap: torch and pyro load when a model is built.
+Importing this package is cheap: torch and pyro load when a model is built
+(and `Fit`'s module, with pydantic, when `compiler.Fit` is first read).
 """
 
 from compiler.api import Program, compile_file, compile_source, load_fit
 from compiler.errors import DataError, FitError, PplError, Source, Span
 
 __all__ = [
-    "DataError", "FitError", "PplError", "Program", "Source", "Span", "compile_file", "compile_source", "load_fit",
+    "DataError", "Fit", "FitError", "PplError", "Program", "Source", "Span", "compile_file", "compile_source",
+    "load_fit",
 ]
+
+
+def __getattr__(name: str):
+    if name == "Fit":
+        from compiler.results.fit import Fit
+
+        return Fit
+    raise AttributeError(f"module 'compiler' has no attribute {name!r}")

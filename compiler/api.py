@@ -6,6 +6,7 @@ compiled spec: its generated Pyro `model` and `guide`, and `fit`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,12 @@ from compiler.frontend.check import check_program
 from compiler.frontend.parse import parse_program
 
 if TYPE_CHECKING:
+    import torch
+
+    from compiler.backend.build import CompiledModel
     from compiler.data import values as data_module
+    from compiler.results.explain import Explanation, TraceExplanation
+    from compiler.results.fit import Fit
 
 DATA_SUFFIXES = (".data.json", ".json", ".csv")
 
@@ -32,31 +38,21 @@ def compile_file(path: str | Path, guide: str = "normal") -> Program:
     return Program(source, check_program(parse_program(source), source.name), guide)
 
 
-def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None):
-    """The `Report` of a fit saved with `Report.save` / `pplc run --save`. Given the
-    spec file, it must be the one fitted; the data (by default the saved data
-    file, if it is still there) must be the data fitted, and make the report's
-    `predict` and `to_arviz` work again. A file that is not what it claims to be
-    (see `saved`) is a spec error naming it."""
-    import pyro
-
-    from compiler.inference import fit as infer
-    from compiler.inference.config import RunConfig
+def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None) -> Fit:
+    """The `Fit` saved with `Fit.save` / `pplc run --save`. Given the spec file, it
+    must be the one fitted; the data (by default the saved data file, if it is
+    still there) must be the data fitted, and make the fit's `predict` and
+    `to_arviz` work again; without them it holds the report only. A file that is
+    not what it claims to be (see `saved`) is a spec error naming it."""
+    from compiler.results import fit as fits
     from compiler.results import saved
 
-    fit = saved.load(path)
-    saved.check_pairing(fit, Source.from_path(spec).text if spec is not None else None, None)
-    program = saved.compile_spec(fit, path)
-    report = fit.report
+    fit_file = saved.load(path)
+    saved.check_pairing(fit_file, Source.from_path(spec).text if spec is not None else None, None)
+    program = saved.compile_spec(fit_file, path, compile_source)
     if data is None:
-        data = saved.data_file(fit)
-    if data is not None:
-        loaded = program.load_data(data)
-        saved.check_pairing(fit, None, loaded)
-        guide_state = saved.restore_guide(fit, program, loaded, path)
-        pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
-        report._keep(program, loaded, infer.posterior_draws(program, loaded, RunConfig().draws), guide_state)
-    return report
+        data = saved.data_file(fit_file)
+    return fits.fit_saved(fit_file, program, None if data is None else program.load_data(data), path)
 
 
 def compute_in_float64() -> None:
@@ -68,7 +64,7 @@ def compute_in_float64() -> None:
     torch.set_default_dtype(torch.float64)
 
 
-def names(items) -> str:
+def names(items: Iterable[ir.DataDecl | ir.Statement]) -> str:
     return ", ".join(item.name for item in items) or "none"
 
 
@@ -85,7 +81,7 @@ class Program:
         self.code = codegen.generate(model_ir, guide)
 
     @cached_property
-    def compiled(self):
+    def compiled(self) -> CompiledModel:
         """The generated functions as callables (`backend.build.CompiledModel`); torch loads here."""
         from compiler.backend import build
 
@@ -93,11 +89,11 @@ class Program:
         return build.build(self.code, self.ir, self.guide_family, self.source.name)
 
     @property
-    def model(self):
+    def model(self) -> Callable:
         return self.compiled.model
 
     @property
-    def guide(self):
+    def guide(self) -> Callable:
         return self.compiled.guide
 
     def summary(self) -> str:
@@ -155,47 +151,46 @@ class Program:
                                   self.ir.index_arrays)
         return loaded if keep_on_disk else loaded.in_memory()
 
-    def explain(self):
+    def explain(self) -> Explanation:
         """The factorisation of the joint, the guide and the ELBO (`explain.Explanation`)."""
         from compiler.results import explain
 
         return explain.explain(self)
 
-    def trace(self, data: Any = None, fitted: bool = False, seed: int = 0, **fit_options: Any):
-        """One ELBO term computed for real (`explain.TraceExplanation`)."""
+    def trace(self, data: Any = None, fitted: bool = False, seed: int = 0, **fit_options: Any) -> TraceExplanation:
+        """One ELBO term computed for real (`explain.TraceExplanation`): at the guide's
+        initial values, or with `fitted` at those of a fit (`fit`'s options)."""
         from compiler.results import explain
 
-        return explain.trace(self, self.load_data(data), fitted=fitted, seed=seed, **fit_options)
-
-    def sample(self, data: Any = None, **config: Any):
-        """Run NUTS on the same model; returns the `Report` with R̂ and ESS."""
-        from compiler.inference import nuts as mcmc
-        from compiler.inference.config import NutsConfig
-        from compiler.results import report
-
         loaded = self.load_data(data)
-        nuts_config = NutsConfig(**config)
-        return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded)
+        guide_state = self.fit(loaded, seed=seed, **fit_options).guide_state if fitted else None
+        return explain.trace(self, loaded, guide_state, seed)
 
-    def predict(self, data: Any = None, draws: int = 1000, seed: int = 0, **fit_options: Any):
+    def sample(self, data: Any = None, **config: Any) -> Fit:
+        """Run NUTS on the same model (`NutsConfig`'s options); returns the `Fit`, its report with R̂ and ESS."""
+        from compiler.results import engine
+        from compiler.results import fit as fits
+
+        return fits.fit_nuts(self, self.load_data(data), engine.nuts_config(**config))
+
+    def predict(self, data: Any = None, draws: int = 1000, seed: int = 0,
+                **fit_options: Any) -> tuple[Fit | None, dict[str, torch.Tensor]]:
         """Draws of every observed site: from the posterior predictive after a fit,
         or, when the data leave observed arrays out, from the prior predictive
-        (nothing is fitted). Returns `(report or None, {site: (draws, *shape)})`."""
-        from compiler.inference import fit as infer
+        (nothing is fitted). Returns `(fit or None, {site: (draws, *shape)})`."""
+        from compiler.results import engine
 
         loaded = self.load_data(data, simulate_missing=True)
         if loaded.placeholders:
-            return None, infer.predictive_draws(self, loaded, draws, seed, from_posterior=False)
-        report = self.fit(loaded, seed=seed, **fit_options)
-        return report, report.predict(draws)
+            return None, engine.prior_predictive(self, loaded, draws, seed)
+        fit = self.fit(loaded, seed=seed, **fit_options)
+        return fit, fit.predict(draws)
 
-    def fit(self, data: Any = None, **config: Any):
-        """Maximise the ELBO with SVI; returns the `Report`."""
-        from compiler.inference import fit as infer
-        from compiler.inference.config import RunConfig
-        from compiler.results import report
+    def fit(self, data: Any = None, **config: Any) -> Fit:
+        """Maximise the ELBO (`RunConfig`'s options); returns the `Fit`, with its report."""
+        from compiler.results import engine
+        from compiler.results import fit as fits
 
-        run_config = RunConfig(**config)
+        run_config = engine.run_config(**config)
         loaded = self.load_data(data, keep_on_disk=run_config.batch_size is not None or run_config.distributed)
-        result = infer.fit(self, loaded, run_config)
-        return report.build_report(self, result, run_config, loaded)
+        return fits.fit_vi(self, loaded, run_config)

@@ -10,6 +10,7 @@ from pyro.infer.mcmc import MCMC, NUTS
 from pyro.optim import Adam
 
 from compiler import compile_file, compile_source
+from compiler.results.fit import Fit
 from compiler.results.report import Report
 
 COIN = open(__file__.replace("test_library.py", "../specs/coin.ppl")).read()
@@ -20,10 +21,10 @@ def test_compile_source_gives_a_program_with_model_and_guide():
     assert callable(program.model) and callable(program.guide)
 
 
-def test_fit_returns_the_report_object(specs):
-    report = compile_file(specs / "coin.ppl").fit(steps=100, seed=0, draws=500)
-    assert isinstance(report, Report)
-    assert report.steps == 100
+def test_fit_returns_a_fit_holding_its_report(specs):
+    fit = compile_file(specs / "coin.ppl").fit(steps=100, seed=0, draws=500)
+    assert isinstance(fit, Fit) and isinstance(fit.report, Report)
+    assert fit.steps == fit.report.steps == 100
 
 
 def test_model_and_guide_work_with_plain_svi(specs):

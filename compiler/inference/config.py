@@ -62,5 +62,6 @@ class NutsConfig(BaseModel):
     warmup: int = Field(500, ge=1, description="warm-up (adaptation) iterations per chain")
     samples: int = Field(500, ge=2, description="draws kept per chain")
     chains: int = Field(2, ge=1, description="independent chains, run one after another")
-    seed: int = Field(0, ge=0, lt=2**31)
-    target_accept: float = Field(0.8, gt=0, lt=1)
+    seed: int = Field(0, ge=0, lt=2**31, description="random seed; chain k starts from seed + k")
+    target_accept: float = Field(0.8, gt=0, lt=1, description="the acceptance probability the step size is "
+                                 "adapted to during warm-up; higher takes smaller steps (fewer divergences)")

@@ -10,9 +10,17 @@ model is replayed with it).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pydantic import BaseModel, ConfigDict
 
 from compiler.frontend import ir
+from compiler.results import engine
+
+if TYPE_CHECKING:
+    from compiler.backend.codegen import GeneratedCode
+    from compiler.data.values import Data
+    from compiler.results.program import CompiledProgram
 
 ROLES = {
     "latent": "sampled (from the guide during inference)",
@@ -85,7 +93,7 @@ class TraceExplanation(BaseModel):
 # Building ------------------------------------------------------------------------
 
 
-def explain(program) -> Explanation:
+def explain(program: CompiledProgram) -> Explanation:
     model = program.ir
     observed = [s.name for s in model.observed]
     latents = [s.name for s in model.guided_latents]
@@ -138,7 +146,7 @@ def _summed(plates: tuple[ir.Plate, ...], body: str) -> str:
     return f"Σ_{','.join(p.variable or str(p.size) for p in plates)} {body}"
 
 
-def _guide_term(latent: ir.Latent, code) -> Term:
+def _guide_term(latent: ir.Latent, code: GeneratedCode) -> Term:
     parameters = ", ".join(code.guide_parameters[latent.name])
     family = code.guide_families[latent.name]
     formula = _summed(latent.plates, f"log {family}({_lhs(latent.name, latent.plates)} | {parameters})")
@@ -179,15 +187,15 @@ def show(e: ir.Expr, parent: int = -1) -> str:
 # Tracing one ELBO term --------------------------------------------------------------
 
 
-def trace(program, data, fitted: bool = False, seed: int = 0, **fit_options) -> TraceExplanation:
+def trace(program: CompiledProgram, data: Data, guide_state: dict[str, Any] | None = None,
+          seed: int = 0) -> TraceExplanation:
+    """Draw z once from the guide (its initial values, or the fitted `guide_state`), replay the
+    model on it, and report each site's log-density."""
     import pyro
     import torch
     from pyro import poutine
 
-    if fitted:
-        program.fit(data, seed=seed, **fit_options)  # leaves the fitted guide in the param store
-    else:
-        pyro.clear_param_store()
+    engine.use_guide(guide_state)
     pyro.set_rng_seed(seed)
     with torch.no_grad():
         guide_trace = poutine.trace(program.guide).get_trace(data)
@@ -199,7 +207,7 @@ def trace(program, data, fitted: bool = False, seed: int = 0, **fit_options) -> 
     if any(s.enumerated for s in program.ir.latents):
         notes.append("enumerated latents are drawn here from the model; fitting sums them out instead")
     return TraceExplanation(
-        spec=program.source.name, fitted=fitted,
+        spec=program.source.name, fitted=guide_state is not None,
         model_sites=_rows(model_trace, kinds), guide_sites=_rows(guide_trace, {k: "guide" for k in kinds}),
         log_joint=log_joint, log_guide=log_guide, elbo=log_joint - log_guide, notes=notes)
 
@@ -228,8 +236,8 @@ def _rows(trace, kinds: dict[str, str]) -> list[SiteRow]:
         value = site["value"]
         shown = f"{value.item():.4g}" if value.numel() == 1 else f"shape {list(value.shape)}"
         log_prob = site.get("log_prob")
-        deterministic = site["infer"].get("_deterministic", False)
-        rows.append(SiteRow(site=name, kind="let" if deterministic else kinds[name], value=shown,
+        deterministic = kinds[name] == "let"  # pyro.deterministic: a masked Delta, scored nowhere
+        rows.append(SiteRow(site=name, kind=kinds[name], value=shown,
                             terms=0 if deterministic else log_prob.numel(),
                             log_prob_sum=0.0 if deterministic else log_prob.sum().item()))
     return rows

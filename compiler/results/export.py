@@ -17,8 +17,7 @@ from typing import TextIO
 import numpy as np
 import torch
 
-from compiler.inference import stats
-from compiler.results import files
+from compiler.results import engine, files
 
 MAX_PANELS = 12  # marginal plots per figure: the first elements of long arrays
 
@@ -53,7 +52,7 @@ def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[st
 
     rows = {}
     for label, values in columns(draws).items():
-        low, high = stats.hdi(torch.as_tensor(values)).tolist()
+        low, high = engine.hdi(torch.as_tensor(values)).tolist()
         rows[label] = {"mean": values.mean(), "sd": values.std(ddof=1), "hdi_3%": low, "hdi_97%": high}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     for column, per_site in (diagnostics or {}).items():
@@ -89,16 +88,19 @@ def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Ten
         arviz_log.setLevel(level)
 
 
-def write_predictive(report, predictive: dict[str, torch.Tensor], path: str | Path) -> None:
+def write_predictive(predictive: dict[str, torch.Tensor], path: str | Path,
+                     posterior: dict[str, torch.Tensor] | None = None,
+                     observed: dict[str, torch.Tensor] | None = None) -> None:
     """Predictive draws as CSV (one column per element) or, for `.nc`, as
-    InferenceData: with the fit's posterior, or alone as a prior predictive."""
+    InferenceData: beside the fit's posterior draws and observed data, or, with no
+    posterior, alone as a prior predictive."""
     if Path(path).suffix.lower() != ".nc":
         write_draws_csv(predictive, path)
         return
-    if report is None:
+    if posterior is None:
         idata = inference_data({}, {}, predictive, prior=True)
     else:
-        idata = inference_data(report._draws, report._observed(), predictive)
+        idata = inference_data(posterior, observed or {}, predictive)
     write_netcdf(idata, path)
 
 

@@ -19,19 +19,21 @@ command, nor drive the terminal.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, ValidationError
 from typing_extensions import TypeAliasType
 
 from compiler.backend import codegen
 from compiler.errors import DataError, PplError
-from compiler.results import files
+from compiler.results import engine, files
 from compiler.results.report import Report
 
 if TYPE_CHECKING:
-    from compiler.api import Program
+    from compiler.data.values import Data
+    from compiler.results.program import CompiledProgram
 
 FORMAT = "pplc-fit/1"
 REFIT_HINT = "fit again with `pplc run --save`"
@@ -67,8 +69,8 @@ def printable(text: str) -> str:
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
-def save(report: Report, path: str | Path) -> None:
-    program, data, guide_state = report._fitted()
+def save(path: str | Path, report: Report, program: CompiledProgram, data: Data, guide_state: dict[str, Any]) -> None:
+    """The fit in `path`: the report, the spec and the data's hash beside the guide's parameters."""
     saved = SavedFit(
         spec_name=program.source.name, spec_text=program.source.text, spec_sha256=sha256(program.source.text),
         data_origin=data.origin, data_sha256=data.digest, guide_family=program.guide_family, report=report,
@@ -116,13 +118,12 @@ def _first_problem(error: ValidationError) -> str:
     return printable(f"{where}: {problem['msg']}" if where else problem["msg"])
 
 
-def compile_spec(fit: SavedFit, path: str | Path) -> Program:
-    """The stored spec compiled (never run), with the guide parameters the file
-    holds checked against the names it gives them."""
-    from compiler.api import compile_source
-
+def compile_spec(fit: SavedFit, path: str | Path,
+                 compile_source: Callable[[str, str, str], CompiledProgram]) -> CompiledProgram:
+    """The stored spec compiled (never run) by `compile_source(text, name, guide)` (`api`'s),
+    with the guide parameters the file holds checked against the names it gives them."""
     try:
-        program = compile_source(fit.spec_text, fit.spec_name, guide=fit.guide_family)
+        program = compile_source(fit.spec_text, fit.spec_name, fit.guide_family)
     except PplError as error:
         where = f" (line {error.span})" if error.span else ""
         raise PplError(f"{path} holds a spec that does not compile{where}: {printable(error.message)}",
@@ -138,21 +139,15 @@ def compile_spec(fit: SavedFit, path: str | Path) -> Program:
     return program
 
 
-def restore_guide(fit: SavedFit, program: Program, data, path: str | Path) -> dict:
-    """The saved guide parameters put back into Pyro's param store (`infer.restore_guide`),
+def restore_guide(fit: SavedFit, program: CompiledProgram, data: Data, path: str | Path) -> dict[str, Any]:
+    """The saved guide parameters put back into Pyro's param store (`engine.restore_guide`),
     each checked first for the shape this spec and data give it, then for a value
     its guide can draw from; returns the store's state."""
-    import pyro
-
-    from compiler.inference import fit as infer
-
-    pyro.clear_param_store()
-    infer.initialise(program, data)  # every pyro.param, at its initial value and its shape
-    for name, value in pyro.get_param_store().named_parameters():
-        _check_shape(name, fit.guide_parameters[name], tuple(value.shape), path)
-    state = infer.restore_guide(program, data, fit.guide_parameters)
-    for name, value in pyro.get_param_store().items():
-        _check_range(name, value, state["constraints"][name], path)
+    for name, shape in engine.guide_shapes(program, data).items():
+        _check_shape(name, fit.guide_parameters[name], shape, path)
+    state, constrained = engine.restore_guide(program, data, fit.guide_parameters)
+    for name, (value, constraint) in constrained.items():
+        _check_range(name, value, constraint, path)
     return state
 
 
@@ -200,7 +195,7 @@ def printable_report(report: Report) -> Report:
         "warnings": [printable(warning) for warning in report.warnings]})
 
 
-def check_pairing(saved: SavedFit, spec_text: str | None, data) -> None:
+def check_pairing(saved: SavedFit, spec_text: str | None, data: Data | None) -> None:
     """The spec and data given now must be those the fit was made from."""
     if spec_text is not None and sha256(spec_text) != saved.spec_sha256:
         raise PplError(f"this fit was made from a different version of {printable(saved.spec_name)} "

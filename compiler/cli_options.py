@@ -1,0 +1,82 @@
+"""The command line's options built from pydantic configurations (`inference.config`): each
+field's name, type, default, bounds and help text become one option, so that they are
+written once, in the configuration.                                                       [cli]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+
+# Where the command line does not spell a field as `--` + its name, `-` for `_`.
+FLAGS = {"draws": "--num-draws"}  # `pplc run --draws FILE.csv` writes the draws
+METAVARS = {"batch_size": "B"}
+# What a field checked by a pattern accepts, in words, for the message when a value does not match.
+IN_WORDS = {"device": "cpu, cuda or cuda:N"}
+
+
+class Command(argparse.ArgumentParser):
+    """A command's parser. Options built from the fit configurations (`config_options`) are added
+    when the command is parsed (or its --help shown): reading the configurations loads pydantic,
+    which commands that fit nothing (`pplc check`) never pay for."""
+
+    def __init__(self, *args: Any, config_options: Callable[[argparse.ArgumentParser], None] | None = None,
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._config_options = config_options
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        if self._config_options is not None:
+            add, self._config_options = self._config_options, None
+            add(self)
+        return super().parse_known_args(args, namespace)
+
+
+def add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo, context: str = "") -> None:
+    """One config field as an option: its name, its description and default as the help, the
+    choices of a Literal, a flag for a bool, and any other value checked by the field's own bounds."""
+    flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+    shown_default = "" if field.default is None or isinstance(field.default, bool) else f" (default {field.default})"
+    help_text = (context + (field.description or "") + shown_default).replace("%", "%%")
+    kind = _without_none(field.annotation)
+    if kind is bool:
+        parser.add_argument(flag, dest=name, action="store_true", default=field.default, help=help_text)
+    elif get_origin(kind) is Literal:
+        parser.add_argument(flag, dest=name, choices=get_args(kind), default=field.default, help=help_text)
+    else:
+        parser.add_argument(flag, dest=name, type=_checked(name, kind, field), default=field.default,
+                            metavar=METAVARS.get(name), help=help_text)
+
+
+def _without_none(annotation: Any) -> Any:
+    """`int` for `int | None`: on the command line an option left out is the None."""
+    if get_origin(annotation) in (Union, UnionType):
+        kinds = [kind for kind in get_args(annotation) if kind is not type(None)]
+        return kinds[0] if len(kinds) == 1 else annotation
+    return annotation
+
+
+def _checked(name: str, kind: Any, field: FieldInfo) -> Callable[[str], Any]:
+    """The text of an option as the field's type, within the field's bounds; a value outside
+    them is a usage error (argparse's message, exit 2), as an unknown option is."""
+    from pydantic import TypeAdapter, ValidationError
+
+    adapter = TypeAdapter(Annotated[(kind, *field.metadata)] if field.metadata else kind)
+
+    def parse(text: str) -> Any:
+        try:
+            return adapter.validate_python(text)
+        except ValidationError as error:
+            problem = error.errors(include_url=False)[0]
+            if problem["type"] == "string_pattern_mismatch" and name in IN_WORDS:
+                raise argparse.ArgumentTypeError(f"{text!r} is not {IN_WORDS[name]}") from None
+            message = problem["msg"]
+            raise argparse.ArgumentTypeError(f"{text!r}: {message[:1].lower()}{message[1:]}") from None
+
+    return parse

@@ -1,0 +1,206 @@
+"""Phase 5, the handle a fit returns: `Fit` = the `Report` (pure data) + what it was computed from.
+
+`Program.fit`, `Program.sample` and `load_fit` return a `Fit`. It holds the
+compiled spec, the data, the draws behind the summaries and, for VI, the fitted
+guide's state, so that it can draw the posterior predictive, save the fit, and
+write the draws, an ArviZ `InferenceData` or a plot. The report's fields read
+through it (`fit.posterior`, `fit.warnings`, ...) as through the report itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compiler.errors import PplError
+from compiler.results import engine, render, saved, summarise
+from compiler.results.report import Nested, Report, Summary
+
+if TYPE_CHECKING:
+    import torch
+
+    from compiler.data.values import Data
+    from compiler.inference.config import NutsConfig, RunConfig
+    from compiler.results.program import CompiledProgram
+
+Draws = dict[str, "torch.Tensor"]  # site -> (draws, *shape)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fit: its `report`, and the spec, data, draws and guide it was computed from."""
+
+    report: Report
+    program: CompiledProgram
+    data: Data | None  # None: a saved fit read back without its data
+    draws: Draws = field(default_factory=dict)  # what the summaries were computed from
+    guide_state: dict[str, Any] | None = None  # VI: the fitted guide (Pyro's param store state)
+    elbo_trace: tuple[float, ...] = ()
+    diagnostics: dict[str, Draws] = field(default_factory=dict)  # NUTS: r_hat / ess_bulk -> site -> values
+
+    # The report's fields, read through the handle ------------------------------------------
+
+    @property
+    def spec(self) -> str:
+        return self.report.spec
+
+    @property
+    def method(self) -> str:
+        return self.report.method
+
+    @property
+    def optimizer(self) -> str | None:
+        return self.report.optimizer
+
+    @property
+    def guide(self) -> dict[str, str]:
+        return self.report.guide
+
+    @property
+    def elbo(self) -> float | None:
+        return self.report.elbo
+
+    @property
+    def steps(self) -> int:
+        return self.report.steps
+
+    @property
+    def converged(self) -> bool:
+        return self.report.converged
+
+    @property
+    def interrupted(self) -> bool:
+        return self.report.interrupted
+
+    @property
+    def posterior(self) -> dict[str, Summary]:
+        return self.report.posterior
+
+    @property
+    def params(self) -> dict[str, Nested]:
+        return self.report.params
+
+    @property
+    def seed(self) -> int:
+        return self.report.seed
+
+    @property
+    def discrete(self) -> dict[str, Nested]:
+        return self.report.discrete
+
+    @property
+    def chains(self) -> int | None:
+        return self.report.chains
+
+    @property
+    def khat(self) -> float | None:
+        return self.report.khat
+
+    @property
+    def log_ratio_sd(self) -> float | None:
+        return self.report.log_ratio_sd
+
+    @property
+    def divergences(self) -> int | None:
+        return self.report.divergences
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.report.warnings
+
+    def to_json(self) -> str:
+        """The report as JSON (`Report.to_json`)."""
+        return self.report.to_json()
+
+    def table(self) -> str:
+        """The report as the table `pplc run` prints."""
+        return render.render_table(self.report)
+
+    # What the draws, data and guide make possible -------------------------------------------
+
+    def summary(self):
+        """A pandas DataFrame laid out like `az.summary`: one row per scalar element."""
+        from compiler.results import export
+
+        return export.summary_frame(self.draws, self.diagnostics)
+
+    def predict(self, draws: int = 1000) -> Draws:
+        """Posterior predictive draws of every observed site: {site: (draws, *shape)}."""
+        data, guide_state = self._fitted()
+        return engine.posterior_predictive(self.program, data, draws, self.report.seed, guide_state)
+
+    def save(self, path: str | Path) -> None:
+        """Everything needed to use this fit again, checked against its spec and data (`compiler.load_fit`)."""
+        data, guide_state = self._fitted()
+        saved.save(path, self.report, self.program, data, guide_state)
+
+    def to_arviz(self, predictive: int = 0):
+        """An ArviZ `InferenceData` with the posterior draws and the observed data,
+        and `predictive` posterior predictive draws when asked for."""
+        from compiler.results import export
+
+        return export.inference_data(self.draws, self.observed(), self.predict(predictive) if predictive else None)
+
+    def write_draws(self, path: str | Path) -> None:
+        """The draws as CSV, one column per scalar element (`beta[0]`, ...)."""
+        from compiler.results import export
+
+        export.write_draws_csv(self.draws, path)
+
+    def write_idata(self, path: str | Path, predictive: int = 0) -> None:
+        """An ArviZ `InferenceData` (`to_arviz`) as netCDF."""
+        from compiler.results import export
+
+        export.write_netcdf(self.to_arviz(predictive), path)
+
+    def write_plot(self, path: str | Path) -> None:
+        """A PNG of the ELBO trace and each latent's marginal posterior."""
+        from compiler.results import export
+
+        step = "L-BFGS call (10 iterations)" if self.report.optimizer == "lbfgs" else "step"
+        export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step)
+
+    def write_predictive(self, predictive: Draws, path: str | Path) -> None:
+        """Predictive draws as CSV, or for `.nc` as InferenceData beside this fit's posterior."""
+        from compiler.results import export
+
+        export.write_predictive(predictive, path, self.draws, self.observed())
+
+    def observed(self) -> dict[str, torch.Tensor]:
+        """The observed data by site; none for a saved fit read back without its data."""
+        if self.data is None:
+            return {}
+        data = self.data.in_memory()
+        return {site.name: data[site.name] for site in self.program.ir.observed}
+
+    def _fitted(self) -> tuple[Data, dict[str, Any]]:
+        if self.data is None or self.guide_state is None:
+            raise PplError("this needs a VI fit with its data: NUTS draws and reports read back without "
+                           "their data have no guide to draw from")
+        return self.data, self.guide_state
+
+
+def fit_vi(program: CompiledProgram, data: Data, config: RunConfig) -> Fit:
+    """Fit the guide by maximising the ELBO (`inference.fit`)."""
+    result = engine.fit(program, data, config)
+    return Fit(summarise.vi_report(program, result, config, data), program, data, result.draws,
+               result.guide_state, tuple(result.elbo_trace))
+
+
+def fit_nuts(program: CompiledProgram, data: Data, config: NutsConfig) -> Fit:
+    """Sample the posterior with NUTS (`inference.nuts`)."""
+    result = engine.sample(program, data, config)
+    return Fit(summarise.nuts_report(program, result, config, data), program, data, result.draws,
+               diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess})
+
+
+def fit_saved(fit_file: saved.SavedFit, program: CompiledProgram, data: Data | None, path: str | Path) -> Fit:
+    """A saved fit back as a `Fit`: with its data, the guide restored and the draws drawn again
+    (the same seed: the same draws); without, its report only."""
+    if data is None:
+        return Fit(fit_file.report, program, None)
+    saved.check_pairing(fit_file, None, data)
+    guide_state = saved.restore_guide(fit_file, program, data, path)
+    draws = engine.posterior_draws(program, data, engine.run_config().draws, fit_file.report.seed)
+    return Fit(fit_file.report, program, data, draws, guide_state)

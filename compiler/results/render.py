@@ -1,0 +1,126 @@
+"""Phase 5, presentation: a `Report` as the terminal table, and VI against NUTS (`pplc compare`).
+
+Pure functions of the report data: what `pplc run` and `pplc compare` print.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from compiler.results.report import (
+    KHAT_GOOD,
+    KHAT_UNRELIABLE,
+    UNIFORM_WEIGHTS_SD,
+    ComparedElement,
+    Nested,
+    Report,
+    Summary,
+    weights_uniform,
+)
+
+MAX_ROWS_PER_ARRAY = 10
+COLUMNS = ("mean", "sd", "hdi_3", "hdi_97", "q05", "q50", "q95")
+HEADINGS = ("mean", "sd", "hdi_3%", "hdi_97%", "5%", "50%", "95%")  # az.summary's, then quantiles
+
+
+def render_table(report: Report) -> str:
+    status = "converged" if report.converged else "NOT converged"
+    if report.method == "nuts":
+        run = f"NUTS, {report.chains} chains x {report.steps} draws, {report.divergences} divergences"
+    elif report.optimizer == "lbfgs":
+        run = f"VI by L-BFGS on fixed draws, {report.steps} iterations"
+    else:
+        run = f"SVI by Adam, {report.steps} steps"
+    lines = [f"{report.spec}: {run}, seed {report.seed} ({status})"]
+    rows = [row for name, summary in report.posterior.items() for row in _rows(name, summary)]
+    if rows:
+        width = max(len(r[0]) for r in rows)
+        headings = HEADINGS + (("r_hat", "ess") if report.method == "nuts" else ())
+        lines.append(" " * width + "".join(f"{h:>10}" for h in headings))
+        for label, *values in rows:
+            lines.append(label.ljust(width) + "".join(
+                f"{v:>10}" if isinstance(v, str) else f"{v:>10.4g}" for v in values))
+    for name, value in report.params.items():
+        lines.append(f"param {name} = {_format_nested(value)}")
+    for name, value in report.discrete.items():
+        lines.append(f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}")
+    if report.elbo is not None:
+        lines.append(f"ELBO {report.elbo:.4g}")
+    if report.khat is not None and weights_uniform(report.log_ratio_sd):
+        lines.append(f"Pareto k̂ {report.khat:.2f} of importance weights that barely vary (sd of log p/q "
+                     f"{report.log_ratio_sd:.2g} < {UNIFORM_WEIGHTS_SD}): q matches the posterior")
+    elif report.khat is not None:
+        lines.append(f"Pareto k̂ {report.khat:.2f} (q matches the posterior below {KHAT_GOOD}, "
+                     f"is unreliable above {KHAT_UNRELIABLE})")
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
+
+
+def compare(vi: Report, nuts: Report) -> list[ComparedElement]:
+    """VI against NUTS per scalar element of every site both report."""
+    rows = []
+    for name in vi.posterior:
+        if name not in nuts.posterior:
+            continue
+        a, b = vi.posterior[name], nuts.posterior[name]
+        for (position, vi_mean), (_, nuts_mean), (_, vi_sd), (_, nuts_sd) in zip(
+                _flatten(a.mean), _flatten(b.mean), _flatten(a.sd), _flatten(b.sd)):
+            label = f"{name}[{', '.join(map(str, position))}]" if position else name
+            rows.append(ComparedElement(name=label, vi_mean=vi_mean, nuts_mean=nuts_mean,
+                                        error_in_nuts_sds=(vi_mean - nuts_mean) / nuts_sd,
+                                        vi_sd=vi_sd, nuts_sd=nuts_sd, sd_ratio=vi_sd / nuts_sd))
+    return rows
+
+
+def render_comparison(vi: Report, nuts: Report, rows: list[ComparedElement]) -> str:
+    width = max([len(r.name) for r in rows] + [4])
+    headings = ("vi mean", "nuts mean", "err/sd", "vi sd", "nuts sd", "sd ratio")
+    lines = [f"{vi.spec}: mean-field VI ({vi.steps} steps) against NUTS "
+             f"({nuts.chains} chains x {nuts.steps} draws)",
+             " " * width + "".join(f"{h:>11}" for h in headings)]
+    for r in rows:
+        values = (r.vi_mean, r.nuts_mean, r.error_in_nuts_sds, r.vi_sd, r.nuts_sd, r.sd_ratio)
+        lines.append(r.name.ljust(width) + "".join(f"{v:>11.4g}" for v in values))
+    worst = max(rows, key=lambda r: abs(r.error_in_nuts_sds), default=None)
+    if worst is not None:
+        lines.append(f"largest mean error: {worst.name}, {worst.error_in_nuts_sds:+.2f} NUTS sds; "
+                     f"sd ratios {min(r.sd_ratio for r in rows):.2f} to {max(r.sd_ratio for r in rows):.2f}")
+    lines += [f"warning (vi): {w}" for w in vi.warnings] + [f"warning (nuts): {w}" for w in nuts.warnings]
+    return "\n".join(lines)
+
+
+def _rows(name: str, summary: Summary):
+    """One row per scalar element, `name[i, j]`; long arrays are folded with a count."""
+    columns = [getattr(summary, c) for c in COLUMNS] + [c for c in (summary.rhat, summary.ess) if c is not None]
+    if not isinstance(columns[0], list):
+        yield (name, *columns)
+        return
+    elements = list(_flatten(columns[0]))
+    flat = [list(_flatten(c)) for c in columns]
+    for index, (position, _) in enumerate(elements):
+        if index == MAX_ROWS_PER_ARRAY:
+            yield (f"... {len(elements) - index} more of {name}", *([""] * len(columns)))
+            return
+        yield (f"{name}[{', '.join(map(str, position))}]", *(c[index][1] for c in flat))
+
+
+def _flatten(nested, prefix=()):
+    if isinstance(nested, list):
+        for i, item in enumerate(nested):
+            yield from _flatten(item, prefix + (i,))
+    else:
+        yield prefix, nested
+
+
+def _format_rows(value: Nested) -> str:
+    """Per-element probability vectors, folded like the posterior table."""
+    rows = value if isinstance(value, list) and value and isinstance(value[0], list) else [value]
+    shown = "; ".join(_format_nested(row) for row in rows[:MAX_ROWS_PER_ARRAY])
+    return shown + (f"; ... {len(rows) - MAX_ROWS_PER_ARRAY} more" if len(rows) > MAX_ROWS_PER_ARRAY else "")
+
+
+def _format_nested(value: Nested) -> str:
+    if isinstance(value, list):
+        items = list(itertools.islice(_flatten(value), MAX_ROWS_PER_ARRAY))
+        return "[" + ", ".join(f"{v:.4g}" for _, v in items) + (", ...]" if len(items) == MAX_ROWS_PER_ARRAY else "]")
+    return f"{value:.4g}"

@@ -1,0 +1,84 @@
+"""Phase 5, summarise: the engine's records (`FitResult`, `NutsResult`) -> a `Report`.
+
+Each site's draws become a `Summary` (mean, sd, HDI, quantiles; R̂ and ESS for
+NUTS), and what the user must know about the fit (not converged, interrupted,
+a heavy-tailed k̂, divergences) becomes a warning sentence.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from compiler.results import engine
+from compiler.results.report import KHAT_UNRELIABLE, Report, Summary, weights_uniform
+
+if TYPE_CHECKING:
+    import torch
+
+    from compiler.data.values import Data
+    from compiler.inference.config import NutsConfig, RunConfig
+    from compiler.inference.fit import FitResult
+    from compiler.inference.nuts import NutsResult
+    from compiler.results.program import CompiledProgram
+
+
+def summarise(draws: torch.Tensor, rhat: torch.Tensor | None = None, ess: torch.Tensor | None = None) -> Summary:
+    """Mean, sd, 94 % HDI and quantiles over the leading (draws) dim."""
+    import torch
+
+    draws = draws.double()
+    quantiles = torch.quantile(draws, torch.tensor([0.05, 0.5, 0.95], dtype=draws.dtype), dim=0)
+    hdi = engine.hdi(draws)
+    return Summary(mean=draws.mean(0).tolist(), sd=draws.std(0).tolist(), hdi_3=hdi[..., 0].tolist(),
+                   hdi_97=hdi[..., 1].tolist(), q05=quantiles[0].tolist(),
+                   q50=quantiles[1].tolist(), q95=quantiles[2].tolist(),
+                   rhat=None if rhat is None else rhat.tolist(), ess=None if ess is None else ess.tolist())
+
+
+def nuts_report(program: CompiledProgram, result: NutsResult, config: NutsConfig, data: Data) -> Report:
+    notes = list(data.warnings)
+    if not result.converged:
+        notes.append("R̂ ≥ 1.01 for some parameter: the chains disagree; run more --warmup and --samples")
+    if result.divergences:
+        notes.append(f"{result.divergences} divergent transitions: the sampler may have missed part of the "
+                     "posterior; try a higher target acceptance or a non-centred parameterisation")
+    return Report(
+        spec=program.source.name, method="nuts", guide={}, elbo=None, steps=config.samples,
+        converged=result.converged,
+        posterior={name: summarise(draws, result.rhat[name], result.ess[name]) for name, draws in result.draws.items()},
+        params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes)
+
+
+def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, data: Data) -> Report:
+    checked = result.importance
+    return Report(
+        spec=program.source.name,
+        guide=program.code.guide_families,
+        elbo=result.elbo,
+        optimizer=result.optimizer,
+        steps=result.steps,
+        converged=result.converged,
+        interrupted=result.interrupted,
+        posterior={name: summarise(draws) for name, draws in result.draws.items()},
+        params={name: value.tolist() for name, value in result.params.items()},
+        seed=config.seed,
+        discrete={name: value.tolist() for name, value in result.discrete.items()},
+        khat=checked.khat if checked else None,
+        log_ratio_sd=checked.log_sd if checked else None,
+        warnings=list(data.warnings) + list(result.notes) + _vi_notes(result),
+    )
+
+
+def _vi_notes(result: FitResult) -> list[str]:
+    notes = []
+    if result.interrupted:
+        notes.append(f"interrupted at step {result.steps}: this is the posterior reached so far")
+    elif not result.converged:
+        notes.append(f"the ELBO was still changing after {result.steps} steps: "
+                     "the fit has not converged; try more --steps or a larger --max-steps")
+    checked = result.importance
+    if checked and checked.khat is not None and checked.khat > KHAT_UNRELIABLE and not weights_uniform(checked.log_sd):
+        notes.append(f"Pareto k̂ = {checked.khat:.2f} > {KHAT_UNRELIABLE}: the posterior has regions the mean-field "
+                     "guide barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means may be "
+                     "off and the sds too small; check with --method nuts or `pplc compare`")
+    return notes

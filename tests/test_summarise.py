@@ -1,0 +1,81 @@
+"""The engine's records -> a `Report`: each site's summary, and the warnings a fit must carry."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from compiler.inference.config import NutsConfig, RunConfig
+from compiler.results.report import KHAT_UNRELIABLE
+from compiler.results.summarise import nuts_report, summarise, vi_report
+
+PROGRAM = SimpleNamespace(source=SimpleNamespace(name="s.ppl"), code=SimpleNamespace(guide_families={"m": "Normal"}))
+DATA = SimpleNamespace(warnings=("a data warning",))
+DRAWS = {"m": torch.linspace(-1, 1, 2001, dtype=torch.float64)}
+
+
+def _vi_result(**fields) -> SimpleNamespace:
+    defaults = dict(optimizer="lbfgs", elbo_trace=(-3.0,), elbo=-3.0, steps=10, converged=True, draws=DRAWS,
+                    params={}, discrete={}, guide_state={}, seconds=0.1, interrupted=False, notes=(),
+                    importance=SimpleNamespace(khat=0.3, log_sd=1.0))
+    return SimpleNamespace(**{**defaults, **fields})
+
+
+def _nuts_result(**fields) -> SimpleNamespace:
+    defaults = dict(draws=DRAWS, rhat={"m": torch.tensor(1.0)}, ess={"m": torch.tensor(900.0)}, divergences=0,
+                    seconds=0.1, converged=True)
+    return SimpleNamespace(**{**defaults, **fields})
+
+
+def test_a_summary_holds_the_mean_sd_and_quantiles_of_the_draws():
+    draws = DRAWS["m"]
+    summary = summarise(draws)
+    assert summary.mean == pytest.approx(0.0, abs=1e-12)
+    assert summary.sd == pytest.approx(draws.std().item())
+    assert (summary.q05, summary.q50, summary.q95) == pytest.approx((-0.9, 0.0, 0.9))
+    assert summary.hdi_97 - summary.hdi_3 == pytest.approx(2 * 0.94, abs=2e-3)  # uniform: any 94 % window
+
+
+def test_an_array_sites_summary_is_shaped_like_the_site():
+    summary = summarise(torch.randn(100, 2, 3))
+    assert len(summary.mean) == 2 and len(summary.mean[0]) == 3
+    assert summary.rhat is None and summary.ess is None
+
+
+def test_a_vi_report_carries_the_datas_and_the_fits_notes_first():
+    report = vi_report(PROGRAM, _vi_result(notes=("a fit note",)), RunConfig(), DATA)
+    assert report.warnings == ["a data warning", "a fit note"]
+    assert (report.spec, report.guide, report.khat, report.log_ratio_sd) == ("s.ppl", {"m": "Normal"}, 0.3, 1.0)
+
+
+def test_a_vi_fit_that_did_not_converge_says_so():
+    report = vi_report(PROGRAM, _vi_result(converged=False), RunConfig(), DATA)
+    assert not report.converged
+    assert "the ELBO was still changing after 10 steps" in report.warnings[-1]
+
+
+def test_an_interrupted_fit_says_where_it_stopped():
+    report = vi_report(PROGRAM, _vi_result(converged=False, interrupted=True), RunConfig(), DATA)
+    assert report.interrupted
+    assert report.warnings[-1] == "interrupted at step 10: this is the posterior reached so far"
+
+
+def test_a_heavy_tailed_khat_warns_unless_the_weights_barely_vary():
+    heavy = SimpleNamespace(khat=KHAT_UNRELIABLE + 0.1, log_sd=1.0)
+    uniform = SimpleNamespace(khat=KHAT_UNRELIABLE + 0.1, log_sd=0.01)
+    assert any("Pareto k̂" in w for w in vi_report(PROGRAM, _vi_result(importance=heavy), RunConfig(), DATA).warnings)
+    assert not any("Pareto" in w for w in vi_report(PROGRAM, _vi_result(importance=uniform), RunConfig(), DATA).warnings)
+
+
+def test_a_nuts_report_has_r_hat_and_ess_and_warns_of_divergences():
+    report = nuts_report(PROGRAM, _nuts_result(divergences=3), NutsConfig(), DATA)
+    assert (report.method, report.chains, report.steps, report.divergences) == ("nuts", 2, 500, 3)
+    assert (report.posterior["m"].rhat, report.posterior["m"].ess) == (1.0, 900.0)
+    assert report.warnings[-1].startswith("3 divergent transitions")
+
+
+def test_chains_that_disagree_are_a_warning():
+    report = nuts_report(PROGRAM, _nuts_result(converged=False), NutsConfig(), DATA)
+    assert any(w.startswith("R̂ ≥ 1.01") for w in report.warnings)
