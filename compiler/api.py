@@ -15,6 +15,7 @@ from compiler.errors import DataError, Source
 from compiler.frontend import ir
 from compiler.frontend.check import check_program
 from compiler.frontend.parse import parse_program
+from compiler.precision import in_float64
 
 if TYPE_CHECKING:
     from compiler.data import values as data_module
@@ -32,6 +33,7 @@ def compile_file(path: str | Path, guide: str = "normal") -> Program:
     return Program(source, check_program(parse_program(source), source.name), guide)
 
 
+@in_float64
 def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None):
     """The `Report` of a fit saved with `Report.save` / `pplc run --save`. Given the
     spec file, it must be the one fitted; the data (by default the saved data
@@ -40,8 +42,8 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     (see `saved`) is a spec error naming it."""
     import pyro
 
-    from compiler.inference import fit as infer
     from compiler.inference.config import RunConfig
+    from compiler.inference.posterior import posterior_draws
     from compiler.results import saved
 
     fit = saved.load(path)
@@ -55,17 +57,9 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
         saved.check_pairing(fit, None, loaded)
         guide_state = saved.restore_guide(fit, program, loaded, path)
         pyro.set_rng_seed(fit.report.seed)  # the saved fit's draws again, for summaries and files
-        report._keep(program, loaded, infer.posterior_draws(program, loaded, RunConfig().draws), guide_state)
+        report._keep(program, loaded, posterior_draws(program.compiled, loaded, RunConfig().draws, guide_state),
+                     guide_state)
     return report
-
-
-def compute_in_float64() -> None:
-    """pplc computes in float64, as Stan does: L-BFGS on a badly scaled regression
-    needs more than float32's seven digits. Set where torch is first needed, so
-    that `pplc check` never imports it."""
-    import torch
-
-    torch.set_default_dtype(torch.float64)
 
 
 def names(items) -> str:
@@ -89,7 +83,6 @@ class Program:
         """The generated functions as callables (`backend.build.CompiledModel`); torch loads here."""
         from compiler.backend import build
 
-        compute_in_float64()
         return build.build(self.code, self.ir, self.guide_family, self.source.name)
 
     @property
@@ -122,6 +115,7 @@ class Program:
                 return candidate
         return None
 
+    @in_float64
     def load_data(self, data: Any = None, simulate_missing: bool = False,
                   keep_on_disk: bool = False) -> data_module.Data:
         """Validated tensors from a path, a dict, or the data file beside the spec.
@@ -134,7 +128,6 @@ class Program:
 
         if isinstance(data, data_module.Data):
             return data if keep_on_disk else data.in_memory()
-        compute_in_float64()
         if data is None and not self.ir.data:
             data = {}
         if data is None:
@@ -161,12 +154,14 @@ class Program:
 
         return explain.explain(self)
 
+    @in_float64
     def trace(self, data: Any = None, fitted: bool = False, seed: int = 0, **fit_options: Any):
         """One ELBO term computed for real (`explain.TraceExplanation`)."""
         from compiler.results import explain
 
         return explain.trace(self, self.load_data(data), fitted=fitted, seed=seed, **fit_options)
 
+    @in_float64
     def sample(self, data: Any = None, **config: Any):
         """Run NUTS on the same model; returns the `Report` with R̂ and ESS."""
         from compiler.inference import nuts as mcmc
@@ -175,20 +170,22 @@ class Program:
 
         loaded = self.load_data(data)
         nuts_config = NutsConfig(**config)
-        return report.build_nuts_report(self, mcmc.fit_nuts(self, loaded, nuts_config), nuts_config, loaded)
+        return report.build_nuts_report(self, mcmc.fit_nuts(self.compiled, loaded, nuts_config), nuts_config, loaded)
 
+    @in_float64
     def predict(self, data: Any = None, draws: int = 1000, seed: int = 0, **fit_options: Any):
         """Draws of every observed site: from the posterior predictive after a fit,
         or, when the data leave observed arrays out, from the prior predictive
         (nothing is fitted). Returns `(report or None, {site: (draws, *shape)})`."""
-        from compiler.inference import fit as infer
+        from compiler.inference.posterior import predictive_draws
 
         loaded = self.load_data(data, simulate_missing=True)
         if loaded.placeholders:
-            return None, infer.predictive_draws(self, loaded, draws, seed, from_posterior=False)
+            return None, predictive_draws(self.compiled, loaded, draws, seed, from_posterior=False)
         report = self.fit(loaded, seed=seed, **fit_options)
         return report, report.predict(draws)
 
+    @in_float64
     def fit(self, data: Any = None, **config: Any):
         """Maximise the ELBO with SVI; returns the `Report`."""
         from compiler.inference import fit as infer
@@ -197,5 +194,5 @@ class Program:
 
         run_config = RunConfig(**config)
         loaded = self.load_data(data, keep_on_disk=run_config.batch_size is not None or run_config.distributed)
-        result = infer.fit(self, loaded, run_config)
+        result = infer.fit(self.compiled, loaded, run_config)
         return report.build_report(self, result, run_config, loaded)

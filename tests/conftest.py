@@ -23,3 +23,12 @@ def clean_pyro_state():
     pyro.set_rng_seed(0)
     yield
     pyro.clear_param_store()
+
+
+@pytest.fixture
+def float64():
+    """torch's default dtype is float64 for the test (as inside pplc's computations), and what it was after."""
+    from compiler.precision import float64 as computing_in_float64
+
+    with computing_in_float64():
+        yield

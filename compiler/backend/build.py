@@ -16,6 +16,7 @@ from typing import Any
 from compiler.backend.codegen import GeneratedCode
 from compiler.errors import DataError
 from compiler.frontend import ir
+from compiler.precision import in_float64
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class CompiledModel:
 def build(code: GeneratedCode, model_ir: ir.Model, guide_family: str, name: str) -> CompiledModel:
     """Compile the generated source into its functions (torch is imported here, not before)."""
     namespace = _execute(code, name)
+    functions = {name: in_float64(function) if function is not None else None for name, function in (
+        (name, namespace.get(name)) for name in ("model", "guide", "collapsed_model", "sufficient_statistics"))}
     return CompiledModel(
-        model_ir, code, guide_family, namespace["model"], namespace["guide"],
-        _located_data_errors(namespace["transform_data"], _filename(name), code),
-        namespace.get("collapsed_model"), namespace.get("sufficient_statistics"))
+        model_ir, code, guide_family, functions["model"], functions["guide"],
+        in_float64(_located_data_errors(namespace["transform_data"], _filename(name), code)),
+        functions["collapsed_model"], functions["sufficient_statistics"])
 
 
 def _filename(name: str) -> str:

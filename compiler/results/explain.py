@@ -184,12 +184,11 @@ def trace(program, data, fitted: bool = False, seed: int = 0, **fit_options) -> 
     import torch
     from pyro import poutine
 
-    if fitted:
-        program.fit(data, seed=seed, **fit_options)  # leaves the fitted guide in the param store
-    else:
-        pyro.clear_param_store()
-    pyro.set_rng_seed(seed)
-    with torch.no_grad():
+    from compiler.inference import params
+
+    fitted_state = program.fit(data, seed=seed, **fit_options)._fitted()[2] if fitted else None
+    with params.scope(fitted_state), torch.no_grad():
+        pyro.set_rng_seed(seed)
         guide_trace = poutine.trace(program.guide).get_trace(data)
         model_trace = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data)
         log_joint = model_trace.log_prob_sum().item()
@@ -228,7 +227,7 @@ def _rows(trace, kinds: dict[str, str]) -> list[SiteRow]:
         value = site["value"]
         shown = f"{value.item():.4g}" if value.numel() == 1 else f"shape {list(value.shape)}"
         log_prob = site.get("log_prob")
-        deterministic = site["infer"].get("_deterministic", False)
+        deterministic = kinds[name] == "let"
         rows.append(SiteRow(site=name, kind="let" if deterministic else kinds[name], value=shown,
                             terms=0 if deterministic else log_prob.numel(),
                             log_prob_sum=0.0 if deterministic else log_prob.sum().item()))

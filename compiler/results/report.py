@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from typing_extensions import TypeAliasType
 
 from compiler.errors import PplError
+from compiler.precision import in_float64
+from compiler.results import notes as notes_module
 
 # Scalars, or nested lists shaped like an array-valued site.
 Nested = TypeAliasType("Nested", Union[float, list["Nested"]])
@@ -83,12 +85,13 @@ class Report(BaseModel):
 
         return export.summary_frame(self._draws, self._diagnostics)
 
+    @in_float64
     def predict(self, draws: int = 1000) -> dict:
         """Posterior predictive draws of every observed site: {site: (draws, *shape)}."""
-        from compiler.inference import fit as infer
+        from compiler.inference.posterior import predictive_draws
 
         program, data, guide_state = self._fitted()
-        return infer.predictive_draws(program, data, draws, self.seed, guide_state=guide_state)
+        return predictive_draws(program.compiled, data, draws, self.seed, guide_state)
 
     def _observed(self) -> dict:
         if self._source is None:
@@ -175,7 +178,7 @@ def build_nuts_report(program, result, config, data) -> Report:
 
 def build_report(program, result, config, data) -> Report:
     posterior = {name: summarise(draws) for name, draws in result.draws.items()}
-    notes = list(data.warnings) + list(result.notes)
+    notes = list(data.warnings) + [notes_module.sentence(note) for note in result.notes]
     if result.interrupted:
         notes.append(f"interrupted at step {result.steps}: this is the posterior reached so far")
     elif not result.converged:

@@ -139,20 +139,17 @@ def compile_spec(fit: SavedFit, path: str | Path) -> Program:
 
 
 def restore_guide(fit: SavedFit, program: Program, data, path: str | Path) -> dict:
-    """The saved guide parameters put back into Pyro's param store (`infer.restore_guide`),
-    each checked first for the shape this spec and data give it, then for a value
-    its guide can draw from; returns the store's state."""
-    import pyro
+    """The saved guide parameters as a guide state (`posterior.restore_guide`), each
+    checked first for the shape this spec and data give it, then for a value its
+    guide can draw from."""
+    from compiler.inference import params, posterior
 
-    from compiler.inference import fit as infer
-
-    pyro.clear_param_store()
-    infer.initialise(program, data)  # every pyro.param, at its initial value and its shape
-    for name, value in pyro.get_param_store().named_parameters():
-        _check_shape(name, fit.guide_parameters[name], tuple(value.shape), path)
-    state = infer.restore_guide(program, data, fit.guide_parameters)
-    for name, value in pyro.get_param_store().items():
-        _check_range(name, value, state["constraints"][name], path)
+    for name, shape in posterior.guide_shapes(program.compiled, data).items():
+        _check_shape(name, fit.guide_parameters[name], shape, path)
+    state = posterior.restore_guide(program.compiled, data, fit.guide_parameters)
+    with params.scope(state):
+        for name, value in params.constrained().items():
+            _check_range(name, value, state["constraints"][name], path)
     return state
 
 
