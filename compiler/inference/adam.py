@@ -34,7 +34,8 @@ def maximise(compiled: CompiledModel, data, objective: Objective, config: RunCon
     params.fresh(seed)
     diagnose.initialise(compiled, steps.sample, objective.model)
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
-    svi = SVI(steps.model, steps.guide, _optimizer(config.lr * rate_factor, schedule), loss)
+    svi = SVI(steps.model, steps.guide, _optimizer(config.lr * rate_factor, schedule), loss=loss.loss,
+              loss_and_grads=loss.loss_and_grads)
     with ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         schedule.on_record = lambda step, value: bar.show(step + 1, schedule.total_steps, value)

@@ -82,14 +82,12 @@ def elbo(compiled: CompiledModel, particles: int, jit: bool = False) -> ELBO:
     return kind(max_plate_nesting=compiled.ir.max_plate_nesting, num_particles=particles, vectorize_particles=True)
 
 
-class AveragedELBO(ELBO):
+class AveragedELBO:
     """An ELBO whose loss and gradients are averaged over the processes of a distributed
     fit (each holds a shard of the data, its observations scaled); in a single process,
-    the ELBO itself."""
+    the ELBO itself. SVI takes its two methods as `loss` and `loss_and_grads`."""
 
     def __init__(self, inner: ELBO):
-        super().__init__(max_plate_nesting=inner.max_plate_nesting, num_particles=inner.num_particles,
-                         vectorize_particles=inner.vectorize_particles)
         self.inner = inner
 
     def loss(self, model, guide, *args, **kwargs) -> float:
