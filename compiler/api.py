@@ -16,6 +16,7 @@ from compiler.errors import DataError, Source
 from compiler.frontend import ir
 from compiler.frontend.check import check_program
 from compiler.frontend.parse import parse_program
+from compiler.precision import in_float64
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +39,7 @@ def compile_file(path: str | Path, guide: str = "normal") -> Program:
     return Program(source, check_program(parse_program(source), source.name), guide)
 
 
+@in_float64
 def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None) -> Fit:
     """The `Fit` saved with `Fit.save` / `pplc run --save`. Given the spec file, it
     must be the one fitted; the data (by default the saved data file, if it is
@@ -53,15 +55,6 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     if data is None:
         data = saved.data_file(fit_file)
     return fits.fit_saved(fit_file, program, None if data is None else program.load_data(data), path)
-
-
-def compute_in_float64() -> None:
-    """pplc computes in float64, as Stan does: L-BFGS on a badly scaled regression
-    needs more than float32's seven digits. Set where torch is first needed, so
-    that `pplc check` never imports it."""
-    import torch
-
-    torch.set_default_dtype(torch.float64)
 
 
 def names(items: Iterable[ir.DataDecl | ir.Statement]) -> str:
@@ -85,7 +78,6 @@ class Program:
         """The generated functions as callables (`backend.build.CompiledModel`); torch loads here."""
         from compiler.backend import build
 
-        compute_in_float64()
         return build.build(self.code, self.ir, self.guide_family, self.source.name)
 
     @property
@@ -118,6 +110,7 @@ class Program:
                 return candidate
         return None
 
+    @in_float64
     def load_data(self, data: Any = None, simulate_missing: bool = False,
                   keep_on_disk: bool = False) -> data_module.Data:
         """Validated tensors from a path, a dict, or the data file beside the spec.
@@ -130,7 +123,6 @@ class Program:
 
         if isinstance(data, data_module.Data):
             return data if keep_on_disk else data.in_memory()
-        compute_in_float64()
         if data is None and not self.ir.data:
             data = {}
         if data is None:
@@ -157,6 +149,7 @@ class Program:
 
         return explain.explain(self)
 
+    @in_float64
     def trace(self, data: Any = None, fitted: bool = False, seed: int = 0, **fit_options: Any) -> TraceExplanation:
         """One ELBO term computed for real (`explain.TraceExplanation`): at the guide's
         initial values, or with `fitted` at those of a fit (`fit`'s options)."""
@@ -166,6 +159,7 @@ class Program:
         guide_state = self.fit(loaded, seed=seed, **fit_options).guide_state if fitted else None
         return explain.trace(self, loaded, guide_state, seed)
 
+    @in_float64
     def sample(self, data: Any = None, **config: Any) -> Fit:
         """Run NUTS on the same model (`NutsConfig`'s options); returns the `Fit`, its report with R̂ and ESS."""
         from compiler.results import engine
@@ -173,6 +167,7 @@ class Program:
 
         return fits.fit_nuts(self, self.load_data(data), engine.nuts_config(**config))
 
+    @in_float64
     def predict(self, data: Any = None, draws: int = 1000, seed: int = 0,
                 **fit_options: Any) -> tuple[Fit | None, dict[str, torch.Tensor]]:
         """Draws of every observed site: from the posterior predictive after a fit,
@@ -186,6 +181,7 @@ class Program:
         fit = self.fit(loaded, seed=seed, **fit_options)
         return fit, fit.predict(draws)
 
+    @in_float64
     def fit(self, data: Any = None, **config: Any) -> Fit:
         """Maximise the ELBO (`RunConfig`'s options); returns the `Fit`, with its report."""
         from compiler.results import engine

@@ -39,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
             return args.command(None, args)
         program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
         source = program.source
-        if args.command in (run, compare, predict):
-            _skip_dynamo_import()
         return args.command(program, args)
     except PplError as error:
         print(render(error, source or _source_of(args.spec)), file=sys.stderr)
@@ -57,22 +55,6 @@ def main(argv: list[str] | None = None) -> int:
               "This is a bug in pplc; please report it with the spec and data that caused it.",
               file=sys.stderr)
         return EXIT_INTERNAL
-
-
-def _skip_dynamo_import() -> None:
-    """torch.optim.Optimizer's __init__, add_param_group and zero_grad import
-    torch._dynamo the first time they run (0.8 s of a 2 s `pplc run`), only to wrap
-    themselves so that torch.compile skips them. This process compiles nothing, so
-    it fills torch's cache of that wrapper with the undecorated method itself; in a
-    library user's process torch is left alone. A torch without the cache keeps its
-    own behaviour."""
-    import torch.optim
-
-    optimizer = torch.optim.Optimizer
-    for method in (optimizer.__init__, optimizer.add_param_group, optimizer.zero_grad):
-        original = getattr(method, "__wrapped__", None)
-        if original is not None and not hasattr(original, "__dynamo_disable"):
-            setattr(original, "__dynamo_disable", original)
 
 
 def _source_of(path: str | None) -> Source | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 import re
 from pathlib import Path
@@ -107,7 +108,7 @@ def test_observe_statement_is_one_sample_site_inside_a_plate(specs):
 
 def test_the_emitted_code_is_the_code_that_runs(specs):
     program = compile_file(specs / "coin.ppl")
-    assert program.model.__code__.co_filename.startswith("<pplc generated from")
+    assert inspect.unwrap(program.model).__code__.co_filename.startswith("<pplc generated from")
     assert "pyro.sample(\"x\"" in program.code.source
 
 

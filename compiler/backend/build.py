@@ -15,6 +15,7 @@ from typing import Any
 from compiler.backend.codegen import GeneratedCode
 from compiler.errors import DataError
 from compiler.frontend import ir
+from compiler.precision import in_float64
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,20 @@ class CompiledModel:
         return self.collapsed_model, data.with_values(statistics) if hasattr(data, "with_values") else statistics
 
 
+# The generated functions pplc calls; each computes in float64 (`precision`) whoever calls it.
+GENERATED_FUNCTIONS = ("model", "guide", "collapsed_model", "sufficient_statistics")
+
+
 def build(code: GeneratedCode, model_ir: ir.Model, guide_family: str, name: str) -> CompiledModel:
     """Compile the generated source into its functions (torch is imported here, not before)."""
     namespace = _execute(code, name)
     transform_data = namespace.get("transform_data")
+    generated = {function: namespace.get(function) for function in GENERATED_FUNCTIONS}
+    computed = {function: in_float64(value) if value is not None else None for function, value in generated.items()}
     return CompiledModel(
-        model_ir, code, guide_family, namespace["model"], namespace["guide"],
-        _located_data_errors(transform_data, _filename(name), code) if transform_data else _unchanged,
-        namespace.get("collapsed_model"), namespace.get("sufficient_statistics"))
+        model_ir, code, guide_family, computed["model"], computed["guide"],
+        in_float64(_located_data_errors(transform_data, _filename(name), code)) if transform_data else _unchanged,
+        computed["collapsed_model"], computed["sufficient_statistics"])
 
 
 def _unchanged(data):

@@ -44,9 +44,10 @@ from pyro import poutine
 from torch.distributions import Transform, biject_to, constraints
 from torch.distributions.transforms import identity_transform
 
+from compiler.backend.build import CompiledModel
 from compiler.data.values import CHUNK_ROWS
-from compiler.inference import lbfgs as dadvi
 from compiler.inference import minibatch
+from compiler.inference.fixed_draws import FixedNoise, no_noise
 
 SITE = "minibatch.control_variate"  # a dot: never a spec name
 # Steps between anchors: at least this many, and enough that the terms a pass
@@ -54,8 +55,8 @@ SITE = "minibatch.control_variate"  # a dot: never a spec name
 MIN_ANCHOR_EVERY = 100
 
 
-def applies(program, batching: minibatch.Batching) -> bool:
-    ir_model = program.ir
+def applies(compiled: CompiledModel, batching: minibatch.Batching) -> bool:
+    ir_model = compiled.ir
     return (len(batching.rows.sizes) == 1 and not ir_model.params and bool(ir_model.guided_latents)
             and not any(latent.enumerated for latent in ir_model.latents))
 
@@ -99,27 +100,27 @@ class Linearisation:
 class ControlVariate:
     """The batch model and the per-batch linearisation for one minibatched fit."""
 
-    def __init__(self, program, model: Callable, batching: minibatch.Batching):
-        self.program = program
+    def __init__(self, compiled: CompiledModel, model: Callable, batching: minibatch.Batching):
+        self.compiled = compiled
         self.model = model  # the objective's model: full-data scale
         self.batched_model = minibatch.ScaleObservations(batching.scales)(model)
         self.batching = batching
         self.sites = frozenset(batching.rows.sites)
-        self.latents = [latent.name for latent in program.ir.guided_latents]
+        self.latents = [latent.name for latent in compiled.ir.guided_latents]
         (self.size, self.rows), = batching.rows.sizes.items()
         self.anchor: Anchor | None = None
 
     def step_model(self, batch, linearisation: Linearisation) -> None:
         """The batch-scaled model plus the correction, a factor on the latents it drew."""
         trace = poutine.trace(self.batched_model).get_trace(batch)
-        pyro.factor(SITE, linearisation.value(trace, self.program.ir.max_plate_nesting))
+        pyro.factor(SITE, linearisation.value(trace, self.compiled.ir.max_plate_nesting))
 
     def step_guide(self, batch, linearisation: Linearisation) -> None:
-        self.program.guide(batch)
+        self.compiled.guide(batch)
 
     def move_anchor(self, data: Mapping[str, Any], batch) -> None:
         """Anchor at the guide's centre."""
-        self.anchor_at(guide_centre(self.program.guide, batch, self.latents), data, batch)
+        self.anchor_at(guide_centre(self.compiled.guide, batch, self.latents), data, batch)
 
     def anchor_at(self, point: dict[str, torch.Tensor], data: Mapping[str, Any], batch,
                   chunk_rows: int = CHUNK_ROWS) -> None:
@@ -164,13 +165,9 @@ class ControlledSteps:
 
 def guide_centre(guide: Callable, data, latents: list[str]) -> dict[str, torch.Tensor]:
     """The guide's draw with its normal noise at zero: the median of every normal factor."""
-    with torch.no_grad(), dadvi.standard_normal_draws(_zeros):
+    with torch.no_grad(), FixedNoise(latents, no_noise):
         trace = poutine.trace(guide).get_trace(data)
     return {name: trace.nodes[name]["value"].detach() for name in latents}
-
-
-def _zeros(shape, dtype=None, device=None) -> torch.Tensor:
-    return torch.zeros(shape, dtype=dtype, device=device)
 
 
 def _transforms(model: Callable, data, point: dict[str, torch.Tensor]) -> dict[str, Transform]:

@@ -29,18 +29,16 @@ latent under the native guide (a Gamma factor) is not checked.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pyro
 import torch
 
+from compiler.backend.build import CompiledModel
 from compiler.errors import FitError
 from compiler.frontend import distributions
-from compiler.inference import distributed
-from compiler.inference import lbfgs as dadvi
+from compiler.inference import distributed, params
 
 FLAT = 1e-8
 MAX_COORDINATES = 500  # each costs one Hessian-vector product; beyond this the check is skipped
@@ -59,51 +57,50 @@ class Curvature:
         return list(dict.fromkeys(label.split("[")[0] for direction in self.flat for label in direction))
 
 
-def improper_latents(program) -> list:
+def improper_latents(compiled: CompiledModel) -> list:
     """Guided latents under an improper prior whose guide factor has a location."""
-    store = pyro.get_param_store()
-    return [latent for latent in program.ir.guided_latents
-            if distributions.TABLE[latent.distribution.name].improper and f"{latent.name}.loc" in store]
+    located = params.locations(compiled)
+    return [latent for latent in compiled.ir.guided_latents
+            if distributions.TABLE[latent.distribution.name].improper and latent.name in located]
 
 
-def coordinates(latents: list) -> int:
+def coordinates(compiled: CompiledModel, latents: list) -> int:
     """How many numbers the guide's locations of `latents` hold."""
-    store = pyro.get_param_store()
-    return sum(store[f"{latent.name}.loc"].numel() for latent in latents)
+    located = params.locations(compiled)
+    return sum(located[latent.name].numel() for latent in latents)
 
 
-def measure(program, loss: Callable[[], torch.Tensor], seed: int, latents: list | None = None,
+def measure(compiled: CompiledModel, loss: Callable[[], torch.Tensor], latents: list | None = None,
             at_once: int = 1) -> Curvature | None:
     """S H S at the guide's current parameters, from `loss` (the negative ELBO of one
-    particle) at the guide's centre, over `latents` (by default the improper ones), its
-    rows `at_once` at a time; None where there are none, too many coordinates, or the
-    curvature is not finite there."""
-    latents = improper_latents(program) if latents is None else latents
-    store = pyro.get_param_store()
-    locations = [store[f"{latent.name}.loc"] for latent in latents]
-    if not 0 < coordinates(latents) <= MAX_COORDINATES:
+    particle at the guide's centre: `fixed_draws.at_the_centre`), over `latents` (by
+    default the improper ones), its rows `at_once` at a time; None where there are
+    none, too many coordinates, or the curvature is not finite there."""
+    latents = improper_latents(compiled) if latents is None else latents
+    located, scaled_by = params.locations(compiled), params.scales(compiled)
+    locations = [located[latent.name] for latent in latents]
+    if not 0 < coordinates(compiled, latents) <= MAX_COORDINATES:
         return None
-    hessian = _hessian(loss, locations, seed, at_once)
+    hessian = _hessian(loss, locations, at_once)
     if hessian is None:
         return None
-    scales = torch.cat([store[f"{latent.name}.scale"].detach().reshape(-1) for latent in latents])
+    scales = torch.cat([scaled_by[latent.name].detach().reshape(-1) for latent in latents])
     scaled = scales[:, None] * hessian * scales[None, :]
     values, vectors = torch.linalg.eigh((scaled + scaled.T) / 2)
-    labels = [label for latent in latents for label in _labels(latent.name, store[f"{latent.name}.loc"].shape)]
+    labels = [label for latent in latents for label in _labels(latent.name, located[latent.name].shape)]
     # An eigenvector moves the scaled coordinates; S times it, the locations themselves.
     flat = tuple(_direction(labels, scales * vectors[:, k]) for k in range(len(values)) if values[k].abs() < FLAT)
     return Curvature(values.abs().min().item(), flat)
 
 
-def _hessian(loss, locations: list[torch.Tensor], seed: int, at_once: int) -> torch.Tensor | None:
+def _hessian(loss, locations: list[torch.Tensor], at_once: int) -> torch.Tensor | None:
     """The Hessian of `loss` in `locations` (flattened) at the guide's centre, `at_once`
     Hessian-vector products in one batched backward pass; averaged over the processes
     of a distributed fit, whose mean loss is the fit's (every process takes part, the
     one that failed too)."""
     count = sum(location.numel() for location in locations)
     try:
-        with _at_the_centre(seed):
-            value = loss()
+        value = loss()
         gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, locations, create_graph=True)])
         local = torch.cat([_rows(gradient, locations, basis) for basis in torch.eye(count).split(at_once)]).detach()
     except ValueError:  # a distribution refused a non-finite argument: no curvature to read
@@ -122,19 +119,6 @@ def _rows(gradient: torch.Tensor, locations: list[torch.Tensor], basis: torch.Te
     return torch.cat([part.reshape(len(basis), -1) for part in parts], dim=1)
 
 
-@contextmanager
-def _at_the_centre(seed: int) -> Iterator[None]:
-    """Every normal guide factor draws its location (a standard normal draw of 0); other
-    factors (the native guide's) draw from `seed`, the same in every evaluation."""
-    with dadvi.standard_normal_draws(_zeros), torch.random.fork_rng():
-        torch.manual_seed(seed)
-        yield
-
-
-def _zeros(shape, dtype=None, device=None) -> torch.Tensor:
-    return torch.zeros(shape, dtype=dtype, device=device)
-
-
 def _labels(name: str, shape: torch.Size) -> list[str]:
     """`a`, or `beta[0]`, `beta[1]`, ... as the report names elements."""
     if not shape:
@@ -150,7 +134,7 @@ def _direction(labels: list[str], vector: torch.Tensor) -> dict[str, float]:
             if value.abs() > SMALL_COEFFICIENT * largest}
 
 
-def refuse(program, curvature: Curvature | None) -> None:
+def refuse(compiled: CompiledModel, curvature: Curvature | None) -> None:
     """Raise the fitting error that names the latents along flat directions, if any."""
     if curvature is None or not curvature.flat:
         return
@@ -161,7 +145,7 @@ def refuse(program, curvature: Curvature | None) -> None:
     raise FitError(
         f"the posterior is improper: the data do not pin down {listed} (the log density has no curvature "
         f"along {shown}{more}), so there is no posterior to approximate",
-        program.ir.site_spans.get(names[0]),
+        compiled.ir.site_spans.get(names[0]),
         f"give {listed} a proper prior (Normal(0, 10) instead of Flat(), HalfNormal(10) instead of "
         "HalfFlat()), or add data that determine them")
 

@@ -1,4 +1,4 @@
-"""Deterministic ADVI: the ELBO over one fixed set of draws, maximised by L-BFGS.
+"""Deterministic ADVI: the ELBO over one fixed set of draws (`fixed_draws`), maximised by L-BFGS.
 
 Stochastic SVI sees new draws at every step, so Adam must take small steps and
 average its own noise away; on badly scaled posteriors (flat priors, posterior
@@ -7,30 +7,24 @@ draws fixed (Giordano, Ingram & Broderick, JMLR 2024, "Black box variational
 inference with a deterministic objective"), the ELBO is an ordinary smooth
 function of the guide parameters, and a quasi-Newton method reaches its
 maximum in tens of iterations.
-
-The draws are antithetic (zero mean across the particles) and whitened across
-all coordinates (unit second moment, no correlation between coordinates), so
-for a Gaussian posterior the fixed-draw optimum has exactly the mean-field
-means and scales. Whitening needs at least as many antithetic pairs as
-coordinates; with fewer, each coordinate is standardised on its own and the
-scales of strongly correlated coordinates keep a small bias. Every normal guide factor draws through
-`torch.distributions.normal._standard_normal`; replacing it while the loss is
-evaluated fixes the draws without changing the generated guide. Guide
-families that draw otherwise (the native Beta, Gamma, Dirichlet) are fixed by
-reseeding torch's generator for each evaluation instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.distributions.normal as torch_normal
 
-from compiler.inference import distributed
+from compiler.backend.build import CompiledModel
+from compiler.inference import diagnose, distributed, interrupt, params
+from compiler.inference.config import RunConfig
+from compiler.inference.elbo import default_particles, elbo, too_few_pairs
+from compiler.inference.fixed_draws import FixedDraws
+from compiler.inference.progress import ProgressBar
+from compiler.inference.quasi_newton import LBFGS
+from compiler.inference.records import Objective, Run
 
 # The run has converged when an L-BFGS call changes the ELBO by less than this
 # (relative), twice in a row: the objective is deterministic, so no allowance
@@ -38,70 +32,53 @@ from compiler.inference import distributed
 RELATIVE_CHANGE = 1e-9
 LEVEL_CALLS = 2
 ITERATIONS_PER_CALL = 10  # L-BFGS iterations between convergence checks
+# Evaluations per call, line searches included: torch.optim.LBFGS's default for 10
+# iterations, which pplc's fits were tuned with (every call, the last one too).
+EVALUATIONS_PER_CALL = ITERATIONS_PER_CALL * 5 // 4
+ENUMERATED_STARTS = 4  # mixtures: label switching and merged components make local optima common
+START_SEED_STRIDE = 1000  # seeds of the further starts: seed + k * stride
 HISTORY = 50  # curvature pairs L-BFGS keeps
 # A call whose line search reached non-finite values is repeated from where it
 # started with steps a quarter as long, at most this many times in a fit.
 MAX_SHORTENINGS, SHORTENING = 8, 0.25
 
 
-class FixedDraws:
-    """Standard normal draws replayed by call order: the first evaluation of the
-    loss creates them, every later one gets the same tensors back."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
-        self.draws: list[torch.Tensor] = []
-        self.position = 0
-
-    def __call__(self, shape, dtype=None, device=None) -> torch.Tensor:
-        if self.position == len(self.draws):
-            self.draws.append(self._antithetic(torch.Size(shape)))
-        draw = self.draws[self.position]
-        self.position += 1
-        return draw.to(dtype=dtype, device=device)
-
-    def _antithetic(self, shape: torch.Size) -> torch.Tensor:
-        """Pairs (e, -e) along the particle dim (the leftmost), scaled to unit
-        mean square per coordinate."""
-        if len(shape) == 0 or shape[0] < 2 or shape[0] % 2:
-            return torch.randn(shape, generator=self.generator, dtype=torch.float64, device="cpu")
-        half = torch.randn((shape[0] // 2,) + shape[1:], generator=self.generator, dtype=torch.float64, device="cpu")
-        draws = torch.cat([half, -half])
-        return draws / draws.pow(2).mean(0, keepdim=True).sqrt()
-
-    def whiten(self) -> None:
-        """Decorrelate every coordinate of every draw made so far (call after one
-        evaluation has created them all), where there are enough pairs."""
-        paired = [d for d in self.draws if d.dim() and d.shape[0] >= 2 and d.shape[0] % 2 == 0]
-        if not paired or len({d.shape[0] for d in paired}) != 1:
-            return
-        pairs = paired[0].shape[0] // 2
-        halves = torch.cat([d[:pairs].reshape(pairs, -1) for d in paired], dim=1)
-        if halves.shape[1] > pairs:
-            return
-        values, vectors = torch.linalg.eigh(halves.T @ halves / pairs)
-        whitened = halves @ (vectors @ torch.diag(values.rsqrt()) @ vectors.T)
-        for d, part in zip(paired, whitened.split([d[:pairs].numel() // pairs for d in paired], dim=1)):
-            d.copy_(torch.cat([part, -part]).reshape(d.shape))
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        self.position = 0
-        with standard_normal_draws(self), torch.random.fork_rng():
-            torch.manual_seed(self.seed)  # the same non-normal draws in every evaluation
-            yield
+def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config: RunConfig, seed: int,
+                    rate_factor: float, max_steps: int) -> Run:
+    """Deterministic ADVI from each start; the start with the best ELBO is kept."""
+    starts = config.starts or (ENUMERATED_STARTS if any(s.enumerated for s in compiled.ir.latents) else 1)
+    best: tuple[Run, params.State] | None = None
+    for start in range(starts):
+        params.fresh(seed + start * START_SEED_STRIDE)
+        diagnose.initialise(compiled, objective.data, objective.model)
+        coordinates = params.coordinates(compiled)
+        particles = config.particles or default_particles(compiled, data, "lbfgs", coordinates)
+        loss = elbo(compiled, particles)
+        bar = ProgressBar(config.progress, "iteration")
+        total = config.steps or max_steps
+        progress = Progress(max_steps, config.steps, lambda done, value: bar.show(done, total, value))
+        try:
+            with bar:
+                maximise(lambda: loss.differentiable_loss(objective.model, compiled.guide, objective.data),
+                         params.unconstrained(), progress, FixedDraws(guided_sites(compiled), seed), rate_factor,
+                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1))
+        except interrupt.Interrupted:  # maximise has put back the last finite state
+            return Run(progress.elbo, last(progress.elbo), progress.iterations, False, True)
+        run = Run(progress.elbo, last(progress.elbo), progress.iterations,
+                  progress.converged or config.steps is not None, False, too_few_pairs(particles, coordinates))
+        if best is None or run.estimate > best[0].estimate:
+            best = run, params.state()
+    params.set_state(best[1])
+    return best[0]
 
 
-@contextmanager
-def standard_normal_draws(draw: Callable[..., torch.Tensor]) -> Iterator[None]:
-    """Every normal guide factor's noise comes from `draw(shape, dtype=, device=)` meanwhile."""
-    original = torch_normal._standard_normal
-    torch_normal._standard_normal = draw
-    try:
-        yield
-    finally:
-        torch_normal._standard_normal = original
+def guided_sites(compiled: CompiledModel) -> list[str]:
+    """The guide's sample sites: the latents it has factors for."""
+    return [latent.name for latent in compiled.ir.guided_latents]
+
+
+def last(elbo: list[float]) -> float:
+    return elbo[-1] if elbo else math.nan
 
 
 @dataclass
@@ -148,83 +125,98 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
     `progress` says stop. A line search that wanders where the loss or its
     gradient is not finite is undone, and the call repeated with shorter steps
     and a fresh curvature history; a non-finite loss where a call starts raises
-    what `on_nonfinite(loss, iteration)` builds, with the parameters put back."""
+    what `on_nonfinite(loss, iteration)` builds, with the parameters put back.
+    Ctrl-C (`interrupt`) raises `interrupt.Interrupted` with the parameters where
+    the call started."""
+    objective = _Evaluations(loss_fn, parameters, draws)
     try:
-        _evaluate(loss_fn, draws)  # creates every draw, so that they can be whitened together
+        objective.value()  # creates every draw, so that they can be whitened together
     except _Unusable as unusable:
         raise on_nonfinite(unusable.loss, 1) from None
     draws.whiten()
+    objective.forget()
     if not any(p.numel() for p in parameters):  # e.g. a Dirichlet over one category: nothing moves
-        progress.record(-_evaluate(loss_fn, draws), 0)
+        progress.record(-objective.value(), 0)
         progress.level_calls = LEVEL_CALLS
         return
-    optimizer = _lbfgs(parameters, step_scale)
+    optimizer = LBFGS(parameters, step_scale, HISTORY)
     shortened = 0
     while progress.remaining > 0:
+        interrupt.check()
         start = [p.detach().clone() for p in parameters]
-        evaluations: list[float] = []
-        before = _iterations(optimizer)
+        before, objective.successes = optimizer.iterations, 0
         try:
-            optimizer.param_groups[0]["max_iter"] = min(ITERATIONS_PER_CALL, progress.remaining)
-            optimizer.step(_closure(loss_fn, parameters, draws, optimizer, evaluations))
-            elbo = -_evaluate(loss_fn, draws)
+            optimizer.run(objective.closure, min(ITERATIONS_PER_CALL, progress.remaining), EVALUATIONS_PER_CALL)
+            elbo = -objective.value()
         except _Unusable as unusable:
             _restore(parameters, start)
-            if not evaluations or shortened == MAX_SHORTENINGS:
+            if not objective.successes or shortened == MAX_SHORTENINGS:
                 raise on_nonfinite(unusable.loss, progress.iterations + 1) from None
             shortened += 1
-            optimizer = _lbfgs(parameters, step_scale * SHORTENING ** shortened)
+            optimizer = LBFGS(parameters, step_scale * SHORTENING ** shortened, HISTORY)
             continue
-        except KeyboardInterrupt:  # wherever it lands, the state where the call started is kept
+        except interrupt.Interrupted:
             _restore(parameters, start)
             raise
-        progress.record(elbo, progress.iterations + _iterations(optimizer) - before)
+        progress.record(elbo, progress.iterations + optimizer.iterations - before)
 
 
-def _lbfgs(parameters: list[torch.Tensor], step_scale: float) -> torch.optim.LBFGS:
-    # torch's own stopping tests are absolute (a gradient below 1e-7 ends the call), which
-    # halts it in the long flat valleys of badly scaled posteriors; `Progress` decides instead.
-    return torch.optim.LBFGS(parameters, lr=step_scale, max_iter=ITERATIONS_PER_CALL, history_size=HISTORY,
-                             line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=1e-15)
+class _Evaluations:
+    """The negative ELBO at the fixed draws and its gradient, as L-BFGS evaluates it. The
+    last evaluation is kept: each call of L-BFGS opens by evaluating where the previous
+    one's line search ended, and the progress check evaluates there too."""
 
+    def __init__(self, loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor], draws: FixedDraws):
+        self.loss_fn, self.parameters, self.draws = loss_fn, parameters, draws
+        self.successes = 0  # evaluations that gave a finite loss and gradient, in this call
+        self.last: tuple[list[torch.Tensor], float, list[torch.Tensor | None]] | None = None
 
-def _closure(loss_fn, parameters, draws: FixedDraws, optimizer, evaluations: list[float]):
-    """What L-BFGS evaluates: the negative ELBO at the fixed draws, and its gradient."""
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = _evaluate_with_graph(loss_fn, draws)
+    def closure(self) -> float:
+        """The loss at the parameters' values, its gradient left in their .grad."""
+        interrupt.check()
+        if (cached := self._cached()) is not None:
+            loss, gradients = cached
+            for p, gradient in zip(self.parameters, gradients):
+                p.grad = None if gradient is None else gradient.clone()
+            self.successes += 1
+            return loss
+        for p in self.parameters:
+            p.grad = None
+        loss = self._with_graph()
         loss.backward()
-        distributed.average_gradients(parameters)
-        if not all(torch.isfinite(p.grad).all() for p in parameters if p.grad is not None):
+        distributed.average_gradients(self.parameters)
+        if not all(torch.isfinite(p.grad).all() for p in self.parameters if p.grad is not None):
             raise _Unusable(loss.item())
-        evaluations.append(loss.item())
-        return loss
+        self.successes += 1
+        self.last = ([p.detach().clone() for p in self.parameters], loss.item(),
+                     [None if p.grad is None else p.grad.clone() for p in self.parameters])
+        return loss.item()
 
-    return closure
+    def value(self) -> float:
+        """The loss alone (not under no_grad: TraceEnum_ELBO refuses to evaluate there)."""
+        cached = self._cached()
+        return cached[0] if cached is not None else self._with_graph().item()
 
+    def forget(self) -> None:
+        self.last = None
 
-def _evaluate_with_graph(loss_fn, draws: FixedDraws) -> torch.Tensor:
-    try:
-        with draws.active():
-            loss = loss_fn()
-    except ValueError:  # a distribution refused a non-finite argument
-        loss = None
-    # In a distributed fit the processes' mean is the loss, and every process must take
-    # part in it, the one whose shard failed too, so that all take the same branch.
-    total = distributed.mean(torch.tensor(math.nan) if loss is None else loss)
-    if loss is None or not torch.isfinite(total):
-        raise _Unusable(total.item())
-    return loss + (total - loss).detach()
+    def _cached(self) -> tuple[float, list[torch.Tensor | None]] | None:
+        if self.last is None or not all(torch.equal(p, q) for p, q in zip(self.parameters, self.last[0])):
+            return None
+        return self.last[1], self.last[2]
 
-
-def _evaluate(loss_fn, draws: FixedDraws) -> float:
-    # Not under no_grad: TraceEnum_ELBO refuses to evaluate there.
-    return _evaluate_with_graph(loss_fn, draws).item()
-
-
-def _iterations(optimizer: torch.optim.LBFGS) -> int:
-    return optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0)
+    def _with_graph(self) -> torch.Tensor:
+        try:
+            with self.draws.active():
+                loss = self.loss_fn()
+        except ValueError:  # a distribution refused a non-finite argument
+            loss = None
+        # In a distributed fit the processes' mean is the loss, and every process must take
+        # part in it, the one whose shard failed too, so that all take the same branch.
+        total = distributed.mean(torch.tensor(math.nan) if loss is None else loss)
+        if loss is None or not torch.isfinite(total):
+            raise _Unusable(total.item())
+        return loss + (total - loss).detach()
 
 
 def _restore(parameters: list[torch.Tensor], values: list[torch.Tensor]) -> None:

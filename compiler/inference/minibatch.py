@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from pyro.poutine.messenger import Messenger
 
+from compiler.backend.build import CompiledModel
 from compiler.data import values as data_module
 from compiler.errors import PplError
 from compiler.frontend import ir
-from compiler.frontend.analysis import collapsible
+from compiler.frontend.analysis import collapsible, statement_variables, summarised_only
 
 
 @dataclass(frozen=True)
@@ -79,26 +80,27 @@ class Batching:
         return self.rows.sliced(data, rows, {size: self.batch_size for size in self.rows.sizes})
 
 
-def plan(program, data: Mapping[str, Any], batch_size: int) -> Batching:
+def plan(compiled: CompiledModel, data: Mapping[str, Any], batch_size: int) -> Batching:
     """What each step subsamples (the plates longer than a batch), or a `PplError`
     at the statement that forbids it."""
-    return Batching(split_rows(program, data, batch_size, "--batch-size"), batch_size)
+    return Batching(split_rows(compiled, data, batch_size, "--batch-size"), batch_size)
 
 
-def shard(program, data: Mapping[str, Any], rank: int, world: int) -> tuple[dict[str, Any], dict[str, float]]:
+def shard(compiled: CompiledModel, data: Mapping[str, Any], rank: int,
+          world: int) -> tuple[dict[str, Any], dict[str, float]]:
     """This process's slice of every data plate, and the scale of each split site."""
-    rows = split_rows(program, data, 0, "--distributed")
+    rows = split_rows(compiled, data, 0, "--distributed")
     bounds = {size: (full * rank // world, full * (rank + 1) // world) for size, full in rows.sizes.items()}
     sliced = rows.sliced(data, {size: slice(*bound) for size, bound in bounds.items()},
                          {size: high - low for size, (low, high) in bounds.items()})
     return sliced, {site: float(world) for site in rows.sites}
 
 
-def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str) -> Rows:
+def split_rows(compiled: CompiledModel, data: Mapping[str, Any], longer_than: int, option: str) -> Rows:
     """The rows to split: the first plate (the observed array's first axis) of every
     observe statement scored row by row, where longer than `longer_than`. Statements
     scored from sufficient statistics of all their rows are not split, nor scaled."""
-    model_ir: ir.Model = program.ir
+    model_ir: ir.Model = compiled.ir
     by_row = [o for o in model_ir.observed if o.plates and not collapsible(o)]
     sizes = {o.plates[0].size: int(data[o.plates[0].size]) for o in by_row if isinstance(o.plates[0].size, str)}
     sizes = {size: length for size, length in sizes.items() if length > longer_than}
@@ -113,15 +115,6 @@ def split_rows(program, data: Mapping[str, Any], longer_than: int, option: str) 
     return Rows(sizes, arrays, {site: split for site, split in sites.items() if split}, model_ir.index_arrays)
 
 
-def summarised_only(program) -> frozenset[str]:
-    """Observed arrays that only statements scored from sufficient statistics read: a
-    fit needs their statistics, not their rows, so they may stay on disk."""
-    model_ir: ir.Model = program.ir
-    summarised = [o for o in model_ir.observed if collapsible(o)]
-    read = {v.name for s in model_ir.statements if s not in summarised for v in _variables(s)}
-    return frozenset(o.name for o in summarised if o.name not in read)
-
-
 def _refuse_local_latents(model_ir: ir.Model, size: str, option: str) -> None:
     for latent in model_ir.latents:
         if any(plate.size == size for plate in latent.plates):
@@ -133,7 +126,7 @@ def _refuse_local_latents(model_ir: ir.Model, size: str, option: str) -> None:
 
 def _refuse_size_as_number(model_ir: ir.Model, size: str, option: str) -> None:
     for statement in model_ir.statements:
-        for variable in _variables(statement):
+        for variable in statement_variables(statement):
             if variable.name == size:
                 raise PplError(f"{option} splits the rows of '{size}', but '{statement.name}' uses "
                                f"'{size}' as a number, which splitting would change", variable.span,
@@ -159,25 +152,11 @@ def _split_arrays(model_ir: ir.Model, sizes: dict[str, int], option: str) -> dic
 
 def _refuse_whole_reads(statement: ir.Statement, arrays: dict[str, str], option: str) -> None:
     plated = {plate.size for plate in getattr(statement, "plates", ())}
-    for variable in _variables(statement):
+    for variable in statement_variables(statement):
         size = arrays.get(variable.name)
         if size is not None and size not in plated:
             raise PplError(f"{option} splits the rows of '{size}', but '{statement.name}' reads all of "
                            f"'{variable.name}' at once", variable.span, f"fit without {option}")
-
-
-def _variables(statement: ir.Statement):
-    match statement:
-        case ir.Latent() | ir.Observe():
-            expressions = [e for _, e in statement.distribution.arguments]
-            if isinstance(statement, ir.Observe):
-                expressions.append(statement.value)
-        case ir.Let():
-            expressions = [statement.value]
-        case ir.Param():
-            expressions = [statement.initial]
-    for expression in expressions:
-        yield from ir.variables(expression)
 
 
 class ScaleObservations(Messenger):
@@ -191,3 +170,25 @@ class ScaleObservations(Messenger):
         factor = self.scales.get(msg["name"])
         if factor is not None:
             msg["scale"] = factor * msg["scale"]
+
+
+def on_disk(data) -> bool:
+    """Whether some arrays of `data` are memory-mapped files rather than in memory."""
+    return bool(getattr(data, "on_disk", ()))
+
+
+def read_by_row_on_disk(compiled: CompiledModel, data) -> bool:
+    """Whether arrays on disk are read row by row (not only for their sufficient statistics)."""
+    return bool(getattr(data, "on_disk", frozenset()) - summarised_only(compiled.ir))
+
+
+def batched(compiled: CompiledModel, data, batch_size: int) -> tuple[Batching, Any]:
+    """What each step or round subsamples, and the data with every array read into
+    memory but those split into batches; arrays only summarised are left out."""
+    batching = plan(compiled, data, batch_size)
+    if on_disk(data):
+        # The model scores these from their statistics; left in, every batch would carry them whole.
+        summarised = summarised_only(compiled.ir)
+        data = data.with_values({name: value for name, value in data.items() if name not in summarised})
+        data = data.in_memory(keep_on_disk=frozenset(batching.rows.arrays))
+    return batching, data

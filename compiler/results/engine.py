@@ -8,6 +8,7 @@ neither).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
 
     from compiler.data.values import Data
     from compiler.inference.config import NutsConfig, RunConfig
-    from compiler.inference.fit import FitResult
     from compiler.inference.nuts import NutsResult
+    from compiler.inference.records import FitResult
     from compiler.results.program import CompiledProgram
 
 
@@ -35,68 +36,68 @@ def nuts_config(**options: Any) -> NutsConfig:
 def fit(program: CompiledProgram, data: Data, config: RunConfig) -> FitResult:
     from compiler.inference import fit as infer
 
-    return infer.fit(program, data, config)
+    return infer.fit(program.compiled, data, config)
 
 
 def sample(program: CompiledProgram, data: Data, config: NutsConfig) -> NutsResult:
     from compiler.inference import nuts
 
-    return nuts.fit_nuts(program, data, config)
+    return nuts.fit_nuts(program.compiled, data, config)
 
 
-def posterior_draws(program: CompiledProgram, data: Data, count: int, seed: int) -> dict[str, torch.Tensor]:
-    """Draws from the guide in Pyro's param store (`restore_guide` put it there)."""
+def posterior_draws(program: CompiledProgram, data: Data, count: int, seed: int,
+                    guide_state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Draws from the guide whose state is `guide_state`."""
     import pyro
 
-    from compiler.inference import fit as infer
+    from compiler.inference import posterior
 
     pyro.set_rng_seed(seed)
-    return infer.posterior_draws(program, data, count)
+    return posterior.posterior_draws(program.compiled, data, count, guide_state)
 
 
 def posterior_predictive(program: CompiledProgram, data: Data, count: int, seed: int,
                          guide_state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from compiler.inference import fit as infer
+    from compiler.inference import posterior
 
-    return infer.predictive_draws(program, data, count, seed, guide_state=guide_state)
+    return posterior.predictive_draws(program.compiled, data, count, seed, guide_state)
 
 
 def prior_predictive(program: CompiledProgram, data: Data, count: int, seed: int) -> dict[str, torch.Tensor]:
-    from compiler.inference import fit as infer
+    from compiler.inference import posterior
 
-    return infer.predictive_draws(program, data, count, seed, from_posterior=False)
+    return posterior.predictive_draws(program.compiled, data, count, seed, from_posterior=False)
 
 
 def guide_shapes(program: CompiledProgram, data: Data) -> dict[str, tuple[int, ...]]:
     """The shape of every parameter of the guide (and of the spec's `param`s) for these data."""
-    import pyro
+    from compiler.inference import posterior
 
-    from compiler.inference import fit as infer
-
-    pyro.clear_param_store()
-    infer.initialise(program, data)  # every pyro.param, at its initial value and its shape
-    return {name: tuple(value.shape) for name, value in pyro.get_param_store().named_parameters()}
+    return posterior.guide_shapes(program.compiled, data)
 
 
 def restore_guide(program: CompiledProgram, data: Data, values: dict) -> tuple[dict[str, Any], dict]:
-    """Saved unconstrained guide parameters put back into Pyro's param store: the
-    store's state, and each parameter's constrained value and its constraint."""
-    import pyro
+    """Saved unconstrained guide parameters as a guide state: the state, and each
+    parameter's constrained value and its constraint."""
+    from compiler.inference import params, posterior
 
-    from compiler.inference import fit as infer
+    state = posterior.restore_guide(program.compiled, data, values)
+    with params.scope(state):
+        return state, {name: (value, state["constraints"][name]) for name, value in params.constrained().items()}
 
-    state = infer.restore_guide(program, data, values)
-    return state, {name: (value, state["constraints"][name]) for name, value in pyro.get_param_store().items()}
+
+def guide_scope(guide_state: dict[str, Any] | None) -> AbstractContextManager:
+    """A param store holding the guide a fit left (its state), or with None a fresh one."""
+    from compiler.inference import params
+
+    return params.scope(guide_state)
 
 
-def use_guide(guide_state: dict[str, Any] | None) -> None:
-    """The guide a fit left (its state), or with None a fresh one, in Pyro's param store."""
-    import pyro
+def note_sentences(result: FitResult) -> list[str]:
+    """What the engine noted about the fit, in words."""
+    from compiler.results import notes
 
-    if guide_state is None:
-        pyro.clear_param_store()
-    else:
-        pyro.get_param_store().set_state(guide_state)
+    return [notes.sentence(note) for note in result.notes]
 
 
 def hdi(draws: torch.Tensor) -> torch.Tensor:

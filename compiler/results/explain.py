@@ -195,9 +195,8 @@ def trace(program: CompiledProgram, data: Data, guide_state: dict[str, Any] | No
     import torch
     from pyro import poutine
 
-    engine.use_guide(guide_state)
-    pyro.set_rng_seed(seed)
-    with torch.no_grad():
+    with engine.guide_scope(guide_state), torch.no_grad():
+        pyro.set_rng_seed(seed)
         guide_trace = poutine.trace(program.guide).get_trace(data)
         model_trace = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data)
         log_joint = model_trace.log_prob_sum().item()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler.errors import PplError
+from compiler.precision import in_float64
 from compiler.results import engine, render, saved, summarise
 from compiler.results.report import Nested, Report, Summary
 
@@ -125,6 +126,7 @@ class Fit:
 
         return export.summary_frame(self.draws, self.diagnostics)
 
+    @in_float64
     def predict(self, draws: int = 1000) -> Draws:
         """Posterior predictive draws of every observed site: {site: (draws, *shape)}."""
         data, guide_state = self._fitted()
@@ -202,5 +204,5 @@ def fit_saved(fit_file: saved.SavedFit, program: CompiledProgram, data: Data | N
         return Fit(fit_file.report, program, None)
     saved.check_pairing(fit_file, None, data)
     guide_state = saved.restore_guide(fit_file, program, data, path)
-    draws = engine.posterior_draws(program, data, engine.run_config().draws, fit_file.report.seed)
+    draws = engine.posterior_draws(program, data, engine.run_config().draws, fit_file.report.seed, guide_state)
     return Fit(fit_file.report, program, data, draws, guide_state)

@@ -140,9 +140,9 @@ def compile_spec(fit: SavedFit, path: str | Path,
 
 
 def restore_guide(fit: SavedFit, program: CompiledProgram, data: Data, path: str | Path) -> dict[str, Any]:
-    """The saved guide parameters put back into Pyro's param store (`engine.restore_guide`),
-    each checked first for the shape this spec and data give it, then for a value
-    its guide can draw from; returns the store's state."""
+    """The saved guide parameters as a guide state (`engine.restore_guide`), each
+    checked first for the shape this spec and data give it, then for a value its
+    guide can draw from."""
     for name, shape in engine.guide_shapes(program, data).items():
         _check_shape(name, fit.guide_parameters[name], shape, path)
     state, constrained = engine.restore_guide(program, data, fit.guide_parameters)

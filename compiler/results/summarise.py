@@ -65,7 +65,7 @@ def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, da
         discrete={name: value.tolist() for name, value in result.discrete.items()},
         khat=checked.khat if checked else None,
         log_ratio_sd=checked.log_sd if checked else None,
-        warnings=list(data.warnings) + list(result.notes) + _vi_notes(result),
+        warnings=list(data.warnings) + engine.note_sentences(result) + _vi_notes(result),
     )
 
 

@@ -1,0 +1,122 @@
+"""The guide's parameters while pplc works on them: the only module that touches Pyro's
+param store.
+
+Every fit, every draw from a fitted guide and every restore runs inside `scope`:
+a param store of its own, so that a user's parameters are neither cleared nor
+changed by pplc, and a fitted guide is a value (`state`) handed on, not
+something left behind in a global store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyro
+import torch
+
+from compiler.backend.build import CompiledModel
+from compiler.backend.codegen import NATIVE_FACTORS
+
+State = dict[str, Any]  # Pyro's param-store state: {"params": {...}, "constraints": {...}}
+NATIVE_FAMILIES = frozenset(label for label, _ in NATIVE_FACTORS.values())
+
+
+@contextmanager
+def scope(state: State | None = None) -> Iterator[None]:
+    """A param store of pplc's own meanwhile, starting from `state` (empty by default);
+    the caller's store is put back afterwards, as it was."""
+    inside = {"params": dict(state["params"]), "constraints": dict(state["constraints"])} if state else None
+    with pyro.get_param_store().scope(inside):
+        yield
+
+
+def fresh(seed: int) -> None:
+    """No parameters yet, and torch's generator at `seed`: a fit starts here."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+
+
+def state() -> State:
+    """The parameters as they are now, copied (what a fit hands on)."""
+    current = pyro.get_param_store().get_state()
+    return {"params": {name: value.detach().clone().requires_grad_(value.requires_grad)
+                       for name, value in current["params"].items()},
+            "constraints": dict(current["constraints"])}
+
+
+def set_state(values: State) -> None:
+    pyro.get_param_store().set_state(values)
+
+
+def named() -> dict[str, torch.Tensor]:
+    """Each parameter in unconstrained space, by name."""
+    return dict(pyro.get_param_store().named_parameters())
+
+
+def unconstrained() -> list[torch.Tensor]:
+    """The tensors an optimiser moves (each parameter in unconstrained space)."""
+    return [value for _, value in pyro.get_param_store().named_parameters()]
+
+
+def snapshot() -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in pyro.get_param_store().named_parameters()}
+
+
+def restore(values: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, value in pyro.get_param_store().named_parameters():
+            if name in values:
+                value.copy_(values[name])
+
+
+def accumulate(average: dict[str, torch.Tensor], count: int) -> None:
+    """Running mean of the unconstrained parameters over the averaging window."""
+    with torch.no_grad():
+        for name, value in pyro.get_param_store().named_parameters():
+            if name not in average:
+                average[name] = value.detach().clone()
+            else:
+                average[name] += (value.detach() - average[name]) / count
+
+
+def non_finite() -> list[str]:
+    """The parameters an update has broken (a NaN or an infinity anywhere in them)."""
+    return [name for name, value in pyro.get_param_store().named_parameters() if not torch.isfinite(value).all()]
+
+
+def normal_factors(compiled: CompiledModel) -> dict[str, tuple[str, str]]:
+    """Latent -> the (location, scale) parameter names of its guide factor, for the factors
+    that draw through a normal (every one in the normal guide; the native guide's Beta,
+    Gamma and Dirichlet factors have none)."""
+    return {latent: names[:2] for latent, names in compiled.code.guide_parameters.items()
+            if compiled.code.guide_families[latent] not in NATIVE_FAMILIES}
+
+
+def constrained() -> dict[str, torch.Tensor]:
+    """Each parameter in its constrained space, by name."""
+    return dict(pyro.get_param_store().items())
+
+
+def value(name: str) -> torch.Tensor:
+    """A parameter in its constrained space (a scale is positive)."""
+    return pyro.param(name)
+
+
+def exists(name: str) -> bool:
+    return name in pyro.get_param_store()
+
+
+def locations(compiled: CompiledModel) -> dict[str, torch.Tensor]:
+    """Latent -> its normal guide factor's location, as created so far."""
+    return {latent: value(loc) for latent, (loc, _) in normal_factors(compiled).items() if exists(loc)}
+
+
+def scales(compiled: CompiledModel) -> dict[str, torch.Tensor]:
+    return {latent: value(scale) for latent, (_, scale) in normal_factors(compiled).items() if exists(scale)}
+
+
+def coordinates(compiled: CompiledModel) -> int:
+    """How many numbers the normal guide factors draw (their locations' size)."""
+    return sum(location.numel() for location in locations(compiled).values())

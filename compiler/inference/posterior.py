@@ -1,0 +1,127 @@
+"""Draws from a fitted guide: the posterior of every latent and let, the posterior (or
+prior) predictive of every observed site, and P(z = k) for enumerated latents. Each
+runs in a param store holding the fitted guide's state (`params.scope`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer import Predictive, infer_discrete
+from pyro.poutine.messenger import Messenger
+
+from compiler.backend.build import CompiledModel
+from compiler.inference import diagnose, minibatch, params
+
+DRAWS_PLATE = "_draws"
+
+
+def posterior_draws(compiled: CompiledModel, data, count: int,
+                    guide_state: params.State | None = None) -> dict[str, torch.Tensor]:
+    """Draws of every guided latent (from the guide: `guide_state`, by default the current
+    param store) and every let (the model replayed on them), vectorised under one plate
+    left of the model's plates."""
+    if guide_state is not None:
+        with params.scope(guide_state):
+            return posterior_draws(compiled, data, count)
+    model_ir = compiled.ir
+    lets = [s for s in model_ir.lets if not s.transformed_data and not minibatch.on_disk(data)]
+    if lets and diagnose.empty_plate(data, diagnose.statements_of_model(compiled)):
+        lets = []  # `model` cannot run: the fit has said so
+    with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=-(model_ir.max_plate_nesting + 1)):
+        trace = poutine.trace(compiled.guide).get_trace(data)
+        if lets:
+            trace = poutine.trace(poutine.replay(compiled.model, trace)).get_trace(data)
+    return {s.name: own_dims(trace.nodes[s.name]["value"], count, len(s.shape))
+            for s in (*model_ir.guided_latents, *lets)}
+
+
+def own_dims(value: torch.Tensor, count: int, rank: int) -> torch.Tensor:
+    """(draws, *shape): drop the unit dims Pyro pads between the draws plate and the site."""
+    return value.reshape((count,) + tuple(value.shape[value.dim() - rank:]))
+
+
+def guide_shapes(compiled: CompiledModel, data) -> dict[str, tuple[int, ...]]:
+    """Each guide parameter's shape in unconstrained space, for this data."""
+    with params.scope():
+        _initial_guide(compiled, data)
+        return {name: tuple(value.shape) for name, value in params.named().items()}
+
+
+def restore_guide(compiled: CompiledModel, data, values: dict) -> params.State:
+    """The state of a guide whose unconstrained parameters are `values` (each created
+    first at its initial value, with its constraint), made in a scope of its own."""
+    with params.scope():
+        _initial_guide(compiled, data)
+        with torch.no_grad():
+            for name, parameter in params.named().items():
+                parameter.copy_(torch.as_tensor(values[name], dtype=parameter.dtype).reshape(parameter.shape))
+        return params.state()
+
+
+def _initial_guide(compiled: CompiledModel, data) -> None:
+    params.fresh(0)
+    diagnose.initialise(compiled, data)
+
+
+class ReleaseObserved(Messenger):
+    """The named observe statements' sites sampled instead of scored (their data
+    released), every other site as it was: a let (an observed Delta to Pyro) keeps
+    the value it was computed as."""
+
+    def __init__(self, sites: set[str]):
+        super().__init__()
+        self.sites = frozenset(sites)
+
+    def _pyro_sample(self, msg) -> None:
+        if msg["name"] in self.sites and msg["is_observed"]:
+            msg["is_observed"] = False
+            msg["value"] = None
+
+
+def predictive_draws(compiled: CompiledModel, data, count: int, seed: int, guide_state: params.State | None = None,
+                     from_posterior: bool = True) -> dict[str, torch.Tensor]:
+    """Draws of every observed site, sampled rather than scored, vectorised over a draws
+    plate by `pyro.infer.Predictive`: latents from the fitted guide (`guide_state`,
+    the posterior predictive) or from their priors."""
+    data = data.in_memory() if minibatch.on_disk(data) else data
+    diagnose.refuse_empty_plates(data, diagnose.statements_of_model(compiled))
+    observed = {s.name for s in compiled.ir.observed}
+    with params.scope(guide_state):
+        pyro.set_rng_seed(seed)
+        predictive = Predictive(ReleaseObserved(observed)(compiled.model),
+                                guide=compiled.guide if from_posterior else None, num_samples=count,
+                                return_sites=sorted(observed), parallel=True)
+        draws = predictive(data)
+    return {s.name: draws[s.name].reshape((count,) + tuple(torch.as_tensor(data[s.name]).shape))
+            for s in compiled.ir.observed}
+
+
+def discrete_posterior(compiled: CompiledModel, data, count: int) -> dict[str, torch.Tensor]:
+    """P(z = k) per element of every enumerated latent: Pyro's `infer_discrete`
+    samples z given each of `count` guide draws, and the frequencies are averaged."""
+    model_ir = compiled.ir
+    enumerated = [s for s in model_ir.latents if s.enumerated]
+    if not enumerated:
+        return {}
+    nesting = model_ir.max_plate_nesting
+    draws_plate = pyro.plate(DRAWS_PLATE, count, dim=-(nesting + 1))
+    with torch.no_grad():
+        with draws_plate:
+            guide_trace = poutine.trace(compiled.guide).get_trace(data)
+
+        def replayed_model(data):
+            with draws_plate:
+                return poutine.replay(compiled.model, guide_trace)(data)
+
+        sampler = infer_discrete(replayed_model, first_available_dim=-(nesting + 2), temperature=1)
+        trace = poutine.trace(sampler).get_trace(data)
+    probabilities: dict[str, Any] = {}
+    for latent in enumerated:
+        site = trace.nodes[latent.name]
+        values = site["fn"].enumerate_support(expand=False).reshape(-1)
+        draws = own_dims(site["value"].expand(site["fn"].batch_shape), count, len(latent.shape))
+        probabilities[latent.name] = torch.stack([(draws == v).double().mean(0) for v in values], dim=-1)
+    return probabilities
