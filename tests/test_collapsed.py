@@ -14,10 +14,10 @@ import torch
 from pyro import poutine
 
 from compiler import compile_file, compile_source
-from compiler.api import compute_in_float64
 from compiler.backend import runtime
 from compiler.frontend import distributions
-from compiler.inference import fit as infer
+from compiler.inference.diagnose import initialise
+from compiler.inference.elbo import elbo
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
@@ -35,9 +35,7 @@ EXAMPLES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    compute_in_float64()  # as pplc computes
+pytestmark = pytest.mark.usefixtures("float64")  # as pplc computes
 
 
 def test_every_row_with_sufficient_statistics_has_an_example():
@@ -100,9 +98,9 @@ def test_normal_statistics_keep_their_precision_far_from_zero():
 
 
 def _loss_and_gradients(program, model, data) -> tuple[float, dict[str, torch.Tensor]]:
-    elbo = infer._elbo(program, particles=4)
+    objective = elbo(program.compiled, particles=4)
     pyro.set_rng_seed(0)
-    loss = elbo.differentiable_loss(model, program.guide, data)
+    loss = objective.differentiable_loss(model, program.guide, data)
     parameters = dict(pyro.get_param_store().named_parameters())
     gradients = torch.autograd.grad(loss, list(parameters.values()), allow_unused=True)
     return loss.item(), {name: g for name, g in zip(parameters, gradients) if g is not None}
@@ -145,7 +143,7 @@ def test_the_fast_path_gives_the_log_joint_and_gradients_of_the_pyro_trace(case)
         data = program.load_data()
     else:
         program, data = _row_program(which)
-    infer.initialise(program, data)
+    initialise(program.compiled, data)
     scored_model, scored_data = program.compiled.scored(data)
     assert scored_model is not program.model
     loss, gradients = _loss_and_gradients(program, program.model, data)

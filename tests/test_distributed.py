@@ -13,7 +13,6 @@ import torch
 from pyro import poutine
 
 from compiler import compile_source
-from compiler.api import compute_in_float64
 from compiler.cli import main
 from compiler.inference import minibatch
 
@@ -21,13 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 
 
-def test_the_mean_of_the_scaled_shards_is_the_full_log_likelihood_for_uneven_slices():
-    compute_in_float64()
+def test_the_mean_of_the_scaled_shards_is_the_full_log_likelihood_for_uneven_slices(float64):
     program = compile_source(REGRESSION)
     data = program.load_data({"x": torch.linspace(-1, 1, 7).tolist(), "y": torch.randn(7).tolist()})
     fixed = poutine.condition(program.model, {"a": torch.tensor(0.3)})
     full = poutine.trace(fixed).get_trace(data).log_prob_sum()
-    shards = [minibatch.shard(program, data, rank, 3) for rank in range(3)]
+    shards = [minibatch.shard(program.compiled, data, rank, 3) for rank in range(3)]
     assert [shard["N"] for shard, _ in shards] == [2, 2, 3]
     scaled = [poutine.trace(minibatch.ScaleObservations(scales)(fixed)).get_trace(shard).log_prob_sum()
               for shard, scales in shards]
@@ -79,13 +77,12 @@ def test_each_process_fits_its_own_slice_of_the_rows(monkeypatch):
     from compiler.inference import distributed
     from compiler.inference import fit as infer
 
-    compute_in_float64()
     monkeypatch.setattr(distributed, "start", lambda device: None)
     monkeypatch.setattr(distributed, "rank", lambda: 1)
     monkeypatch.setattr(distributed, "world", lambda: 2)
     program = compile_source(REGRESSION)
     data = program.load_data({"x": list(range(10)), "y": [0.0] * 10})
-    objective = infer._objective(program, data, infer.RunConfig(distributed=True))
+    objective = infer._objective(program.compiled, data, infer.RunConfig(distributed=True))
     assert objective.data["N"] == 5 and objective.data["x"].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]
     fixed = poutine.condition(objective.model, {"a": torch.tensor(0.5)})
     assert poutine.trace(fixed).get_trace(objective.data).nodes["y"]["scale"] == 2.0

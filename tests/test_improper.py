@@ -13,7 +13,9 @@ import pytest
 
 from compiler import FitError, compile_file, compile_source
 from compiler.inference import fit as infer
-from compiler.inference import improper
+from compiler.inference import improper, params
+from compiler.inference.records import Objective
+from compiler.precision import float64
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
@@ -92,8 +94,8 @@ def test_a_flat_prior_that_the_data_and_the_other_priors_pin_down_fits():
 def _fitted_curvature(program, latents=None):
     """The statistic the check compares with improper.FLAT, after a default fit."""
     data = program.load_data()
-    program.fit(data)
-    return infer.curvature(program, infer.Objective(*program.compiled.scored(data)), 0, latents)
+    with params.scope(program.fit(data)._fitted()[2]), float64():
+        return infer.curvature(program.compiled, Objective(*program.compiled.scored(data)), 0, latents)
 
 
 @pytest.mark.parametrize("name", ["kidiq-kidscore_interaction", "mesquite-logmesquite_logvolume"])

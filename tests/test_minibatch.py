@@ -11,22 +11,19 @@ import torch
 from pyro import poutine
 
 from compiler import compile_file, compile_source
-from compiler.api import compute_in_float64
 from compiler.errors import PplError
 from compiler.inference import minibatch
 
 REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    compute_in_float64()
+pytestmark = pytest.mark.usefixtures("float64")  # as pplc computes
 
 
 def test_a_batch_holds_b_rows_of_every_array_along_the_plate():
     program = compile_source(REGRESSION)
     data = program.load_data({"N": 100, "x": list(range(100)), "y": [2.0 * i for i in range(100)]})
-    batching = minibatch.plan(program, data, 10)
+    batching = minibatch.plan(program.compiled, data, 10)
     batch = batching.sample(data, torch.Generator().manual_seed(0))
     assert batch["N"] == 10 and batch["x"].shape == (10,)
     assert torch.equal(batch["y"], 2 * batch["x"])  # rows stay rows
@@ -36,7 +33,7 @@ def test_a_batch_holds_b_rows_of_every_array_along_the_plate():
 def test_the_scaled_batch_log_likelihood_is_unbiased():
     program = compile_source(REGRESSION)
     data = program.load_data({"N": 100, "x": torch.linspace(-1, 1, 100).tolist(), "y": torch.randn(100).tolist()})
-    batching = minibatch.plan(program, data, 10)
+    batching = minibatch.plan(program.compiled, data, 10)
     fixed = poutine.condition(program.model, {"a": torch.tensor(0.7)})
     full = poutine.trace(fixed).get_trace(data).nodes["y"]["fn"].log_prob(data["y"]).sum()
     scaled = minibatch.ScaleObservations(batching.scales)(fixed)
@@ -107,9 +104,9 @@ def test_observations_from_sufficient_statistics_beside_split_ones_keep_their_fu
     # y is scored from statistics of all its rows: scaling it by N / B would count it N / B times.
     program = compile_source(MIXED)
     data = program.load_data({"x": [0.1 * i for i in range(100)], "y": [1.0] * 100, "z": [0.0] * 100})
-    batching = minibatch.plan(program, data, 10)
+    batching = minibatch.plan(program.compiled, data, 10)
     assert batching.scales == {"z": 10.0}
-    _, scales = minibatch.shard(program, data, 0, 2)
+    _, scales = minibatch.shard(program.compiled, data, 0, 2)
     assert scales == {"z": 2.0}
 
 
@@ -117,6 +114,6 @@ def test_a_second_plate_of_an_observed_matrix_is_not_split():
     program = compile_source("data N: int\ndata K: int\ndata y: real[N, K]\nlatent mu[K] ~ Normal(0, 5)\n"
                              "observe y[i, k] ~ Normal(mu[k], 1)\n")
     data = program.load_data({"y": [[0.0, 1.0, 2.0]] * 40})
-    shard, scales = minibatch.shard(program, data, 1, 2)
+    shard, scales = minibatch.shard(program.compiled, data, 1, 2)
     assert shard["N"] == 20 and shard["K"] == 3 and shard["y"].shape == (20, 3)
     assert scales == {"y": 2.0}

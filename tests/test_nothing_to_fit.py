@@ -14,6 +14,8 @@ import torch
 
 from compiler import compile_source
 
+pytestmark = pytest.mark.usefixtures("float64")  # the expected values are computed as pplc computes
+
 Y = [0.1, -0.3, 1.2]
 DATA = {"N": len(Y), "y": Y}
 NO_LATENTS = "data N: int\ndata y: real[N]\nobserve y[i] ~ Normal(0, 1)\n"

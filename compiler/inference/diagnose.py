@@ -110,12 +110,16 @@ def diverged(compiled: CompiledModel, objective: Objective, loss: float, step: i
     broken = params.non_finite()
     if last_finite is not None:
         params.restore(last_finite)
-    site = nonfinite_site(compiled, objective) or (broken[0].split(".")[0] if broken else None)
+    site = nonfinite_site(compiled, objective) or (_latent_of(compiled, broken[0]) if broken else None)
     where = f" at site '{site}'" if site else ""
     return Diverged(f"the ELBO became {loss} at step {step + 1}{where}",
                     compiled.ir.site_spans.get(site) if site else None,
-                    "try a smaller --lr, or check the priors and the scale of the data; "
-                    "the parameters of the last finite step are kept")
+                    "try a smaller --lr, or check the priors and the scale of the data")
+
+
+def _latent_of(compiled: CompiledModel, parameter: str) -> str | None:
+    """The latent whose guide factor has `parameter`."""
+    return next((latent for latent, names in compiled.code.guide_parameters.items() if parameter in names), None)
 
 
 def nonfinite_site(compiled: CompiledModel, objective: Objective) -> str | None:
