@@ -120,6 +120,7 @@ class Program:
         for a fit that reads them a batch or a shard at a time."""
         from compiler.data import files as data_files
         from compiler.data import values as data_module
+        from compiler.data.validate import load_data
 
         if isinstance(data, data_module.Data):
             return data if keep_on_disk else data.in_memory()
@@ -135,7 +136,7 @@ class Program:
             origin = str(data)
             data = data_files.read_data_file(data)
         observed = frozenset(site.name for site in self.ir.observed) if simulate_missing else frozenset()
-        values, warnings = data_module.load_data(self.ir, data, origin, observed)
+        values, warnings = load_data(self.ir, data, origin, observed)
         tensors = data_module.to_tensors(self.ir, values)
         transformed = self.compiled.transform_data(tensors)
         placeholders = tuple(sorted(observed - set(data)))

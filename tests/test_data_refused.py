@@ -16,8 +16,8 @@ import pytest
 
 from compiler import compile_file, compile_source
 from compiler.cli import main
+from compiler.data import elements
 from compiler.data import files as data_files
-from compiler.data import values as data
 from compiler.data.files import read_data_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,7 +242,7 @@ def test_boolean_arrays_are_read_as_zero_and_one_and_stay_on_disk(tmp_path, spec
 
 
 def test_an_int64_beyond_2_53_far_into_a_npy_array_is_found_a_chunk_at_a_time(tmp_path, spec, capsys, monkeypatch):
-    monkeypatch.setattr(data, "CHUNK_ROWS", 1_000)
+    monkeypatch.setattr(elements, "CHUNK_ROWS", 1_000)
     x = np.arange(5_000, dtype=np.int64)
     x[4_321] = 2**53 + 1
     x[4_999] = -(2**63)

@@ -1,4 +1,4 @@
-"""Reading data files: name -> raw value, before any validation (`data.load_data`).
+"""Reading data files: name -> raw value, before any validation (`validate.load_data`).
 
 JSON (an object of name -> number or nested list) and CSV (a column per
 name) are read into memory, up to `MAX_IN_MEMORY_BYTES`. Large arrays stay on
