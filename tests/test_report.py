@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from compiler import compile_file
 from compiler.results.report import Report, Summary, render_table
 
 
-@pytest.fixture(scope="module")
-def radon_report(specs):
-    return compile_file(specs / "radon.ppl").fit(steps=200, draws=1000, seed=0)
-
-
-def test_json_round_trips_through_the_schema(radon_report):
+def test_json_round_trips_through_the_schema(fitted_radon):
     # The draws the report keeps for files are not part of the schema.
-    assert Report.model_validate_json(radon_report.to_json()).model_dump() == radon_report.model_dump()
+    assert Report.model_validate_json(fitted_radon.to_json()).model_dump() == fitted_radon.model_dump()
 
 
 def test_json_schema_names_the_report_keys():
@@ -25,17 +18,17 @@ def test_json_schema_names_the_report_keys():
     assert {"spec", "guide", "elbo", "steps", "converged", "posterior", "params"} <= set(schema["properties"])
 
 
-def test_array_latent_summary_is_a_list_per_element(radon_report):
-    assert len(radon_report.posterior["a"].mean) == 85
+def test_array_latent_summary_is_a_list_per_element(fitted_radon):
+    assert len(fitted_radon.posterior["a"].mean) == 85
 
 
-def test_guide_family_is_reported_per_latent(radon_report):
-    assert radon_report.guide == {"mu_a": "Normal", "sigma_a": "LogNormal", "a": "Normal", "b": "Normal",
+def test_guide_family_is_reported_per_latent(fitted_radon):
+    assert fitted_radon.guide == {"mu_a": "Normal", "sigma_a": "LogNormal", "a": "Normal", "b": "Normal",
                                   "sigma_y": "LogNormal"}
 
 
-def test_table_has_one_row_per_element_and_folds_long_arrays(radon_report):
-    table = render_table(radon_report)
+def test_table_has_one_row_per_element_and_folds_long_arrays(fitted_radon):
+    table = render_table(fitted_radon)
     assert "a[0]" in table and "a[9]" in table
     assert "a[10]" not in table
     assert "75 more of a" in table
