@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 import torch.distributions.normal as torch_normal
 
-from compiler import compile_file
 from compiler.inference.lbfgs import FixedDraws
 
 
@@ -37,7 +36,7 @@ def test_the_hook_is_removed_after_each_evaluation():
     assert torch_normal._standard_normal is original
 
 
-def test_adam_remains_available_and_reaches_the_coin(specs):
-    report = compile_file(specs / "coin.ppl").fit(seed=0, optimizer="adam")
+def test_adam_remains_available_and_reaches_the_coin(fitted_coin_with_adam):
+    report = fitted_coin_with_adam
     assert report.optimizer == "adam"
     assert abs(report.posterior["f"].mean - 16 / 30) < 0.01 * 16 / 30

@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import SPECS
 
 from compiler import FitError, compile_file, compile_source
 from compiler.inference import fit as infer
 from compiler.inference import improper
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
 Y = {"N": 3, "y": [0.1, -0.3, 1.2]}
 
