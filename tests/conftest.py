@@ -1,4 +1,9 @@
-"""Shared fixtures: paths to the example specs, and a clean Pyro state per test."""
+"""Shared fixtures: the example specs, the programs many tests use (compiled once per
+session), the fits several modules read (made once per session), float64 for one test,
+and a clean Pyro state per test.
+
+A shared program or fit is only read: a test that needs other options compiles or fits
+its own."""
 
 from __future__ import annotations
 
@@ -6,12 +11,68 @@ from pathlib import Path
 
 import pytest
 
+from compiler import compile_file, compile_source
+
 SPECS = Path(__file__).resolve().parent.parent / "specs"
+COIN = SPECS / "coin.ppl"
+LINEAR_REGRESSION = SPECS / "linear_regression.ppl"
+RADON = SPECS / "radon.ppl"
+# The smallest spec with a data plate to split: one slope through the origin.
+REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 
 
 @pytest.fixture(scope="session")
 def specs() -> Path:
     return SPECS
+
+
+@pytest.fixture(scope="session")
+def coin():
+    """specs/coin.ppl: Beta(10, 10) and ten flips, posterior Beta(16, 14)."""
+    return compile_file(COIN)
+
+
+@pytest.fixture(scope="session")
+def linear_regression():
+    """specs/linear_regression.ppl: 200 rows, three slopes."""
+    return compile_file(LINEAR_REGRESSION)
+
+
+@pytest.fixture(scope="session")
+def regression():
+    """`REGRESSION`, compiled: data are given by each test."""
+    return compile_source(REGRESSION)
+
+
+@pytest.fixture(scope="session")
+def fitted_coin(coin):
+    """The coin fitted at default settings, seed 0."""
+    return coin.fit(seed=0)
+
+
+@pytest.fixture(scope="session")
+def fitted_coin_with_adam(coin):
+    """The coin fitted with Adam's steps, seed 0."""
+    return coin.fit(seed=0, optimizer="adam")
+
+
+@pytest.fixture(scope="session")
+def fitted_linear_regression(linear_regression):
+    """The linear regression fitted at default settings, seed 0 (as `pplc run` fits it)."""
+    return linear_regression.fit(seed=0)
+
+
+@pytest.fixture(scope="session")
+def linear_regression_in_batches(linear_regression):
+    """The linear regression fitted from batches of 40 of its 200 rows, seed 0: minibatch
+    L-BFGS whose rounds are averaged once they have held 1,000 rows (25 rounds)."""
+    return linear_regression.fit(seed=0, batch_size=40)
+
+
+@pytest.fixture(scope="session")
+def fitted_radon():
+    """specs/radon.ppl (85 county intercepts) fitted at default settings, seed 0."""
+    return compile_file(RADON).fit(seed=0)
 
 
 @pytest.fixture(autouse=True)

@@ -14,17 +14,10 @@ import math
 
 import pytest
 
-from compiler import compile_file
-
 
 def beta_moments(a: float, b: float) -> tuple[float, float]:
     mean = a / (a + b)
     return mean, math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
-
-
-@pytest.fixture
-def coin(specs):
-    return compile_file(specs / "coin.ppl")
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -36,10 +29,10 @@ def test_coin_posterior_matches_beta_16_14_for_every_seed(coin, seed):
     assert report.converged
 
 
-def test_coin_quantiles_match_the_exact_beta(coin):
+def test_coin_quantiles_match_the_exact_beta(fitted_coin):
     from scipy.stats import beta
 
-    summary = coin.fit(seed=0).posterior["f"]
+    summary = fitted_coin.posterior["f"]
     for q, value in ((0.05, summary.q05), (0.5, summary.q50), (0.95, summary.q95)):
         assert value == pytest.approx(beta.ppf(q, 16, 14), abs=0.1 * beta.std(16, 14))
 

@@ -4,13 +4,12 @@ gradients as the Pyro trace of `model`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from conftest import SPECS
 from pyro import poutine
 
 from compiler import compile_file, compile_source
@@ -19,7 +18,6 @@ from compiler.frontend import distributions
 from compiler.inference.diagnose import initialise
 from compiler.inference.elbo import elbo
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
 
 # One Pyro distribution per row with sufficient statistics, its parameters batched
@@ -154,9 +152,8 @@ def test_the_fast_path_gives_the_log_joint_and_gradients_of_the_pyro_trace(case)
         assert torch.allclose(fast_gradients[name], gradient, rtol=1e-8, atol=1e-8), name
 
 
-def test_the_coin_scores_its_flips_in_one_term():
-    program = compile_file(SPECS / "coin.ppl")
-    scored_model, scored_data = program.compiled.scored(program.load_data({"N": 10_000, "x": [1, 0] * 5_000}))
+def test_the_coin_scores_its_flips_in_one_term(coin):
+    scored_model, scored_data = coin.compiled.scored(coin.load_data({"N": 10_000, "x": [1, 0] * 5_000}))
     trace = poutine.trace(scored_model).get_trace(scored_data)
     trace.compute_log_prob()
     assert trace.nodes["x"]["log_prob"].numel() == 1

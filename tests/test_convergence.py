@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-from compiler import compile_file
 from compiler.inference.schedule import MIN_REFINEMENT, WINDOW, Schedule, is_level
 
 
@@ -64,13 +63,13 @@ def test_fixed_steps_run_exactly_that_many():
     assert run(schedule, lambda step: -1.0) == 123
 
 
-def test_the_coin_stops_well_before_the_cap(specs):
-    report = compile_file(specs / "coin.ppl").fit(seed=0)
+def test_the_coin_stops_well_before_the_cap(fitted_coin):
+    report = fitted_coin
     assert report.converged
     assert report.steps <= 50  # L-BFGS iterations; the cap is 1,000. Accuracy at this stop: test_accuracy_coin.py
 
 
-def test_the_coin_stops_well_before_the_cap_with_adam(specs):
-    report = compile_file(specs / "coin.ppl").fit(seed=0, optimizer="adam")
+def test_the_coin_stops_well_before_the_cap_with_adam(fitted_coin_with_adam):
+    report = fitted_coin_with_adam
     assert report.converged
     assert report.steps <= 1_000  # Adam steps; the cap is 10,000

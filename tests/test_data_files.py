@@ -20,7 +20,6 @@ from compiler.errors import DataError
 from compiler.inference import minibatch
 
 ROOT = Path(__file__).resolve().parent.parent
-REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 
 
 @pytest.mark.parametrize("spec", sorted(ROOT.glob("specs/*.ppl")) + sorted(ROOT.glob("specs/posteriordb/*.ppl")),
@@ -29,49 +28,48 @@ def test_every_example_data_file_loads(spec):
     assert compile_file(spec).load_data() is not None
 
 
-def test_a_npy_file_is_one_array_named_after_it_and_stays_memory_mapped(tmp_path, specs):
+def test_a_npy_file_is_one_array_named_after_it_and_stays_memory_mapped(coin, tmp_path):
     np.save(tmp_path / "x.npy", np.array([1, 0, 1, 1, 0, 1, 1, 0, 1, 0], dtype=np.int8))
-    data = compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy", keep_on_disk=True)
+    data = coin.load_data(tmp_path / "x.npy", keep_on_disk=True)
     assert data["N"] == 10  # inferred from the array's length
     assert data.on_disk == {"x"}
     assert data.in_memory()["x"].tolist() == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
 
 
-def test_arrow_and_parquet_files_hold_a_column_per_name(tmp_path):
+def test_arrow_and_parquet_files_hold_a_column_per_name(regression, tmp_path):
     table = pa.table({"x": [0.5, 1.0, 1.5], "y": [1.0, 2.1, 2.9]})
     with pa.ipc.new_file(tmp_path / "data.arrow", table.schema) as writer:
         writer.write_table(table)
     pq.write_table(table, tmp_path / "data.parquet")
-    program = compile_source(REGRESSION)
-    arrow = program.load_data(tmp_path / "data.arrow", keep_on_disk=True)
-    parquet = program.load_data(tmp_path / "data.parquet", keep_on_disk=True)
+    arrow = regression.load_data(tmp_path / "data.arrow", keep_on_disk=True)
+    parquet = regression.load_data(tmp_path / "data.parquet", keep_on_disk=True)
     assert arrow.on_disk == {"x", "y"} and not parquet.on_disk  # Parquet is decoded into memory
     assert arrow.in_memory()["y"].tolist() == parquet["y"].tolist() == [1.0, 2.1, 2.9]
 
 
-def test_a_directory_is_the_union_of_its_data_files(tmp_path):
+def test_a_directory_is_the_union_of_its_data_files(regression, tmp_path):
     np.save(tmp_path / "x.npy", np.array([0.5, 1.0, 1.5]))
     (tmp_path / "y.json").write_text(json.dumps({"y": [1.0, 2.0, 3.0]}))
-    data = compile_source(REGRESSION).load_data(tmp_path)
+    data = regression.load_data(tmp_path)
     assert data["N"] == 3 and data["y"].tolist() == [1.0, 2.0, 3.0]
 
 
-def test_a_name_given_twice_in_a_directory_is_an_error(tmp_path):
+def test_a_name_given_twice_in_a_directory_is_an_error(regression, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros(3))
     (tmp_path / "more.json").write_text(json.dumps({"x": [1.0, 2.0, 3.0]}))
     with pytest.raises(DataError, match="'x' is given by more than one file"):
-        compile_source(REGRESSION).load_data(tmp_path)
+        regression.load_data(tmp_path)
 
 
-def test_a_bad_row_far_into_a_large_array_is_named(tmp_path, specs):
+def test_a_bad_row_far_into_a_large_array_is_named(coin, tmp_path):
     flips = np.zeros(3_000_000, dtype=np.int8)
     flips[2_500_001] = 2
     np.save(tmp_path / "x.npy", flips)
     with pytest.raises(DataError, match=r"x\[2500001\] = 2 is above upper=1"):
-        compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy")
+        coin.load_data(tmp_path / "x.npy")
 
 
-def test_a_minibatch_fit_reads_arrays_on_disk_a_batch_at_a_time(tmp_path, monkeypatch):
+def test_a_minibatch_fit_reads_arrays_on_disk_a_batch_at_a_time(regression, tmp_path, monkeypatch):
     x = np.random.default_rng(0).normal(size=100_000)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", 2 * x + np.random.default_rng(1).normal(size=100_000))
@@ -79,20 +77,20 @@ def test_a_minibatch_fit_reads_arrays_on_disk_a_batch_at_a_time(tmp_path, monkey
     sample = minibatch.Batching.sample
     monkeypatch.setattr(minibatch.Batching, "sample",
                         lambda self, data, generator: sources.append(data.on_disk) or sample(self, data, generator))
-    report = compile_source(REGRESSION).fit(tmp_path, batch_size=1_000)
+    report = regression.fit(tmp_path, batch_size=1_000)
     assert sources and all(on_disk == {"x", "y"} for on_disk in sources)
     assert report.posterior["a"].mean == pytest.approx(2.0, abs=0.02)
     assert any("the data stay on disk" in note for note in report.warnings)
 
 
-def test_statistics_of_an_array_on_disk_are_read_a_chunk_at_a_time(tmp_path, specs, monkeypatch):
+def test_statistics_of_an_array_on_disk_are_read_a_chunk_at_a_time(coin, tmp_path, monkeypatch):
     flips = (np.random.default_rng(0).random(100_000) < 0.3).astype(np.int8)
     np.save(tmp_path / "x.npy", flips)
     monkeypatch.setattr(runtime, "CHUNK_ROWS", 30_000)
     read = []
     flat = runtime._flat
     monkeypatch.setattr(runtime, "_flat", lambda values: read.append(len(values)) or flat(values))
-    report = compile_file(specs / "coin.ppl").fit(tmp_path / "x.npy", batch_size=10_000)
+    report = coin.fit(tmp_path / "x.npy", batch_size=10_000)
     assert read == [30_000, 30_000, 30_000, 10_000]
     # The exact Beta posterior; L-BFGS with one antithetic pair fits this one coordinate
     # to within 2 % in sd (docs/inference.md), the mean far closer.
@@ -114,15 +112,14 @@ def _regression_on_disk(directory: Path) -> Path:
     return directory
 
 
-def test_nuts_and_the_trace_read_arrays_on_disk_whole(tmp_path):
-    program = compile_source(REGRESSION)
+def test_nuts_and_the_trace_read_arrays_on_disk_whole(regression, tmp_path):
     data = _regression_on_disk(tmp_path)
-    assert program.sample(data, warmup=20, samples=20, chains=1).posterior["a"].mean == pytest.approx(2.0, abs=1.0)
-    assert program.trace(data).model_sites
+    assert regression.sample(data, warmup=20, samples=20, chains=1).posterior["a"].mean == pytest.approx(2.0, abs=1.0)
+    assert regression.trace(data).model_sites
 
 
-def test_a_batch_as_large_as_the_data_reads_it_whole(tmp_path):
-    report = compile_source(REGRESSION).fit(_regression_on_disk(tmp_path), batch_size=50, steps=50)
+def test_a_batch_as_large_as_the_data_reads_it_whole(regression, tmp_path):
+    report = regression.fit(_regression_on_disk(tmp_path), batch_size=50, steps=50)
     assert any("nothing to subsample" in note for note in report.warnings)
 
 
@@ -134,10 +131,10 @@ def test_small_arrays_on_disk_beside_split_ones_reach_the_model_as_tensors(tmp_p
     assert report.posterior["a"].mean == pytest.approx(2.0, abs=1.0)
 
 
-def test_a_scalar_in_a_npy_file_is_a_number(tmp_path):
+def test_a_scalar_in_a_npy_file_is_a_number(regression, tmp_path):
     _regression_on_disk(tmp_path)
     np.save(tmp_path / "N.npy", np.array(50))
-    assert compile_source(REGRESSION).load_data(tmp_path)["N"] == 50
+    assert regression.load_data(tmp_path)["N"] == 50
 
 
 @pytest.mark.slow

@@ -13,15 +13,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import REGRESSION
 
-from compiler import compile_file, compile_source
+from compiler import compile_source
 from compiler.cli import main
 from compiler.data import elements
 from compiler.data import files as data_files
 from compiler.data.files import read_data_file
 
 ROOT = Path(__file__).resolve().parent.parent
-REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 COUNTS = "data N: int\ndata y: int[N]\nlatent rate ~ Gamma(2, 1)\nobserve y[i] ~ Poisson(rate)\n"
 
 
@@ -122,9 +122,8 @@ def test_a_json_integer_beyond_2_53_given_to_a_real_is_refused_not_rounded(tmp_p
     assert "x[1] = 9007199254740993 is beyond ±2^53, the integers float64 holds exactly" in refused(spec, path, capsys)
 
 
-def test_integers_up_to_2_53_are_read_exactly():
-    program = compile_source(REGRESSION)
-    loaded = program.load_data({"x": [-(2**53), 2**53], "y": [0.0, 0.0]})
+def test_integers_up_to_2_53_are_read_exactly(regression):
+    loaded = regression.load_data({"x": [-(2**53), 2**53], "y": [0.0, 0.0]})
     assert loaded["x"].tolist() == [-(2.0**53), 2.0**53]
 
 
@@ -218,9 +217,9 @@ def test_an_arrow_or_parquet_column_that_is_not_numbers_is_refused_naming_its_ty
 
 
 @pytest.mark.parametrize("suffix", [".arrow", ".parquet"])
-def test_undeclared_text_columns_are_left_unread_and_ignored(tmp_path, suffix):
+def test_undeclared_text_columns_are_left_unread_and_ignored(regression, tmp_path, suffix):
     table = pa.table({"x": [0.5, 1.0], "y": [1.0, 2.0], "label": ["a", "b"], "when": TEXT_LIKE_COLUMNS["timestamp[ms]"]})
-    loaded = compile_source(REGRESSION).load_data(_write_table(table, tmp_path / f"data{suffix}"))
+    loaded = regression.load_data(_write_table(table, tmp_path / f"data{suffix}"))
     assert loaded["y"].tolist() == [1.0, 2.0]
     assert any("ignoring 'label', 'when'" in warning for warning in loaded.warnings)
     assert read_data_file(tmp_path / f"data{suffix}")["label"] == data_files.NonNumericColumn("string")
@@ -234,9 +233,9 @@ def test_an_arrow_or_parquet_file_that_repeats_a_column_name_is_refused(tmp_path
     assert f"{path}: column 'y' appears more than once" in refused(spec, path, capsys)
 
 
-def test_boolean_arrays_are_read_as_zero_and_one_and_stay_on_disk(tmp_path, specs):
+def test_boolean_arrays_are_read_as_zero_and_one_and_stay_on_disk(coin, tmp_path):
     np.save(tmp_path / "x.npy", np.array([True, False, True]))
-    loaded = compile_file(specs / "coin.ppl").load_data(tmp_path / "x.npy", keep_on_disk=True)
+    loaded = coin.load_data(tmp_path / "x.npy", keep_on_disk=True)
     assert loaded.on_disk == {"x"}
     assert loaded.in_memory()["x"].tolist() == [1.0, 0.0, 1.0]
 

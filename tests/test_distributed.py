@@ -12,20 +12,17 @@ import pytest
 import torch
 from pyro import poutine
 
-from compiler import compile_source
 from compiler.cli import main
 from compiler.inference import minibatch
 
 ROOT = Path(__file__).resolve().parent.parent
-REGRESSION = "data N: int\ndata x: real[N]\ndata y: real[N]\nlatent a ~ Normal(0, 5)\nobserve y[i] ~ Normal(a * x[i], 1)\n"
 
 
-def test_the_mean_of_the_scaled_shards_is_the_full_log_likelihood_for_uneven_slices(float64):
-    program = compile_source(REGRESSION)
-    data = program.load_data({"x": torch.linspace(-1, 1, 7).tolist(), "y": torch.randn(7).tolist()})
-    fixed = poutine.condition(program.model, {"a": torch.tensor(0.3)})
+def test_the_mean_of_the_scaled_shards_is_the_full_log_likelihood_for_uneven_slices(regression, float64):
+    data = regression.load_data({"x": torch.linspace(-1, 1, 7).tolist(), "y": torch.randn(7).tolist()})
+    fixed = poutine.condition(regression.model, {"a": torch.tensor(0.3)})
     full = poutine.trace(fixed).get_trace(data).log_prob_sum()
-    shards = [minibatch.shard(program.compiled, data, rank, 3) for rank in range(3)]
+    shards = [minibatch.shard(regression, data, rank, 3) for rank in range(3)]
     assert [shard["N"] for shard, _ in shards] == [2, 2, 3]
     scaled = [poutine.trace(minibatch.ScaleObservations(scales)(fixed)).get_trace(shard).log_prob_sum()
               for shard, scales in shards]
@@ -39,18 +36,31 @@ def test_distributed_without_torchrun_says_how_to_launch(specs, capsys, monkeypa
     assert "torchrun --nproc-per-node 2" in capsys.readouterr().err
 
 
-def _fit(command: list[str]) -> dict:
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+def _fit_in_two_processes(options: list[str]) -> dict:
+    """`pplc run specs/linear_regression.ppl --json --distributed OPTIONS` under torchrun, two processes on loopback."""
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "compiler", "run", "specs/linear_regression.ppl", "--json", "--distributed", *options],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout[result.stdout.index("{"):])
 
 
+def _as_printed(report) -> dict:
+    """The report as `pplc run --json` prints it."""
+    return json.loads(report.to_json())
+
+
+@pytest.fixture(scope="module")
+def adam_fit(linear_regression):
+    """What `pplc run specs/linear_regression.ppl --optimizer adam` fits in one process."""
+    return linear_regression.fit(seed=0, optimizer="adam")
+
+
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
-def test_two_processes_on_loopback_fit_the_posterior_of_one(optimizer):
-    spec = ["specs/linear_regression.ppl", "--json", "--optimizer", optimizer]
-    single = _fit([sys.executable, "-m", "compiler", "run", *spec])
-    double = _fit([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                   "-m", "compiler", "run", *spec, "--distributed"])
+def test_two_processes_on_loopback_fit_the_posterior_of_one(optimizer, request):
+    # The one-process fit is the library's, which is what `pplc run` prints (seed 0 either way).
+    single = _as_printed(request.getfixturevalue("fitted_linear_regression" if optimizer == "lbfgs" else "adam_fit"))
+    double = _fit_in_two_processes(["--optimizer", optimizer])
     # Same draws, gradients averaged exactly: only the order of float sums differs, so the
     # fits agree far inside 1 % of an sd (either fit's own error is several percent).
     for name, summary in single["posterior"].items():
@@ -59,11 +69,9 @@ def test_two_processes_on_loopback_fit_the_posterior_of_one(optimizer):
         assert torch.allclose(torch.tensor(double["posterior"][name]["sd"]), sd, rtol=0.01), name
 
 
-def test_two_processes_with_batches_fit_the_posterior_of_one_over_all_the_rows():
-    spec = ["specs/linear_regression.ppl", "--json"]
-    single = _fit([sys.executable, "-m", "compiler", "run", *spec])
-    double = _fit([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                   "-m", "compiler", "run", *spec, "--distributed", "--batch-size", "50"])
+def test_two_processes_with_batches_fit_the_posterior_of_one_over_all_the_rows(fitted_linear_regression):
+    single = _as_printed(fitted_linear_regression)
+    double = _fit_in_two_processes(["--batch-size", "50"])
     assert double["optimizer"] == "lbfgs"
     # Each process draws its own batches, so the fits differ by the rounds' noise: within
     # a tenth of an sd in the means, and the averaged rounds' 5 % in the sds.
@@ -73,16 +81,15 @@ def test_two_processes_with_batches_fit_the_posterior_of_one_over_all_the_rows()
         assert torch.allclose(torch.tensor(double["posterior"][name]["sd"]), sd, rtol=0.05), name
 
 
-def test_each_process_fits_its_own_slice_of_the_rows(monkeypatch):
+def test_each_process_fits_its_own_slice_of_the_rows(regression, float64, monkeypatch):
     from compiler.inference import distributed
     from compiler.inference import fit as infer
 
     monkeypatch.setattr(distributed, "start", lambda device: None)
     monkeypatch.setattr(distributed, "rank", lambda: 1)
     monkeypatch.setattr(distributed, "world", lambda: 2)
-    program = compile_source(REGRESSION)
-    data = program.load_data({"x": list(range(10)), "y": [0.0] * 10})
-    objective = infer._objective(program.compiled, data, infer.RunConfig(distributed=True))
+    data = regression.load_data({"x": list(range(10)), "y": [0.0] * 10})
+    objective = infer._objective(regression.compiled, data, infer.RunConfig(distributed=True))
     assert objective.data["N"] == 5 and objective.data["x"].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]
     fixed = poutine.condition(objective.model, {"a": torch.tensor(0.5)})
     assert poutine.trace(fixed).get_trace(objective.data).nodes["y"]["scale"] == 2.0

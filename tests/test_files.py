@@ -18,52 +18,46 @@ from compiler import compile_file
 from compiler.cli import main
 
 
-@pytest.fixture(scope="module")
-def radon(specs):
-    program = compile_file(specs / "radon.ppl")
-    return program.fit(seed=0)
-
-
-def test_draws_csv_has_one_column_per_scalar_element(radon, tmp_path):
-    radon.write_draws(tmp_path / "draws.csv")
+def test_draws_csv_has_one_column_per_scalar_element(fitted_radon, tmp_path):
+    fitted_radon.write_draws(tmp_path / "draws.csv")
     frame = pd.read_csv(tmp_path / "draws.csv", index_col="draw")
     assert len(frame) == 10_000
     assert {"mu_a", "sigma_a", "b", "sigma_y", "a[0]", "a[84]"} <= set(frame.columns)
-    assert frame["a[3]"].mean() == pytest.approx(radon.posterior["a"].mean[3])
+    assert frame["a[3]"].mean() == pytest.approx(fitted_radon.posterior["a"].mean[3])
 
 
-def test_inference_data_file_is_read_by_arviz(radon, specs, tmp_path):
-    radon.write_idata(tmp_path / "fit.nc")
+def test_inference_data_file_is_read_by_arviz(fitted_radon, specs, tmp_path):
+    fitted_radon.write_idata(tmp_path / "fit.nc")
     idata = arviz.from_netcdf(tmp_path / "fit.nc")
     assert {"posterior", "observed_data"} <= set(idata.groups())
     assert idata.posterior["a"].shape == (1, 10_000, 85)
     observed = json.loads((specs / "radon.data.json").read_text())["log_radon"]
     assert idata.observed_data["log_radon"].values.tolist() == pytest.approx(observed)
     assert arviz.summary(idata, var_names=["mu_a"])["mean"].iloc[0] == pytest.approx(
-        radon.posterior["mu_a"].mean, abs=1e-3)
+        fitted_radon.posterior["mu_a"].mean, abs=1e-3)
 
 
-def test_plot_is_a_png_of_the_elbo_and_the_marginals(radon, tmp_path):
-    radon.write_plot(tmp_path / "fit.png")
+def test_plot_is_a_png_of_the_elbo_and_the_marginals(fitted_radon, tmp_path):
+    fitted_radon.write_plot(tmp_path / "fit.png")
     assert (tmp_path / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(tmp_path / "fit.png") as image:
         assert image.format == "PNG" and image.size[0] >= 600 and image.size[1] >= 400
 
 
-def test_summary_is_a_dataframe_laid_out_like_az_summary(radon):
-    frame = radon.summary()
+def test_summary_is_a_dataframe_laid_out_like_az_summary(fitted_radon):
+    frame = fitted_radon.summary()
     assert list(frame.columns) == ["mean", "sd", "hdi_3%", "hdi_97%"]
-    assert frame.loc["a[84]", "mean"] == pytest.approx(radon.posterior["a"].mean[84])
+    assert frame.loc["a[84]", "mean"] == pytest.approx(fitted_radon.posterior["a"].mean[84])
     assert (frame["hdi_3%"] < frame["mean"]).all() and (frame["mean"] < frame["hdi_97%"]).all()
 
 
-def test_the_table_shows_the_94_percent_hdi(radon):
-    header = radon.table().splitlines()[1].split()
+def test_the_table_shows_the_94_percent_hdi(fitted_radon):
+    header = fitted_radon.table().splitlines()[1].split()
     assert header[:4] == ["mean", "sd", "hdi_3%", "hdi_97%"]
 
 
-def test_nuts_summary_adds_r_hat_and_ess(specs):
-    report = compile_file(specs / "coin.ppl").sample(warmup=100, samples=100)
+def test_nuts_summary_adds_r_hat_and_ess(coin):
+    report = coin.sample(warmup=100, samples=100)
     assert list(report.summary().columns) == ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk"]
 
 
@@ -88,8 +82,8 @@ def test_an_unwritable_file_is_an_error_before_the_fit(specs, capsys):
     assert "there is no folder /no/such/folder" in capsys.readouterr().err
 
 
-def test_a_fit_asked_for_progress_shows_a_bar_with_steps_rate_and_elbo(specs, capsys):
-    compile_file(specs / "coin.ppl").fit(seed=0, optimizer="adam", steps=2000, progress=True)
+def test_a_fit_asked_for_progress_shows_a_bar_with_steps_rate_and_elbo(coin, capsys):
+    coin.fit(seed=0, optimizer="adam", steps=2000, progress=True)
     bar = capsys.readouterr().err
     assert "step/s" in bar and "ELBO" in bar and "/2000" in bar
 
@@ -106,19 +100,19 @@ def test_piped_runs_show_no_bar(specs, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_posterior_predictive_draws_every_observed_site(radon):
-    draws = radon.predict(200)
+def test_posterior_predictive_draws_every_observed_site(fitted_radon):
+    draws = fitted_radon.predict(200)
     assert set(draws) == {"log_radon"} and draws["log_radon"].shape == (200, 900)
 
 
-def test_coin_posterior_predictive_matches_the_fitted_success_rate(specs):
-    report, draws = compile_file(specs / "coin.ppl").predict(draws=4000)
+def test_coin_posterior_predictive_matches_the_fitted_success_rate(coin):
+    report, draws = coin.predict(draws=4000)
     # Each flip is Bernoulli(f), f from the fit: the mean flip is f's mean, up to Monte Carlo error.
     assert draws["x"].double().mean().item() == pytest.approx(report.posterior["f"].mean, abs=0.01)
 
 
-def test_observed_arrays_left_out_of_the_data_are_simulated_from_the_prior(specs):
-    report, draws = compile_file(specs / "coin.ppl").predict({"N": 30}, draws=4000)
+def test_observed_arrays_left_out_of_the_data_are_simulated_from_the_prior(coin):
+    report, draws = coin.predict({"N": 30}, draws=4000)
     assert report is None  # nothing was fitted
     assert draws["x"].shape == (4000, 30)
     assert draws["x"].double().mean().item() == pytest.approx(0.5, abs=0.01)  # Beta(10, 10) prior mean
@@ -162,11 +156,11 @@ def test_idata_carries_the_posterior_predictive_when_asked_for(specs, tmp_path):
     assert idata.posterior_predictive["x"].shape == (1, 200, 10)
 
 
-def test_arviz_plots_the_inference_data(radon, tmp_path):
+def test_arviz_plots_the_inference_data(fitted_radon, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    axes = arviz.plot_posterior(radon.to_arviz(), var_names=["mu_a", "sigma_a"])
+    axes = arviz.plot_posterior(fitted_radon.to_arviz(), var_names=["mu_a", "sigma_a"])
     assert len(np.ravel(axes)) == 2
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import SPECS
 
 from compiler import FitError, compile_file, compile_source
 from compiler.inference import fit as infer
@@ -17,7 +17,6 @@ from compiler.inference import improper, params
 from compiler.inference.records import Objective
 from compiler.precision import float64
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl"))
 Y = {"N": 3, "y": [0.1, -0.3, 1.2]}
 
@@ -94,7 +93,7 @@ def test_a_flat_prior_that_the_data_and_the_other_priors_pin_down_fits():
 def _fitted_curvature(program, latents=None):
     """The statistic the check compares with improper.FLAT, after a default fit."""
     data = program.load_data()
-    with params.scope(program.fit(data)._fitted()[2]), float64():
+    with params.scope(program.fit(data).guide_state), float64():
         return infer.curvature(program.compiled, Objective(*program.compiled.scored(data)), 0, latents)
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from compiler import compile_source
+from compiler.cli import main
 
 pytestmark = pytest.mark.usefixtures("float64")  # the expected values are computed as pplc computes
 
@@ -34,13 +33,14 @@ def _mixture_log_density(values) -> float:
                for v in values)
 
 
-def _run_json(tmp_path, spec_text: str) -> tuple[int, dict, str]:
+def _run_json(tmp_path, capsys, spec_text: str) -> tuple[int, dict, str]:
+    """`pplc run spec.ppl --json` on the spec and `DATA` beside it: the exit code, the report and stderr."""
     spec = tmp_path / "spec.ppl"
     spec.write_text(spec_text)
     (tmp_path / "spec.data.json").write_text(json.dumps(DATA))
-    result = subprocess.run([sys.executable, "-m", "compiler", "run", str(spec), "--json"],
-                            capture_output=True, text=True)
-    return result.returncode, json.loads(result.stdout) if result.returncode == 0 else {}, result.stderr
+    code = main(["run", str(spec), "--json"])
+    printed = capsys.readouterr()
+    return code, json.loads(printed.out) if code == 0 else {}, printed.err
 
 
 @pytest.mark.parametrize("options", [{}, {"optimizer": "adam"}, {"batch_size": 2}], ids=["default", "adam", "batches"])
@@ -52,8 +52,8 @@ def test_with_no_latents_the_elbo_is_the_exact_log_likelihood_whatever_the_optio
     assert report.warnings == ["nothing to fit: the spec has no params and no latents, so the ELBO is log p(x) itself"]
 
 
-def test_with_no_latents_the_command_line_says_there_was_nothing_to_fit_and_exits_0(tmp_path):
-    code, report, err = _run_json(tmp_path, NO_LATENTS)
+def test_with_no_latents_the_command_line_says_there_was_nothing_to_fit_and_exits_0(tmp_path, capsys):
+    code, report, err = _run_json(tmp_path, capsys, NO_LATENTS)
     assert code == 0, err
     assert report["converged"] and report["elbo"] == pytest.approx(_normal_log_density(Y, 0.0), rel=1e-12)
     assert report["warnings"][0].startswith("nothing to fit")
@@ -67,8 +67,8 @@ def test_params_alone_are_fitted_by_maximum_likelihood():
     assert report.elbo == pytest.approx(_normal_log_density(Y, mean), rel=1e-9)
 
 
-def test_params_alone_are_fitted_from_the_command_line(tmp_path):
-    code, report, err = _run_json(tmp_path, ONLY_PARAMS)
+def test_params_alone_are_fitted_from_the_command_line(tmp_path, capsys):
+    code, report, err = _run_json(tmp_path, capsys, ONLY_PARAMS)
     assert code == 0, err
     assert report["converged"] and report["params"]["mu"] == pytest.approx(sum(Y) / len(Y), abs=1e-6)
 
@@ -81,7 +81,7 @@ def test_with_only_enumerated_latents_the_elbo_is_the_exact_log_likelihood_with_
     assert len(report.discrete["z"]) == len(Y)
 
 
-def test_with_only_enumerated_latents_the_command_line_exits_0(tmp_path):
-    code, report, err = _run_json(tmp_path, ONLY_ENUMERATED)
+def test_with_only_enumerated_latents_the_command_line_exits_0(tmp_path, capsys):
+    code, report, err = _run_json(tmp_path, capsys, ONLY_ENUMERATED)
     assert code == 0, err
     assert report["converged"] and report["elbo"] == pytest.approx(_mixture_log_density(Y), rel=1e-12)

@@ -11,8 +11,8 @@ from compiler.results.report import Report, Summary
 
 
 @pytest.fixture(scope="module")
-def radon_report(specs):
-    return compile_file(specs / "radon.ppl").fit(steps=200, draws=1000, seed=0).report
+def radon_report(fitted_radon):
+    return fitted_radon.report
 
 
 def test_json_round_trips_through_the_schema(radon_report):

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from compiler.inference.config import NutsConfig, RunConfig
+from compiler.inference.records import Note
+from compiler.results.notes import sentence
 from compiler.results.report import KHAT_UNRELIABLE
 from compiler.results.summarise import nuts_report, summarise, vi_report
 
@@ -45,8 +47,9 @@ def test_an_array_sites_summary_is_shaped_like_the_site():
 
 
 def test_a_vi_report_carries_the_datas_and_the_fits_notes_first():
-    report = vi_report(PROGRAM, _vi_result(notes=("a fit note",)), RunConfig(), DATA)
-    assert report.warnings == ["a data warning", "a fit note"]
+    note = Note("distributed", {"processes": 2})
+    report = vi_report(PROGRAM, _vi_result(notes=(note,)), RunConfig(), DATA)
+    assert report.warnings == ["a data warning", sentence(note)]
     assert (report.spec, report.guide, report.khat, report.log_ratio_sd) == ("s.ppl", {"m": "Normal"}, 0.3, 1.0)
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 
 from compiler import FitError, compile_source
+from compiler.cli import main
 from compiler.inference import fit as infer
 from compiler.results.report import UNIFORM_WEIGHTS_SD
 
@@ -48,14 +47,14 @@ def test_a_batch_size_with_no_rows_has_nothing_to_subsample_and_fits_the_prior()
     _within_monte_carlo_error_of_the_standard_normal(report.posterior["f"], infer.RunConfig().draws)
 
 
-def test_a_plate_of_size_0_fits_the_prior_from_the_command_line(tmp_path):
+def test_a_plate_of_size_0_fits_the_prior_from_the_command_line(tmp_path, capsys):
     spec = tmp_path / "prior.ppl"
     spec.write_text(PRIOR_ONLY)
     (tmp_path / "prior.data.json").write_text(json.dumps(NO_ROWS))
-    result = subprocess.run([sys.executable, "-m", "compiler", "run", str(spec), "--json"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    code = main(["run", str(spec), "--json"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    report = json.loads(printed.out)
     assert report["converged"]
     assert abs(report["posterior"]["f"]["mean"]) < 4 / math.sqrt(infer.RunConfig().draws)
 

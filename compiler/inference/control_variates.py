@@ -44,8 +44,8 @@ from pyro import poutine
 from torch.distributions import Transform, biject_to, constraints
 from torch.distributions.transforms import identity_transform
 
+from compiler.arrays import CHUNK_ROWS
 from compiler.backend.build import CompiledModel
-from compiler.data.values import CHUNK_ROWS
 from compiler.inference import minibatch
 from compiler.inference.fixed_draws import FixedNoise, no_noise
 

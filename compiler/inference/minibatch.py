@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from pyro.poutine.messenger import Messenger
 
+from compiler.arrays import tensor
 from compiler.backend.build import CompiledModel
-from compiler.data import values as data_module
 from compiler.errors import PplError
 from compiler.frontend import ir
 from compiler.frontend.analysis import collapsible, statement_variables, summarised_only
@@ -50,7 +50,7 @@ class Rows:
         smaller = dict(data)
         smaller.update(lengths)
         smaller.update({name: _take(data[name], rows[size], name in self.indices) for name, size in self.arrays.items()})
-        smaller.update({name: data_module.tensor(value, name in self.indices) for name, value in data.items()
+        smaller.update({name: tensor(value, name in self.indices) for name, value in data.items()
                         if isinstance(value, np.ndarray) and name not in self.arrays})  # small arrays still on disk
         return smaller
 
@@ -60,7 +60,7 @@ def _take(values, rows, index: bool) -> torch.Tensor:
     memory-mapped file, of which only these rows are read."""
     if torch.is_tensor(values):
         return values[rows.to(values.device) if torch.is_tensor(rows) else rows]
-    return data_module.tensor(values[rows.numpy() if torch.is_tensor(rows) else rows], index)
+    return tensor(values[rows.numpy() if torch.is_tensor(rows) else rows], index)
 
 
 @dataclass(frozen=True)
