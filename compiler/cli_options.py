@@ -46,7 +46,9 @@ def add_option(parser: argparse.ArgumentParser, name: str, field: FieldInfo, con
     help_text = (context + (field.description or "") + shown_default).replace("%", "%%")
     kind = _without_none(field.annotation)
     if kind is bool:
-        parser.add_argument(flag, dest=name, action="store_true", default=field.default, help=help_text)
+        # A flag that is on by default gets its --no- form too.
+        action = argparse.BooleanOptionalAction if field.default else "store_true"
+        parser.add_argument(flag, dest=name, action=action, default=field.default, help=help_text)
     elif get_origin(kind) is Literal:
         parser.add_argument(flag, dest=name, choices=get_args(kind), default=field.default, help=help_text)
     else:

@@ -39,7 +39,13 @@ class RunConfig(BaseModel):
     average: float = Field(0.5, ge=0, lt=1, description="with fixed steps: the final fraction whose iterates "
                            "are averaged (when stopping at convergence, the whole refinement phase is)")
     seed: int = Field(0, ge=0, lt=2**31, description="random seed; retries and further starts offset it")
-    draws: int = Field(10000, ge=2, description="posterior draws from the fitted guide")
+    draws: int = Field(10000, ge=2, description="posterior draws for the report")
+    covariance: Literal["linear-response", "mean-field", "guide"] = Field(
+        "linear-response", description="the covariance of the Gaussian the report's draws come from (normal guide): "
+        "linear-response corrects the mean-field guide's sds by the curvature of the fixed-draw ELBO "
+        "(docs/inference.md); mean-field keeps the guide's; guide draws from the guide itself, without PSIS")
+    resample: bool = Field(True, description="resample the draws by their PSIS importance weights where k̂ "
+                           "says the weights can be trusted (corrects skew and heavy tails)")
     discrete: bool = Field(False, description="report P(z = k) per element of enumerated latents")
     progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
     jit: bool = Field(False, description="Adam only: compile each step's ELBO with Pyro's JitTrace_ELBO "

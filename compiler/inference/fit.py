@@ -23,6 +23,7 @@ from compiler.errors import FitError, PplError
 from compiler.frontend.analysis import summarised_only
 from compiler.inference import (
     adam,
+    approximation,
     control_variates,
     devices,
     diagnose,
@@ -37,8 +38,7 @@ from compiler.inference import (
 from compiler.inference.config import MAX_STEPS, RunConfig
 from compiler.inference.elbo import default_particles, elbo
 from compiler.inference.fixed_draws import at_the_centre
-from compiler.inference.importance import importance
-from compiler.inference.posterior import discrete_posterior, posterior_draws
+from compiler.inference.posterior import discrete_posterior
 from compiler.inference.records import FitResult, Note, Objective, Run
 
 DISCRETE_DRAWS = 500  # guide draws behind each reported P(z = k): standard error at most 0.022
@@ -125,16 +125,22 @@ def _fit(compiled: CompiledModel, data, config: RunConfig, subsampled: bool, con
     run = _attempt_with_retry(compiled, data, objective, config, subsampled, notes)
     if not run.interrupted:
         notes += _refuse_improper(compiled, objective, config, subsampled)
-    draws = {name: value.cpu() for name, value in posterior_draws(compiled, data, config.draws).items()}
-    notes += _left_out(compiled, data)
+
+    def refit(particles: int) -> Run:
+        return _attempt(compiled, data, objective, config.model_copy(update={"particles": particles}), subsampled,
+                        config.seed, 1.0)
+
+    answer = approximation.posterior(compiled, data, objective, config, subsampled, run, refit)
+    run, draws = answer.run, {name: value.cpu() for name, value in answer.draws.items()}
+    notes += answer.notes + _left_out(compiled, data)
     point = {p.name: params.value(p.name).detach().cpu().clone() for p in compiled.ir.params}
     discrete = {name: value.cpu() for name, value in
                 (discrete_posterior(compiled, data.in_memory() if minibatch.on_disk(data) else data, DISCRETE_DRAWS)
                  if config.discrete else {}).items()}
-    checked = None if minibatch.read_by_row_on_disk(compiled, data) else importance(compiled, data, objective)
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, point, discrete, devices.on_cpu(params.state()),
-                     time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), checked)
+                     time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), answer.importance,
+                     answer.covariance, answer.resampled, answer.gaussian)
 
 
 def _attempt_with_retry(compiled: CompiledModel, data, objective: Objective, config: RunConfig, subsampled: bool,

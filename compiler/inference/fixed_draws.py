@@ -106,6 +106,14 @@ class FixedDraws:
         for d, part in zip(paired, whitened.split([d[:pairs].numel() // pairs for d in paired], dim=1)):
             d.copy_(torch.cat([part, -part]).reshape(d.shape))
 
+    def first_pairs(self, pairs: int) -> FixedDraws:
+        """The same draws cut to their first `pairs` antithetic pairs (all of them where there are fewer)."""
+        cut = FixedDraws(self.sites, self.seed)
+        for site, draw in self.draws.items():
+            half = draw.shape[0] // 2 if draw.dim() else 0
+            cut.draws[site] = torch.cat([draw[:pairs], draw[half:half + pairs]]) if 0 < pairs < half else draw
+        return cut
+
     @contextmanager
     def active(self) -> Iterator[None]:
         with FixedNoise(self.sites, self.noise), torch.random.fork_rng():

@@ -4,22 +4,83 @@ p(x, z)/q(z) over draws from it, and their spread."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pyro
 import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import distributed
+from compiler.inference import distributed, params
 from compiler.inference.elbo import TERMS_PER_STEP, observed_terms
+from compiler.inference.fixed_draws import FixedNoise, Noise
+from compiler.inference.lbfgs import guided_sites
+from compiler.inference.linear_response import Gaussian, per_draw_log_prob
 from compiler.inference.posterior import DRAWS_PLATE
 from compiler.inference.records import Importance, Objective
-from compiler.inference.stats import pareto_khat
+from compiler.inference.stats import khat_threshold, pareto_khat, psis
 
 # Importance ratios behind k̂: PSIS fits the largest 3 sqrt(S) of them, 189 of 4,000.
 # Large data scored one by one get fewer (at least 200), so that k̂ never costs more
 # than about 50 steps' worth of log-densities.
 PSIS_DRAWS, PSIS_MIN_DRAWS, PSIS_TERMS = 4000, 200, 50 * TERMS_PER_STEP
+
+
+def draw_count(compiled: CompiledModel, data) -> tuple[int, int]:
+    """How many importance draws, and how many at once, for this model and data."""
+    terms = max(observed_terms(compiled, data), 1)
+    count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
+    return count, min(count, max(1, TERMS_PER_STEP // terms))
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """Draws of the unconstrained coordinates from a Gaussian, with their PSIS weights."""
+
+    values: torch.Tensor  # (draws, D)
+    log_weights: torch.Tensor  # (draws,), Pareto-smoothed and normalised
+    importance: Importance
+    reliable: bool  # k̂ below the threshold for this many draws: the weights can be used
+
+
+def of_gaussian(compiled: CompiledModel, objective: Objective, gaussian: Gaussian, count: int, chunk: int,
+                generator: torch.Generator) -> Weighted:
+    """Draws z = T(u), u from `gaussian`, and their importance ratios p(x, z) / q(z), with q the
+    Gaussian pushed through the guide's transforms: log p(x, z) + log |J(u)| - log N(u)."""
+    values = torch.cat([gaussian.sample(min(chunk, count - start), generator) for start in range(0, count, chunk)])
+    ratios = torch.cat([_gaussian_log_ratios(compiled, objective, gaussian, part) for part in values.split(chunk)])
+    smoothed, khat = psis(ratios.cpu().numpy())
+    checked = Importance(khat, ratios.std().item(), khat_threshold(count))
+    reliable = khat is None or khat <= khat_threshold(count)
+    return Weighted(values, torch.as_tensor(smoothed), checked, reliable)
+
+
+def _gaussian_log_ratios(compiled: CompiledModel, objective: Objective, gaussian: Gaussian,
+                         values: torch.Tensor) -> torch.Tensor:
+    with FixedNoise(guided_sites(compiled), noise_at(compiled, gaussian, values)):
+        # The guide's log q(z) is log N(u; m, s) - log |J(u)| for its own mean-field N.
+        ratios = _log_ratios(objective.model, compiled, objective.data, len(values))
+    own = sum(torch.distributions.Normal(location.detach().reshape(-1), scale.detach().reshape(-1))
+              .log_prob(values[:, b.start:b.start + b.size]).sum(-1)
+              for b, location, scale in _factors(compiled, gaussian))
+    return ratios + own - gaussian.log_prob(values)
+
+
+def _factors(compiled: CompiledModel, gaussian: Gaussian):
+    located, scaled = params.locations(compiled), params.scales(compiled)
+    return [(b, located[b.latent], scaled[b.latent]) for b in gaussian.blocks]
+
+
+def noise_at(compiled: CompiledModel, gaussian: Gaussian, values: torch.Tensor) -> Noise:
+    """The noise that makes each normal guide factor draw its part of `values` (draws, D)."""
+    factors = {b.latent: (b, location.detach(), scale.detach()) for b, location, scale in _factors(compiled, gaussian)}
+
+    def noise(site: str, shape: torch.Size) -> torch.Tensor:
+        block, location, scale = factors[site]
+        part = values[:, block.start:block.start + block.size].reshape((len(values),) + block.shape)
+        return ((part - location) / scale).reshape(shape)
+
+    return noise
 
 
 def importance(compiled: CompiledModel, data, objective: Objective | None = None) -> Importance | None:
@@ -30,14 +91,12 @@ def importance(compiled: CompiledModel, data, objective: Objective | None = None
     and for those without guide factors (q is empty: nothing to check)."""
     if any(latent.enumerated for latent in compiled.ir.latents) or not compiled.ir.guided_latents:
         return None
-    terms = max(observed_terms(compiled, data), 1)
-    count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
-    chunk = min(count, max(1, TERMS_PER_STEP // terms))
+    count, chunk = draw_count(compiled, data)
     objective = objective or Objective(*compiled.scored(data))
     ratios = torch.cat([_log_ratios(objective.model, compiled, objective.data, chunk)
                         for _ in range(math.ceil(count / chunk))])
     ratios = distributed.mean(ratios[:count])
-    return Importance(pareto_khat(ratios.cpu().numpy()), ratios.std().item())
+    return Importance(pareto_khat(ratios.cpu().numpy()), ratios.std().item(), khat_threshold(count))
 
 
 def _log_ratios(model, compiled: CompiledModel, data, count: int) -> torch.Tensor:
@@ -46,15 +105,4 @@ def _log_ratios(model, compiled: CompiledModel, data, count: int) -> torch.Tenso
     with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=-(nesting + 1)):
         guide_trace = poutine.trace(compiled.guide).get_trace(data)
         model_trace = poutine.trace(poutine.replay(model, guide_trace)).get_trace(data)
-        return _per_draw_log_prob(model_trace, count) - _per_draw_log_prob(guide_trace, count)
-
-
-def _per_draw_log_prob(trace, count: int) -> torch.Tensor:
-    """Each site's log-density summed over everything but the draws dim (the leftmost)."""
-    trace.compute_log_prob()
-    total = torch.zeros(count, dtype=torch.float64)
-    for site in trace.nodes.values():
-        if site["type"] == "sample":
-            log_prob = site["log_prob"]
-            total += log_prob.reshape(log_prob.shape[0], -1).sum(-1) if log_prob.dim() else log_prob
-    return total
+        return per_draw_log_prob(model_trace, count) - per_draw_log_prob(guide_trace, count)

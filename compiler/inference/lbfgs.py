@@ -57,15 +57,17 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
         bar = ProgressBar(config.progress, "iteration")
         total = config.steps or max_steps
         progress = Progress(max_steps, config.steps, lambda done, value: bar.show(done, total, value))
+        draws = FixedDraws(guided_sites(compiled), seed)
         try:
             with bar:
                 maximise(lambda: loss.differentiable_loss(objective.model, compiled.guide, objective.data),
-                         params.unconstrained(), progress, FixedDraws(guided_sites(compiled), seed), rate_factor,
+                         params.unconstrained(), progress, draws, rate_factor,
                          lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1))
         except interrupt.Interrupted:  # maximise has put back the last finite state
             return Run(progress.elbo, last(progress.elbo), progress.iterations, False, True)
         run = Run(progress.elbo, last(progress.elbo), progress.iterations,
-                  progress.converged or config.steps is not None, False, too_few_pairs(particles, coordinates))
+                  progress.converged or config.steps is not None, False, too_few_pairs(particles, coordinates),
+                  draws, particles)
         if best is None or run.estimate > best[0].estimate:
             best = run, params.state()
     params.set_state(best[1])

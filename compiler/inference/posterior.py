@@ -4,6 +4,7 @@ runs in a param store holding the fitted guide's state (`params.scope`)."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import pyro
@@ -14,23 +15,25 @@ from pyro.poutine.messenger import Messenger
 
 from compiler.backend.build import CompiledModel
 from compiler.inference import diagnose, minibatch, params
+from compiler.inference.fixed_draws import FixedNoise, Noise
 
 DRAWS_PLATE = "_draws"
 
 
-def posterior_draws(compiled: CompiledModel, data, count: int,
-                    guide_state: params.State | None = None) -> dict[str, torch.Tensor]:
+def posterior_draws(compiled: CompiledModel, data, count: int, guide_state: params.State | None = None,
+                    noise: Noise | None = None) -> dict[str, torch.Tensor]:
     """Draws of every guided latent (from the guide: `guide_state`, by default the current
-    param store) and every let (the model replayed on them), vectorised under one plate
-    left of the model's plates."""
+    param store; with `noise`, each normal factor's draws are those it gives) and every
+    let (the model replayed on them), vectorised under one plate left of the model's plates."""
     if guide_state is not None:
         with params.scope(guide_state):
-            return posterior_draws(compiled, data, count)
+            return posterior_draws(compiled, data, count, noise=noise)
     model_ir = compiled.ir
     lets = [s for s in model_ir.lets if not s.transformed_data and not minibatch.on_disk(data)]
     if lets and diagnose.empty_plate(data, diagnose.statements_of_model(compiled)):
         lets = []  # `model` cannot run: the fit has said so
-    with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=-(model_ir.max_plate_nesting + 1)):
+    fixed = FixedNoise([s.name for s in model_ir.guided_latents], noise) if noise is not None else nullcontext()
+    with torch.no_grad(), fixed, pyro.plate(DRAWS_PLATE, count, dim=-(model_ir.max_plate_nesting + 1)):
         trace = poutine.trace(compiled.guide).get_trace(data)
         if lets:
             trace = poutine.trace(poutine.replay(compiled.model, trace)).get_trace(data)

@@ -25,6 +25,7 @@ class Importance:
 
     khat: float | None  # Pareto k̂ of their upper tail; None where the tail is flat
     log_sd: float  # the sd of log p(x, z)/q(z): how much the weights vary at all
+    threshold: float = 0.7  # k̂ above it makes the weights unreliable for this many draws
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class FitResult:
     interrupted: bool = False
     notes: tuple[Note, ...] = ()  # how the fit was retried or batched, where it was
     importance: Importance | None = None  # k̂ and the spread of p(x, z)/q(z); None where not computed
+    covariance: str | None = None  # the Gaussian the draws come from: "linear-response" | "mean-field"; None: the guide
+    resampled: bool = False  # the draws were resampled by their PSIS weights
+    gaussian: Any = None  # that Gaussian (`linear_response.Gaussian`: mean, scale_tril, blocks); None: the guide
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class Run:
     converged: bool
     interrupted: bool
     notes: list[Note] = field(default_factory=list)
+    fixed_draws: Any = None  # deterministic ADVI's `FixedDraws` (None for Adam): the linear response needs them
+    particles: int = 0
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,38 @@ def pareto_khat(log_ratios: np.ndarray) -> float | None:
     """Shape k̂ of the generalized Pareto distribution fitted (Zhang & Stephens 2009, with
     the weakly informative prior of Vehtari et al. 2024's PSIS) to the largest
     importance ratios exp(log_ratios): the number of finite moments they have is
-    about 1/k̂, so above 0.7 importance sampling (and the approximation whose
-    ratios these are) cannot be trusted."""
+    about 1/k̂, so above `khat_threshold` importance sampling (and the approximation
+    whose ratios these are) cannot be trusted."""
+    return psis(log_ratios)[1]
+
+
+def psis(log_ratios: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """Pareto-smoothed log weights (normalised) and k̂ (Vehtari, Simpson, Gelman, Yao &
+    Gabry 2024): the largest ratios are replaced by the expected order statistics of
+    the generalized Pareto fitted to them, which tames a few huge weights."""
     count = len(log_ratios)
     tail = int(math.floor(3 * math.sqrt(count))) if count > 225 else count // 5
-    ordered = np.sort(log_ratios - np.max(log_ratios))
-    ratios = np.exp(ordered[count - tail:])
-    exceedances = ratios - np.exp(ordered[count - tail - 1])
+    shifted = log_ratios - np.max(log_ratios)
+    order = np.argsort(shifted)
+    ordered = shifted[order]
+    cutoff = ordered[count - tail - 1]
+    exceedances = np.exp(ordered[count - tail:]) - np.exp(cutoff)
+    smoothed = shifted.copy()
     if not exceedances[-1] > 0:
-        return None  # every tail ratio the same: nothing to fit
-    shape, _ = fit_generalized_pareto(torch.as_tensor(exceedances, dtype=torch.float64))
-    return float(shape)
+        return smoothed - _log_sum_exp(smoothed), None  # every tail ratio the same: nothing to fit
+    shape, scale = fit_generalized_pareto(torch.as_tensor(exceedances, dtype=torch.float64))
+    if math.isfinite(shape):
+        probabilities = (np.arange(1, tail + 1) - 0.5) / tail
+        quantiles = scale / shape * ((1 - probabilities) ** -shape - 1) if shape != 0 else -scale * np.log1p(-probabilities)
+        smoothed[order[count - tail:]] = np.minimum(np.log(np.exp(cutoff) + quantiles), 0.0)
+    return smoothed - _log_sum_exp(smoothed), float(shape)
+
+
+def khat_threshold(draws: int) -> float:
+    """Vehtari et al. (2024): k̂ above min(1 - 1/log10 S, 0.7) makes S draws' estimate unreliable."""
+    return min(1 - 1 / math.log10(draws), 0.7)
+
+
+def _log_sum_exp(values: np.ndarray) -> float:
+    top = np.max(values)
+    return float(top + np.log(np.exp(values - top).sum()))

@@ -72,6 +72,15 @@ SENTENCES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{_minibatch_svi(v)}, corrected by a control variate anchored on all of them every "
         f"{v['anchor_every']:,} steps"),
     "minibatch_lbfgs": _minibatch_lbfgs,
+    "linear_response_too_large": lambda v: (
+        f"mean-field sds: the linear-response correction needs a Hessian over {v['parameters']:,} guide parameters, "
+        f"more than the {v['limit']:,} pplc computes (docs/inference.md); sds of correlated latents may be too small"),
+    "hessian_not_positive_definite": lambda v: (
+        "mean-field sds: the ELBO's Hessian is not positive definite at the optimum, so there is no linear-response "
+        "correction; sds of correlated latents may be too small"),
+    "more_draws": lambda v: (
+        f"the fitted means varied by up to {v['error']:.2g} posterior sds over the choice of {v['particles']} fixed "
+        f"draws, so the fit was repeated with {v['more']}"),
 }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 
 from compiler.results.report import (
-    KHAT_GOOD,
     KHAT_UNRELIABLE,
     UNIFORM_WEIGHTS_SD,
     ComparedElement,
@@ -46,12 +45,15 @@ def render_table(report: Report) -> str:
         lines.append(f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}")
     if report.elbo is not None:
         lines.append(f"ELBO {report.elbo:.4g}")
-    if report.khat is not None and weights_uniform(report.log_ratio_sd):
-        lines.append(f"Pareto k̂ {report.khat:.2f} of importance weights that barely vary (sd of log p/q "
-                     f"{report.log_ratio_sd:.2g} < {UNIFORM_WEIGHTS_SD}): q matches the posterior")
+    if report.covariance is not None:
+        lines.append(f"draws: the {report.covariance} Gaussian" + (", resampled by PSIS weights" if report.resampled
+                                                                   else ""))
+    if report.log_ratio_sd is not None and weights_uniform(report.log_ratio_sd):
+        lines.append(f"importance weights p/q barely vary (sd of log p/q {report.log_ratio_sd:.2g} < "
+                     f"{UNIFORM_WEIGHTS_SD}): the approximation matches the posterior")
     elif report.khat is not None:
-        lines.append(f"Pareto k̂ {report.khat:.2f} (q matches the posterior below {KHAT_GOOD}, "
-                     f"is unreliable above {KHAT_UNRELIABLE})")
+        threshold = report.khat_threshold if report.khat_threshold is not None else KHAT_UNRELIABLE
+        lines.append(f"Pareto k̂ {report.khat:.2f} (importance weights reliable below {threshold:.2f})")
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)
 

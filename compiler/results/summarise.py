@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from compiler.results import engine
-from compiler.results.report import KHAT_UNRELIABLE, Report, Summary, weights_uniform
+from compiler.results.report import Report, Summary, weights_uniform
 
 if TYPE_CHECKING:
     import torch
@@ -63,7 +63,10 @@ def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, da
         params={name: value.tolist() for name, value in result.params.items()},
         seed=config.seed,
         discrete={name: value.tolist() for name, value in result.discrete.items()},
+        covariance=result.covariance,
+        resampled=result.resampled,
         khat=checked.khat if checked else None,
+        khat_threshold=checked.threshold if checked else None,
         log_ratio_sd=checked.log_sd if checked else None,
         warnings=list(data.warnings) + engine.note_sentences(result) + _vi_notes(result),
     )
@@ -77,8 +80,9 @@ def _vi_notes(result: FitResult) -> list[str]:
         notes.append(f"the ELBO was still changing after {result.steps} steps: "
                      "the fit has not converged; try more --steps or a larger --max-steps")
     checked = result.importance
-    if checked and checked.khat is not None and checked.khat > KHAT_UNRELIABLE and not weights_uniform(checked.log_sd):
-        notes.append(f"Pareto k̂ = {checked.khat:.2f} > {KHAT_UNRELIABLE}: the posterior has regions the mean-field "
-                     "guide barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means may be "
-                     "off and the sds too small; check with --method nuts or `pplc compare`")
+    if checked and checked.khat is not None and checked.khat > checked.threshold and not weights_uniform(checked.log_sd):
+        approximation = f"the {result.covariance} Gaussian" if result.covariance else "the guide"
+        notes.append(f"Pareto k̂ = {checked.khat:.2f} > {checked.threshold:.2f}: the posterior has regions "
+                     f"{approximation} barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means "
+                     "may be off and the sds wrong; check with --method nuts or `pplc compare`")
     return notes

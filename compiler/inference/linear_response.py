@@ -1,0 +1,204 @@
+"""Linear-response covariances at the deterministic-ADVI optimum.
+
+The mean-field guide's scales are the mean-field optimum's, far below the
+posterior's sds wherever latents are correlated. Its means are right, and the
+curvature of the fixed-draw objective around them carries the correlations:
+with H the Hessian of the negative ELBO at the fixed draws in all the guide's
+unconstrained parameters (locations m and log-scales), the linear-response
+covariance of the unconstrained latents is the m-block of H⁻¹ (Giordano,
+Broderick & Jordan, JMLR 2018; with fixed draws: Giordano, Ingram &
+Broderick, JMLR 2024). It is exact for a Gaussian posterior, whatever the
+number of antithetic draws; for others PSIS reweighting (`importance`) mends
+what is left.
+
+The same papers' frequentist check says whether the fixed draws are enough:
+the sandwich H⁻¹ V H⁻¹ / M, with V the covariance of the per-draw gradients
+over the M antithetic pairs, is the sampling covariance of the optimum over
+the choice of draws; where its sd for some location exceeds DRAW_ERROR of that
+latent's posterior sd, the fit is repeated with twice the draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyro
+import torch
+from pyro import poutine
+
+from compiler.backend.build import CompiledModel
+from compiler.inference import params
+from compiler.inference.fixed_draws import FixedDraws
+from compiler.inference.records import Objective
+
+# A Hessian row costs about two gradients; beyond this many unconstrained parameters the
+# dense Hessian would cost more than a typical fit (radon's 89 latents, 180 parameters,
+# took as long as its fit), so the report keeps the mean-field covariance and says so.
+MAX_PARAMETERS = 600
+DRAW_ERROR = 0.1  # the largest sampling sd of a location, in posterior sds, that the fixed draws may leave
+ROWS_AT_ONCE = 16  # Hessian rows per batched backward pass
+# LR is exact for a Gaussian posterior whatever the number of antithetic pairs, so the Hessian
+# need not see all of a large fit's: on radon (90 pairs) 16 gave the same sds (within 1.5 %, the
+# Monte Carlo error of the reported sds)
+HESSIAN_PAIRS = 16
+
+
+@dataclass(frozen=True)
+class Block:
+    """Where one latent's unconstrained coordinates sit in the flat vector."""
+
+    latent: str
+    start: int
+    shape: tuple[int, ...]  # the shape of its guide factor's location
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """A Gaussian over the flat unconstrained coordinates of the normal guide factors."""
+
+    blocks: tuple[Block, ...]
+    mean: torch.Tensor  # (D,)
+    scale_tril: torch.Tensor  # (D, D)
+    kind: str  # "linear-response" | "mean-field"
+
+    @property
+    def dim(self) -> int:
+        return self.mean.numel()
+
+    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        noise = torch.randn((count, self.dim), generator=generator, dtype=torch.float64)
+        return self.mean + noise @ self.scale_tril.T
+
+    def log_prob(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.MultivariateNormal(self.mean, scale_tril=self.scale_tril).log_prob(values)
+
+
+@dataclass(frozen=True)
+class LinearResponse:
+    """The corrected Gaussian (None where H is not positive definite), and the sampling sd
+    of the fitted locations over the choice of draws, in posterior sds (the largest)."""
+
+    gaussian: Gaussian | None
+    draw_error: float
+
+
+def blocks(compiled: CompiledModel) -> tuple[Block, ...]:
+    """The normal guide factors' locations laid end to end, in the guide's order."""
+    located, found, start = params.locations(compiled), [], 0
+    for latent in compiled.ir.guided_latents:
+        if latent.name in located:
+            shape = tuple(located[latent.name].shape)
+            found.append(Block(latent.name, start, shape))
+            start += math.prod(shape)
+    return tuple(found)
+
+
+def applies(compiled: CompiledModel) -> bool:
+    """LR needs every guide factor normal (so that the Gaussian covers every latent), no
+    enumerated latents (p(x, z) would need them summed out per draw), and a Hessian
+    affordable beside the fit."""
+    normal = params.normal_factors(compiled)
+    return (bool(compiled.ir.guided_latents) and all(latent.name in normal for latent in compiled.ir.guided_latents)
+            and not any(latent.enumerated for latent in compiled.ir.latents)
+            and sum(value.numel() for value in params.named().values()) <= MAX_PARAMETERS)
+
+
+def mean_field(compiled: CompiledModel) -> Gaussian:
+    """The fitted mean-field guide as a Gaussian over the same coordinates."""
+    layout = blocks(compiled)
+    located, scaled = params.locations(compiled), params.scales(compiled)
+    mean = torch.cat([located[b.latent].detach().reshape(-1) for b in layout])
+    scale = torch.cat([scaled[b.latent].detach().reshape(-1) for b in layout])
+    return Gaussian(layout, mean, torch.diag(scale), "mean-field")
+
+
+def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int) -> LinearResponse:
+    """H at the current (fitted) parameters, from the fit's own fixed draws: their first
+    HESSIAN_PAIRS antithetic pairs, which give the same covariance at a fraction of the cost."""
+    units = particles // 2 if particles % 2 == 0 and particles > 2 else particles
+    if particles % 2 == 0 and particles > 2 * HESSIAN_PAIRS:
+        draws, particles = draws.first_pairs(HESSIAN_PAIRS), 2 * HESSIAN_PAIRS
+    layout = blocks(compiled)
+    names = list(params.named())
+    parameters = [params.named()[name] for name in names]
+    losses = per_draw_losses(compiled, objective, draws, particles)
+    gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses.mean(), parameters, create_graph=True)])
+    hessian = torch.cat([_rows(gradient, parameters, basis)
+                         for basis in torch.eye(gradient.numel(), dtype=gradient.dtype).split(ROWS_AT_ONCE)])
+    hessian = (hessian + hessian.T) / 2
+    factor, failed = torch.linalg.cholesky_ex(hessian)
+    if failed:
+        return LinearResponse(None, math.nan)
+    inverse = torch.cholesky_inverse(factor)
+    locations = _location_columns(compiled, names, parameters, layout)
+    covariance = inverse[locations][:, locations]
+    scale_tril, failed = torch.linalg.cholesky_ex(covariance)
+    if failed:
+        return LinearResponse(None, math.nan)
+    mean = torch.cat([params.locations(compiled)[b.latent].detach().reshape(-1) for b in layout])
+    per_draw = _per_draw_gradients(losses, parameters)
+    sampling = _sandwich(inverse, per_draw, units)[locations][:, locations]
+    draw_error = (sampling.diagonal().clamp(min=0).sqrt() / covariance.diagonal().sqrt()).max().item()
+    return LinearResponse(Gaussian(layout, mean, scale_tril, "linear-response"), draw_error)
+
+
+def per_draw_losses(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int) -> torch.Tensor:
+    """-(log p(x, z_n) - log q(z_n)) for each fixed draw z_n: their mean is the fit's loss."""
+    nesting = compiled.ir.max_plate_nesting
+    with draws.active(), pyro.plate("particles", particles, dim=-(nesting + 1)):
+        guide_trace = poutine.trace(compiled.guide).get_trace(objective.data)
+        model_trace = poutine.trace(poutine.replay(objective.model, guide_trace)).get_trace(objective.data)
+    return per_draw_log_prob(guide_trace, particles) - per_draw_log_prob(model_trace, particles)
+
+
+def per_draw_log_prob(trace, count: int) -> torch.Tensor:
+    """Each site's log-density summed over everything but the draws dim (the leftmost)."""
+    trace.compute_log_prob()
+    total = torch.zeros(count, dtype=torch.float64)
+    for site in trace.nodes.values():
+        if site["type"] == "sample":
+            log_prob = site["log_prob"]
+            total = total + (log_prob.reshape(log_prob.shape[0], -1).sum(-1) if log_prob.dim() else log_prob)
+    return total
+
+
+def _rows(gradient: torch.Tensor, parameters: list[torch.Tensor], basis: torch.Tensor) -> torch.Tensor:
+    parts = torch.autograd.grad(gradient, parameters, grad_outputs=basis, is_grads_batched=True, retain_graph=True,
+                                allow_unused=True, materialize_grads=True)
+    return torch.cat([part.reshape(len(basis), -1) for part in parts], dim=1).detach()
+
+
+def _per_draw_gradients(losses: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
+    """(draws, parameters): the gradient of each draw's loss."""
+    basis = torch.eye(losses.numel(), dtype=losses.dtype)
+    parts = torch.autograd.grad(losses, parameters, grad_outputs=basis, is_grads_batched=True, retain_graph=True,
+                                allow_unused=True, materialize_grads=True)
+    return torch.cat([part.reshape(losses.numel(), -1) for part in parts], dim=1).detach()
+
+
+def _sandwich(inverse: torch.Tensor, per_draw: torch.Tensor, units: int) -> torch.Tensor:
+    """H⁻¹ V H⁻¹ / M for the fit's M antithetic pairs (the independent units of its draws),
+    V the covariance of the per-pair gradients over the pairs measured here."""
+    count = per_draw.shape[0]
+    pairs = (per_draw[: count // 2] + per_draw[count // 2:]) / 2 if count % 2 == 0 and count > 2 else per_draw
+    if len(pairs) < 2:
+        return torch.full_like(inverse, math.inf)
+    spread = torch.cov(pairs.T).reshape(inverse.shape)
+    return inverse @ spread @ inverse / units
+
+
+def _location_columns(compiled: CompiledModel, names: list[str], parameters: list[torch.Tensor],
+                      layout: tuple[Block, ...]) -> torch.Tensor:
+    """The positions of the locations (in `layout`'s order) among all the parameters' coordinates."""
+    offsets, start = {}, 0
+    for name, value in zip(names, parameters):
+        offsets[name] = start
+        start += value.numel()
+    factors = params.normal_factors(compiled)
+    return torch.cat([torch.arange(offsets[factors[b.latent][0]], offsets[factors[b.latent][0]] + b.size)
+                      for b in layout])
