@@ -50,9 +50,19 @@ def of_gaussian(compiled: CompiledModel, objective: Objective, gaussian: Gaussia
     values = torch.cat([gaussian.sample(min(chunk, count - start), generator) for start in range(0, count, chunk)])
     ratios = torch.cat([_gaussian_log_ratios(compiled, objective, gaussian, part) for part in values.split(chunk)])
     smoothed, khat = psis(ratios.cpu().numpy())
-    checked = Importance(khat, ratios.std().item(), khat_threshold(count))
+    shift = _reweighting_shift(values, torch.as_tensor(smoothed))
+    checked = Importance(khat, ratios.std().item(), khat_threshold(count), shift)
     reliable = khat is None or khat <= khat_threshold(count)
     return Weighted(values, torch.as_tensor(smoothed), checked, reliable)
+
+
+def _reweighting_shift(values: torch.Tensor, log_weights: torch.Tensor) -> float:
+    """The largest change reweighting makes to a coordinate's mean (in its sds) or to the log of its sd."""
+    weights = torch.softmax(log_weights, 0)[:, None]
+    mean, sd = values.mean(0), values.std(0)
+    weighted_mean = (weights * values).sum(0)
+    weighted_sd = (weights * (values - weighted_mean) ** 2).sum(0).sqrt()
+    return max(((weighted_mean - mean).abs() / sd).max().item(), (weighted_sd / sd).log().abs().max().item())
 
 
 def _gaussian_log_ratios(compiled: CompiledModel, objective: Objective, gaussian: Gaussian,

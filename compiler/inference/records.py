@@ -26,6 +26,9 @@ class Importance:
     khat: float | None  # Pareto k̂ of their upper tail; None where the tail is flat
     log_sd: float  # the sd of log p(x, z)/q(z): how much the weights vary at all
     threshold: float = 0.7  # k̂ above it makes the weights unreliable for this many draws
+    # How far reweighting moves the approximation: the largest change of a coordinate's mean
+    # (in its sds) or of the log of its sd; None where the draws were not kept (the guide's own).
+    shift: float | None = None
 
 
 @dataclass(frozen=True)

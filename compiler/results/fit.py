@@ -95,8 +95,24 @@ class Fit:
         return self.report.chains
 
     @property
+    def covariance(self) -> str | None:
+        return self.report.covariance
+
+    @property
+    def resampled(self) -> bool:
+        return self.report.resampled
+
+    @property
     def khat(self) -> float | None:
         return self.report.khat
+
+    @property
+    def khat_threshold(self) -> float | None:
+        return self.report.khat_threshold
+
+    @property
+    def reweighting_shift(self) -> float | None:
+        return self.report.reweighting_shift
 
     @property
     def log_ratio_sd(self) -> float | None:

@@ -53,7 +53,9 @@ def render_table(report: Report) -> str:
                      f"{UNIFORM_WEIGHTS_SD}): the approximation matches the posterior")
     elif report.khat is not None:
         threshold = report.khat_threshold if report.khat_threshold is not None else KHAT_UNRELIABLE
-        lines.append(f"Pareto k̂ {report.khat:.2f} (importance weights reliable below {threshold:.2f})")
+        shift = "" if report.reweighting_shift is None else (
+            f"; reweighting would move a mean or sd by at most {report.reweighting_shift:.2g} sds")
+        lines.append(f"Pareto k̂ {report.khat:.2f} (importance weights reliable below {threshold:.2f}){shift}")
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)
 

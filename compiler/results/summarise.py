@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from compiler.results import engine
-from compiler.results.report import Report, Summary, weights_uniform
+from compiler.results.report import MATERIAL_SHIFT, Report, Summary, weights_uniform
 
 if TYPE_CHECKING:
     import torch
@@ -68,6 +68,7 @@ def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, da
         khat=checked.khat if checked else None,
         khat_threshold=checked.threshold if checked else None,
         log_ratio_sd=checked.log_sd if checked else None,
+        reweighting_shift=checked.shift if checked else None,
         warnings=list(data.warnings) + engine.note_sentences(result) + _vi_notes(result),
     )
 
@@ -80,7 +81,8 @@ def _vi_notes(result: FitResult) -> list[str]:
         notes.append(f"the ELBO was still changing after {result.steps} steps: "
                      "the fit has not converged; try more --steps or a larger --max-steps")
     checked = result.importance
-    if checked and checked.khat is not None and checked.khat > checked.threshold and not weights_uniform(checked.log_sd):
+    if checked and checked.khat is not None and checked.khat > checked.threshold and not weights_uniform(checked.log_sd) \
+            and (checked.shift is None or checked.shift >= MATERIAL_SHIFT):
         approximation = f"the {result.covariance} Gaussian" if result.covariance else "the guide"
         notes.append(f"Pareto k̂ = {checked.khat:.2f} > {checked.threshold:.2f}: the posterior has regions "
                      f"{approximation} barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means "
