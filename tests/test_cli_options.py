@@ -3,6 +3,7 @@ default, bound and help text per option, written once in `inference/config.py`."
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ from compiler.inference.config import NutsConfig, RunConfig
 def _help(command: str, capsys) -> str:
     with pytest.raises(SystemExit):
         main([command, "--help"])
-    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare words
+    # argparse wraps lines, also after a hyphen: compare words, hyphenated ones rejoined
+    return re.sub(r"- ", "-", " ".join(capsys.readouterr().out.split()))
 
 
 @pytest.mark.parametrize("config", [RunConfig, NutsConfig])

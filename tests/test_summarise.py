@@ -10,7 +10,7 @@ import torch
 from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.records import Note
 from compiler.results.notes import sentence
-from compiler.results.report import KHAT_UNRELIABLE
+from compiler.results.report import MATERIAL_SHIFT, UNIFORM_WEIGHTS_SD
 from compiler.results.summarise import nuts_report, summarise, vi_report
 
 PROGRAM = SimpleNamespace(source=SimpleNamespace(name="s.ppl"), code=SimpleNamespace(guide_families={"m": "Normal"}))
@@ -21,7 +21,8 @@ DRAWS = {"m": torch.linspace(-1, 1, 2001, dtype=torch.float64)}
 def _vi_result(**fields) -> SimpleNamespace:
     defaults = dict(optimizer="lbfgs", elbo_trace=(-3.0,), elbo=-3.0, steps=10, converged=True, draws=DRAWS,
                     params={}, discrete={}, guide_state={}, seconds=0.1, interrupted=False, notes=(),
-                    importance=SimpleNamespace(khat=0.3, log_sd=1.0))
+                    importance=SimpleNamespace(khat=0.3, log_sd=1.0, threshold=0.7, shift=None),
+                    covariance=None, resampled=False)
     return SimpleNamespace(**{**defaults, **fields})
 
 
@@ -65,11 +66,25 @@ def test_an_interrupted_fit_says_where_it_stopped():
     assert report.warnings[-1] == "interrupted at step 10: this is the posterior reached so far"
 
 
-def test_a_heavy_tailed_khat_warns_unless_the_weights_barely_vary():
-    heavy = SimpleNamespace(khat=KHAT_UNRELIABLE + 0.1, log_sd=1.0)
-    uniform = SimpleNamespace(khat=KHAT_UNRELIABLE + 0.1, log_sd=0.01)
-    assert any("Pareto k̂" in w for w in vi_report(PROGRAM, _vi_result(importance=heavy), RunConfig(), DATA).warnings)
-    assert not any("Pareto" in w for w in vi_report(PROGRAM, _vi_result(importance=uniform), RunConfig(), DATA).warnings)
+def _warned(importance: SimpleNamespace) -> bool:
+    return any("Pareto k̂" in w for w in vi_report(PROGRAM, _vi_result(importance=importance), RunConfig(), DATA).warnings)
+
+
+def test_a_heavy_tailed_khat_warns():
+    assert _warned(SimpleNamespace(khat=0.8, log_sd=1.0, threshold=0.7, shift=None))
+
+
+def test_a_khat_below_its_threshold_does_not_warn():
+    assert not _warned(SimpleNamespace(khat=0.65, log_sd=1.0, threshold=0.7, shift=None))
+
+
+def test_weights_that_barely_vary_do_not_warn_whatever_khat():
+    assert not _warned(SimpleNamespace(khat=3.0, log_sd=UNIFORM_WEIGHTS_SD / 2, threshold=0.7, shift=None))
+
+
+def test_weights_whose_reweighting_would_barely_move_the_answer_do_not_warn():
+    assert not _warned(SimpleNamespace(khat=0.9, log_sd=1.0, threshold=0.7, shift=MATERIAL_SHIFT / 2))
+    assert _warned(SimpleNamespace(khat=0.9, log_sd=1.0, threshold=0.7, shift=MATERIAL_SHIFT * 2))
 
 
 def test_a_nuts_report_has_r_hat_and_ess_and_warns_of_divergences():
