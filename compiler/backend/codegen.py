@@ -361,12 +361,14 @@ class _PlateNames:
     def __init__(self, model: ir.Model, statements):
         taken = spec_names(model)
         self.variables: dict[tuple[str, int], tuple[str, ir.Plate]] = {}
+        declared: set[str] = set()  # plate names with a variable already
         for statement in statements:
             for plate in statement.plates:
                 key = (plate.name, plate.dim)
                 if key in self.variables:
                     continue
-                label = plate.name if all(k[0] != plate.name for k in self.variables) else f"{plate.name}_{-plate.dim}"
+                label = plate.name if plate.name not in declared else f"{plate.name}_{-plate.dim}"
+                declared.add(plate.name)
                 variable = f"{label}_plate" if label[0].isalpha() else f"size_{label}_plate"
                 while variable in taken:
                     variable += "_"
