@@ -6,6 +6,8 @@ in reference sds, the range of sd ratios (fitted / reference), steps and seconds
 
     python bench/guides.py            # seed 0
     python bench/guides.py --seeds 3  # seeds 0, 1, 2
+    python bench/guides.py --guide normal --guide fullrank --guide lowrank --only radon
+                                      # the joint guides (docs/inference.md, "Full-rank and low-rank guides")
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler import compile_file
+from compiler.backend.codegen import GUIDE_FAMILIES
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 PROGRAMS = ["coin", "noise_scale", "poisson_regression", "linear_regression", "logistic_regression",
@@ -41,18 +44,20 @@ def errors(report, reference: dict, name: str) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--guide", action="append", choices=GUIDE_FAMILIES, help="default: normal and native")
+    parser.add_argument("--only", action="append", choices=PROGRAMS, help="default: every program")
     args = parser.parse_args()
-    print(f"{'program':<20}{'guide':<8}{'mean err/sd':>12}{'sd ratio':>16}{'steps':>7}{'seconds':>9}")
-    for name in PROGRAMS:
+    print(f"{'program':<20}{'guide':<10}{'mean err/sd':>12}{'sd ratio':>16}{'steps':>7}{'seconds':>9}")
+    for name in args.only or PROGRAMS:
         reference = json.loads((SPECS / f"{name}.reference.json").read_text())
-        for family in ("normal", "native"):
+        for family in args.guide or ("normal", "native"):
             program = compile_file(SPECS / f"{name}.ppl", guide=family)
             for seed in range(args.seeds):
                 started = time.perf_counter()
                 report = program.fit(seed=seed)
                 seconds = time.perf_counter() - started
                 worst, low, high = errors(report, reference, name)
-                print(f"{name:<20}{family:<8}{worst:>12.2f}{f'{low:.2f}-{high:.2f}':>16}"
+                print(f"{name:<20}{family:<10}{worst:>12.2f}{f'{low:.2f}-{high:.2f}':>16}"
                       f"{report.steps:>7}{seconds:>9.1f}", flush=True)
 
 

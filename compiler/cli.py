@@ -319,8 +319,13 @@ def _quiet_option(parser: argparse.ArgumentParser) -> None:
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .ppl file")
-    parser.add_argument("--guide", choices=("normal", "native"), default="normal",
-                        help="guide family: normal (ADVI, default) or native (Beta, Gamma, Dirichlet)")
+    from compiler.backend.codegen import GUIDE_FAMILIES, LOW_RANK
+
+    parser.add_argument("--guide", choices=GUIDE_FAMILIES, default="normal",
+                        help="guide family: normal (mean-field ADVI, default), native (Beta, Gamma, Dirichlet), "
+                        "fullrank (one multivariate normal over all the latents' unconstrained coordinates) or "
+                        f"lowrank (the same, its covariance diagonal plus rank min({LOW_RANK}, ceil(coordinates / 2))); "
+                        "docs/inference.md")
 
 
 def _positive_int(text: str) -> int:

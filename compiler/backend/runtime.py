@@ -9,6 +9,7 @@ import functools
 import math
 
 import numpy as np
+import pyro.distributions as dist
 import torch
 
 from compiler.arrays import CHUNK_ROWS, tensor
@@ -74,6 +75,26 @@ def vecmat(vector: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 def uniform_init(shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform on (-2, 2): Stan's default initialisation on the unconstrained scale."""
     return torch.rand(shape) * 4 - 2
+
+
+def block(joint: torch.Tensor, start: int, shape: tuple[int, ...], event_rank: int = 0) -> torch.Tensor:
+    """A joint guide's coordinates start..start + size of `joint` shaped as one latent's
+    unconstrained value, any draws dims of `joint` (the particles', left of the model's plates)
+    kept on the left: as Pyro's AutoContinuous unpacks its latent vector."""
+    batch = joint.shape[:-1]
+    return joint[..., start:start + math.prod(shape)].reshape(torch.broadcast_shapes(shape, batch + (1,) * event_rank))
+
+
+def pushed(unconstrained: torch.Tensor, transform, event_rank: int = 0) -> dist.Delta:
+    """A joint guide's latent value: its block carried onto the support by `transform`, as a
+    Delta whose log-density is -log |det J| of the transform, so that log q(z) is the joint
+    Gaussian's density of z (as Pyro's AutoContinuous records its latents)."""
+    value = transform(unconstrained)
+    log_density = -transform.log_abs_det_jacobian(unconstrained, value)
+    summed = log_density.dim() - (value.dim() - event_rank)  # the event dims the Jacobian term still has
+    if summed > 0:
+        log_density = log_density.reshape(log_density.shape[:-summed] + (-1,)).sum(-1)
+    return dist.Delta(value, log_density=log_density, event_dim=event_rank)
 
 
 def sufficient_statistics(name: str, values) -> tuple:

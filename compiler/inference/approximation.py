@@ -1,6 +1,7 @@
 """The approximation the report's draws come from: the fitted mean-field guide, its
-linear-response correction (`linear_response`), and either one reweighted by PSIS
-and resampled (`importance`) where k̂ says the weights can be trusted.
+linear-response correction (`linear_response`), or a joint guide's own Gaussian
+(`joint`), and each one reweighted by PSIS and resampled (`importance`) where k̂
+says the weights can be trusted.
 
 A fit with the normal guide on data in memory gets, by default, the
 linear-response Gaussian resampled: means and sds that match long NUTS runs on
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import linear_response, minibatch, params
+from compiler.inference import joint, linear_response, minibatch, params
 from compiler.inference.config import RunConfig
 from compiler.inference.elbo import MAX_LBFGS_PARTICLES
 from compiler.inference.importance import draw_count, importance, noise_at, of_gaussian
@@ -32,7 +33,7 @@ MAX_DOUBLINGS = 3  # the draw check doubles the fixed draws at most this many ti
 class Posterior:
     draws: dict[str, torch.Tensor]
     importance: Importance | None
-    covariance: str | None  # "linear-response" | "mean-field"; None: the guide's own draws
+    covariance: str | None  # "linear-response" | "mean-field" | "full-rank" | "low-rank"; None: the guide's own draws
     resampled: bool
     gaussian: linear_response.Gaussian | None
     notes: list[Note]
@@ -43,7 +44,8 @@ def gaussian_applies(compiled: CompiledModel, data, config: RunConfig, subsample
     """Whether the report's draws can come from a Gaussian over every guided latent."""
     normal = params.normal_factors(compiled)
     return (config.covariance != "guide" and not subsampled and not config.distributed
-            and bool(compiled.ir.guided_latents) and all(s.name in normal for s in compiled.ir.guided_latents)
+            and bool(compiled.ir.guided_latents)
+            and (joint.applies(compiled) or all(s.name in normal for s in compiled.ir.guided_latents))
             and not any(s.enumerated for s in compiled.ir.latents)
             and not minibatch.read_by_row_on_disk(compiled, data))
 
@@ -72,7 +74,10 @@ def posterior(compiled: CompiledModel, data, objective: Objective, config: RunCo
 def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, run: Run,
               refit: Callable[[int], Run]) -> tuple[linear_response.Gaussian, list[Note], Run]:
     """The linear-response Gaussian where it applies and H is positive definite (after
-    the draw check, refitting with more draws while it asks for them), else the mean-field one."""
+    the draw check, refitting with more draws while it asks for them), else the mean-field one;
+    a joint guide's own Gaussian (`joint`)."""
+    if joint.applies(compiled):
+        return joint.gaussian(compiled, objective), [], run
     if config.covariance == "mean-field" or run.fixed_draws is None:
         return linear_response.mean_field(compiled), [], run
     if not linear_response.applies(compiled):

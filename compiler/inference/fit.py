@@ -77,9 +77,9 @@ def _check_options(config: RunConfig, subsampled: bool, controlled: bool, guide_
     if config.jit and config.optimizer != "adam":
         raise PplError("--jit applies to Adam's steps; L-BFGS's fixed-draw ELBO is not jitted",
                        hint="add --optimizer adam, or drop --jit")
-    if subsampled and config.optimizer == "lbfgs" and guide_family == "native":
+    if subsampled and config.optimizer == "lbfgs" and guide_family != "normal":
         raise PplError("minibatch L-BFGS needs the normal guide: it measures each round's progress in the "
-                       "normal factors' scales", hint="use --optimizer adam, or drop --guide native")
+                       "normal factors' scales", hint=f"use --optimizer adam, or drop --guide {guide_family}")
     if subsampled and not controlled and config.optimizer != "adam":
         raise PplError("--batch-size with L-BFGS needs the control variate, which models with point "
                        "parameters or enumerated latents, or two data plates split at once, do not get",
@@ -92,7 +92,7 @@ def _check_options(config: RunConfig, subsampled: bool, controlled: bool, guide_
 def _default_optimizer(compiled: CompiledModel, data, config: RunConfig, subsampled: bool,
                        controlled: bool) -> tuple[str, Note | None]:
     """L-BFGS, but Adam for the native guide and for batches L-BFGS cannot take (and why, for the report)."""
-    if compiled.guide_family == "native":
+    if compiled.guide_family == "native" or (subsampled and compiled.guide_family != "normal"):
         return "adam", None
     if subsampled and not controlled:
         return "adam", Note("adam_without_control_variate")

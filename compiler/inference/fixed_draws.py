@@ -5,15 +5,18 @@ factor's transform to the latent's support). Under `FixedNoise` each named
 guide site takes its e from a table instead of torch's generator: the same e at
 every evaluation, so the ELBO is a smooth deterministic function of (loc, scale)
 that L-BFGS can maximise, and z stays differentiable in them exactly as in
-torch's own `rsample`. Guide factors of other families (the native Beta, Gamma,
-Dirichlet) are fixed by reseeding torch's generator for each evaluation instead.
+torch's own `rsample`. The joint guides' one site (`--guide fullrank`,
+`lowrank`) draws loc + L e, or loc + W e1 + sqrt(d) e2, alike. Guide factors of
+other families (the native Beta, Gamma, Dirichlet) are fixed by reseeding
+torch's generator for each evaluation instead.
 
 The draws are antithetic (zero mean across the particles) and whitened across
 all coordinates (unit second moment, no correlation between coordinates), so
 for a Gaussian posterior the fixed-draw optimum has exactly the mean-field
-means and scales. Whitening needs at least as many antithetic pairs as
-coordinates; with fewer, each coordinate is standardised on its own and the
-scales of strongly correlated coordinates keep a small bias.
+means and scales (the full-rank guide's: the posterior's mean and covariance).
+Whitening needs at least as many antithetic pairs as coordinates; with fewer,
+each coordinate is standardised on its own and the scales of strongly
+correlated coordinates keep a small bias.
 """
 
 from __future__ import annotations
@@ -23,14 +26,23 @@ from contextlib import contextmanager
 
 import torch
 from pyro.poutine.messenger import Messenger
-from torch.distributions import Independent, Normal, TransformedDistribution
+from torch.distributions import (
+    Independent,
+    LowRankMultivariateNormal,
+    MultivariateNormal,
+    Normal,
+    TransformedDistribution,
+)
 
-Noise = Callable[[str, torch.Size], torch.Tensor]  # (site, batch shape of its normal) -> e
+# (site, shape) -> e: the batch shape of a normal; batch + (D,) of a multivariate normal over D
+# coordinates, batch + (rank + D,) of a low-rank one
+Noise = Callable[[str, torch.Size], torch.Tensor]
 
 
 class FixedNoise(Messenger):
     """Every sampled (not observed, not replayed) site named in `sites` whose distribution
-    is a normal, possibly transformed or with event dims, draws loc + scale * noise(site, shape).
+    is a normal, possibly transformed or with event dims, draws loc + scale * noise(site, shape);
+    a multivariate normal, full-rank or low-rank, draws its loc plus its factor times the noise.
     Enter it around the whole evaluation (outside the particle plate), so that the
     distributions it sees carry every batch dim."""
 
@@ -42,14 +54,32 @@ class FixedNoise(Messenger):
     def _pyro_sample(self, msg) -> None:
         if msg["name"] not in self.sites or msg["is_observed"] or msg["value"] is not None:
             return
-        normal, transforms = _normal_inside(msg["fn"])
+        fn = msg["fn"]
+        if isinstance(fn, (MultivariateNormal, LowRankMultivariateNormal)):
+            msg["value"] = self._joint(msg["name"], fn)
+            return
+        normal, transforms = _normal_inside(fn)
         if normal is None:
             return
-        e = self.noise(msg["name"], normal.batch_shape).to(dtype=normal.loc.dtype, device=normal.loc.device)
+        e = self._noise(msg["name"], normal.batch_shape, normal.loc)
         value = normal.loc + e * normal.scale
         for transform in transforms:
             value = transform(value)
         msg["value"] = value
+
+    def _joint(self, site: str, fn: MultivariateNormal | LowRankMultivariateNormal) -> torch.Tensor:
+        """A joint guide's draw: loc + L e (L the Cholesky factor), or for the low-rank one
+        loc + W e1 + sqrt(d) e2 with (e1, e2) one noise vector of rank + D coordinates, as
+        torch's own `rsample` computes them."""
+        if isinstance(fn, MultivariateNormal):
+            e = self._noise(site, fn.batch_shape + fn.event_shape, fn.loc)
+            return fn.loc + (fn.scale_tril @ e.unsqueeze(-1)).squeeze(-1)
+        rank = fn.cov_factor.shape[-1]
+        e = self._noise(site, fn.batch_shape + (rank + fn.event_shape[-1],), fn.loc)
+        return fn.loc + (fn.cov_factor @ e[..., :rank].unsqueeze(-1)).squeeze(-1) + fn.cov_diag.sqrt() * e[..., rank:]
+
+    def _noise(self, site: str, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
+        return self.noise(site, shape).to(dtype=like.dtype, device=like.device)
 
 
 def _normal_inside(fn) -> tuple[Normal | None, list]:

@@ -11,7 +11,7 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import distributed, params
+from compiler.inference import distributed, joint, params
 from compiler.inference.elbo import TERMS_PER_STEP, observed_terms
 from compiler.inference.fixed_draws import FixedNoise, Noise
 from compiler.inference.lbfgs import guided_sites
@@ -68,11 +68,11 @@ def _reweighting_shift(values: torch.Tensor, log_weights: torch.Tensor) -> float
 def _gaussian_log_ratios(compiled: CompiledModel, objective: Objective, gaussian: Gaussian,
                          values: torch.Tensor) -> torch.Tensor:
     with FixedNoise(guided_sites(compiled), noise_at(compiled, gaussian, values)):
-        # The guide's log q(z) is log N(u; m, s) - log |J(u)| for its own mean-field N.
+        # The guide's log q(z) is log N(u; m, s) - log |J(u)| for its own N (mean-field or joint).
         ratios = _log_ratios(objective.model, compiled, objective.data, len(values))
-    own = sum(torch.distributions.Normal(location.detach().reshape(-1), scale.detach().reshape(-1))
-              .log_prob(values[:, b.start:b.start + b.size]).sum(-1)
-              for b, location, scale in _factors(compiled, gaussian))
+    own = joint.log_density(compiled, values) if joint.applies(compiled) else sum(
+        torch.distributions.Normal(location.detach().reshape(-1), scale.detach().reshape(-1))
+        .log_prob(values[:, b.start:b.start + b.size]).sum(-1) for b, location, scale in _factors(compiled, gaussian))
     return ratios + own - gaussian.log_prob(values)
 
 
@@ -82,7 +82,9 @@ def _factors(compiled: CompiledModel, gaussian: Gaussian):
 
 
 def noise_at(compiled: CompiledModel, gaussian: Gaussian, values: torch.Tensor) -> Noise:
-    """The noise that makes each normal guide factor draw its part of `values` (draws, D)."""
+    """The noise that makes each normal guide factor (or the joint guide) draw its part of `values` (draws, D)."""
+    if joint.applies(compiled):
+        return joint.noise_at(compiled, values)
     factors = {b.latent: (b, location.detach(), scale.detach()) for b, location, scale in _factors(compiled, gaussian)}
 
     def noise(site: str, shape: torch.Size) -> torch.Tensor:

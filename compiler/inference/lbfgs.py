@@ -75,7 +75,9 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
 
 
 def guided_sites(compiled: CompiledModel) -> list[str]:
-    """The guide's sample sites: the latents it has factors for."""
+    """The guide's sample sites that draw: the latents it has factors for, or a joint guide's one site."""
+    if compiled.code.joint_site is not None:
+        return [compiled.code.joint_site]
     return [latent.name for latent in compiled.ir.guided_latents]
 
 
@@ -211,7 +213,7 @@ class _Evaluations:
         try:
             with self.draws.active():
                 loss = self.loss_fn()
-        except ValueError:  # a distribution refused a non-finite argument
+        except (ValueError, torch.linalg.LinAlgError):  # a distribution refused a non-finite argument
             loss = None
         # In a distributed fit the processes' mean is the loss, and every process must take
         # part in it, the one whose shard failed too, so that all take the same branch.

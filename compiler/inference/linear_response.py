@@ -65,12 +65,12 @@ class Block:
 
 @dataclass(frozen=True)
 class Gaussian:
-    """A Gaussian over the flat unconstrained coordinates of the normal guide factors."""
+    """A Gaussian over the flat unconstrained coordinates of the normal guide factors (or of a joint guide)."""
 
     blocks: tuple[Block, ...]
     mean: torch.Tensor  # (D,)
     scale_tril: torch.Tensor  # (D, D)
-    kind: str  # "linear-response" | "mean-field"
+    kind: str  # "linear-response" | "mean-field"; a joint guide's own: "full-rank" | "low-rank"
 
     @property
     def dim(self) -> int:

@@ -17,7 +17,7 @@ import pyro
 import torch
 
 from compiler.backend.build import CompiledModel
-from compiler.backend.codegen import NATIVE_FACTORS
+from compiler.backend.codegen import JOINT_FAMILIES, JOINT_ROLES, NATIVE_FACTORS
 
 State = dict[str, Any]  # Pyro's param-store state: {"params": {...}, "constraints": {...}}
 NATIVE_FAMILIES = frozenset(label for label, _ in NATIVE_FACTORS.values())
@@ -89,9 +89,18 @@ def non_finite() -> list[str]:
 def normal_factors(compiled: CompiledModel) -> dict[str, tuple[str, str]]:
     """Latent -> the (location, scale) parameter names of its guide factor, for the factors
     that draw through a normal (every one in the normal guide; the native guide's Beta,
-    Gamma and Dirichlet factors have none)."""
+    Gamma and Dirichlet factors have none, and the joint guides no factor per latent)."""
+    if compiled.guide_family in JOINT_FAMILIES:
+        return {}
     return {latent: names[:2] for latent, names in compiled.code.guide_parameters.items()
             if compiled.code.guide_families[latent] not in NATIVE_FAMILIES}
+
+
+def joint(compiled: CompiledModel) -> dict[str, torch.Tensor]:
+    """A joint guide's parameters by role (loc, then scale_tril, or cov_factor and scale),
+    constrained, as created so far; empty for the other guides."""
+    roles = JOINT_ROLES.get(compiled.guide_family, ())
+    return {role: value(f"joint.{role}") for role in roles if exists(f"joint.{role}")}
 
 
 def constrained() -> dict[str, torch.Tensor]:
@@ -118,5 +127,8 @@ def scales(compiled: CompiledModel) -> dict[str, torch.Tensor]:
 
 
 def coordinates(compiled: CompiledModel) -> int:
-    """How many numbers the normal guide factors draw (their locations' size)."""
+    """How many standard normal numbers a draw from the guide takes: the normal factors'
+    locations' size; a joint guide's coordinates (and its rank, for the low-rank one)."""
+    if found := joint(compiled):
+        return found["loc"].numel() + (found["cov_factor"].shape[-1] if "cov_factor" in found else 0)
     return sum(location.numel() for location in locations(compiled).values())

@@ -16,6 +16,7 @@ from pyro.poutine.messenger import Messenger
 from compiler.backend.build import CompiledModel
 from compiler.inference import diagnose, minibatch, params
 from compiler.inference.fixed_draws import FixedNoise, Noise
+from compiler.inference.lbfgs import guided_sites
 
 DRAWS_PLATE = "_draws"
 
@@ -32,7 +33,7 @@ def posterior_draws(compiled: CompiledModel, data, count: int, guide_state: para
     lets = [s for s in model_ir.lets if not s.transformed_data and not minibatch.on_disk(data)]
     if lets and diagnose.empty_plate(data, diagnose.statements_of_model(compiled)):
         lets = []  # `model` cannot run: the fit has said so
-    fixed = FixedNoise([s.name for s in model_ir.guided_latents], noise) if noise is not None else nullcontext()
+    fixed = FixedNoise(guided_sites(compiled), noise) if noise is not None else nullcontext()
     with torch.no_grad(), fixed, pyro.plate(DRAWS_PLATE, count, dim=-(model_ir.max_plate_nesting + 1)):
         trace = poutine.trace(compiled.guide).get_trace(data)
         if lets:
