@@ -29,6 +29,7 @@ from pyro import poutine
 
 from compiler.backend.build import CompiledModel
 from compiler.inference import params
+from compiler.inference.elbo import observed_terms
 from compiler.inference.fixed_draws import FixedDraws
 from compiler.inference.records import Objective
 
@@ -38,12 +39,13 @@ from compiler.inference.records import Objective
 MAX_PARAMETERS = 600
 DRAW_ERROR = 0.1  # the largest sampling sd of a location, in posterior sds, that the fixed draws may leave
 ROWS_AT_ONCE = 16  # Hessian rows per batched backward pass
-LOOPED_ENTRIES = 64 * 64  # up to this many (rows x outputs), one backward pass a row instead
 FINITE_STEP = 1e-5
-# Up to this many guide parameters the Hessian is differenced (two gradients a coordinate);
-# beyond, batched double backward is faster and the compiler's import is small beside it
-# (radon, 180 parameters: 14 s against 28 s differenced, on a loaded machine).
-DIFFERENCED_PARAMETERS = 64
+# Where two gradients per parameter cost at most this many log-density terms, the Hessian is
+# differenced and the per-draw gradients taken one backward pass each (the coin, the small
+# regressions: a few milliseconds); beyond, batched backward passes are far cheaper, and the
+# compiler's import they bring is small beside them (diamonds, 52 parameters x 5,000 rows:
+# 6 s batched against over 200 s differenced on a loaded machine).
+DIFFERENCED_TERMS = 5_000_000
 # LR is exact for a Gaussian posterior whatever the number of antithetic pairs, so the Hessian
 # need not see all of a large fit's: on radon (90 pairs) 16 gave the same sds (within 1.5 %, the
 # Monte Carlo error of the reported sds)
@@ -135,7 +137,8 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     def loss() -> torch.Tensor:
         return per_draw_losses(compiled, objective, draws, particles).mean()
 
-    small = sum(p.numel() for p in parameters) <= DIFFERENCED_PARAMETERS
+    small = 2 * sum(p.numel() for p in parameters) * particles * observed_terms(compiled, objective.data) \
+        <= DIFFERENCED_TERMS
     hessian = _hessian_by_differences(loss, parameters) if small else _hessian_by_autograd(loss, parameters)
     losses = per_draw_losses(compiled, objective, draws, particles)
     factor, failed = torch.linalg.cholesky_ex(hessian)
@@ -148,7 +151,7 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     if failed:
         return LinearResponse(None, math.nan)
     mean = torch.cat([params.locations(compiled)[b.latent].detach().reshape(-1) for b in layout])
-    per_draw = _per_draw_gradients(losses, parameters)
+    per_draw = _per_draw_gradients(losses, parameters, batched=not small)
     sampling = _sandwich(inverse, per_draw, units)[locations][:, locations]
     draw_error = (sampling.diagonal().clamp(min=0).sqrt() / covariance.diagonal().sqrt()).max().item()
     return LinearResponse(Gaussian(layout, mean, scale_tril, "linear-response"), draw_error)
@@ -213,11 +216,12 @@ def _gradient(loss, parameters: list[torch.Tensor]) -> torch.Tensor:
                                                                  materialize_grads=True)])
 
 
-def _rows(outputs: torch.Tensor, parameters: list[torch.Tensor], basis: torch.Tensor) -> torch.Tensor:
+def _rows(outputs: torch.Tensor, parameters: list[torch.Tensor], basis: torch.Tensor,
+          batched: bool = True) -> torch.Tensor:
     """The vector-Jacobian products of `outputs` with each row of `basis`: one batched backward
-    pass for many rows, else one pass a row (batching loads torch's vmap machinery, whose
-    import costs more than a small model's whole Hessian)."""
-    if len(basis) * outputs.numel() <= LOOPED_ENTRIES:
+    pass, or one pass a row (batching loads torch's compiler, whose import costs more than a
+    small model's whole Hessian: DIFFERENCED_TERMS)."""
+    if not batched:
         return torch.stack([torch.cat([part.reshape(-1) for part in torch.autograd.grad(
             outputs, parameters, grad_outputs=row, retain_graph=True, allow_unused=True, materialize_grads=True)])
             for row in basis]).detach()
@@ -226,9 +230,9 @@ def _rows(outputs: torch.Tensor, parameters: list[torch.Tensor], basis: torch.Te
     return torch.cat([part.reshape(len(basis), -1) for part in parts], dim=1).detach()
 
 
-def _per_draw_gradients(losses: torch.Tensor, parameters: list[torch.Tensor]) -> torch.Tensor:
+def _per_draw_gradients(losses: torch.Tensor, parameters: list[torch.Tensor], batched: bool) -> torch.Tensor:
     """(draws, parameters): the gradient of each draw's loss."""
-    return torch.cat([_rows(losses, parameters, basis)
+    return torch.cat([_rows(losses, parameters, basis, batched)
                       for basis in torch.eye(losses.numel(), dtype=losses.dtype).split(ROWS_AT_ONCE)])
 
 
