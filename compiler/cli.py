@@ -319,7 +319,8 @@ def _quiet_option(parser: argparse.ArgumentParser) -> None:
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .ppl file")
-    from compiler.backend.codegen import GUIDE_FAMILIES, LOW_RANK
+    from compiler.backend.codegen import GUIDE_FAMILIES
+    from compiler.backend.guide import LOW_RANK
 
     parser.add_argument("--guide", choices=GUIDE_FAMILIES, default="normal",
                         help="guide family: normal (mean-field ADVI, default), native (Beta, Gamma, Dirichlet), "

@@ -14,12 +14,12 @@ evaluation that does not grow with the data. `model` stays the one users read.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from compiler.backend import emitter as em
+from compiler.backend import guide as factors
 from compiler.backend.emitter import Assign, Code, Function, Line, Return, Statement, With
 from compiler.backend.expressions import (
     Layout,
@@ -31,31 +31,12 @@ from compiler.backend.expressions import (
     may_be_number,
     shape_code,
 )
+from compiler.backend.guide import pyro_call
 from compiler.errors import Span
 from compiler.frontend import distributions, ir
 from compiler.frontend.analysis import collapsed, collapsible, observed_array, spec_names, statistics_key
 
 GUIDE_FAMILIES = ("normal", "native", "fullrank", "lowrank")
-# One Gaussian over every guided latent's unconstrained coordinates (Pyro's AutoMultivariateNormal and
-# AutoLowRankMultivariateNormal): full covariance, or diagonal plus rank min(LOW_RANK, ceil(D / 2)). At a
-# larger rank W Wᵀ + diag(d) no longer pins W and d down, and on eight_schools (D = 10, rank 10) L-BFGS
-# traded one for the other for 1,000 iterations without converging (rank 5: 189 iterations).
-JOINT_FAMILIES = ("fullrank", "lowrank")
-LOW_RANK = 10
-JOINT_SITE = "__joint"  # the joint guides' one draw: spec names cannot start with "__" (check.py)
-# The joint guides' parameters: "joint.<role>" (a spec's own pyro.param names have no dot)
-JOINT_ROLES = {"fullrank": ("loc", "scale_tril"), "lowrank": ("loc", "cov_factor", "scale")}
-
-INITIAL_SCALE = 0.1  # the unconstrained guide's starting spread, as in Pyro's AutoNormal
-# The low-rank guide's covariance is S (W Wᵀ + I) S, S = diag(scale), as Pyro's AutoLowRankMultivariateNormal
-# has it: torch's Woodbury formulas then invert I + Wᵀ W, well conditioned however small a scale gets (with
-# W Wᵀ + diag(d), d went to 1e-14 on a rank-3 fit of 6 correlated coordinates, and log q with it to noise).
-# W starts with random entries of sd 0.3: at W = 0 the ELBO's gradient in W vanishes, and W would stay.
-# W is lower trapezoidal (zero above its diagonal): W Q for any rotation Q gives the same covariance,
-# and with fixed draws L-BFGS could turn Q for ever, fitting the draws themselves.
-INITIAL_FACTOR = 0.3
-
-
 @dataclass(frozen=True)
 class GeneratedCode:
     """The generated source and what the emitter recorded while building it."""
@@ -84,7 +65,7 @@ def generate(model: ir.Model, guide_family: str = "normal") -> GeneratedCode:
     rendered = em.render_module(module)
     needs = module.needs
     transformed = {s.name: s.span for s in model.lets if s.transformed_data}
-    joint = JOINT_SITE if guide_family in JOINT_FAMILIES and model.guided_latents else None
+    joint = factors.JOINT_SITE if guide_family in factors.JOINT_FAMILIES and model.guided_latents else None
     return GeneratedCode(rendered.source, families, parameters, transformed, tuple(f.name for f in functions),
                          tuple(line for line in module.imports() if line), needs.helpers,
                          frozenset(_data_names(model)) & needs.names, rendered.assigned, joint)
@@ -95,7 +76,7 @@ GUIDE_DESCRIPTIONS = {
     "native": "the mean-field q(z; phi)",
     "fullrank": "q(z; phi), one multivariate normal over every latent's unconstrained coordinates",
     "lowrank": f"q(z; phi), one normal over every latent's unconstrained coordinates, its covariance "
-               f"diagonal plus rank min({LOW_RANK}, ceil(coordinates / 2))",
+               f"diagonal plus rank min({factors.LOW_RANK}, ceil(coordinates / 2))",
 }
 
 
@@ -123,10 +104,6 @@ def _function(model: ir.Model, name: str, docstring: str | None, body: Sequence[
 
 def _data(key: str) -> Code:
     return em.subscript(em.name("data"), em.string(key))
-
-
-def _pyro(attribute: str, *arguments: Code) -> Code:
-    return em.call(em.imported("pyro", attribute), *arguments)
 
 
 # Functions -------------------------------------------------------------------
@@ -175,19 +152,19 @@ def _param(param: ir.Param) -> Statement:
     constraint = _constraint(param.support)
     initial = em.joined("lambda: ", em.call(em.runtime("initial"), expression(param.initial), shape_code(param.shape)))
     keyword = [em.keyword("constraint", constraint)] if constraint else []
-    return Assign(param.name, _pyro("param", em.string(param.name), initial, *keyword))
+    return Assign(param.name, pyro_call("param", em.string(param.name), initial, *keyword))
 
 
 def _deterministic(let: ir.Let, model: ir.Model, layout: Layout) -> list[Statement]:
     code = expression(let.value, layout.within(let.plates))
     if not let.plates and model.max_plate_nesting:
         code = lift(code, len(let.shape), -model.max_plate_nesting)
-    return _positions(let.plates, [let.value]) + [Assign(let.name, _pyro("deterministic", em.string(let.name), code))]
+    return _positions(let.plates, [let.value]) + [Assign(let.name, pyro_call("deterministic", em.string(let.name), code))]
 
 
 def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:
     enumerate_ = [em.keyword("infer", em.text('{"enumerate": "parallel"}'))] if latent.enumerated else []
-    sample = _pyro("sample", em.string(latent.name), _distribution(latent.distribution, layout), *enumerate_)
+    sample = pyro_call("sample", em.string(latent.name), _distribution(latent.distribution, layout), *enumerate_)
     values = [e for _, e in latent.distribution.arguments]
     return _positions(latent.plates, values) + [Assign(latent.name, sample)]
 
@@ -198,7 +175,7 @@ def _observe(observe: ir.Observe, layout: Layout) -> list[Statement]:
     if not (observe.value.type.shape or observe.value.type.batched) or _integer_tensor(observe, layout):
         # A scalar datum is a Python number, an index array an integer tensor; log_prob wants floats.
         observed = em.call(em.runtime("real"), observed)
-    sample = _pyro("sample", em.string(observe.name), _distribution(observe.distribution, layout),
+    sample = pyro_call("sample", em.string(observe.name), _distribution(observe.distribution, layout),
                    em.keyword("obs", observed))
     return _positions(observe.plates, values) + [Line(sample)]
 
@@ -229,19 +206,20 @@ def _collapsed_observe(observe: ir.Observe, layout: Layout) -> Statement:
     use = observe.distribution
     likelihood = em.call(em.runtime("log_likelihood"), em.string(use.name), _distribution(use, layout),
                          _data(statistics_key(observe)))
-    return Line(_pyro("factor", em.string(observe.name), likelihood))
+    return Line(pyro_call("factor", em.string(observe.name), likelihood))
 
 
 def _guide(model: ir.Model, family: str) -> tuple[Function, dict[str, str], dict[str, tuple[str, ...]]]:
     plates = _PlateNames(model, model.guided_latents)
-    local = _Locals(spec_names(model))
+    local = factors.Locals(spec_names(model))
     runs: list[tuple[tuple[ir.Plate, ...], list[Statement]]] = []
     families: dict[str, str] = {}
     parameters: dict[str, tuple[str, ...]] = {}
-    joint = _joint(model.guided_latents, family, local) if family in JOINT_FAMILIES and model.guided_latents else []
+    joined = family in factors.JOINT_FAMILIES and model.guided_latents
+    joint = factors.joint(model.guided_latents, family, local) if joined else []
     shared = em.union(s.needs for s in joint).parameters
     for latent in model.guided_latents:
-        factor = _joint_factor(latent, local) if joint else _guide_factor(latent, family, local)
+        factor = factors.joint_factor(latent, local) if joint else factors.factor(latent, family, local)
         families[latent.name] = factor.family
         parameters[latent.name] = shared + em.union(s.needs for s in factor.statements).parameters
         runs.append((latent.plates, factor.statements))
@@ -249,200 +227,6 @@ def _guide(model: ir.Model, family: str) -> tuple[Function, dict[str, str], dict
     if not body:
         body = [Line(em.text("pass  # no continuous latents: nothing to approximate"))]
     return _function(model, "guide", None, body), families, parameters
-
-
-# The guide's factors -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Factor:
-    family: str
-    statements: list[Statement]
-
-
-class _Locals:
-    """The guide's local name for a factor parameter: `<latent>_<role>` (`joint_<role>` for
-    the joint guides' own), with `_` appended while a spec name is spelled the same (a data
-    name `a_scale` must still mean the data)."""
-
-    def __init__(self, taken: set[str]):
-        self.taken = taken
-
-    def __call__(self, latent: ir.Latent, role: str) -> str:
-        return self.free(f"{latent.name}_{role}")
-
-    def free(self, name: str) -> str:
-        while name in self.taken:
-            name += "_"
-        return name
-
-
-def _guide_factor(latent: ir.Latent, family: str, local: _Locals) -> _Factor:
-    """One factor of q(z): a rule per support, in the spirit of Pyro's AutoNormal."""
-    support = latent.distribution.support
-    site = em.string(latent.name)
-    if family == "native" and support.kind in NATIVE_FACTORS:
-        label, roles = NATIVE_FACTORS[support.kind]
-        params = [_guide_param(latent, role, 2.0, local, positive=True) for role in roles]
-        native = em.call(em.imported("dist", label), *(em.name(local(latent, role)) for role in roles))
-        return _Factor(label, params + [Line(_pyro("sample", site, native))])
-    unconstrained = _unconstrained_shape(latent)
-    params = [_guide_loc(latent, unconstrained, local),
-              _guide_param(latent, "scale", INITIAL_SCALE, local, positive=True, shape=unconstrained)]
-    event_rank = len(latent.distribution.event_shape)
-    loc_scale = (em.name(local(latent, "loc")), em.name(local(latent, "scale")))
-    base: Code = em.call(em.imported("dist", "Normal"), *loc_scale)
-    if event_rank:
-        base = em.joined(base, f".to_event({event_rank})")
-    label, transform = _unconstraining_inverse(support)
-    if transform is None:
-        return _Factor(label, params + [Line(_pyro("sample", site, base))])
-    if support.kind == distributions.POSITIVE and not event_rank:
-        return _Factor(label, params + [Line(_pyro("sample", site, em.call(em.imported("dist", "LogNormal"),
-                                                                            *loc_scale)))])
-    transformed = em.call(em.imported("dist", "TransformedDistribution"), base, transform)
-    return _Factor(label, params + [Line(_pyro("sample", site, transformed))])
-
-
-def _unconstrained_shape(latent: ir.Latent) -> Sequence[ir.Dim | Code]:
-    """The shape of a latent's coordinates on the real line (a simplex of K has K - 1)."""
-    if latent.distribution.support.kind == distributions.SIMPLEX:
-        return [*latent.shape[:-1], _minus_one(latent.shape[-1])]
-    return latent.shape
-
-
-# The joint guides ------------------------------------------------------------------
-
-
-def _joint(latents: Sequence[ir.Latent], family: str, local: _Locals) -> list[Statement]:
-    """The joint guides' one Gaussian over all the latents' unconstrained coordinates, laid
-    end to end in the guide's order, drawn at one site (as Pyro's AutoContinuous guides do),
-    and each latent's block of it cut out (`_joint_factor` records the latent's value)."""
-    coordinates = local.free("coordinates")
-    size = em.name(coordinates)
-    vector = em.joined("(", size, ",)")
-    loc = em.joined("lambda: ", em.call(em.runtime("uniform_init"), vector))
-    names = {role: local.free(f"joint_{role}") for role in JOINT_ROLES[family]}
-    statements: list[Statement] = [
-        Assign(coordinates, _sum([_size(_unconstrained_shape(latent)) for latent in latents])),
-        Assign(names["loc"], _pyro("param", em.parameter("joint.loc"), loc))]
-    if family == "fullrank":
-        eye = em.chain(em.call(em.imported("torch", "eye"), size), "*", em.number(INITIAL_SCALE))
-        statements.append(Assign(names["scale_tril"], _pyro(
-            "param", em.parameter("joint.scale_tril"), em.joined("lambda: ", eye),
-            em.keyword("constraint", em.imported("constraints", "lower_cholesky")))))
-        gaussian = em.call(em.imported("dist", "MultivariateNormal"), em.name(names["loc"]),
-                           em.keyword("scale_tril", em.name(names["scale_tril"])))
-    else:
-        halved = em.chain(em.parenthesised(em.chain(size, "+", em.number(1))), "//", em.number(2))
-        rank = em.call(em.text("min"), em.number(LOW_RANK), halved)
-        factor = em.chain(em.joined(em.call(em.imported("torch", "randn"), em.joined("(", size, ", ", rank, ")")),
-                                    ".tril()"), "*", em.number(INITIAL_FACTOR))
-        scale = em.call(em.imported("torch", "full"), vector, em.number(INITIAL_SCALE))
-        statements += [Assign(names["cov_factor"], _pyro("param", em.parameter("joint.cov_factor"),
-                                                          em.joined("lambda: ", factor))),
-                       Assign(names["scale"], _pyro("param", em.parameter("joint.scale"),
-                                                    em.joined("lambda: ", scale),
-                                                    em.keyword("constraint", em.imported("constraints", "positive"))))]
-        scaled = em.chain(em.joined(em.name(names["cov_factor"]), ".tril()"), "*",
-                          em.joined(em.name(names["scale"]), ".unsqueeze(-1)"))
-        gaussian = em.call(em.imported("dist", "LowRankMultivariateNormal"), em.name(names["loc"]), scaled,
-                           em.chain(em.name(names["scale"]), "**", em.number(2)))
-    statements.append(Assign(local.free("joint"), _pyro("sample", em.string(JOINT_SITE), gaussian,
-                                                    em.keyword("infer", em.text('{"is_auxiliary": True}')))))
-    start: list[Code] = []
-    for latent in latents:
-        arguments = [em.name(local.free("joint")), _sum(start), shape_code(_unconstrained_shape(latent))]
-        if event_rank := len(latent.distribution.event_shape):
-            arguments.append(em.keyword("event_rank", em.number(event_rank)))
-        statements.append(Assign(local(latent, "unconstrained"), em.call(em.runtime("block"), *arguments)))
-        start.append(_size(_unconstrained_shape(latent)))
-    return statements
-
-
-def _joint_factor(latent: ir.Latent, local: _Locals) -> _Factor:
-    """A latent's value under a joint guide: its block pushed onto its support, recorded
-    with the log-density that makes log q(z) right (`rt.pushed`)."""
-    label, transform = _unconstraining_inverse(latent.distribution.support)
-    block = em.name(local(latent, "unconstrained"))
-    event_rank = len(latent.distribution.event_shape)
-    if transform is None:
-        keyword = [em.keyword("event_dim", em.number(event_rank))] if event_rank else []
-        point = em.call(em.imported("dist", "Delta"), block, *keyword)
-    else:
-        keyword = [em.keyword("event_rank", em.number(event_rank))] if event_rank else []
-        point = em.call(em.runtime("pushed"), block, transform, *keyword)
-    return _Factor(label, [Line(_pyro("sample", em.string(latent.name), point))])
-
-
-def _size(shape: Sequence[ir.Dim | Code]) -> Code:
-    """The number of elements of `shape`: its numbers multiplied out, then its named sizes."""
-    constant = math.prod(dim for dim in shape if isinstance(dim, int))
-    named = [dim_code(dim) for dim in shape if not isinstance(dim, int)]
-    factors = ([em.number(constant)] if constant != 1 or not named else []) + named
-    if len(factors) == 1:
-        return factors[0]
-    product = em.parenthesised(factors[0]) if isinstance(factors[0], em.Chain) else factors[0]
-    for factor in factors[1:]:
-        product = em.chain(product, "*", em.parenthesised(factor) if isinstance(factor, em.Chain) else factor)
-    return product
-
-
-def _sum(terms: Sequence[Code]) -> Code:
-    """`terms` added up, their numbers added into one, last."""
-    constant = sum(int(t.flat()) for t in terms if t.flat().isdigit())
-    parts = [t for t in terms if not t.flat().isdigit()] + ([em.number(constant)] if constant or not terms else [])
-    if not parts:
-        return em.number(0)
-    total = parts[0]
-    for part in parts[1:]:
-        total = em.chain(total, "+", part)
-    return total
-
-
-# The native family of a support and its parameters, in Pyro's positional order.
-NATIVE_FACTORS = {
-    distributions.UNIT_INTERVAL: ("Beta", ("alpha", "beta")),
-    distributions.POSITIVE: ("Gamma", ("concentration", "rate")),
-    distributions.SIMPLEX: ("Dirichlet", ("concentration",)),
-}
-
-
-def _guide_loc(latent: ir.Latent, shape: Sequence[ir.Dim | Code], local: _Locals) -> Statement:
-    # Uniform on (-2, 2) in unconstrained space, as Stan initialises: data-independent,
-    # and it breaks the symmetry of exchangeable latents such as mixture components.
-    initial = em.joined("lambda: ", em.call(em.runtime("uniform_init"), shape_code(shape)))
-    return Assign(local(latent, "loc"), _pyro("param", em.parameter(f"{latent.name}.loc"), initial))
-
-
-def _guide_param(latent: ir.Latent, role: str, value: float, local: _Locals, positive: bool = False,
-                 shape: Sequence[ir.Dim | Code] | None = None) -> Statement:
-    shape = latent.shape if shape is None else shape
-    initial = em.joined("lambda: ", em.call(em.imported("torch", "full"), shape_code(shape), em.number(value)))
-    constraint = [em.keyword("constraint", em.imported("constraints", "positive"))] if positive else []
-    return Assign(local(latent, role), _pyro("param", em.parameter(f"{latent.name}.{role}"), initial, *constraint))
-
-
-def _unconstraining_inverse(support: ir.Support) -> tuple[str, Code | None]:
-    """The guide family's name, and the transform from the real line onto the support."""
-    match support.kind:
-        case distributions.REAL:
-            return "Normal", None
-        case distributions.POSITIVE:
-            return "LogNormal", em.call(em.imported("dist", "transforms.ExpTransform"))
-        case distributions.UNIT_INTERVAL:
-            return "LogitNormal", em.call(em.imported("dist", "transforms.SigmoidTransform"))
-        case distributions.SIMPLEX:
-            return "StickBreakingNormal", em.call(em.imported("dist", "transforms.StickBreakingTransform"))
-        case distributions.INTERVAL:
-            interval = em.call(em.imported("constraints", "interval"), expression(support.low),
-                               expression(support.high))
-            return "IntervalNormal", em.call(em.imported("torch", "distributions.biject_to"), interval)
-    raise AssertionError(support.kind)
-
-
-def _minus_one(dim: ir.Dim) -> ir.Dim | Code:
-    return dim - 1 if isinstance(dim, int) else em.chain(em.name(dim), "-", em.number(1))
 
 
 # Pieces ------------------------------------------------------------------------
@@ -502,7 +286,8 @@ class _PlateNames:
                 self.variables[key] = (variable, ir.Plate(label, plate.size, plate.dim, plate.variable))
 
     def declarations(self) -> list[Statement]:
-        return [Assign(variable, _pyro("plate", em.string(p.name), dim_code(p.size), em.keyword("dim", em.number(p.dim))))
+        return [Assign(variable, pyro_call("plate", em.string(p.name), dim_code(p.size),
+                                           em.keyword("dim", em.number(p.dim))))
                 for variable, p in self.variables.values()]
 
     def blocks(self, runs: list[tuple[tuple[ir.Plate, ...], list[Statement]]]) -> list[Statement]:

@@ -17,7 +17,7 @@ import pyro
 import torch
 
 from compiler.backend.build import CompiledModel
-from compiler.backend.codegen import JOINT_FAMILIES, JOINT_ROLES, NATIVE_FACTORS
+from compiler.backend.guide import JOINT_FAMILIES, JOINT_ROLES, NATIVE_FACTORS
 
 State = dict[str, Any]  # Pyro's param-store state: {"params": {...}, "constraints": {...}}
 NATIVE_FAMILIES = frozenset(label for label, _ in NATIVE_FACTORS.values())
