@@ -142,7 +142,7 @@ SEEN_WITHOUT_DATA = {
     "a boolean": (_set("f.loc", True), "guide_parameters.f.loc"),
     "null": (_set("f.loc", None), "guide_parameters.f.loc"),
     "lists of uneven lengths": (_set("f.loc", [[0.1], [0.2, 0.3]]), "guide parameter f.loc is not an array"),
-    "an unknown guide family": (_family, "guide_family: Input should be 'normal' or 'native'"),
+    "an unknown guide family": (_family, "guide_family: Input should be 'normal', 'native', 'fullrank' or 'lowrank'"),
 }
 # Shapes and ranges come from the spec and the data: checked when the guide is used.
 SEEN_WITH_DATA = {
