@@ -59,7 +59,7 @@ def of_gaussian(compiled: CompiledModel, objective: Objective, gaussian: Gaussia
 def _reweighting_shift(values: torch.Tensor, log_weights: torch.Tensor) -> float:
     """The largest change reweighting makes to a coordinate's mean (in its sds) or to the log of its sd."""
     weights = torch.softmax(log_weights, 0)[:, None]
-    mean, sd = values.mean(0), values.std(0)
+    mean, sd = values.mean(0), values.std(0, correction=0)  # as the weighted sd, over the draws themselves
     weighted_mean = (weights * values).sum(0)
     weighted_sd = (weights * (values - weighted_mean) ** 2).sum(0).sqrt()
     return max(((weighted_mean - mean).abs() / sd).max().item(), (weighted_sd / sd).log().abs().max().item())

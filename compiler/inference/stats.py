@@ -44,7 +44,10 @@ def psis(log_ratios: np.ndarray) -> tuple[np.ndarray, float | None]:
     smoothed = shifted.copy()
     if not exceedances[-1] > 0:
         return smoothed - _log_sum_exp(smoothed), None  # every tail ratio the same: nothing to fit
-    shape, scale = fit_generalized_pareto(torch.as_tensor(exceedances, dtype=torch.float64))
+    try:
+        shape, scale = fit_generalized_pareto(torch.as_tensor(exceedances, dtype=torch.float64))
+    except ZeroDivisionError:  # tail ratios equal but for rounding: as flat as no tail at all
+        return smoothed - _log_sum_exp(smoothed), None
     if math.isfinite(shape):
         probabilities = (np.arange(1, tail + 1) - 0.5) / tail
         quantiles = scale / shape * ((1 - probabilities) ** -shape - 1) if shape != 0 else -scale * np.log1p(-probabilities)
