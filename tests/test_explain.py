@@ -91,3 +91,11 @@ def test_explain_cli_prints_text_and_json(specs, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["elbo"] == pytest.approx(report["log_joint"] - report["log_guide"])
     assert torch.isfinite(torch.tensor(report["elbo"]))
+
+
+def test_a_joint_guide_is_explained_as_one_gaussian_not_as_mean_field(specs):
+    from compiler import compile_file
+    from compiler.results.explain import render_explanation
+
+    text = render_explanation(compile_file(specs / "radon.ppl", guide="fullrank").explain())
+    assert "one full-rank Gaussian over every latent" in text and "mean-field" not in text

@@ -101,7 +101,7 @@ def explain(program: CompiledProgram) -> Explanation:
     joint = f"log p({', '.join(observed + latents) or '∅'}{theta})"
     terms = [_term(statement) for statement in model.statements
              if not (isinstance(statement, ir.Let) and statement.transformed_data)]
-    guide = [_guide_term(latent, program.code) for latent in model.guided_latents]
+    guide = [_guide_term(latent, program.code, program.guide_family) for latent in model.guided_latents]
     z = ", ".join(latents) or "∅"
     x = ", ".join(observed) or "∅"
     elbo = f"ELBO = E_q[ {joint} − log q({z}) ]  ≤  log p({x}{theta})"
@@ -146,13 +146,19 @@ def _summed(plates: tuple[ir.Plate, ...], body: str) -> str:
     return f"Σ_{','.join(p.variable or str(p.size) for p in plates)} {body}"
 
 
-def _guide_term(latent: ir.Latent, code: GeneratedCode) -> Term:
+MEAN_FIELD_ROLE = "q: one independent factor per latent (mean-field)"
+JOINT_GAUSSIANS = {"fullrank": "one full-rank Gaussian over every latent",
+                   "lowrank": "one low-rank (diagonal plus rank r) Gaussian over every latent"}
+
+
+def _guide_term(latent: ir.Latent, code: GeneratedCode, guide_family: str) -> Term:
     parameters = ", ".join(code.guide_parameters[latent.name])
     family = code.guide_families[latent.name]
     formula = _summed(latent.plates, f"log {family}({_lhs(latent.name, latent.plates)} | {parameters})")
     plates = [_plate_text(p) for p in latent.plates]
-    return Term(site=latent.name, kind="guide", formula=formula,
-                role="q: one independent factor per latent (mean-field)", plates=plates)
+    role = MEAN_FIELD_ROLE if guide_family not in JOINT_GAUSSIANS else (
+        f"q: {JOINT_GAUSSIANS[guide_family]} (this latent's block)")
+    return Term(site=latent.name, kind="guide", formula=formula, role=role, plates=plates)
 
 
 # The spec's own syntax, from the IR --------------------------------------------------
@@ -259,8 +265,11 @@ def render_explanation(explanation: Explanation) -> str:
     for index, term in enumerate(explanation.guide):
         prefix = q if index == 0 else " " * (len(q) - 1) + "+"
         lines.append(f"{prefix} {term.formula}")
-    if explanation.guide:
+    if explanation.guide and all(term.role == MEAN_FIELD_ROLE for term in explanation.guide):
         lines.append("    (the guide q: one independent factor per latent, its parameters φ learned by maximising the ELBO)")
+    elif explanation.guide:
+        joint = next(text for text in JOINT_GAUSSIANS.values() if text in explanation.guide[0].role)
+        lines.append(f"    (the guide q: {joint}, its parameters φ learned by maximising the ELBO)")
     lines += ["", explanation.elbo]
     return "\n".join(lines)
 
