@@ -28,7 +28,7 @@ def test_the_previous_handler_is_back_afterwards():
     assert not interrupt.requested()
 
 
-def test_a_fit_interrupted_at_its_first_check_reports_the_state_it_had(specs):
+def test_ctrl_c_pressed_before_a_fit_does_not_stop_it(specs):
     coin = compile_file(specs / "coin.ppl")
     with interrupt.caught():
         signal.raise_signal(signal.SIGINT)  # pressed before the fit's own handler: the fit must not see it

@@ -134,7 +134,7 @@ def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function
             case ir.Latent():
                 runs.append((statement.plates, _latent(statement, layout.within(statement.plates))))
             case ir.Let(transformed_data=False):
-                runs.append(((), _deterministic(statement, model, layout)))
+                runs.append(((), _let_site(statement, model, layout)))
             case ir.Observe() if collapsed and collapsible(statement):
                 runs.append(((), [_collapsed_observe(statement, layout.within(statement.plates))]))
             case ir.Observe():
@@ -155,7 +155,7 @@ def _param(param: ir.Param) -> Statement:
     return Assign(param.name, pyro_call("param", em.string(param.name), initial, *keyword))
 
 
-def _deterministic(let: ir.Let, model: ir.Model, layout: Layout) -> list[Statement]:
+def _let_site(let: ir.Let, model: ir.Model, layout: Layout) -> list[Statement]:
     code = expression(let.value, layout.within(let.plates))
     if not let.plates and model.max_plate_nesting:
         code = lift(code, len(let.shape), -model.max_plate_nesting)

@@ -80,10 +80,10 @@ def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, 
         return joint.gaussian(compiled, objective), [], run
     if config.covariance == "mean-field" or run.fixed_draws is None:
         return linear_response.mean_field(compiled), [], run
-    if not linear_response.applies(compiled):
+    if (count := linear_response.parameter_count()) > linear_response.MAX_PARAMETERS:
+        # (`gaussian_applies` has checked the rest: every factor normal, nothing enumerated.)
         return linear_response.mean_field(compiled), [Note("linear_response_too_large", {
-            "parameters": sum(v.numel() for v in params.named().values()),
-            "limit": linear_response.MAX_PARAMETERS})], run
+            "parameters": count, "limit": linear_response.MAX_PARAMETERS})], run
     notes: list[Note] = []
     for _ in range(MAX_DOUBLINGS + 1):
         corrected = linear_response.measure(compiled, objective, run.fixed_draws, run.particles)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pyro
 import torch
 
 from compiler.errors import PplError
@@ -21,8 +20,8 @@ from compiler.errors import PplError
 
 @contextmanager
 def on_device(device: str) -> Iterator[None]:
-    """New tensors (parameters, draws, positions) on `device` while fitting; the
-    param store back on the CPU after, where reports and saved fits expect it."""
+    """New tensors (parameters, draws, positions) on `device` while fitting (the fit hands
+    its guide state and draws back on the CPU: `on_cpu`)."""
     if device == "cpu":
         yield
         return
@@ -33,7 +32,6 @@ def on_device(device: str) -> Iterator[None]:
         yield
     finally:
         torch.set_default_device(previous)
-        pyro.get_param_store().set_state(on_cpu(pyro.get_param_store().get_state()))
 
 
 def check_available(device: str) -> None:

@@ -14,7 +14,6 @@ import math
 import time
 import warnings
 
-import pyro
 import torch
 from pyro import poutine
 
@@ -106,7 +105,7 @@ def _default_optimizer(compiled: CompiledModel, data, config: RunConfig, subsamp
 def _guide_coordinates(compiled: CompiledModel, data) -> int:
     """The normal guide's coordinates, counted on a trace of it (its parameters are
     created afresh by every fit)."""
-    pyro.clear_param_store()
+    params.clear()
     with torch.no_grad():
         poutine.trace(compiled.guide).get_trace(data)
     return params.coordinates(compiled)

@@ -106,14 +106,9 @@ def blocks(compiled: CompiledModel) -> tuple[Block, ...]:
     return tuple(found)
 
 
-def applies(compiled: CompiledModel) -> bool:
-    """LR needs every guide factor normal (so that the Gaussian covers every latent), no
-    enumerated latents (p(x, z) would need them summed out per draw), and a Hessian
-    affordable beside the fit."""
-    normal = params.normal_factors(compiled)
-    return (bool(compiled.ir.guided_latents) and all(latent.name in normal for latent in compiled.ir.guided_latents)
-            and not any(latent.enumerated for latent in compiled.ir.latents)
-            and sum(value.numel() for value in params.named().values()) <= MAX_PARAMETERS)
+def parameter_count() -> int:
+    """How many numbers the Hessian's side has: every guide parameter's coordinates."""
+    return sum(value.numel() for value in params.named().values())
 
 
 def mean_field(compiled: CompiledModel) -> Gaussian:

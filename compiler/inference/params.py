@@ -32,9 +32,13 @@ def scope(state: State | None = None) -> Iterator[None]:
         yield
 
 
+def clear() -> None:
+    pyro.clear_param_store()
+
+
 def fresh(seed: int) -> None:
     """No parameters yet, and torch's generator at `seed`: a fit starts here."""
-    pyro.clear_param_store()
+    clear()
     pyro.set_rng_seed(seed)
 
 
