@@ -70,9 +70,15 @@ def linear_regression_in_batches(linear_regression):
 
 
 @pytest.fixture(scope="session")
-def fitted_radon():
-    """specs/radon.ppl (85 county intercepts) fitted at default settings, seed 0."""
-    return compile_file(RADON).fit(seed=0)
+def radon():
+    """specs/radon.ppl: 85 county intercepts, their mean and sd, a slope and the noise."""
+    return compile_file(RADON)
+
+
+@pytest.fixture(scope="session")
+def fitted_radon(radon):
+    """specs/radon.ppl fitted at default settings, seed 0."""
+    return radon.fit(seed=0)
 
 
 @pytest.fixture(autouse=True)

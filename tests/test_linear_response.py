@@ -9,6 +9,7 @@ import torch
 
 from compiler import compile_source
 from compiler.inference import fit as infer
+from compiler.inference import lanczos, linear_response
 from compiler.inference.config import RunConfig
 
 KNOWN_NOISE = """
@@ -75,3 +76,65 @@ def test_enough_draws_need_no_more():
     program = compile_source(KNOWN_NOISE)
     report = program.fit(_regression_data(), seed=0)
     assert not any("the fit was repeated" in warning for warning in report.warnings)
+
+
+GROUPS = """
+data N: int
+data J: int
+data g: int<lower=0, upper=J-1>[N]
+data y: real[N]
+latent mu ~ Normal(0, 10)
+latent theta[J] ~ Normal(mu, 1)
+observe y[i] ~ Normal(theta[g[i]], 2)
+"""
+
+
+def _groups_data(groups: int) -> dict:
+    generator = np.random.default_rng(0)
+    g = generator.integers(0, groups, 3 * groups)
+    y = generator.normal(1, 1, groups)[g] + 2 * generator.normal(size=len(g))
+    return {"N": len(g), "J": groups, "g": g.tolist(), "y": y.tolist()}
+
+
+def _groups_exact_covariance(data: dict) -> torch.Tensor:
+    groups, counts = data["J"], np.bincount(data["g"], minlength=data["J"])
+    precision = torch.zeros(groups + 1, groups + 1, dtype=torch.float64)
+    precision[0, 0] = 1 / 10**2 + groups
+    precision[0, 1:] = precision[1:, 0] = -1.0
+    precision[1:, 1:] = torch.diag(torch.tensor(1 + counts / 2**2, dtype=torch.float64))
+    return torch.linalg.inv(precision)
+
+
+def test_beyond_the_dense_limit_lanczos_gives_the_exact_covariance_of_a_gaussian_hierarchy():
+    program = compile_source(GROUPS)
+    data = _groups_data(320)  # 321 latents, 642 guide parameters: past MAX_PARAMETERS
+    assert 2 * (data["J"] + 1) > linear_response.MAX_PARAMETERS
+    result = infer.fit(program.compiled, program.load_data(data), RunConfig())
+    covariance = result.gaussian.scale_tril @ result.gaussian.scale_tril.T
+    exact = _groups_exact_covariance(data)
+    assert result.covariance == "linear-response"
+    # The scaled Hessian's identity part is only as exact as the fitted mean-field scales
+    # (L-BFGS's tolerance): a few parts in a million of the largest entry.
+    assert (covariance - exact).abs().max() <= 1e-5 * exact.abs().max()
+
+
+def test_lanczos_gives_the_dense_answer_on_radon(monkeypatch, radon):
+    dense = infer.fit(radon.compiled, radon.load_data(), RunConfig()).gaussian
+    monkeypatch.setattr(linear_response, "MAX_PARAMETERS", 0)
+    by_products = infer.fit(radon.compiled, radon.load_data(), RunConfig()).gaussian
+    ratio = by_products.scale_tril.pow(2).sum(1).sqrt() / dense.scale_tril.pow(2).sum(1).sqrt()
+    # TOLERANCE lets the variances settle to 0.5 %: sds to 0.25 %, twice that as a margin
+    assert ratio.sub(1).abs().max() < 5e-3
+
+
+def test_a_lanczos_run_that_does_not_settle_warns(monkeypatch):
+    monkeypatch.setattr(lanczos, "MAX_VECTORS", lanczos.BLOCK)
+    report = compile_source(GROUPS).fit(_groups_data(320), seed=0)
+    assert any("had not settled" in warning for warning in report.warnings)
+
+
+def test_too_many_coordinates_for_a_dense_covariance_keep_the_mean_field_with_a_warning(monkeypatch):
+    monkeypatch.setattr(linear_response, "MAX_COORDINATES", 1)
+    report = compile_source(KNOWN_NOISE).fit(_regression_data(), seed=0)
+    assert report.covariance == "mean-field"
+    assert any("more than the 1 pplc forms" in warning for warning in report.warnings)

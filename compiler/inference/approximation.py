@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import joint, linear_response, minibatch, params
+from compiler.inference import joint, lanczos, linear_response, minibatch, params
 from compiler.inference.config import RunConfig
 from compiler.inference.elbo import MAX_LBFGS_PARTICLES
 from compiler.inference.importance import draw_count, importance, noise_at, of_gaussian
@@ -80,15 +80,17 @@ def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, 
         return joint.gaussian(compiled, objective), [], run
     if config.covariance == "mean-field" or run.fixed_draws is None:
         return linear_response.mean_field(compiled), [], run
-    if (count := linear_response.parameter_count()) > linear_response.MAX_PARAMETERS:
+    if (count := params.coordinates(compiled)) > linear_response.MAX_COORDINATES:
         # (`gaussian_applies` has checked the rest: every factor normal, nothing enumerated.)
         return linear_response.mean_field(compiled), [Note("linear_response_too_large", {
-            "parameters": count, "limit": linear_response.MAX_PARAMETERS})], run
+            "coordinates": count, "limit": linear_response.MAX_COORDINATES})], run
     notes: list[Note] = []
     for _ in range(MAX_DOUBLINGS + 1):
         corrected = linear_response.measure(compiled, objective, run.fixed_draws, run.particles)
         if corrected.gaussian is None:
             return linear_response.mean_field(compiled), notes + [Note("hessian_not_positive_definite")], run
+        if not corrected.converged:
+            notes.append(Note("lanczos_unsettled", {"vectors": lanczos.MAX_VECTORS}))
         more = min(2 * run.particles, MAX_LBFGS_PARTICLES)
         if corrected.draw_error <= linear_response.DRAW_ERROR or more == run.particles or len(notes) == MAX_DOUBLINGS:
             return corrected.gaussian, notes, run

@@ -28,15 +28,18 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import params
+from compiler.inference import lanczos, params
 from compiler.inference.elbo import observed_terms
 from compiler.inference.fixed_draws import FixedDraws
 from compiler.inference.records import Objective
 
 # A Hessian row costs about two gradients; beyond this many unconstrained parameters the
 # dense Hessian would cost more than a typical fit (radon's 89 latents, 180 parameters,
-# took as long as its fit), so the report keeps the mean-field covariance and says so.
+# took as long as its fit), and H⁻¹ comes from Hessian-vector products instead (`lanczos`).
 MAX_PARAMETERS = 600
+# The report's Gaussian is dense in the latents' coordinates: 4,000 of them take 128 MB and
+# a Cholesky of about a second; beyond, the report keeps the mean-field covariance and says so.
+MAX_COORDINATES = 4000
 DRAW_ERROR = 0.1  # the largest sampling sd of a location, in posterior sds, that the fixed draws may leave
 ROWS_AT_ONCE = 16  # Hessian rows per batched backward pass
 FINITE_STEP = 1e-5
@@ -93,6 +96,7 @@ class LinearResponse:
 
     gaussian: Gaussian | None
     draw_error: float
+    converged: bool  # False: `lanczos` spent its vectors before the variances settled
 
 
 def blocks(compiled: CompiledModel) -> tuple[Block, ...]:
@@ -106,11 +110,6 @@ def blocks(compiled: CompiledModel) -> tuple[Block, ...]:
     return tuple(found)
 
 
-def parameter_count() -> int:
-    """How many numbers the Hessian's side has: every guide parameter's coordinates."""
-    return sum(value.numel() for value in params.named().values())
-
-
 def mean_field(compiled: CompiledModel) -> Gaussian:
     """The fitted mean-field guide as a Gaussian over the same coordinates."""
     layout = blocks(compiled)
@@ -122,7 +121,9 @@ def mean_field(compiled: CompiledModel) -> Gaussian:
 
 def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int) -> LinearResponse:
     """H at the current (fitted) parameters, from the fit's own fixed draws: their first
-    HESSIAN_PAIRS antithetic pairs, which give the same covariance at a fraction of the cost."""
+    HESSIAN_PAIRS antithetic pairs, which give the same covariance at a fraction of the cost.
+    Up to MAX_PARAMETERS guide parameters H is formed and inverted; beyond, `lanczos` finds
+    H⁻¹ from Hessian-vector products."""
     units = particles // 2 if particles % 2 == 0 and particles > 2 else particles
     if particles % 2 == 0 and particles > 2 * HESSIAN_PAIRS:
         draws, particles = draws.first_pairs(HESSIAN_PAIRS), 2 * HESSIAN_PAIRS
@@ -132,24 +133,46 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     def loss() -> torch.Tensor:
         return per_draw_losses(compiled, objective, draws, particles).mean()
 
-    small = 2 * sum(p.numel() for p in parameters) * particles * observed_terms(compiled, objective.data) \
-        <= DIFFERENCED_TERMS
-    hessian = _hessian_by_differences(loss, parameters) if small else _hessian_by_autograd(loss, parameters)
-    losses = per_draw_losses(compiled, objective, draws, particles)
-    factor, failed = torch.linalg.cholesky_ex(hessian)
-    if failed:
-        return LinearResponse(None, math.nan)
-    inverse = torch.cholesky_inverse(factor)
+    count = sum(p.numel() for p in parameters)
+    small = 2 * count * particles * observed_terms(compiled, objective.data) <= DIFFERENCED_TERMS
     locations = _location_columns(compiled, names, parameters, layout)
-    covariance = inverse[locations][:, locations]
+    if count > MAX_PARAMETERS:
+        inverse = lanczos.inverse_hessian(_hessian_product(loss, parameters), _curvature(compiled, names, parameters),
+                                          locations, torch.Generator().manual_seed(0))
+    else:
+        hessian = _hessian_by_differences(loss, parameters) if small else _hessian_by_autograd(loss, parameters)
+        inverse = DenseInverse.of(hessian)
+    if inverse is None:
+        return LinearResponse(None, math.nan, True)
+    covariance = inverse.block(locations)
     scale_tril, failed = torch.linalg.cholesky_ex(covariance)
     if failed:
-        return LinearResponse(None, math.nan)
+        return LinearResponse(None, math.nan, True)
     mean = torch.cat([params.locations(compiled)[b.latent].detach().reshape(-1) for b in layout])
+    losses = per_draw_losses(compiled, objective, draws, particles)
     per_draw = _per_draw_gradients(losses, parameters, batched=not small)
-    sampling = _sandwich(inverse, per_draw, units)[locations][:, locations]
-    draw_error = (sampling.diagonal().clamp(min=0).sqrt() / covariance.diagonal().sqrt()).max().item()
-    return LinearResponse(Gaussian(layout, mean, scale_tril, "linear-response"), draw_error)
+    draw_error = (_sampling_variances(inverse, per_draw, units, locations).clamp(min=0).sqrt()
+                  / covariance.diagonal().sqrt()).max().item()
+    return LinearResponse(Gaussian(layout, mean, scale_tril, "linear-response"), draw_error, inverse.converged)
+
+
+@dataclass(frozen=True)
+class DenseInverse:
+    """H⁻¹ formed whole."""
+
+    matrix: torch.Tensor
+    converged: bool = True
+
+    @classmethod
+    def of(cls, hessian: torch.Tensor) -> DenseInverse | None:
+        factor, failed = torch.linalg.cholesky_ex(hessian)
+        return None if failed else cls(torch.cholesky_inverse(factor))
+
+    def apply(self, vectors: torch.Tensor) -> torch.Tensor:
+        return vectors @ self.matrix
+
+    def block(self, columns: torch.Tensor) -> torch.Tensor:
+        return self.matrix[columns][:, columns]
 
 
 def per_draw_losses(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int) -> torch.Tensor:
@@ -231,15 +254,32 @@ def _per_draw_gradients(losses: torch.Tensor, parameters: list[torch.Tensor], ba
                       for basis in torch.eye(losses.numel(), dtype=losses.dtype).split(ROWS_AT_ONCE)])
 
 
-def _sandwich(inverse: torch.Tensor, per_draw: torch.Tensor, units: int) -> torch.Tensor:
-    """H⁻¹ V H⁻¹ / M for the fit's M antithetic pairs (the independent units of its draws),
-    V the covariance of the per-pair gradients over the pairs measured here."""
+def _sampling_variances(inverse: DenseInverse | lanczos.InverseHessian, per_draw: torch.Tensor, units: int,
+                        columns: torch.Tensor) -> torch.Tensor:
+    """The diagonal, at `columns`, of H⁻¹ V H⁻¹ / M for the fit's M antithetic pairs (the
+    independent units of its draws), V the covariance of the per-pair gradients over the
+    pairs measured here: the variance over those pairs of H⁻¹ times their gradients."""
     count = per_draw.shape[0]
     pairs = (per_draw[: count // 2] + per_draw[count // 2:]) / 2 if count % 2 == 0 and count > 2 else per_draw
     if len(pairs) < 2:
-        return torch.full_like(inverse, math.inf)
-    spread = torch.cov(pairs.T).reshape(inverse.shape)
-    return inverse @ spread @ inverse / units
+        return torch.full((len(columns),), math.inf, dtype=per_draw.dtype)
+    return inverse.apply(pairs)[:, columns].var(dim=0) / units
+
+
+def _hessian_product(loss, parameters: list[torch.Tensor]):
+    """Rows V -> rows of HV, by batched double backward through one gradient."""
+    gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss(), parameters, create_graph=True)])
+    return lambda vectors: _rows(gradient, parameters, vectors)
+
+
+def _curvature(compiled: CompiledModel, names: list[str], parameters: list[torch.Tensor]) -> torch.Tensor:
+    """The diagonal `lanczos` scales H by: 1/scale² for a location, 2 for a log-scale (what
+    the mean-field optimum has for a Gaussian posterior)."""
+    scales = params.scales(compiled)
+    by_location = {loc: scales[latent] for latent, (loc, _) in params.normal_factors(compiled).items()}
+    return torch.cat([by_location[name].detach().reshape(-1) ** -2 if name in by_location
+                      else torch.full((value.numel(),), 2.0, dtype=torch.float64)
+                      for name, value in zip(names, parameters)])
 
 
 def _location_columns(compiled: CompiledModel, names: list[str], parameters: list[torch.Tensor],

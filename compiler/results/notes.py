@@ -73,8 +73,12 @@ SENTENCES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{v['anchor_every']:,} steps"),
     "minibatch_lbfgs": _minibatch_lbfgs,
     "linear_response_too_large": lambda v: (
-        f"mean-field sds: the linear-response correction needs a Hessian over {v['parameters']:,} guide parameters, "
-        f"more than the {v['limit']:,} pplc computes (docs/inference.md); sds of correlated latents may be too small"),
+        f"mean-field sds: the linear-response correction would need a covariance over {v['coordinates']:,} "
+        f"coordinates, more than the {v['limit']:,} pplc forms (docs/inference.md); sds of correlated latents may "
+        "be too small"),
+    "lanczos_unsettled": lambda v: (
+        f"the linear-response sds had not settled after {v['vectors']} Hessian-vector products "
+        "(docs/inference.md); sds of correlated latents may be too small"),
     "hessian_not_positive_definite": lambda v: (
         "mean-field sds: the ELBO's Hessian is not positive definite at the optimum, so there is no linear-response "
         "correction; sds of correlated latents may be too small"),
