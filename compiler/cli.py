@@ -1,4 +1,4 @@
-"""The command line: `pplc run | compare | predict | report | check | explain | emit`. Parses arguments,
+"""The command line: `pplc run | compare | vi-vs-nuts | predict | report | check | explain | emit`. Parses arguments,
 prints, sets exit codes.
 
 Exit codes: 0 ok, 2 spec error, 3 data error, 4 fitting error, 70 internal
@@ -11,7 +11,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     source: Source | None = None
     try:
-        if args.spec is None:  # commands that read a saved fit, not a spec
+        if args.spec is None:  # commands that read a saved fit, or several specs, not one spec
             return args.command(None, args)
         program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
         source = program.source
         return args.command(program, args)
     except PplError as error:
-        print(render(error, source or _source_of(args.spec)), file=sys.stderr)
+        print(render(error, error.source or source or _source_of(args.spec)), file=sys.stderr)
         return EXIT_CODES[error.kind]
     except KeyboardInterrupt:
         print("pplc: interrupted", file=sys.stderr)
@@ -149,7 +150,44 @@ def _write(path: Path, write: Callable[[Path], None], contents: str | None = Non
     print(f"wrote {path}" + (f" ({contents})" if contents else ""), file=sys.stderr)
 
 
-def compare(program: Program, args: argparse.Namespace) -> int:
+def compare(_: None, args: argparse.Namespace) -> int:
+    """Fit every spec to the same data and rank them by PSIS-LOO (`az.compare`)."""
+    from compiler.results import comparison
+
+    if len(args.specs) < 2:
+        raise PplError("compare ranks two or more models by PSIS-LOO; it was given one spec",
+                       hint=f"add the models to compare it with; to set VI against NUTS on one model: "
+                       f"pplc vi-vs-nuts {args.specs[0]}")
+    fits = {}
+    for path in args.specs:
+        with _located(path):
+            program = compile_file(path, guide=args.guide)
+            data = program.load_data(args.data)
+            fit = program.sample(data, **_nuts_options(args)) if args.method == "nuts" else \
+                program.fit(data, **_svi_options(args))
+            fits[_label(path, args.specs)] = fit
+    result = comparison.compare(fits)
+    print(result.model_dump_json(indent=2) if args.json else comparison.render(result))
+    return 0
+
+
+@contextmanager
+def _located(path: str) -> Iterator[None]:
+    """Errors meanwhile point into this spec (compare reads several)."""
+    try:
+        yield
+    except PplError as error:
+        error.source = error.source or _source_of(path)
+        raise
+
+
+def _label(path: str, paths: list[str]) -> str:
+    """A spec's name in the comparison: its stem, or its path where stems repeat."""
+    stems = [Path(p).stem for p in paths]
+    return Path(path).stem if stems.count(Path(path).stem) == 1 else path
+
+
+def vi_vs_nuts(program: Program, args: argparse.Namespace) -> int:
     from compiler.results.render import compare as compare_reports
     from compiler.results.render import render_comparison
 
@@ -240,12 +278,24 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--save", type=Path, metavar="FILE",
                             help="save the fit (spec, data hash, guide, report) for `pplc report` and `--fit`")
 
-    compare_parser = commands.add_parser("compare", help="fit with VI and with NUTS; print them side by side",
-                                         config_options=_fit_options)
-    compare_parser.set_defaults(command=compare)
-    _spec_arguments(compare_parser)
-    compare_parser.add_argument("--data", type=Path, help=DATA_HELP)
+    compare_parser = commands.add_parser(
+        "compare", help="fit two or more models to the same data; rank them by PSIS-LOO (az.compare)",
+        config_options=_fit_options)
+    compare_parser.set_defaults(command=compare, spec=None)
+    compare_parser.add_argument("specs", nargs="+", metavar="SPEC", help="the .ppl files of the models")
+    _guide_argument(compare_parser)
+    compare_parser.add_argument("--data", type=Path, help="the data every model is fitted to (default: each "
+                                "spec's own data file, which must hold the same observations)")
+    compare_parser.add_argument("--method", choices=("vi", "nuts"), default="vi",
+                                help="where the posterior draws come from: vi (default) or nuts")
     compare_parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+    vi_nuts_parser = commands.add_parser("vi-vs-nuts", help="fit one model with VI and with NUTS; print the "
+                                         "posteriors side by side", config_options=_fit_options)
+    vi_nuts_parser.set_defaults(command=vi_vs_nuts)
+    _spec_arguments(vi_nuts_parser)
+    vi_nuts_parser.add_argument("--data", type=Path, help=DATA_HELP)
+    vi_nuts_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     check_parser = commands.add_parser("check", help="parse and check a spec without fitting")
     check_parser.set_defaults(command=check)
@@ -319,6 +369,10 @@ def _quiet_option(parser: argparse.ArgumentParser) -> None:
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .ppl file")
+    _guide_argument(parser)
+
+
+def _guide_argument(parser: argparse.ArgumentParser) -> None:
     from compiler.backend.codegen import GUIDE_FAMILIES
     from compiler.backend.guide import LOW_RANK
 

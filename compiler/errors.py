@@ -65,6 +65,7 @@ class PplError(Exception):
     """
 
     kind = "spec"
+    source: Source | None = None  # the file the span points into, where a command reads several
 
     def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
         super().__init__(message)

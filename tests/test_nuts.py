@@ -1,4 +1,4 @@
-"""NUTS on the same compiled model, and `pplc compare` of VI against it."""
+"""NUTS on the same compiled model, and `pplc vi-vs-nuts` setting VI against it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from compiler import FitError, compile_file
 from compiler.cli import main
@@ -42,8 +43,8 @@ def test_run_with_method_nuts_prints_r_hat_and_ess_columns(specs, capsys):
 
 
 @pytest.mark.parametrize("program", ["coin", "linear_regression"])
-def test_compare_prints_vi_against_nuts_per_parameter(program, specs, capsys):
-    assert main(["compare", str(specs / f"{program}.ppl"), "--warmup", "100", "--samples", "100", "--json"]) == 0
+def test_vi_vs_nuts_prints_vi_against_nuts_per_parameter(program, specs, capsys):
+    assert main(["vi-vs-nuts", str(specs / f"{program}.ppl"), "--warmup", "100", "--samples", "100", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     rows = {row["name"]: row for row in result["comparison"]}
     assert set(rows) >= ({"f"} if program == "coin" else {"alpha", "beta[0]", "beta[2]", "sigma"})
@@ -53,7 +54,30 @@ def test_compare_prints_vi_against_nuts_per_parameter(program, specs, capsys):
         assert 0.75 < row["sd_ratio"] < 1.3
 
 
-def test_compare_table_names_the_largest_mean_error(specs, capsys):
-    assert main(["compare", str(specs / "coin.ppl"), "--warmup", "100", "--samples", "100"]) == 0
+def test_vi_vs_nuts_table_names_the_largest_mean_error(specs, capsys):
+    assert main(["vi-vs-nuts", str(specs / "coin.ppl"), "--warmup", "100", "--samples", "100"]) == 0
     out = capsys.readouterr().out
     assert "mean-field VI" in out and "largest mean error: f" in out
+
+
+def test_nuts_without_a_warm_start_matches_beta_16_14_as_well(coin):
+    report = coin.sample(seed=0, warm_start=False, **QUICK)
+    summary = report.posterior["f"]
+    exact_mean, exact_sd = 16 / 30, math.sqrt(16 * 14 / (30**2 * 31))
+    assert abs(summary.mean - exact_mean) < 4 * exact_sd / math.sqrt(summary.ess)
+    assert summary.sd == pytest.approx(exact_sd, rel=4 / math.sqrt(2 * summary.ess))
+
+
+def test_chains_start_apart_and_each_keeps_its_own_draws(specs):
+    fit = compile_file(specs / "eight_schools.ppl").sample(seed=0, warmup=50, samples=50, chains=2)
+    first, second = fit.draws["mu"].reshape(2, 50)
+    assert not torch.equal(first, second)
+    assert fit.sample_stats["step_size"].shape == (2, 50)
+    assert (fit.sample_stats["tree_depth"] >= 1).all() and (fit.sample_stats["n_steps"] >= 1).all()
+
+
+def test_r_hat_warnings_name_the_latents_whose_chains_disagree(specs):
+    # Ten draws per chain, no warm-up to speak of: the chains cannot agree on every element.
+    fit = compile_file(specs / "eight_schools.ppl").sample(seed=0, warmup=5, samples=10, chains=2,
+                                                           warm_start=False)
+    assert any(w.startswith("R̂ ≥ 1.01 for ") and "theta_raw" in w for w in fit.warnings)

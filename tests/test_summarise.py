@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from compiler.inference.config import NutsConfig, RunConfig
+from compiler.inference.nuts import NutsResult, SampleStats
 from compiler.inference.records import Note
 from compiler.results.notes import sentence
 from compiler.results.report import MATERIAL_SHIFT, UNIFORM_WEIGHTS_SD
@@ -26,10 +27,15 @@ def _vi_result(**fields) -> SimpleNamespace:
     return SimpleNamespace(**{**defaults, **fields})
 
 
-def _nuts_result(**fields) -> SimpleNamespace:
-    defaults = dict(draws=DRAWS, rhat={"m": torch.tensor(1.0)}, ess={"m": torch.tensor(900.0)}, divergences=0,
-                    seconds=0.1, converged=True)
-    return SimpleNamespace(**{**defaults, **fields})
+def _nuts_result(divergent: tuple[int, int] = (0, 0), rhat: float = 1.0) -> NutsResult:
+    """Two chains of 1,000 draws of `m`, `divergent[k]` of chain k's transitions divergent."""
+    diverging = torch.zeros(2, 1000, dtype=torch.bool)
+    for chain, count in enumerate(divergent):
+        diverging[chain, :count] = True
+    steps = torch.full((2, 1000), 3)
+    stats = SampleStats(diverging, steps, torch.full((2, 1000), 2), torch.full((2, 1000), 0.5))
+    return NutsResult({"m": DRAWS["m"][:2000].reshape(2, 1000)}, {"m": torch.tensor(rhat)},
+                      {"m": torch.tensor(900.0)}, stats, 0.1, warm_start=True)
 
 
 def test_a_summary_holds_the_mean_sd_and_quantiles_of_the_draws():
@@ -88,12 +94,12 @@ def test_weights_whose_reweighting_would_barely_move_the_answer_do_not_warn():
 
 
 def test_a_nuts_report_has_r_hat_and_ess_and_warns_of_divergences():
-    report = nuts_report(PROGRAM, _nuts_result(divergences=3), NutsConfig(), DATA)
+    report = nuts_report(PROGRAM, _nuts_result(divergent=(1, 2)), NutsConfig(), DATA)
     assert (report.method, report.chains, report.steps, report.divergences) == ("nuts", 2, 500, 3)
     assert (report.posterior["m"].rhat, report.posterior["m"].ess) == (1.0, 900.0)
-    assert report.warnings[-1].startswith("3 divergent transitions")
+    assert report.warnings[-1].startswith("3 divergent transitions (chain 0: 1, chain 1: 2)")
 
 
 def test_chains_that_disagree_are_a_warning():
-    report = nuts_report(PROGRAM, _nuts_result(converged=False), NutsConfig(), DATA)
-    assert any(w.startswith("R̂ ≥ 1.01") for w in report.warnings)
+    report = nuts_report(PROGRAM, _nuts_result(rhat=1.05), NutsConfig(), DATA)
+    assert any(w.startswith("R̂ ≥ 1.01 for m:") for w in report.warnings)

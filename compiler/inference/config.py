@@ -65,9 +65,12 @@ class RunConfig(BaseModel):
 class NutsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    warmup: int = Field(500, ge=1, description="warm-up (adaptation) iterations per chain")
+    warmup: int | None = Field(None, ge=1, description="warm-up (adaptation) iterations per chain; by default 200 "
+                               "from the VI fit's warm start, 500 without one")
     samples: int = Field(500, ge=2, description="draws kept per chain")
-    chains: int = Field(2, ge=1, description="independent chains, run one after another")
+    chains: int = Field(2, ge=1, description="independent chains, in parallel processes (one per core)")
     seed: int = Field(0, ge=0, lt=2**31, description="random seed; chain k starts from seed + k")
     target_accept: float = Field(0.8, gt=0, lt=1, description="the acceptance probability the step size is "
                                  "adapted to during warm-up; higher takes smaller steps (fewer divergences)")
+    warm_start: bool = Field(True, description="start the chains from the VI fit's linear-response Gaussian and "
+                             "sample in its geometry (a dense mass matrix), so that warm-up is short")

@@ -1,41 +1,108 @@
 """Phase 4 (alternative), NUTS: `Program` + `Data` -> `NutsResult`.
 
-Runs Pyro's NUTS on the same compiled model that SVI fits (enumerated
-discrete latents are summed out the same way), chains one after another with
-their own seeds, and measures convergence with ArviZ's rank-normalised split
-R̂ and bulk effective sample size across chains (Vehtari et al. 2021).
+Pyro's NUTS on the same compiled model SVI fits (its sufficient-statistics form,
+enumerated latents summed out), on Pyro's potential energy over the unconstrained
+latents (`initialize_model`: the same transforms as the guide's), made fast three ways:
+
+- **Warm start.** The default VI fit (a second or two) gives the linear-response
+  Gaussian N(m, L Lᵀ) over the unconstrained latents. NUTS runs on u, z = m + L u:
+  that is NUTS on z with the dense mass matrix (L Lᵀ)⁻¹, so that a posterior as
+  correlated as radon's looks round to it, and each chain starts at a draw from that
+  Gaussian, already in the typical set. Warm-up then needs only to adapt the step
+  size (and a diagonal correction of the mass matrix, for what the Gaussian missed).
+- **A compiled potential**: Pyro's `jit_compile` (torch.jit.trace), where no latent is
+  enumerated.
+- **Chains in parallel** processes, one per core (forked: the compiled model is not
+  pickled), each with its own seed.
+
+Kept per chain: the draws, and per draw whether it diverged, its leapfrog steps, tree
+depth and step size (ArviZ's `sample_stats`). R̂ and ESS are ArviZ's rank-normalised
+split R̂ and bulk ESS across chains (Vehtari et al. 2021; `stats`).
 """
 
 from __future__ import annotations
 
+import math
+import multiprocessing
+import os
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pyro
 import torch
 from pyro import poutine
 from pyro.infer.mcmc import MCMC, NUTS
+from pyro.infer.mcmc.util import initialize_model
 
 from compiler.backend.build import CompiledModel
 from compiler.errors import FitError
-from compiler.inference import params
-from compiler.inference.config import NutsConfig
+from compiler.inference import params, stats
+from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.diagnose import initialise
+from compiler.inference.pointwise import at_draws_dim
 
 RHAT_CONVERGED = 1.01
 
 
 @dataclass(frozen=True)
+class SampleStats:
+    """Per chain and draw: (chains, samples) each."""
+
+    diverging: torch.Tensor
+    n_steps: torch.Tensor  # leapfrog steps
+    tree_depth: torch.Tensor
+    step_size: torch.Tensor
+
+
+@dataclass(frozen=True)
 class NutsResult:
-    draws: dict[str, torch.Tensor]  # site -> (chains * samples, *shape)
+    chain_draws: dict[str, torch.Tensor]  # site -> (chains, samples, *shape)
     rhat: dict[str, torch.Tensor]
     ess: dict[str, torch.Tensor]
-    divergences: int
+    stats: SampleStats
     seconds: float
+    warm_start: bool  # whether the chains ran in the VI fit's Gaussian geometry
+
+    @property
+    def draws(self) -> dict[str, torch.Tensor]:
+        """The chains end to end: site -> (chains * samples, *shape)."""
+        return {name: value.reshape((-1,) + value.shape[2:]) for name, value in self.chain_draws.items()}
+
+    @property
+    def divergences(self) -> int:
+        return int(self.stats.diverging.sum())
+
+    @property
+    def unconverged(self) -> list[str]:
+        """The sites with some element's R̂ at or above RHAT_CONVERGED."""
+        return [name for name, r in self.rhat.items() if bool((r >= RHAT_CONVERGED).any())]
 
     @property
     def converged(self) -> bool:
-        return all(bool((r < RHAT_CONVERGED).all()) for r in self.rhat.values() if torch.isfinite(r).all())
+        return not self.unconverged
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where NUTS runs: z = centre + scale_tril u over the flat unconstrained latents,
+    laid out site by site (`sites`, `shapes`)."""
+
+    sites: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    centre: torch.Tensor
+    scale_tril: torch.Tensor
+    warm: bool
+
+    def split(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(..., D) -> {site: (..., *shape)}."""
+        parts = flat.split([math.prod(shape) for shape in self.shapes], dim=-1)
+        return {site: part.reshape(flat.shape[:-1] + shape) for site, part, shape in zip(self.sites, parts, self.shapes)}
+
+    def latents(self, u: torch.Tensor) -> torch.Tensor:
+        return self.centre + u @ self.scale_tril.T
 
 
 def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
@@ -46,55 +113,142 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
                        "fit it with SVI (the default), which learns params, or make them latents")
     with params.scope():
         initialise(compiled, data)  # a distribution that refuses its arguments is reported at its statement
-        started = time.perf_counter()
-        chains, divergences = [], 0
-        scored_model, scored_data = compiled.scored(data)
-        for chain in range(config.chains):
-            params.fresh(config.seed + chain)
-            kernel = NUTS(scored_model, target_accept_prob=config.target_accept,
-                          max_plate_nesting=compiled.ir.max_plate_nesting)
-            mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=config.warmup, disable_progbar=True)
-            mcmc.run(scored_data)
-            chains.append(_with_lets(compiled, data, mcmc.get_samples()))
-            divergences += len(mcmc.diagnostics()["divergences"]["chain 0"])
-    names = chains[0].keys()
-    stacked = {name: torch.stack([c[name] for c in chains]) for name in names}  # (chains, samples, *shape)
-    rhat = {name: _diagnostic("rhat", value) if config.chains > 1 else torch.full(value.shape[2:], float("nan"))
-            for name, value in stacked.items()}
-    ess = {name: _diagnostic("ess", value) for name, value in stacked.items()}
-    draws = {name: value.reshape((-1,) + value.shape[2:]) for name, value in stacked.items()}
-    return NutsResult(draws, rhat, ess, divergences, time.perf_counter() - started)
+    started = time.perf_counter()
+    enumerated = any(s.enumerated for s in compiled.ir.latents)
+    scored_model, scored_data = compiled.scored(data)
+    with params.scope():
+        params.fresh(config.seed)
+        initial, potential, transforms, _ = initialize_model(
+            scored_model, (scored_data,), max_plate_nesting=compiled.ir.max_plate_nesting,
+            jit_compile=not enumerated, skip_jit_warnings=True)
+    geometry = _geometry(compiled, data, config, initial)
+    chains = _Chains(potential, geometry, config)
+    with warnings.catch_warnings():  # Pyro's jit_compile is torch.jit.trace, deprecated from torch 2.13 on
+        warnings.filterwarnings("ignore", "`torch.jit.trace` is deprecated", DeprecationWarning)
+        chains.energy({"u": torch.zeros_like(geometry.centre)})  # compiled once here, before the chains fork
+    runs = _run_chains(chains)
+    unconstrained = geometry.latents(torch.stack([torch.as_tensor(run.u) for run in runs]))  # (chains, samples, D)
+    constrained = {site: transforms[site].inv(value) for site, value in geometry.split(unconstrained).items()}
+    chain_draws = _with_lets(compiled, data, constrained, config.chains)
+    sampler = SampleStats(*(torch.as_tensor(np.stack([getattr(run, field) for run in runs]))
+                            for field in ("diverging", "n_steps", "tree_depth", "step_size")))
+    rhat = {name: stats.rhat(value) if config.chains > 1 else torch.full(value.shape[2:], math.nan)
+            for name, value in chain_draws.items()}
+    ess = {name: stats.ess(value) for name, value in chain_draws.items()}
+    return NutsResult(chain_draws, rhat, ess, sampler, time.perf_counter() - started, geometry.warm)
 
 
-def _diagnostic(which: str, draws: torch.Tensor) -> torch.Tensor:
-    """ArviZ's R̂ or bulk ESS per element of (chains, draws, *shape) draws."""
-    from arviz_stats.base import array_stats
+def _geometry(compiled: CompiledModel, data, config: NutsConfig, initial: dict[str, torch.Tensor]) -> Geometry:
+    """The VI fit's linear-response Gaussian where there is one (see `approximation`); the
+    identity around Pyro's initial point otherwise, or when warm starts are off."""
+    sites = tuple(sorted(initial))
+    shapes = tuple(initial[site].shape for site in sites)
+    if config.warm_start and not any(s.enumerated for s in compiled.ir.latents):
+        from compiler.inference import fit as infer
 
-    compute = array_stats.rhat if which == "rhat" else array_stats.ess
-    return torch.as_tensor(compute(draws.double().numpy(), chain_axis=0, draw_axis=1))
+        try:
+            gaussian = infer.fit(compiled, data, RunConfig(seed=config.seed, resample=False, draws=100)).gaussian
+        except FitError:  # (a fit that fails is no start: NUTS starts cold, as it would without one)
+            gaussian = None
+        if gaussian is not None and {b.latent for b in gaussian.blocks} == set(sites):
+            order = {b.latent: b for b in gaussian.blocks}
+            index = torch.cat([torch.arange(order[s].start, order[s].start + order[s].size) for s in sites])
+            covariance = gaussian.scale_tril @ gaussian.scale_tril.T
+            scale_tril = torch.linalg.cholesky(covariance[index][:, index])
+            return Geometry(sites, shapes, gaussian.mean[index], scale_tril, warm=True)
+    centre = torch.cat([initial[site].detach().reshape(-1) for site in sites])
+    return Geometry(sites, shapes, centre, torch.eye(len(centre), dtype=centre.dtype), warm=False)
 
 
-def _with_lets(compiled: CompiledModel, data, samples: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class ChainRun:
+    """One chain's draws of u and its sampler's statistics, as arrays (they cross processes)."""
+
+    u: np.ndarray  # (samples, D)
+    diverging: np.ndarray
+    n_steps: np.ndarray
+    tree_depth: np.ndarray
+    step_size: np.ndarray
+
+
+class _Chains:
+    """Runs chain k of NUTS in the geometry: everything a forked worker needs, held before the fork."""
+
+    def __init__(self, potential, geometry: Geometry, config: NutsConfig):
+        self.potential, self.geometry, self.config = potential, geometry, config
+        self.evaluations = 0
+
+    def energy(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.evaluations += 1
+        return self.potential(self.geometry.split(self.geometry.latents(values["u"])))
+
+    def run(self, chain: int) -> ChainRun:
+        config, dimension = self.config, self.geometry.centre.numel()
+        pyro.set_rng_seed(config.seed + chain)
+        kernel = NUTS(potential_fn=self.energy, target_accept_prob=config.target_accept,
+                      adapt_mass_matrix=not self.geometry.warm)
+        steps, step_sizes = [], []
+
+        def record(kernel, samples, stage, i):
+            if stage == "Sample":
+                steps.append(self.evaluations)
+                step_sizes.append(kernel.step_size)
+            self.evaluations = 0
+
+        start = torch.randn(dimension, dtype=torch.float64) if self.geometry.warm else torch.zeros(dimension,
+                                                                                               dtype=torch.float64)
+        warmup = config.warmup or (WARM_WARMUP if self.geometry.warm else COLD_WARMUP)
+        mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=warmup, initial_params={"u": start},
+                    hook_fn=record, disable_progbar=True)
+        mcmc.run()
+        diverging = np.zeros(config.samples, dtype=bool)
+        diverging[list(mcmc.diagnostics()["divergences"]["chain 0"])] = True
+        n_steps = np.asarray(steps)
+        return ChainRun(mcmc.get_samples()["u"].numpy(), diverging, n_steps,
+                        np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1, np.asarray(step_sizes))
+
+
+# Warm-up iterations by default. In the VI fit's geometry only the step size is adapted, which
+# dual averaging settles in about a hundred; adapting a diagonal correction of the mass matrix
+# as well needed Pyro's windows of 300+ and made radon 3x slower (smaller steps), so it is off.
+# Cold, Pyro adapts a diagonal mass matrix from scratch, as it always did.
+WARM_WARMUP, COLD_WARMUP = 200, 500
+_WORK: _Chains | None = None  # the chains a forked worker runs (inherited, never pickled)
+
+
+def _run_chains(chains: _Chains) -> list[ChainRun]:
+    """Every chain, in parallel processes where there are cores for them."""
+    count = chains.config.chains
+    workers = min(count, len(os.sched_getaffinity(0)))
+    if workers < 2:
+        return [chains.run(chain) for chain in range(count)]
+    global _WORK
+    _WORK = chains
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_run_forked, range(count)))
+    finally:
+        _WORK = None
+
+
+def _run_forked(chain: int) -> ChainRun:
+    torch.set_num_threads(1)  # one core per chain
+    return _WORK.run(chain)
+
+
+def _with_lets(compiled: CompiledModel, data, samples: dict[str, torch.Tensor], chains: int) -> dict[str, torch.Tensor]:
     """The sampled latents (enumerated ones are summed out, as in SVI), plus every
-    let recomputed on each draw by replaying the model under a draws plate."""
+    let recomputed on each draw by replaying the model under a draws plate: (chains, samples, *shape)."""
     model_ir = compiled.ir
-    kept = {s.name: samples[s.name] for s in model_ir.guided_latents}
+    flat = {s.name: samples[s.name].reshape((-1,) + samples[s.name].shape[2:]) for s in model_ir.guided_latents}
     lets = [s for s in model_ir.lets if not s.transformed_data]
-    if not lets:
-        return kept
-    count = next(iter(samples.values())).shape[0]
-    dim = -(model_ir.max_plate_nesting + 1)
-    with torch.no_grad(), pyro.plate("_draws", count, dim=dim):
-        conditioned = {name: _at_draws_dim(value, s, dim) for name, value in kept.items()
-                       for s in model_ir.guided_latents if s.name == name}
-        trace = poutine.trace(poutine.condition(compiled.model, conditioned)).get_trace(data)
-    for let in lets:
-        value = trace.nodes[let.name]["value"]
-        kept[let.name] = value.reshape((count,) + tuple(value.shape[value.dim() - len(let.shape):]))
-    return kept
-
-
-def _at_draws_dim(value: torch.Tensor, latent, dim: int) -> torch.Tensor:
-    """(draws, *shape) -> the layout Pyro gives a site under a draws plate at `dim`."""
-    padding = -dim - 1 - len(latent.plates)
-    return value.reshape((value.shape[0],) + (1,) * padding + tuple(value.shape[1:]))
+    if lets:
+        count = next(iter(flat.values())).shape[0]
+        dim = -(model_ir.max_plate_nesting + 1)
+        with torch.no_grad(), pyro.plate("_draws", count, dim=dim):
+            conditioned = {s.name: at_draws_dim(flat[s.name], s, dim) for s in model_ir.guided_latents}
+            trace = poutine.trace(poutine.condition(compiled.model, conditioned)).get_trace(data)
+        for let in lets:
+            value = trace.nodes[let.name]["value"]
+            flat[let.name] = value.reshape((count,) + tuple(value.shape[value.dim() - len(let.shape):]))
+    return {name: value.reshape((chains, -1) + value.shape[1:]) for name, value in flat.items()}

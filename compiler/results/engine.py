@@ -63,6 +63,12 @@ def posterior_predictive(program: CompiledProgram, data: Data, count: int, seed:
     return posterior.predictive_draws(program.compiled, data, count, seed, guide_state)
 
 
+def log_likelihood(program: CompiledProgram, data: Data, draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    from compiler.inference import pointwise
+
+    return pointwise.log_likelihood(program.compiled, data, draws)
+
+
 def prior_predictive(program: CompiledProgram, data: Data, count: int, seed: int) -> dict[str, torch.Tensor]:
     from compiler.inference import posterior
 

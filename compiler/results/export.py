@@ -34,15 +34,24 @@ def columns(draws: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return table
 
 
-def write_draws_csv(draws: dict[str, torch.Tensor], path: str | Path) -> None:
-    files.write_atomically(path, lambda temporary: print_draws_csv(draws, temporary))
+def write_draws_csv(draws: dict[str, torch.Tensor], path: str | Path, chains: int | None = None) -> None:
+    files.write_atomically(path, lambda temporary: print_draws_csv(draws, temporary, chains))
 
 
-def print_draws_csv(draws: dict[str, torch.Tensor], stream: TextIO | Path) -> None:
-    """The CSV of `write_draws_csv`, to a stream (standard output) or a path as it is."""
+def print_draws_csv(draws: dict[str, torch.Tensor], stream: TextIO | Path, chains: int | None = None) -> None:
+    """The CSV of `write_draws_csv`, to a stream (standard output) or a path as it is: a
+    `draw` column, and with `chains` (NUTS's draws, chains end to end) a `chain` column
+    before it, the draw counted within its chain."""
     import pandas as pd
 
-    pd.DataFrame(columns(draws)).to_csv(stream, index_label="draw")
+    frame = pd.DataFrame(columns(draws))
+    if chains is None:
+        frame.to_csv(stream, index_label="draw")
+        return
+    per_chain = len(frame) // chains
+    frame.insert(0, "draw", np.tile(np.arange(per_chain), chains))
+    frame.insert(0, "chain", np.repeat(np.arange(chains), per_chain))
+    frame.to_csv(stream, index=False)
 
 
 def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[str, torch.Tensor]] | None = None):
@@ -62,15 +71,20 @@ def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[st
 
 
 def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Tensor],
-                   predictive: dict[str, torch.Tensor] | None = None, prior: bool = False):
-    """An ArviZ `InferenceData`: the posterior (one chain), the observed data, and
-    the posterior predictive when given; with `prior`, only the prior predictive."""
+                   predictive: dict[str, torch.Tensor] | None = None, prior: bool = False, chains: int = 1,
+                   log_likelihood: dict[str, torch.Tensor] | None = None,
+                   sample_stats: dict[str, torch.Tensor] | None = None):
+    """An ArviZ `InferenceData`: the posterior (`chains` chains, the draws end to end), the
+    observed data, and, when given, the pointwise log-likelihood, the sampler's statistics
+    (already (chains, samples)) and the posterior predictive; with `prior`, only the prior
+    predictive."""
     import logging
 
     import arviz
 
     def grouped(values: dict[str, torch.Tensor]):
-        return {name: value.detach().double().numpy()[None] for name, value in values.items()}
+        return {name: value.detach().double().numpy().reshape((chains, -1) + tuple(value.shape[1:]))
+                for name, value in values.items()}
 
     if prior:
         groups = {"prior_predictive": grouped(predictive)}
@@ -79,6 +93,10 @@ def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Ten
                   "observed_data": {name: np.asarray(value) for name, value in observed.items()}}
         if predictive:
             groups["posterior_predictive"] = grouped(predictive)
+        if log_likelihood:
+            groups["log_likelihood"] = grouped(log_likelihood)
+        if sample_stats:
+            groups["sample_stats"] = {name: value.numpy() for name, value in sample_stats.items()}
     arviz_log = logging.getLogger("arviz")
     level = arviz_log.level
     arviz_log.setLevel(logging.ERROR)  # one chain of independent draws is what VI has; no warning for it

@@ -39,6 +39,7 @@ class Fit:
     guide_state: dict[str, Any] | None = None  # VI: the fitted guide (Pyro's param store state)
     elbo_trace: tuple[float, ...] = ()
     diagnostics: dict[str, Draws] = field(default_factory=dict)  # NUTS: r_hat / ess_bulk -> site -> values
+    sample_stats: Draws = field(default_factory=dict)  # NUTS: diverging, n_steps, tree_depth, step_size (chains, samples)
 
     # The report's fields, read through the handle ------------------------------------------
 
@@ -153,18 +154,38 @@ class Fit:
         data, guide_state = self._fitted()
         saved.save(path, self.report, self.program, data, guide_state)
 
-    def to_arviz(self, predictive: int = 0):
-        """An ArviZ `InferenceData` with the posterior draws and the observed data,
-        and `predictive` posterior predictive draws when asked for."""
+    @in_float64
+    def log_likelihood(self) -> Draws:
+        """log p(x_i | z) of every observed element at every posterior draw: {site: (draws, *shape)}."""
+        if self.data is None:
+            raise PplError("the pointwise log-likelihood needs the fit's data: this saved fit was read back "
+                           "without them")
+        return engine.log_likelihood(self.program, self.data, self.draws)
+
+    def to_arviz(self, predictive: int = 0, log_likelihood: bool = True):
+        """An ArviZ `InferenceData`: the posterior draws (per chain for NUTS), the observed
+        data, the pointwise log-likelihood (`az.loo`, `az.waic`, `az.compare` read it) where
+        the model has one, NUTS's `sample_stats`, and `predictive` posterior predictive
+        draws when asked for."""
         from compiler.results import export
 
-        return export.inference_data(self.draws, self.observed(), self.predict(predictive) if predictive else None)
+        pointwise = self.log_likelihood() if log_likelihood and self.has_log_likelihood else None
+        return export.inference_data(self.draws, self.observed(), self.predict(predictive) if predictive else None,
+                                     chains=self.report.chains or 1, log_likelihood=pointwise,
+                                     sample_stats=self.sample_stats)
+
+    @property
+    def has_log_likelihood(self) -> bool:
+        """Whether each observation's likelihood can be computed: not where a discrete latent
+        is summed out, nor without the data."""
+        return self.data is not None and not any(s.enumerated for s in self.program.ir.latents)
 
     def write_draws(self, path: str | Path) -> None:
-        """The draws as CSV, one column per scalar element (`beta[0]`, ...)."""
+        """The draws as CSV, one column per scalar element (`beta[0]`, ...), and for NUTS a
+        `chain` column."""
         from compiler.results import export
 
-        export.write_draws_csv(self.draws, path)
+        export.write_draws_csv(self.draws, path, self.report.chains)
 
     def write_idata(self, path: str | Path, predictive: int = 0) -> None:
         """An ArviZ `InferenceData` (`to_arviz`) as netCDF."""
@@ -209,8 +230,11 @@ def fit_vi(program: CompiledProgram, data: Data, config: RunConfig) -> Fit:
 def fit_nuts(program: CompiledProgram, data: Data, config: NutsConfig) -> Fit:
     """Sample the posterior with NUTS (`inference.nuts`)."""
     result = engine.sample(program, data, config)
+    stats = result.stats
     return Fit(summarise.nuts_report(program, result, config, data), program, data, result.draws,
-               diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess})
+               diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess},
+               sample_stats={"diverging": stats.diverging, "n_steps": stats.n_steps, "tree_depth": stats.tree_depth,
+                             "step_size": stats.step_size})
 
 
 def fit_saved(fit_file: saved.SavedFit, program: CompiledProgram, data: Data | None, path: str | Path) -> Fit:

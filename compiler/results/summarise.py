@@ -37,16 +37,23 @@ def summarise(draws: torch.Tensor, rhat: torch.Tensor | None = None, ess: torch.
 
 def nuts_report(program: CompiledProgram, result: NutsResult, config: NutsConfig, data: Data) -> Report:
     notes = list(data.warnings)
-    if not result.converged:
-        notes.append("R̂ ≥ 1.01 for some parameter: the chains disagree; run more --warmup and --samples")
+    if result.unconverged:
+        notes.append(f"R̂ ≥ 1.01 for {', '.join(result.unconverged)}: the chains disagree; run more --warmup "
+                     "and --samples")
     if result.divergences:
-        notes.append(f"{result.divergences} divergent transitions: the sampler may have missed part of the "
-                     "posterior; try a higher target acceptance or a non-centred parameterisation")
+        notes.append(f"{result.divergences} divergent transitions ({_divergent_share(result)}): the sampler may "
+                     "have missed part of the posterior; try a higher --target-accept or a non-centred "
+                     "parameterisation")
     return Report(
         spec=program.source.name, method="nuts", guide={}, elbo=None, steps=config.samples,
         converged=result.converged,
         posterior={name: summarise(draws, result.rhat[name], result.ess[name]) for name, draws in result.draws.items()},
         params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes)
+
+
+def _divergent_share(result: NutsResult) -> str:
+    per_chain = result.stats.diverging.sum(1).tolist()
+    return ", ".join(f"chain {chain}: {count}" for chain, count in enumerate(per_chain))
 
 
 def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, data: Data) -> Report:

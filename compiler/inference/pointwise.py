@@ -1,0 +1,60 @@
+"""The pointwise log-likelihood: log p(x_i | z_s) of every observed element x_i at every
+posterior draw z_s, VI's or NUTS's alike. It is what PSIS-LOO and WAIC read (ArviZ's
+`log_likelihood` group: `az.loo`, `az.waic`, `az.compare`).
+
+The model runs once per chunk of draws, conditioned on them under a draws plate, and
+each observed site's distribution scores its data element by element (an observation
+with an event dimension, a Dirichlet or multivariate row, is one element).
+"""
+
+from __future__ import annotations
+
+import pyro
+import torch
+from pyro import poutine
+
+from compiler.backend.build import CompiledModel
+from compiler.errors import FitError
+from compiler.frontend import ir
+from compiler.inference import minibatch
+from compiler.inference.elbo import observed_terms
+from compiler.inference.posterior import DRAWS_PLATE
+
+# Log-likelihood terms computed at once: chunks of draws this large in all (about 80 MB of float64).
+TERMS_AT_ONCE = 10_000_000
+
+
+def log_likelihood(compiled: CompiledModel, data, draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{observed site: (draws, *its data's batch shape)} at each of `draws` ({latent: (draws, *shape)})."""
+    if enumerated := [s for s in compiled.ir.latents if s.enumerated]:
+        raise FitError(f"no pointwise log-likelihood for a model with a discrete latent summed out "
+                       f"('{enumerated[0].name}'): each observation's likelihood would need it summed per draw",
+                       compiled.ir.site_spans[enumerated[0].name],
+                       "compare such models by their ELBO, or write the mixture with a marginal density")
+    data = data.in_memory() if minibatch.on_disk(data) else data
+    count = len(next(iter(draws.values())))
+    chunk = max(1, min(count, TERMS_AT_ONCE // max(observed_terms(compiled, data), 1)))
+    parts = [_chunk(compiled, data, {name: value[start:start + chunk] for name, value in draws.items()})
+             for start in range(0, count, chunk)]
+    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+
+def _chunk(compiled: CompiledModel, data, draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    model_ir = compiled.ir
+    count, dim = len(next(iter(draws.values()))), -(model_ir.max_plate_nesting + 1)
+    conditioned = {s.name: at_draws_dim(draws[s.name], s, dim) for s in model_ir.guided_latents}
+    with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=dim):
+        trace = poutine.trace(poutine.condition(compiled.model, conditioned)).get_trace(data)
+    pointwise = {}
+    for site in model_ir.observed:
+        node = trace.nodes[site.name]
+        observed = torch.as_tensor(data[site.name])
+        batch_shape = observed.shape[:observed.dim() - node["fn"].event_dim]
+        pointwise[site.name] = node["fn"].log_prob(node["value"]).reshape((count,) + tuple(batch_shape))
+    return pointwise
+
+
+def at_draws_dim(value: torch.Tensor, latent: ir.Latent, dim: int) -> torch.Tensor:
+    """(draws, *shape) -> the layout Pyro gives the latent's site under a draws plate at `dim`."""
+    padding = -dim - 1 - len(latent.plates)
+    return value.reshape((value.shape[0],) + (1,) * padding + tuple(value.shape[1:]))
