@@ -55,7 +55,8 @@ def _compile(source: Source, guide: str) -> Program:
 def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None) -> Fit:
     """The `Fit` saved with `Fit.save` / `pplc run --save`. Given the spec file, it
     must be the one fitted; the data (by default the saved data file, if it is
-    still there) must be the data fitted, and make the fit's `predict` and
+    still there) must be the data fitted, and bring back the report's draws, so
+    that the fit's `predict` (for these data or, with its `data`, new ones) and
     `to_arviz` work again; without them it holds the report only. A file that is
     not what it claims to be (see `saved`) is a spec error naming it."""
     from compiler.results import fit as fits
@@ -183,9 +184,11 @@ class Program:
     @in_float64
     def predict(self, data: Any = None, draws: int = 1000, seed: int = 0,
                 **fit_options: Any) -> tuple[Fit | None, dict[str, torch.Tensor]]:
-        """Draws of every observed site: from the posterior predictive after a fit,
-        or, when the data leave observed arrays out, from the prior predictive
-        (nothing is fitted). Returns `(fit or None, {site: (draws, *shape)})`."""
+        """Draws of every observed site: from the posterior predictive after a fit
+        (`Fit.predict`: from the fit's posterior draws), or, when the data leave
+        observed arrays out, from the prior predictive (nothing is fitted).
+        Returns `(fit or None, {site: (draws, *shape)})`; for new data, fit first
+        and call `fit.predict(draws, data=new)`."""
         from compiler.results import engine
 
         loaded = self.load_data(data, simulate_missing=True)

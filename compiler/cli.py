@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 from compiler import cli_options
 from compiler.api import Program, compile_file, compile_source, load_fit
-from compiler.errors import PplError, Source, render
+from compiler.errors import DataError, PplError, Source, render
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from compiler.data.values import Data
     from compiler.results.fit import Fit
 
 EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
@@ -90,23 +91,40 @@ def run(program: Program, args: argparse.Namespace) -> int:
 
 def predict(program: Program, args: argparse.Namespace) -> int:
     _check_folders(args.out)
+    data = program.load_data(args.data, simulate_missing=True)
     if args.fit is not None:
-        fit = load_fit(args.fit, args.data or program.default_data_path(), spec=args.spec)
-        draws = fit.predict(args.n)
+        fit = _saved_fit(args, data)
+        draws = fit.predict(args.n, data=data)
     else:
-        fit, draws = program.predict(args.data, draws=args.n, seed=args.seed, progress=_progress(args))
+        fit, draws = program.predict(data, draws=args.n, seed=args.seed, progress=_progress(args))
     from compiler.results import export
 
     which = "prior" if fit is None else "posterior"
     shapes = ", ".join(f"{name} {list(value.shape[1:])}" for name, value in draws.items())
-    contents = f"{args.n} {which} predictive draws of {shapes}"
+    fitted = fit is None or fit.data is None or fit.data.digest == data.digest
+    contents = f"{args.n} {which} predictive draws of {shapes} for {data.origin}" + ("" if fitted else " (new data)")
     if args.out is None:  # standard output is the data; what it holds is said beside it
         export.print_draws_csv(draws, sys.stdout)
         print(f"printed {contents} as CSV", file=sys.stderr)
+    elif fit is None:
+        _write(args.out, lambda path: export.write_predictive(draws, path, data=data.origin), contents)
     else:
-        write = export.write_predictive if fit is None else fit.write_predictive
-        _write(args.out, lambda path: write(draws, path), contents)
+        _write(args.out, lambda path: fit.write_predictive(draws, path, data), contents)
     return 0
+
+
+def _saved_fit(args: argparse.Namespace, data: Data) -> Fit:
+    """The fit saved in --fit, restored with the data it was fitted to: the data file it names,
+    or the data given, where they are those; predictions may then be for other data."""
+    from compiler.results import saved
+
+    fit_file = saved.load(args.fit)
+    fitted = data if data.digest == fit_file.data_sha256 else saved.data_file(fit_file)
+    if fitted is None:
+        raise DataError(f"{args.fit} is restored with the data it was fitted to, {saved.printable(fit_file.data_origin)}"
+                        ", and there is no such file", hint="put that file back; --data then names the data to "
+                        "predict for")
+    return load_fit(args.fit, fitted, spec=args.spec)
 
 
 def report_command(_: None, args: argparse.Namespace) -> int:
@@ -313,17 +331,21 @@ def _parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     predict_parser = commands.add_parser(
-        "predict", help="draw every observed site from the posterior predictive (or, with observed arrays "
-        "left out of the data, the prior predictive)", config_options=_predict_options)
+        "predict", help="draw every observed site from the posterior predictive (with --fit, for new data too; "
+        "without, with observed arrays left out of the data, from the prior predictive)",
+        config_options=_predict_options)
     predict_parser.set_defaults(command=predict)
     _spec_arguments(predict_parser)
-    predict_parser.add_argument("--data", type=Path, help=DATA_HELP)
-    predict_parser.add_argument("--n", type=_positive_int, default=1000, help="predictive draws (default 1000)")
+    predict_parser.add_argument("--data", type=Path, help=DATA_HELP + "; with --fit, the data to predict for, "
+                                "which may differ from those fitted (observed arrays may be left out)")
+    predict_parser.add_argument("-n", "--n", type=_positive_int, default=1000, help="predictive draws (default 1000)")
     predict_parser.add_argument("--out", type=Path, metavar="FILE.csv|FILE.nc",
-                                help="write them to FILE: CSV, or ArviZ InferenceData for .nc "
+                                help="write them to FILE: CSV, or ArviZ InferenceData for .nc (with the posterior: "
+                                "posterior_predictive, or for new data predictions and predictions_constant_data) "
                                 "(default: CSV on standard output)")
     predict_parser.add_argument("--fit", type=Path, metavar="FILE",
-                                help="a fit saved with `pplc run --save`, instead of fitting again")
+                                help="a fit saved with `pplc run --save`, instead of fitting again; it is restored "
+                                "with the data file it was fitted to")
 
     report_parser = commands.add_parser("report", help="print the report of a fit saved with `pplc run --save`")
     report_parser.set_defaults(command=report_command, spec=None)

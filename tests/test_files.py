@@ -130,7 +130,8 @@ def test_predict_names_the_file_it_writes_on_stderr(specs, tmp_path, capsys):
     assert main(["predict", str(specs / "coin.ppl"), "--n", "300", "--out", str(tmp_path / "p.csv")]) == 0
     printed = capsys.readouterr()
     assert printed.out == ""
-    assert printed.err.splitlines() == [f"wrote {tmp_path / 'p.csv'} (300 posterior predictive draws of x [10])"]
+    assert printed.err.splitlines() == [f"wrote {tmp_path / 'p.csv'} (300 posterior predictive draws of x [10] "
+                                        f"for {specs / 'coin.data.json'})"]
 
 
 def test_predict_without_out_prints_the_csv_and_writes_no_file(specs, tmp_path, monkeypatch, capsys):
@@ -138,7 +139,8 @@ def test_predict_without_out_prints_the_csv_and_writes_no_file(specs, tmp_path, 
     assert main(["predict", str(specs / "coin.ppl"), "--n", "300"]) == 0
     printed = capsys.readouterr()
     assert pd.read_csv(io.StringIO(printed.out), index_col="draw").shape == (300, 10)
-    assert printed.err.splitlines() == ["printed 300 posterior predictive draws of x [10] as CSV"]
+    assert printed.err.splitlines() == [f"printed 300 posterior predictive draws of x [10] for {specs / 'coin.data.json'} "
+                                        "as CSV"]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -60,7 +60,7 @@ def test_the_observed_data_are_the_fitted_data(coin_fit, coin):
 
 def test_a_report_without_its_data_can_neither_predict_nor_be_saved(coin_fit, coin, tmp_path):
     report_only = Fit(coin_fit.report, coin, None)
-    with pytest.raises(PplError, match="needs a VI fit with its data"):
+    with pytest.raises(PplError, match="needs the fit's draws"):
         report_only.predict(10)
     with pytest.raises(PplError, match="needs a VI fit with its data"):
         report_only.save(tmp_path / "coin.fit.json")
@@ -68,7 +68,12 @@ def test_a_report_without_its_data_can_neither_predict_nor_be_saved(coin_fit, co
     assert report_only.observed() == {}
 
 
-def test_draws_without_a_guide_cannot_predict(coin_fit, coin):
+def test_draws_without_a_guide_predict_from_the_draws(coin_fit, coin):
     nuts_like = Fit(coin_fit.report, coin, coin.load_data(), coin_fit.draws)  # NUTS: draws, no guide
-    with pytest.raises(PplError, match="no guide to draw from"):
-        nuts_like.predict(10)
+    assert torch.equal(nuts_like.predict(50)["x"], coin_fit.predict(50)["x"])
+
+
+def test_draws_without_a_guide_cannot_be_saved(coin_fit, coin, tmp_path):
+    nuts_like = Fit(coin_fit.report, coin, coin.load_data(), coin_fit.draws)
+    with pytest.raises(PplError, match="no guide to save"):
+        nuts_like.save(tmp_path / "coin.fit.json")

@@ -38,10 +38,12 @@ def test_a_loaded_fit_predicts_what_the_fit_predicted(coin_fit):
 def test_the_file_holds_the_spec_and_the_hashes(coin_fit):
     folder, _ = coin_fit
     saved = json.loads((folder / "coin.fit.json").read_text())
-    assert saved["format"] == "pplc-fit/1"
+    assert saved["format"] == "pplc-fit/2"
     assert saved["spec_text"] == (folder / "coin.ppl").read_text()
     assert len(saved["spec_sha256"]) == len(saved["data_sha256"]) == 64
     assert set(saved["guide_parameters"]) == {"f.loc", "f.scale"}
+    assert saved["draws"] == 10000  # RunConfig's default
+    assert len(saved["linear_response"]["mean"]) == len(saved["linear_response"]["scale_tril"]) == 1  # f's one coordinate
 
 
 def test_a_changed_spec_is_refused(coin_fit, tmp_path):
@@ -76,10 +78,18 @@ def test_nuts_fits_are_not_saved(specs, tmp_path, capsys):
     assert "--save keeps a VI fit" in capsys.readouterr().err
 
 
-def test_a_loaded_fit_summarises_draws_from_the_saved_guide(coin_fit):
+def test_a_loaded_fit_has_the_draws_the_report_summarised(coin_fit):
     folder, report = coin_fit
-    frame = load_fit(folder / "coin.fit.json").summary()
-    assert frame.loc["f", "mean"] == pytest.approx(report.posterior["f"].mean, abs=0.005)  # 10,000 draws: MC error 0.001
+    loaded = load_fit(folder / "coin.fit.json")
+    assert report.covariance == "linear-response" and not report.resampled  # drawn again from the saved Gaussian
+    assert torch.equal(loaded.draws["f"], report.draws["f"])
+
+
+def test_a_file_of_the_previous_format_is_refused_with_a_hint(coin_fit, tmp_path, capsys):
+    path = _tampered(coin_fit, tmp_path, lambda fit: fit.update(format="pplc-fit/1"))
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a pplc fit file: format: Input should be 'pplc-fit/2'" in err and "pplc run SPEC --save" in err
 
 
 def _tampered(coin_fit, tmp_path, change) -> Path:
@@ -149,6 +159,14 @@ SEEN_WITH_DATA = {
     "a wrong shape": (_set("f.loc", [0.1, 0.2]), "guide parameter f.loc has shape [2], where the spec and data "
                       "give it shape []"),
     "a scale of 0 once constrained": (_set("f.scale", -1e308), "guide parameter f.scale is out of range"),
+    "no linear-response Gaussian": (lambda fit: fit.pop("linear_response"), "holds no linear-response Gaussian, "
+                                    "where its report says its draws came from one"),
+    "a Gaussian of another dimension": (lambda fit: fit["linear_response"].update(mean=[0.1, 0.2]),
+                                        "has a mean of 2 and 1 rows, where the guide has 1 coordinates"),
+    "a Cholesky factor with a zero diagonal": (lambda fit: fit["linear_response"].update(scale_tril=[[0.0]]),
+                                               "scale_tril is not a Cholesky factor"),
+    "a Gaussian the guide cannot have": (lambda fit: fit["report"].update(covariance="full-rank"),
+                                         "its report's draws came from a full-rank Gaussian, which no fit"),
 }
 EVERY_TAMPERING = {**SEEN_WITHOUT_DATA, **SEEN_WITH_DATA}
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pyro
 import torch
 
 from compiler.backend.build import CompiledModel
 from compiler.inference import joint, lanczos, linear_response, minibatch, params
 from compiler.inference.config import RunConfig
 from compiler.inference.elbo import MAX_LBFGS_PARTICLES
-from compiler.inference.importance import draw_count, importance, noise_at, of_gaussian
+from compiler.inference.importance import Weighted, draw_count, importance, noise_at, of_gaussian
 from compiler.inference.posterior import posterior_draws
 from compiler.inference.records import Importance, Note, Objective, Run
 
@@ -58,19 +59,53 @@ def posterior(compiled: CompiledModel, data, objective: Objective, config: RunCo
         checked = None if minibatch.read_by_row_on_disk(compiled, data) else importance(compiled, data, objective)
         return Posterior(posterior_draws(compiled, data, config.draws), checked, None, False, None, [], run)
     gaussian, notes, run = _gaussian(compiled, objective, config, run, refit)
-    count, chunk = draw_count(compiled, data)
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    weighted = of_gaussian(compiled, objective, gaussian, count, chunk, generator)
-    resample = config.resample and weighted.reliable
+    draws, weighted, resampled = from_gaussian(compiled, data, objective, gaussian, config.draws, config.seed,
+                                               config.resample)
+    return Posterior(draws, weighted.importance, gaussian.kind, resampled, gaussian, notes, run)
+
+
+def from_gaussian(compiled: CompiledModel, data, objective: Objective, gaussian: linear_response.Gaussian, count: int,
+                  seed: int, resample: bool) -> tuple[dict[str, torch.Tensor], Weighted, bool]:
+    """`count` draws of every latent and let from `gaussian` through the guide's transforms,
+    weighted by PSIS and, with `resample` where the weights can be trusted, resampled by them
+    (whether they were is the last item); the same seed and guide give the same draws."""
+    total, chunk = draw_count(compiled, data)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    weighted = of_gaussian(compiled, objective, gaussian, total, chunk, generator)
+    # Weights that are not all finite (a Gaussian far out, read from a crafted file) are never resampled by.
+    resample = resample and weighted.reliable and bool(weighted.log_weights.isfinite().all())
     if resample:
-        chosen = torch.multinomial(weighted.log_weights.exp(), config.draws, replacement=True, generator=generator)
+        chosen = torch.multinomial(weighted.log_weights.exp(), count, replacement=True, generator=generator)
         values = weighted.values[chosen]
     else:
-        values = gaussian.sample(config.draws, generator)
-    draws = posterior_draws(compiled, data, config.draws, noise=noise_at(compiled, gaussian, values))
-    return Posterior(draws, weighted.importance, gaussian.kind, resample, gaussian, notes, run)
+        values = gaussian.sample(count, generator)
+    return posterior_draws(compiled, data, count, noise=noise_at(compiled, gaussian, values)), weighted, resample
 
 
+def kinds(compiled: CompiledModel, data) -> frozenset[str]:
+    """The kinds of Gaussian (`Gaussian.kind`) a fit of this spec to these data could draw from."""
+    if not gaussian_applies(compiled, data, RunConfig(), subsampled=False):
+        return frozenset()
+    if joint.applies(compiled):
+        return frozenset({joint.KINDS[compiled.guide_family]})
+    return frozenset({"linear-response", "mean-field"})
+
+
+def redraw(compiled: CompiledModel, data, count: int, seed: int, kind: str | None,
+           corrected: tuple[torch.Tensor, torch.Tensor] | None,
+           resample: bool) -> tuple[dict[str, torch.Tensor], linear_response.Gaussian | None]:
+    """The draws a fit made, made again from its guide (the param store's) and seed, and the
+    Gaussian they came from: the one of `kind` (the linear-response one has `corrected` =
+    (mean, scale_tril)), drawn from as `from_gaussian` drew, or with `kind` None the guide itself."""
+    if kind is None:
+        pyro.set_rng_seed(seed)
+        return posterior_draws(compiled, data, count), None
+    objective = Objective(*compiled.scored(data))
+    if kind == "linear-response":
+        gaussian = linear_response.Gaussian(linear_response.blocks(compiled), *corrected, kind)
+    else:
+        gaussian = joint.gaussian(compiled, objective) if joint.applies(compiled) else linear_response.mean_field(compiled)
+    return from_gaussian(compiled, data, objective, gaussian, count, seed, resample)[0], gaussian
 def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, run: Run,
               refit: Callable[[int], Run]) -> tuple[linear_response.Gaussian, list[Note], Run]:
     """The linear-response Gaussian where it applies and H is positive definite (after

@@ -42,7 +42,7 @@ from compiler.errors import FitError
 from compiler.inference import params, stats
 from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.diagnose import initialise
-from compiler.inference.pointwise import at_draws_dim
+from compiler.inference.posterior import DRAWS_PLATE, conditioned, draws_dim
 
 RHAT_CONVERGED = 1.01
 
@@ -244,10 +244,8 @@ def _with_lets(compiled: CompiledModel, data, samples: dict[str, torch.Tensor], 
     lets = [s for s in model_ir.lets if not s.transformed_data]
     if lets:
         count = next(iter(flat.values())).shape[0]
-        dim = -(model_ir.max_plate_nesting + 1)
-        with torch.no_grad(), pyro.plate("_draws", count, dim=dim):
-            conditioned = {s.name: at_draws_dim(flat[s.name], s, dim) for s in model_ir.guided_latents}
-            trace = poutine.trace(poutine.condition(compiled.model, conditioned)).get_trace(data)
+        with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=draws_dim(compiled)):
+            trace = poutine.trace(conditioned(compiled, flat)).get_trace(data)
         for let in lets:
             value = trace.nodes[let.name]["value"]
             flat[let.name] = value.reshape((count,) + tuple(value.shape[value.dim() - len(let.shape):]))

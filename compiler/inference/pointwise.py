@@ -15,10 +15,9 @@ from pyro import poutine
 
 from compiler.backend.build import CompiledModel
 from compiler.errors import FitError
-from compiler.frontend import ir
 from compiler.inference import minibatch
 from compiler.inference.elbo import observed_terms
-from compiler.inference.posterior import DRAWS_PLATE
+from compiler.inference.posterior import DRAWS_PLATE, conditioned, draws_dim
 
 # Log-likelihood terms computed at once: chunks of draws this large in all (about 80 MB of float64).
 TERMS_AT_ONCE = 10_000_000
@@ -41,10 +40,9 @@ def log_likelihood(compiled: CompiledModel, data, draws: dict[str, torch.Tensor]
 
 def _chunk(compiled: CompiledModel, data, draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     model_ir = compiled.ir
-    count, dim = len(next(iter(draws.values()))), -(model_ir.max_plate_nesting + 1)
-    conditioned = {s.name: at_draws_dim(draws[s.name], s, dim) for s in model_ir.guided_latents}
-    with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=dim):
-        trace = poutine.trace(poutine.condition(compiled.model, conditioned)).get_trace(data)
+    count = len(next(iter(draws.values())))
+    with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=draws_dim(compiled)):
+        trace = poutine.trace(conditioned(compiled, draws)).get_trace(data)
     pointwise = {}
     for site in model_ir.observed:
         node = trace.nodes[site.name]
@@ -52,9 +50,3 @@ def _chunk(compiled: CompiledModel, data, draws: dict[str, torch.Tensor]) -> dic
         batch_shape = observed.shape[:observed.dim() - node["fn"].event_dim]
         pointwise[site.name] = node["fn"].log_prob(node["value"]).reshape((count,) + tuple(batch_shape))
     return pointwise
-
-
-def at_draws_dim(value: torch.Tensor, latent: ir.Latent, dim: int) -> torch.Tensor:
-    """(draws, *shape) -> the layout Pyro gives the latent's site under a draws plate at `dim`."""
-    padding = -dim - 1 - len(latent.plates)
-    return value.reshape((value.shape[0],) + (1,) * padding + tuple(value.shape[1:]))

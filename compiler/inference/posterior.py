@@ -1,6 +1,8 @@
-"""Draws from a fitted guide: the posterior of every latent and let, the posterior (or
-prior) predictive of every observed site, and P(z = k) for enumerated latents. Each
-runs in a param store holding the fitted guide's state (`params.scope`)."""
+"""Draws from a fit: the posterior of every latent and let from a fitted guide, the
+posterior predictive of every observed site from a fit's draws of the latents (for its
+own data or new data), the prior predictive, and P(z = k) for enumerated latents. Each
+runs in a param store of its own (`params.scope`), holding the fitted guide's state
+where it needs it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pyro.infer import Predictive, infer_discrete
 from pyro.poutine.messenger import Messenger
 
 from compiler.backend.build import CompiledModel
+from compiler.errors import DataError
+from compiler.frontend import ir
 from compiler.inference import diagnose, minibatch, params
 from compiler.inference.fixed_draws import FixedNoise, Noise
 from compiler.inference.lbfgs import guided_sites
@@ -85,22 +89,74 @@ class ReleaseObserved(Messenger):
             msg["value"] = None
 
 
-def predictive_draws(compiled: CompiledModel, data, count: int, seed: int, guide_state: params.State | None = None,
-                     from_posterior: bool = True) -> dict[str, torch.Tensor]:
-    """Draws of every observed site, sampled rather than scored, vectorised over a draws
-    plate by `pyro.infer.Predictive`: latents from the fitted guide (`guide_state`,
-    the posterior predictive) or from their priors."""
-    data = data.in_memory() if minibatch.on_disk(data) else data
-    diagnose.refuse_empty_plates(data, diagnose.statements_of_model(compiled))
+def prior_predictive(compiled: CompiledModel, data, count: int, seed: int) -> dict[str, torch.Tensor]:
+    """Draws of every observed site, sampled rather than scored, with every latent
+    drawn from its prior, vectorised over a draws plate by `pyro.infer.Predictive`."""
+    data = _in_memory(compiled, data)
     observed = {s.name for s in compiled.ir.observed}
-    with params.scope(guide_state):
+    with params.scope():
         pyro.set_rng_seed(seed)
-        predictive = Predictive(ReleaseObserved(observed)(compiled.model),
-                                guide=compiled.guide if from_posterior else None, num_samples=count,
+        predictive = Predictive(ReleaseObserved(observed)(compiled.model), num_samples=count,
                                 return_sites=sorted(observed), parallel=True)
         draws = predictive(data)
     return {s.name: draws[s.name].reshape((count,) + tuple(torch.as_tensor(data[s.name]).shape))
             for s in compiled.ir.observed}
+
+
+def posterior_predictive(compiled: CompiledModel, data, latents: dict[str, torch.Tensor], count: int, seed: int,
+                         guide_state: params.State | None = None) -> dict[str, torch.Tensor]:
+    """Draws of every observed site for `data`, one per draw of the latents (`latents`:
+    every guided latent, (count, *shape)): the model conditioned on them under a draws
+    plate, its observe statements sampled rather than scored, its lets recomputed, its
+    enumerated latents drawn given the rest, and the spec's params from `guide_state`."""
+    data = _in_memory(compiled, data)
+    _refuse_new_shapes(compiled, data, latents)
+    model_ir = compiled.ir
+    released = ReleaseObserved({s.name for s in model_ir.observed})(conditioned(compiled, latents))
+    with params.scope(guide_state), torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=draws_dim(compiled)):
+        pyro.set_rng_seed(seed)
+        trace = poutine.trace(released).get_trace(data)
+    return {s.name: trace.nodes[s.name]["value"].reshape((count,) + tuple(torch.as_tensor(data[s.name]).shape))
+            for s in model_ir.observed}
+
+
+def conditioned(compiled: CompiledModel, latents: dict[str, torch.Tensor]):
+    """The model with every guided latent fixed at its draws ({latent: (draws, *shape)}), to
+    run under a plate of the draws at `draws_dim`."""
+    dim = draws_dim(compiled)
+    return poutine.condition(compiled.model, {s.name: at_draws_dim(latents[s.name], s, dim)
+                                              for s in compiled.ir.guided_latents})
+
+
+def draws_dim(compiled: CompiledModel) -> int:
+    """Where a plate of draws goes: left of every plate of the model."""
+    return -(compiled.ir.max_plate_nesting + 1)
+
+
+def at_draws_dim(value: torch.Tensor, latent: ir.Latent, dim: int) -> torch.Tensor:
+    """(draws, *shape) -> the layout Pyro gives a site under a draws plate at `dim`."""
+    padding = -dim - 1 - len(latent.plates)
+    return value.reshape((value.shape[0],) + (1,) * padding + tuple(value.shape[1:]))
+
+
+def _in_memory(compiled: CompiledModel, data):
+    """The data as predictions need them: whole, every plate of the model with elements."""
+    data = data.in_memory() if minibatch.on_disk(data) else data
+    diagnose.refuse_empty_plates(data, diagnose.statements_of_model(compiled))
+    return data
+
+
+def _refuse_new_shapes(compiled: CompiledModel, data, latents: dict[str, torch.Tensor]) -> None:
+    """Each latent keeps the shape it was fitted with: its draws are of that shape."""
+    for latent in compiled.ir.guided_latents:
+        fitted = tuple(latents[latent.name].shape[1:])
+        shape = tuple(int(data[dim]) if isinstance(dim, str) else dim for dim in latent.shape)
+        if shape != fitted:
+            sizes = ", ".join(f"{dim} = {int(data[dim])}" for dim in latent.shape if isinstance(dim, str))
+            raise DataError(f"these data give latent '{latent.name}' shape {list(shape)} ({sizes}), but the fit "
+                            f"drew it with shape {list(fitted)}: predictions reuse the fitted latents",
+                            latent.span, "give the new data the sizes the fitted data had for the latents' "
+                            "dimensions; only the rows of observations may change")
 
 
 def discrete_posterior(compiled: CompiledModel, data, count: int) -> dict[str, torch.Tensor]:

@@ -45,22 +45,47 @@ def sample(program: CompiledProgram, data: Data, config: NutsConfig) -> NutsResu
     return nuts.fit_nuts(program.compiled, data, config)
 
 
-def posterior_draws(program: CompiledProgram, data: Data, count: int, seed: int,
-                    guide_state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Draws from the guide whose state is `guide_state`."""
-    import pyro
+def redraw(program: CompiledProgram, data: Data, guide_state: dict[str, Any], count: int, seed: int, kind: str | None,
+           corrected: tuple[list[float], list[list[float]]] | None, resample: bool) -> tuple[dict[str, torch.Tensor], Any]:
+    """The draws a saved fit reported, made again from its guide and seed, and the Gaussian
+    they came from (`approximation.redraw`):
+    `kind` names the Gaussian they came from, `corrected` is the linear-response one's mean
+    and the rows of its scale_tril's lower triangle."""
+    import torch
 
+    from compiler.inference import approximation, params
+
+    if corrected is not None:
+        mean, rows = corrected
+        scale_tril = torch.zeros(len(mean), len(mean), dtype=torch.float64)
+        for row, values in enumerate(rows):
+            scale_tril[row, :row + 1] = torch.as_tensor(values, dtype=torch.float64)
+        corrected = torch.as_tensor(mean, dtype=torch.float64), scale_tril
+    with params.scope(guide_state):
+        return approximation.redraw(program.compiled, data, count, seed, kind, corrected, resample)
+
+
+def gaussian_kinds(program: CompiledProgram, data: Data) -> frozenset[str]:
+    """The Gaussians a fit of this spec to these data could draw its report from."""
+    from compiler.inference import approximation
+
+    return approximation.kinds(program.compiled, data)
+
+
+def coordinates(program: CompiledProgram, guide_state: dict[str, Any]) -> int:
+    """The unconstrained coordinates of the guide's normal factors (a Gaussian's dimension)."""
+    from compiler.inference import params
+
+    with params.scope(guide_state):
+        return params.coordinates(program.compiled)
+
+
+def posterior_predictive(program: CompiledProgram, data: Data, latents: dict[str, torch.Tensor], count: int,
+                         seed: int, guide_state: dict[str, Any] | None) -> dict[str, torch.Tensor]:
+    """Observed sites for `data`, one draw per draw of the latents (`posterior.posterior_predictive`)."""
     from compiler.inference import posterior
 
-    pyro.set_rng_seed(seed)
-    return posterior.posterior_draws(program.compiled, data, count, guide_state)
-
-
-def posterior_predictive(program: CompiledProgram, data: Data, count: int, seed: int,
-                         guide_state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from compiler.inference import posterior
-
-    return posterior.predictive_draws(program.compiled, data, count, seed, guide_state)
+    return posterior.posterior_predictive(program.compiled, data, latents, count, seed, guide_state)
 
 
 def log_likelihood(program: CompiledProgram, data: Data, draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -72,7 +97,7 @@ def log_likelihood(program: CompiledProgram, data: Data, draws: dict[str, torch.
 def prior_predictive(program: CompiledProgram, data: Data, count: int, seed: int) -> dict[str, torch.Tensor]:
     from compiler.inference import posterior
 
-    return posterior.predictive_draws(program.compiled, data, count, seed, from_posterior=False)
+    return posterior.prior_predictive(program.compiled, data, count, seed)
 
 
 def guide_shapes(program: CompiledProgram, data: Data) -> dict[str, tuple[int, ...]]:

@@ -108,18 +108,34 @@ def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Ten
 
 def write_predictive(predictive: dict[str, torch.Tensor], path: str | Path,
                      posterior: dict[str, torch.Tensor] | None = None,
-                     observed: dict[str, torch.Tensor] | None = None) -> None:
-    """Predictive draws as CSV (one column per element) or, for `.nc`, as
-    InferenceData: beside the fit's posterior draws and observed data, or, with no
-    posterior, alone as a prior predictive."""
+                     observed: dict[str, torch.Tensor] | None = None, data: str | None = None,
+                     constant: dict[str, torch.Tensor] | None = None) -> None:
+    """Predictive draws as CSV (one column per element) or, for `.nc`, as InferenceData:
+    beside the fit's posterior draws and observed data, as its `posterior_predictive`
+    or, for new data (`constant`: their arrays other than observations), as
+    `predictions` with `predictions_constant_data`; with no posterior, alone as a prior
+    predictive. The predictive group's `data` attribute names the data they are for."""
     if Path(path).suffix.lower() != ".nc":
         write_draws_csv(predictive, path)
         return
     if posterior is None:
-        idata = inference_data({}, {}, predictive, prior=True)
+        idata, group = inference_data({}, {}, predictive, prior=True), "prior_predictive"
+    elif constant is None:
+        idata, group = inference_data(posterior, observed or {}, predictive), "posterior_predictive"
     else:
-        idata = inference_data(posterior, observed or {}, predictive)
+        idata, group = inference_data(posterior, observed or {}), "predictions"
+        idata.extend(_predictions(predictive, constant))
+    if data is not None:
+        getattr(idata, group).attrs["data"] = data
     write_netcdf(idata, path)
+
+
+def _predictions(predictive: dict[str, torch.Tensor], constant: dict[str, torch.Tensor]):
+    """ArviZ's groups for out-of-sample draws: `predictions` (one chain) and the arrays they were drawn for."""
+    import arviz
+
+    return arviz.from_dict(predictions={name: value.detach().double().numpy()[None] for name, value in predictive.items()},
+                           predictions_constant_data={name: np.asarray(value) for name, value in constant.items()})
 
 
 def write_netcdf(idata, path: str | Path) -> None:

@@ -2,8 +2,8 @@
 
 `Program.fit`, `Program.sample` and `load_fit` return a `Fit`. It holds the
 compiled spec, the data, the draws behind the summaries and, for VI, the fitted
-guide's state, so that it can draw the posterior predictive, save the fit, and
-write the draws, an ArviZ `InferenceData` or a plot. The report's fields read
+guide's state, so that it can draw the posterior predictive (for its data or
+new data), save the fit, and write the draws, an ArviZ `InferenceData` or a plot. The report's fields read
 through it (`fit.posterior`, `fit.warnings`, ...) as through the report itself.
 """
 
@@ -40,6 +40,7 @@ class Fit:
     elbo_trace: tuple[float, ...] = ()
     diagnostics: dict[str, Draws] = field(default_factory=dict)  # NUTS: r_hat / ess_bulk -> site -> values
     sample_stats: Draws = field(default_factory=dict)  # NUTS: diverging, n_steps, tree_depth, step_size (chains, samples)
+    gaussian: Any = None  # VI: the Gaussian the draws came from (`linear_response.Gaussian`); None: the guide's own
 
     # The report's fields, read through the handle ------------------------------------------
 
@@ -144,15 +145,29 @@ class Fit:
         return export.summary_frame(self.draws, self.diagnostics)
 
     @in_float64
-    def predict(self, draws: int = 1000) -> Draws:
-        """Posterior predictive draws of every observed site: {site: (draws, *shape)}."""
-        data, guide_state = self._fitted()
-        return engine.posterior_predictive(self.program, data, draws, self.report.seed, guide_state)
+    def predict(self, draws: int = 1000, data: Any = None) -> Draws:
+        """Posterior predictive draws of every observed site, {site: (draws, *shape)}: the
+        model run on each of the fit's posterior draws of the latents, its observations
+        drawn rather than scored. On the fitted data, or on `data` (a path, a dict or
+        `Data`, as `Program.load_data` takes them; observed arrays may be left out, and
+        every latent must keep its fitted shape). Predictive draw i uses posterior draw
+        i * held // draws, so that they spread evenly over the draws the fit holds (every
+        chain of a NUTS fit); asked for more than it holds, each is used draws / held times."""
+        import torch
+
+        if self.data is None:
+            raise PplError("this needs the fit's draws, and a saved fit read back without its data has none",
+                           hint="pass load_fit the data it was fitted to")
+        new = self.data if data is None else self.program.load_data(data, simulate_missing=True)
+        held = self._held()
+        chosen = torch.arange(draws) * held // draws
+        latents = {s.name: self.draws[s.name][chosen] for s in self.program.ir.guided_latents}
+        return engine.posterior_predictive(self.program, new, latents, draws, self.report.seed, self.guide_state)
 
     def save(self, path: str | Path) -> None:
         """Everything needed to use this fit again, checked against its spec and data (`compiler.load_fit`)."""
         data, guide_state = self._fitted()
-        saved.save(path, self.report, self.program, data, guide_state)
+        saved.save(path, self.report, self.program, data, guide_state, self._held(), self.gaussian)
 
     @in_float64
     def log_likelihood(self) -> Draws:
@@ -200,11 +215,18 @@ class Fit:
         step = "L-BFGS call (10 iterations)" if self.report.optimizer == "lbfgs" else "step"
         export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step)
 
-    def write_predictive(self, predictive: Draws, path: str | Path) -> None:
-        """Predictive draws as CSV, or for `.nc` as InferenceData beside this fit's posterior."""
+    def write_predictive(self, predictive: Draws, path: str | Path, data: Data | None = None) -> None:
+        """Predictive draws (`predict`) for `data` (by default the fitted data) as CSV, or for `.nc`
+        as InferenceData beside this fit's posterior: `posterior_predictive` for the fitted data,
+        `predictions` and `predictions_constant_data` (the data's arrays other than observations) for other data."""
         from compiler.results import export
 
-        export.write_predictive(predictive, path, self.draws, self.observed())
+        data = self.data if data is None else data
+        constant = None
+        if data is not None and (self.data is None or data.digest != self.data.digest):
+            observed = {site.name for site in self.program.ir.observed}
+            constant = {decl.name: data[decl.name] for decl in self.program.ir.data if decl.name not in observed}
+        export.write_predictive(predictive, path, self.draws, self.observed(), data.origin if data else None, constant)
 
     def observed(self) -> dict[str, torch.Tensor]:
         """The observed data by site; none for a saved fit read back without its data."""
@@ -216,15 +238,19 @@ class Fit:
     def _fitted(self) -> tuple[Data, dict[str, Any]]:
         if self.data is None or self.guide_state is None:
             raise PplError("this needs a VI fit with its data: NUTS draws and reports read back without "
-                           "their data have no guide to draw from")
+                           "their data have no guide to save")
         return self.data, self.guide_state
+
+    def _held(self) -> int:
+        """How many posterior draws the fit holds (those the report summarised)."""
+        return next(iter(self.draws.values())).shape[0] if self.draws else engine.run_config().draws
 
 
 def fit_vi(program: CompiledProgram, data: Data, config: RunConfig) -> Fit:
     """Fit the guide by maximising the ELBO (`inference.fit`)."""
     result = engine.fit(program, data, config)
     return Fit(summarise.vi_report(program, result, config, data), program, data, result.draws,
-               result.guide_state, tuple(result.elbo_trace))
+               result.guide_state, tuple(result.elbo_trace), gaussian=result.gaussian)
 
 
 def fit_nuts(program: CompiledProgram, data: Data, config: NutsConfig) -> Fit:
@@ -238,11 +264,11 @@ def fit_nuts(program: CompiledProgram, data: Data, config: NutsConfig) -> Fit:
 
 
 def fit_saved(fit_file: saved.SavedFit, program: CompiledProgram, data: Data | None, path: str | Path) -> Fit:
-    """A saved fit back as a `Fit`: with its data, the guide restored and the draws drawn again
-    (the same seed: the same draws); without, its report only."""
+    """A saved fit back as a `Fit`: with its data, the guide restored and the report's draws
+    drawn again (`saved.redraw`: the same Gaussian and seed, the same draws); without, its report only."""
     if data is None:
         return Fit(fit_file.report, program, None)
     saved.check_pairing(fit_file, None, data)
     guide_state = saved.restore_guide(fit_file, program, data, path)
-    draws = engine.posterior_draws(program, data, engine.run_config().draws, fit_file.report.seed, guide_state)
-    return Fit(fit_file.report, program, data, draws, guide_state)
+    draws, gaussian = saved.redraw(fit_file, program, data, guide_state, path)
+    return Fit(fit_file.report, program, data, draws, guide_state, gaussian=gaussian)

@@ -2,16 +2,21 @@
 and the data it was made from.
 
 The file is JSON: the spec's text and SHA-256, the data's SHA-256, the guide
-family, the report, and the guide's parameters (unconstrained, by their
-`pyro.param` names). Loading recompiles the saved text, so the report and
-the guide can be used without the original file; pairing a fit with a spec
-or data whose hash differs is an error, never a silent mismatch.
+family, the report, the guide's parameters (unconstrained, by their
+`pyro.param` names), how many draws the report summarised and, where they came
+from the linear-response Gaussian, that Gaussian (its mean and the rows of its
+Cholesky factor's lower triangle: the rest is the guide's). Loading recompiles
+the saved text, so the report and the guide can be used without the original
+file, and draws the report's draws again from the same Gaussian with the same
+seed (`engine.redraw`): the same draws, and so the same predictions. Pairing a
+fit with a spec or data whose hash differs is an error, never a silent mismatch.
 
 A fit file is input like any other: it is believed only as far as it proves
 itself. The spec must have the hash stored with it and compile, the guide
 parameters must be arrays of finite numbers with the names the spec gives
 them (and, once the data are there, the shapes, and values their guide can
-draw from), and names read from it are printed with control characters
+draw from), a Gaussian must be one the guide can have, of its dimension, with a
+positive diagonal, and names read from it are printed with control characters
 escaped, so a crafted file can neither pass for another model, nor crash a
 command, nor drive the terminal.
 """
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
     from compiler.data.values import Data
     from compiler.results.program import CompiledProgram
 
-FORMAT = "pplc-fit/1"
+FORMAT = "pplc-fit/2"
 REFIT_HINT = "fit again with `pplc run --save`"
 WRITE_HINT = "write one with `pplc run SPEC --save FILE`"
 MAX_SEED = 2**32 - 1  # the largest seed Pyro accepts (NumPy's limit)
@@ -45,10 +50,18 @@ Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # a JSON number
 Values = TypeAliasType("Values", Union[Number, list["Values"]])
 
 
+class SavedGaussian(BaseModel):
+    """The linear-response Gaussian the report's draws came from, over the guide's coordinates."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mean: list[Number]
+    scale_tril: list[list[Number]]  # the rows of its lower triangle: row i holds i + 1 numbers
+
 class SavedFit(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: Literal["pplc-fit/1"] = FORMAT
+    format: Literal["pplc-fit/2"] = FORMAT
     spec_name: str
     spec_text: str
     spec_sha256: Sha256
@@ -57,6 +70,8 @@ class SavedFit(BaseModel):
     guide_family: Literal[codegen.GUIDE_FAMILIES]
     report: Report
     guide_parameters: dict[str, Values]  # unconstrained values by pyro.param name
+    draws: Annotated[int, Strict(), Field(ge=2)]  # how many the report summarised
+    linear_response: SavedGaussian | None = None  # where the report's draws came from it
 
 
 def sha256(text: str) -> str:
@@ -69,12 +84,19 @@ def printable(text: str) -> str:
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
-def save(path: str | Path, report: Report, program: CompiledProgram, data: Data, guide_state: dict[str, Any]) -> None:
-    """The fit in `path`: the report, the spec and the data's hash beside the guide's parameters."""
+def save(path: str | Path, report: Report, program: CompiledProgram, data: Data, guide_state: dict[str, Any],
+         draws: int, gaussian: Any) -> None:
+    """The fit in `path`: the report, the spec and the data's hash beside the guide's parameters,
+    the number of `draws` and the linear-response Gaussian they came from (if they did)."""
+    corrected = None
+    if gaussian is not None and gaussian.kind == "linear-response":
+        rows = [gaussian.scale_tril[row, :row + 1].tolist() for row in range(len(gaussian.mean))]
+        corrected = SavedGaussian(mean=gaussian.mean.tolist(), scale_tril=rows)
     saved = SavedFit(
         spec_name=program.source.name, spec_text=program.source.text, spec_sha256=sha256(program.source.text),
         data_origin=data.origin, data_sha256=data.digest, guide_family=program.guide_family, report=report,
-        guide_parameters={name: value.tolist() for name, value in guide_state["params"].items()})
+        guide_parameters={name: value.tolist() for name, value in guide_state["params"].items()}, draws=draws,
+        linear_response=corrected)
     text = saved.model_dump_json(exclude_none=True)
     files.write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
@@ -149,6 +171,39 @@ def restore_guide(fit: SavedFit, program: CompiledProgram, data: Data, path: str
     for name, (value, constraint) in constrained.items():
         _check_range(name, value, constraint, path)
     return state
+
+
+def redraw(fit: SavedFit, program: CompiledProgram, data: Data, guide_state: dict[str, Any],
+           path: str | Path) -> tuple[dict[str, Any], Any]:
+    """The report's draws made again, and the Gaussian they came from (`engine.redraw`), from a Gaussian checked first to be
+    one this spec's guide can have and, for the linear-response one, a Cholesky factor of its dimension."""
+    kind = fit.report.covariance
+    if kind is not None and kind not in engine.gaussian_kinds(program, data):
+        raise PplError(f"{path}: its report's draws came from a {printable(kind)} Gaussian, which no fit of "
+                       "this spec to these data draws from", hint=REFIT_HINT)
+    if (kind == "linear-response") != (fit.linear_response is not None):
+        found = "holds no" if fit.linear_response is None else "holds a"
+        raise PplError(f"{path} {found} linear-response Gaussian, where its report says its draws came from "
+                       f"{'one' if kind == 'linear-response' else 'none'}", hint=REFIT_HINT)
+    corrected = None
+    if fit.linear_response is not None:
+        _check_cholesky(fit.linear_response, engine.coordinates(program, guide_state), path)
+        corrected = fit.linear_response.mean, fit.linear_response.scale_tril
+    draws, gaussian = engine.redraw(program, data, guide_state, fit.draws, fit.report.seed, kind, corrected,
+                                    fit.report.resampled)
+    if not all(values.isfinite().all() for values in draws.values()):
+        raise PplError(f"{path}: its guide gives draws that are not finite numbers", hint=REFIT_HINT)
+    return draws, gaussian
+
+
+def _check_cholesky(gaussian: SavedGaussian, coordinates: int, path: str | Path) -> None:
+    rows = gaussian.scale_tril
+    if len(gaussian.mean) != coordinates or len(rows) != coordinates:
+        raise PplError(f"{path}: its linear-response Gaussian has a mean of {len(gaussian.mean)} and {len(rows)} "
+                       f"rows, where the guide has {coordinates} coordinates", hint=REFIT_HINT)
+    if any(len(row) != index + 1 or not row[index] > 0 for index, row in enumerate(rows)):
+        raise PplError(f"{path}: its linear-response Gaussian's scale_tril is not a Cholesky factor (row i holds "
+                       "i + 1 numbers, the last of them positive)", hint=REFIT_HINT)
 
 
 def _shape(values: Values) -> tuple[int, ...] | None:
