@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from compiler import FitError, compile_file
 from compiler.cli import main
+from compiler.inference import stats
 
 QUICK = {"warmup": 300, "samples": 500, "chains": 2}
 
@@ -81,3 +83,23 @@ def test_r_hat_warnings_name_the_latents_whose_chains_disagree(specs):
     fit = compile_file(specs / "eight_schools.ppl").sample(seed=0, warmup=5, samples=10, chains=2,
                                                            warm_start=False)
     assert any(w.startswith("R̂ ≥ 1.01 for ") and "theta_raw" in w for w in fit.warnings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("program", ["eight_schools", "radon", "logistic_regression", "poisson_regression"])
+def test_nuts_at_defaults_matches_the_reference_posterior(program, specs):
+    reference = json.loads((specs / f"{program}.reference.json").read_text())["posterior"]
+    fit = compile_file(specs / f"{program}.ppl").sample(seed=0)
+    for name, expected in reference.items():
+        mean, sd = np.ravel(fit.posterior[name].mean), np.ravel(fit.posterior[name].sd)
+        ref_mean, ref_sd = np.ravel(expected["mean"]), np.ravel(expected["sd"])
+        draws = fit.draws[name].reshape(fit.chains, -1, np.prod(fit.draws[name].shape[1:], dtype=int))
+        squares = (draws - draws.mean((0, 1))) ** 2
+        # Five Monte Carlo standard errors of each estimate, each from the chains' own effective
+        # sample size: of the draws for a mean (sd / sqrt(ESS)), of their squared deviations for
+        # an sd (half the relative error of the variance, whose tails are eight schools' heavy ones).
+        # The reference's own error is a tenth of ours (10,000 draws).
+        mean_error = ref_sd / np.sqrt(np.ravel(fit.posterior[name].ess))
+        variance_error = (squares.std((0, 1)) / squares.mean((0, 1)) / stats.ess(squares).sqrt()).numpy()
+        assert (np.abs(mean - ref_mean) <= 5 * mean_error).all(), name
+        assert (np.abs(sd / ref_sd - 1) <= 5 * variance_error / 2).all(), name

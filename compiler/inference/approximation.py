@@ -106,6 +106,8 @@ def redraw(compiled: CompiledModel, data, count: int, seed: int, kind: str | Non
     else:
         gaussian = joint.gaussian(compiled, objective) if joint.applies(compiled) else linear_response.mean_field(compiled)
     return from_gaussian(compiled, data, objective, gaussian, count, seed, resample)[0], gaussian
+
+
 def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, run: Run,
               refit: Callable[[int], Run]) -> tuple[linear_response.Gaussian, list[Note], Run]:
     """The linear-response Gaussian where it applies and H is positive definite (after

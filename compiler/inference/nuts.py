@@ -1,22 +1,25 @@
 """Phase 4 (alternative), NUTS: `Program` + `Data` -> `NutsResult`.
 
-Pyro's NUTS on the same compiled model SVI fits (its sufficient-statistics form,
-enumerated latents summed out), on Pyro's potential energy over the unconstrained
-latents (`initialize_model`: the same transforms as the guide's), made fast three ways:
+The No-U-Turn sampler on the same compiled model SVI fits (its sufficient-statistics
+form, enumerated latents summed out), on Pyro's potential energy over the
+unconstrained latents (`initialize_model`: the same transforms as the guide's), made
+fast three ways:
 
 - **Warm start.** The default VI fit (a second or two) gives the linear-response
-  Gaussian N(m, L Lᵀ) over the unconstrained latents. NUTS runs on u, z = m + L u:
+  Gaussian N(m, L Lᵀ) over the unconstrained latents. The chains run on u, z = m + L u:
   that is NUTS on z with the dense mass matrix (L Lᵀ)⁻¹, so that a posterior as
-  correlated as radon's looks round to it, and each chain starts at a draw from that
-  Gaussian, already in the typical set. Warm-up then needs only to adapt the step
-  size (and a diagonal correction of the mass matrix, for what the Gaussian missed).
-- **A compiled potential**: Pyro's `jit_compile` (torch.jit.trace), where no latent is
-  enumerated.
-- **Chains in parallel** processes, one per core (forked: the compiled model is not
-  pickled), each with its own seed.
+  correlated as radon's looks round to them, and each chain starts at a draw from that
+  Gaussian, already in the typical set. Warm-up then only adapts the step size, and
+  the sampler is pplc's own (`no_u_turn`: Pyro's spends more per step on bookkeeping
+  than radon's model costs). Without a Gaussian the chains start cold on Pyro's NUTS,
+  which adapts a diagonal mass matrix as well.
+- **A compiled potential**: the whitened potential traced once (torch.jit.trace, as
+  Pyro's `jit_compile`), where no latent is enumerated.
+- **Chains in parallel** processes, one per core (forked: the compiled model is
+  inherited, not pickled), chain k seeded with seed + k.
 
 Kept per chain: the draws, and per draw whether it diverged, its leapfrog steps, tree
-depth and step size (ArviZ's `sample_stats`). R̂ and ESS are ArviZ's rank-normalised
+depth and step size (ArviZ's `sample_stats`). R̂ and ESS are the rank-normalised
 split R̂ and bulk ESS across chains (Vehtari et al. 2021; `stats`).
 """
 
@@ -39,9 +42,10 @@ from pyro.infer.mcmc.util import initialize_model
 
 from compiler.backend.build import CompiledModel
 from compiler.errors import FitError
-from compiler.inference import params, stats
+from compiler.inference import no_u_turn, params, stats
 from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.diagnose import initialise
+from compiler.inference.no_u_turn import Energy
 from compiler.inference.posterior import DRAWS_PLATE, conditioned, draws_dim
 
 RHAT_CONVERGED = 1.01
@@ -119,15 +123,11 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
     with params.scope():
         params.fresh(config.seed)
         initial, potential, transforms, _ = initialize_model(
-            scored_model, (scored_data,), max_plate_nesting=compiled.ir.max_plate_nesting,
-            jit_compile=not enumerated, skip_jit_warnings=True)
+            scored_model, (scored_data,), max_plate_nesting=compiled.ir.max_plate_nesting)
     geometry = _geometry(compiled, data, config, initial)
-    chains = _Chains(potential, geometry, config)
-    with warnings.catch_warnings():  # Pyro's jit_compile is torch.jit.trace, deprecated from torch 2.13 on
-        warnings.filterwarnings("ignore", "`torch.jit.trace` is deprecated", DeprecationWarning)
-        chains.energy({"u": torch.zeros_like(geometry.centre)})  # compiled once here, before the chains fork
+    chains = _Chains(_compiled_energy(potential, geometry, traced=not enumerated), geometry, config)
     runs = _run_chains(chains)
-    unconstrained = geometry.latents(torch.stack([torch.as_tensor(run.u) for run in runs]))  # (chains, samples, D)
+    unconstrained = geometry.latents(torch.stack([torch.as_tensor(run.draws) for run in runs]))  # (chains, samples, D)
     constrained = {site: transforms[site].inv(value) for site, value in geometry.split(unconstrained).items()}
     chain_draws = _with_lets(compiled, data, constrained, config.chains)
     sampler = SampleStats(*(torch.as_tensor(np.stack([getattr(run, field) for run in runs]))
@@ -160,63 +160,76 @@ def _geometry(compiled: CompiledModel, data, config: NutsConfig, initial: dict[s
     return Geometry(sites, shapes, centre, torch.eye(len(centre), dtype=centre.dtype), warm=False)
 
 
-@dataclass(frozen=True)
-class ChainRun:
-    """One chain's draws of u and its sampler's statistics, as arrays (they cross processes)."""
+def _compiled_energy(potential, geometry: Geometry, traced: bool) -> Energy:
+    """u -> the potential energy at z = centre + scale_tril u: one graph traced by
+    torch.jit.trace (as Pyro's own `jit_compile` does, with the whitening inside; radon:
+    0.67 ms with its gradient against 0.89 ms for Pyro's jit with the whitening outside),
+    traced once here before the chains fork. Not where a latent is enumerated: Pyro sums it
+    out with Python control flow a trace would freeze."""
+    def energy(u: torch.Tensor) -> torch.Tensor:
+        return potential(geometry.split(geometry.latents(u)))
 
-    u: np.ndarray  # (samples, D)
-    diverging: np.ndarray
-    n_steps: np.ndarray
-    tree_depth: np.ndarray
-    step_size: np.ndarray
+    if not traced:
+        return energy
+    with warnings.catch_warnings():  # torch.jit.trace is deprecated from torch 2.13 on (pinned below 2.14)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        return torch.jit.trace(energy, (torch.zeros_like(geometry.centre),), check_trace=False)
 
 
 class _Chains:
-    """Runs chain k of NUTS in the geometry: everything a forked worker needs, held before the fork."""
+    """Runs chain k in the geometry: everything a forked worker needs, held before the fork.
+    Warm (the space whitened by the VI fit's Gaussian): pplc's `no_u_turn` sampler, the step
+    size adapted. Cold: Pyro's NUTS, adapting a diagonal mass matrix as well."""
 
-    def __init__(self, potential, geometry: Geometry, config: NutsConfig):
-        self.potential, self.geometry, self.config = potential, geometry, config
-        self.evaluations = 0
+    def __init__(self, energy: Energy, geometry: Geometry, config: NutsConfig):
+        self.energy, self.geometry, self.config = energy, geometry, config
 
-    def energy(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
-        self.evaluations += 1
-        return self.potential(self.geometry.split(self.geometry.latents(values["u"])))
-
-    def run(self, chain: int) -> ChainRun:
+    def run(self, chain: int) -> no_u_turn.Chain:
         config, dimension = self.config, self.geometry.centre.numel()
-        pyro.set_rng_seed(config.seed + chain)
-        kernel = NUTS(potential_fn=self.energy, target_accept_prob=config.target_accept,
-                      adapt_mass_matrix=not self.geometry.warm)
-        steps, step_sizes = [], []
+        generator = torch.Generator().manual_seed(config.seed + chain)
+        if self.geometry.warm:
+            warmup = config.warmup or WARM_WARMUP
+            start = torch.randn(dimension, generator=generator, dtype=torch.float64)  # a draw from the Gaussian
+            if not torch.isfinite(self.energy(start)):  # (outside a support the transforms do not cover)
+                start = torch.zeros_like(start)  # the Gaussian's mean, the VI fit's optimum
+            return no_u_turn.Sampler(self.energy, config.target_accept, generator).run(start, warmup, config.samples)
+        return self._run_pyro(chain)
+
+    def _run_pyro(self, chain: int) -> no_u_turn.Chain:
+        config, evaluations, steps, step_sizes = self.config, [0], [], []
+
+        def energy(values: dict[str, torch.Tensor]) -> torch.Tensor:
+            evaluations[0] += 1
+            return self.energy(values["u"])
 
         def record(kernel, samples, stage, i):
             if stage == "Sample":
-                steps.append(self.evaluations)
+                steps.append(evaluations[0])
                 step_sizes.append(kernel.step_size)
-            self.evaluations = 0
+            evaluations[0] = 0
 
-        start = torch.randn(dimension, dtype=torch.float64) if self.geometry.warm else torch.zeros(dimension,
-                                                                                               dtype=torch.float64)
-        warmup = config.warmup or (WARM_WARMUP if self.geometry.warm else COLD_WARMUP)
-        mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=warmup, initial_params={"u": start},
-                    hook_fn=record, disable_progbar=True)
+        pyro.set_rng_seed(config.seed + chain)
+        kernel = NUTS(potential_fn=energy, target_accept_prob=config.target_accept)
+        mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=config.warmup or COLD_WARMUP,
+                    initial_params={"u": torch.zeros_like(self.geometry.centre)}, hook_fn=record, disable_progbar=True)
         mcmc.run()
         diverging = np.zeros(config.samples, dtype=bool)
         diverging[list(mcmc.diagnostics()["divergences"]["chain 0"])] = True
         n_steps = np.asarray(steps)
-        return ChainRun(mcmc.get_samples()["u"].numpy(), diverging, n_steps,
-                        np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1, np.asarray(step_sizes))
+        return no_u_turn.Chain(mcmc.get_samples()["u"].numpy(), diverging, n_steps,
+                               np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1, np.asarray(step_sizes))
 
 
 # Warm-up iterations by default. In the VI fit's geometry only the step size is adapted, which
 # dual averaging settles in about a hundred; adapting a diagonal correction of the mass matrix
-# as well needed Pyro's windows of 300+ and made radon 3x slower (smaller steps), so it is off.
+# as well needed Pyro's windows of 300+ and made radon 3x slower (smaller steps), so it is not.
 # Cold, Pyro adapts a diagonal mass matrix from scratch, as it always did.
 WARM_WARMUP, COLD_WARMUP = 200, 500
 _WORK: _Chains | None = None  # the chains a forked worker runs (inherited, never pickled)
 
 
-def _run_chains(chains: _Chains) -> list[ChainRun]:
+def _run_chains(chains: _Chains) -> list[no_u_turn.Chain]:
     """Every chain, in parallel processes where there are cores for them."""
     count = chains.config.chains
     workers = min(count, len(os.sched_getaffinity(0)))
@@ -231,7 +244,7 @@ def _run_chains(chains: _Chains) -> list[ChainRun]:
         _WORK = None
 
 
-def _run_forked(chain: int) -> ChainRun:
+def _run_forked(chain: int) -> no_u_turn.Chain:
     torch.set_num_threads(1)  # one core per chain
     return _WORK.run(chain)
 
