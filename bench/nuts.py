@@ -9,7 +9,7 @@ tool: whole-process seconds, the smallest bulk ESS over every scalar element, ES
 per second (that ESS over those seconds), the largest R̂, and divergences.
 
 - pplc: `pplc run SPEC --method nuts --json` at its defaults (2 chains in parallel,
-  200 warm-up iterations from the VI fit's warm start, 500 draws).
+  200 warm-up iterations from the VI fit's warm start, 1,000 draws).
 - PyMC: `pm.sample(random_seed=0)` at its defaults (chains = cores, here 2, in
   parallel; 1,000 tuning and 1,000 draws each).
 - NumPyro: `NUTS` with 2 chains in parallel (`chain_method="parallel"`, a host

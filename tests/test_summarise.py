@@ -95,7 +95,7 @@ def test_weights_whose_reweighting_would_barely_move_the_answer_do_not_warn():
 
 def test_a_nuts_report_has_r_hat_and_ess_and_warns_of_divergences():
     report = nuts_report(PROGRAM, _nuts_result(divergent=(1, 2)), NutsConfig(), DATA)
-    assert (report.method, report.chains, report.steps, report.divergences) == ("nuts", 2, 500, 3)
+    assert (report.method, report.chains, report.steps, report.divergences) == ("nuts", 2, 1000, 3)
     assert (report.posterior["m"].rhat, report.posterior["m"].ess) == (1.0, 900.0)
     assert report.warnings[-1].startswith("3 divergent transitions (chain 0: 1, chain 1: 2)")
 

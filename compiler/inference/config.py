@@ -67,7 +67,8 @@ class NutsConfig(BaseModel):
 
     warmup: int | None = Field(None, ge=1, description="warm-up (adaptation) iterations per chain; by default 200 "
                                "from the VI fit's warm start, 500 without one")
-    samples: int = Field(500, ge=2, description="draws kept per chain")
+    samples: int = Field(1000, ge=2, description="draws kept per chain (with 500, two chains' largest R̂ passed "
+                         "1.01 by chance on radon and eight schools in 3 of 6 runs; with 1,000, in none)")
     chains: int = Field(2, ge=1, description="independent chains, in parallel processes (one per core)")
     seed: int = Field(0, ge=0, lt=2**31, description="random seed; chain k starts from seed + k")
     target_accept: float = Field(0.8, gt=0, lt=1, description="the acceptance probability the step size is "
