@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 import math
 
 import numpy as np
@@ -103,3 +107,14 @@ def test_nuts_at_defaults_matches_the_reference_posterior(program, specs):
         variance_error = (squares.std((0, 1)) / squares.mean((0, 1)) / stats.ess(squares).sqrt()).numpy()
         assert (np.abs(mean - ref_mean) <= 5 * mean_error).all(), name
         assert (np.abs(sd / ref_sd - 1) <= 5 * variance_error / 2).all(), name
+
+
+def test_ctrl_c_while_the_chains_run_ends_every_process_quietly(specs):
+    process = subprocess.Popen([sys.executable, "-m", "compiler", "run", str(specs / "coin.ppl"), "--method", "nuts",
+                                "--samples", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(8)  # imports, the warm-start fit (about a second for the coin), into the parallel chains
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip() == "pplc: interrupted" and not out

@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,9 +147,12 @@ def _geometry(compiled: CompiledModel, data, config: NutsConfig, initial: dict[s
         from compiler.inference import fit as infer
 
         try:
-            gaussian = infer.fit(compiled, data, RunConfig(seed=config.seed, resample=False, draws=100)).gaussian
+            fitted = infer.fit(compiled, data, RunConfig(seed=config.seed, resample=False, draws=100))
         except FitError:  # (a fit that fails is no start: NUTS starts cold, as it would without one)
-            gaussian = None
+            fitted = None
+        if fitted is not None and fitted.interrupted:
+            raise KeyboardInterrupt  # the fit caught Ctrl-C to stop early: here it stops the sampling
+        gaussian = fitted.gaussian if fitted is not None else None
         if gaussian is not None and {b.latent for b in gaussian.blocks} == set(sites):
             order = {b.latent: b for b in gaussian.blocks}
             index = torch.cat([torch.arange(order[s].start, order[s].start + order[s].size) for s in sites])
@@ -230,7 +233,8 @@ _WORK: _Chains | None = None  # the chains a forked worker runs (inherited, neve
 
 
 def _run_chains(chains: _Chains) -> list[no_u_turn.Chain]:
-    """Every chain, in parallel processes where there are cores for them."""
+    """Every chain, in parallel processes where there are cores for them. Ctrl-C reaches only
+    this process, whose pool then ends the workers (no worker prints a traceback)."""
     count = chains.config.chains
     workers = min(count, len(os.sched_getaffinity(0)))
     if workers < 2:
@@ -238,14 +242,18 @@ def _run_chains(chains: _Chains) -> list[no_u_turn.Chain]:
     global _WORK
     _WORK = chains
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_run_forked, range(count)))
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
+            return pool.map(_run_forked, range(count))
     finally:
         _WORK = None
 
 
-def _run_forked(chain: int) -> no_u_turn.Chain:
+def _worker_setup() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # one core per chain
+
+
+def _run_forked(chain: int) -> no_u_turn.Chain:
     return _WORK.run(chain)
 
 
