@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
 import time
-import math
 
 import numpy as np
 import pytest
