@@ -1,4 +1,4 @@
-"""The terminal's view of a report: the table `pplc run` prints, and VI against NUTS (`pplc compare`)."""
+"""The terminal's view of a report: the table `pplc run` prints, and VI against NUTS (`pplc vi-vs-nuts`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Phase 5, presentation: a `Report` as the terminal table, and VI against NUTS (`pplc compare`).
+"""Phase 5, presentation: a `Report` as the terminal table, and VI against NUTS (`pplc vi-vs-nuts`).
 
-Pure functions of the report data: what `pplc run` and `pplc compare` print.
+Pure functions of the report data: what `pplc run` and `pplc vi-vs-nuts` print.
 """
 
 from __future__ import annotations

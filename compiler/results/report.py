@@ -88,7 +88,7 @@ def weights_uniform(log_ratio_sd: float | None) -> bool:
 
 
 class ComparedElement(BaseModel):
-    """One scalar element's posterior by VI against NUTS (`pplc compare`)."""
+    """One scalar element's posterior by VI against NUTS (`pplc vi-vs-nuts`)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -93,5 +93,5 @@ def _vi_notes(result: FitResult) -> list[str]:
         approximation = f"the {result.covariance} Gaussian" if result.covariance else "the guide"
         notes.append(f"Pareto k̂ = {checked.khat:.2f} > {checked.threshold:.2f}: the posterior has regions "
                      f"{approximation} barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means "
-                     "may be off and the sds wrong; check with --method nuts or `pplc compare`")
+                     "may be off and the sds wrong; check with --method nuts or `pplc vi-vs-nuts`")
     return notes
