@@ -260,8 +260,10 @@ def _matrix_type(function: functions.Function, argument: ir.Expr, variables: fro
     shape = argument.type.shape
     if function.shape == functions.DIAGONAL:
         if len(shape) != 1:
-            raise PplError(f"diag_matrix needs a vector, got {shapes.show(shape)}", expr.arguments[0].span)
+            raise PplError(f"diag_matrix needs a vector, got {shapes.show(shape)}", expr.arguments[0].span,
+                           "it puts a vector on the diagonal of a square matrix; index a row for one of a matrix")
         return ir.Type("real", shape * 2, variables)
     if len(shape) != 2:
-        raise PplError(f"transpose needs a matrix, got {shapes.show(shape)}", expr.arguments[0].span)
+        raise PplError(f"transpose needs a matrix, got {shapes.show(shape)}", expr.arguments[0].span,
+                       "it swaps the two axes of a matrix; a vector has no second axis to swap")
     return ir.Type("real", shape[::-1], variables)
