@@ -14,12 +14,55 @@ import numpy as np
 
 from compiler.frontend import functions, ir
 
+
+def _elementwise(scalar):
+    """A function of math applied to each element (numpy has no erf or lgamma of its own)."""
+    def applied(x):
+        return np.vectorize(scalar, otypes=[float])(x)
+    return applied
+
+
+def _erfinv_scalar(y: float) -> float:
+    """The inverse of erf by bisection (to float precision): math has no erfinv."""
+    if not -1 <= y <= 1:
+        return math.nan
+    if abs(y) == 1:
+        return math.copysign(math.inf, y)
+    low, high = -6.0, 6.0
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if math.erf(middle) < y else (low, middle)
+    return (low + high) / 2
+
+
+def _lgamma_scalar(x: float) -> float:
+    try:
+        return math.lgamma(x)
+    except ValueError:  # a pole: 0, -1, -2, ...
+        return math.inf
+
+
+_erf, _erfinv, _lgamma = _elementwise(math.erf), _elementwise(_erfinv_scalar), _elementwise(_lgamma_scalar)
+
+
 ELEMENTWISE = {
     "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.abs,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "logit": lambda x: np.log(x / (1 - x)), "tanh": np.tanh,
     "softplus": lambda x: np.logaddexp(0, x),
+    "inv_logit": lambda x: 1 / (1 + np.exp(-x)), "log_inv_logit": lambda x: -np.logaddexp(0, -x),
+    "log1m_inv_logit": lambda x: -np.logaddexp(0, x), "log1m": lambda x: np.log1p(-x),
+    "Phi": lambda x: 0.5 * (1 + _erf(x / math.sqrt(2))), "inv_Phi": lambda x: math.sqrt(2) * _erfinv(2 * x - 1),
+    "Phi_approx": lambda x: 1 / (1 + np.exp(-(0.07056 * x ** 3 + 1.5976 * x))), "lgamma": _lgamma,
+    "square": np.square, "inv": lambda x: 1 / x,
 }
-REDUCTIONS = {"sum": np.sum, "mean": np.mean, "sd": lambda x: np.std(x, ddof=1)}
+REDUCTIONS = {"sum": np.sum, "mean": np.mean, "sd": lambda x: np.std(x, ddof=1),
+              "log_sum_exp": lambda x: np.logaddexp.reduce(x, axis=None), "max": np.max, "min": np.min}
+VECTORS = {
+    "softmax": lambda x: np.exp(x - x.max(axis=-1, keepdims=True)) / np.exp(x - x.max(axis=-1, keepdims=True)).sum(
+        axis=-1, keepdims=True),
+    "log_softmax": lambda x: x - np.logaddexp.reduce(x, axis=-1, keepdims=True),
+    "cumulative_sum": lambda x: np.cumsum(x, axis=-1),
+}
 
 
 class Incomparable(Exception):
@@ -92,9 +135,14 @@ class Reference:
             case functions.DOT:
                 return np.sum(np.asarray(arguments[0], dtype=float) * np.asarray(arguments[1], dtype=float), axis=-1)
             case functions.VECTOR:
+                return VECTORS[function.name](np.asarray(arguments[0], dtype=float))
+            case functions.IDENTITY:
+                return np.eye(self.size(e.type.shape[0]))
+            case functions.DIAGONAL:
                 x = np.asarray(arguments[0], dtype=float)
-                shifted = np.exp(x - x.max(axis=-1, keepdims=True))
-                return shifted / shifted.sum(axis=-1, keepdims=True)
+                return x[..., None] * np.eye(x.shape[-1])
+            case functions.TRANSPOSE:
+                return np.swapaxes(np.asarray(arguments[0], dtype=float), -1, -2)
         return ELEMENTWISE[function.name](np.asarray(arguments[0], dtype=float))
 
 

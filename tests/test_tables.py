@@ -8,6 +8,7 @@ case here fails `test_cases_cover_*`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,16 @@ class LatentCase:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class HalfOf:
+    """|X| for X symmetric about 0, written out: twice X's density on the positive half-line."""
+
+    def __init__(self, symmetric: dist.Distribution):
+        self.symmetric = symmetric
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.symmetric.log_prob(value) + math.log(2)
+
+
 _DIRICHLET_HEADER = "data K: int\ndata a: real<lower=0>[K]\n"
 _MVN_HEADER = "data K: int\ndata m: real[K]\ndata S: real[K, K]\n"
 _MVN_DATA = {"m": [0.1, 0.2], "S": [[2.0, 0.5], [0.5, 1.0]]}
@@ -72,6 +83,11 @@ CONTINUOUS: dict[str, LatentCase] = {
     "Cauchy": LatentCase("Cauchy(0.5, 2)", lambda: dist.Cauchy(0.5, 2.0), 3.0),
     "HalfCauchy": LatentCase("HalfCauchy(2)", lambda: dist.HalfCauchy(2.0), 1.3),
     "Laplace": LatentCase("Laplace(0.5, 2)", lambda: dist.Laplace(0.5, 2.0), -1.2),
+    "Gumbel": LatentCase("Gumbel(0.5, 2)", lambda: dist.Gumbel(0.5, 2.0), -1.1),
+    "VonMises": LatentCase("VonMises(0.5, 2)", lambda: dist.VonMises(0.5, 2.0), 1.3),
+    "HalfStudentT": LatentCase("HalfStudentT(3, 2)", lambda: HalfOf(dist.StudentT(3.0, 0.0, 2.0)), 1.7),
+    "Weibull": LatentCase("Weibull(2, 1.5)", lambda: dist.Weibull(2.0, 1.5), 0.9),
+    "Pareto": LatentCase("Pareto(1.5, 3)", lambda: dist.Pareto(1.5, 3.0), 2.2),
     "LogNormal": LatentCase("LogNormal(0.5, 2)", lambda: dist.LogNormal(0.5, 2.0), 2.4),
     "Exponential": LatentCase("Exponential(2)", lambda: dist.Exponential(2.0), 0.4),
     "Gamma": LatentCase("Gamma(2, 3)", lambda: dist.Gamma(2.0, 3.0), 0.8),
@@ -91,6 +107,10 @@ LATENT_VARIANTS: dict[str, LatentCase] = {
     "StudentT-defaults": LatentCase("StudentT(3)", lambda: dist.StudentT(3.0), -0.4),
     "Normal-keywords": LatentCase("Normal(scale=2, loc=1.5)", lambda: dist.Normal(1.5, 2.0), 0.3),
     "Gamma-keywords": LatentCase("Gamma(concentration=2, rate=3)", lambda: dist.Gamma(2.0, 3.0), 0.8),
+    "HalfStudentT-defaults": LatentCase("HalfStudentT(3)", lambda: HalfOf(dist.StudentT(3.0)), 1.7),
+    "HalfStudentT-keywords": LatentCase("HalfStudentT(scale=2, df=3)", lambda: HalfOf(dist.StudentT(3.0, 0.0, 2.0)),
+                                        0.4),
+    "Pareto-data-scale": LatentCase("Pareto(m, 3)", lambda: dist.Pareto(0.5, 3.0), 0.8, "data m: real\n", {"m": 0.5}),
     "Dirichlet-ones": LatentCase("Dirichlet(ones(3))", lambda: dist.Dirichlet(torch.ones(3)), [0.2, 0.3, 0.5]),
     "Uniform-data-bounds": LatentCase("Uniform(lo, hi)", lambda: dist.Uniform(0.5, 4.0), 1.0,
                                       "data lo: real\ndata hi: real\n", {"lo": 0.5, "hi": 4.0}),
@@ -157,6 +177,7 @@ class DiscreteCase:
     logits: tuple[str, Any] | None = None
     header: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    trailing: str = ""  # spec arguments after the probs/logits slot, by keyword
 
 
 _CATEGORICAL_DATA = {"p": [0.2, 0.3, 0.5], "q": [0.1, -1.0, 2.0]}
@@ -173,6 +194,14 @@ DISCRETE: dict[str, DiscreteCase] = {
                                 probs=("p", _CATEGORICAL_DATA["p"]), logits=("q", _CATEGORICAL_DATA["q"]),
                                 header="data K: int\ndata p: real<lower=0>[K]\ndata q: real[K]\n",
                                 data=_CATEGORICAL_DATA),
+    "BetaBinomial": DiscreteCase([0, 3, 10, 5, 7], lambda: dist.BetaBinomial(2.0, 3.0, 10), "2, 3, 10"),
+    "ZeroInflatedPoisson": DiscreteCase([0, 3, 0, 5, 7], lambda: dist.ZeroInflatedPoisson(2.5, gate=tensor(0.3)),
+                                        "2.5, 0.3"),
+    "ZeroInflatedNegativeBinomial": DiscreteCase(
+        [0, 3, 0, 5, 7], lambda **p: dist.ZeroInflatedNegativeBinomial(4.0, gate=tensor(0.2), **p), "4, ",
+        probs=("0.3", 0.3), logits=("0.3", 0.3), trailing=", gate=0.2"),
+    "OrderedLogistic": DiscreteCase([0, 3, 1, 2, 2], lambda: dist.OrderedLogistic(tensor(0.4), tensor([-1.0, 0.5, 2.0])),
+                                    "0.4, c", header="data c: real[3]\n", data={"c": [-1.0, 0.5, 2.0]}),
 }
 
 
@@ -194,10 +223,11 @@ def _discrete_spec(name: str, form: str, target: str) -> tuple[str, dict, torch.
     if case.probs is None:
         call, expected = f"{name}({case.leading})", case.build()
     elif form == "positional":
-        call, expected = f"{name}({case.leading}{case.probs[0]})", case.build(probs=tensor(case.probs[1]))
+        call, expected = (f"{name}({case.leading}{case.probs[0]}{case.trailing})",
+                          case.build(probs=tensor(case.probs[1])))
     else:
         text, value = getattr(case, form)
-        call, expected = f"{name}({case.leading}{form}={text})", case.build(**{form: tensor(value)})
+        call, expected = f"{name}({case.leading}{form}={text}{case.trailing})", case.build(**{form: tensor(value)})
     y = tensor(case.y, torch.long if name == "Categorical" else torch.float)
     text = f"data N: int\n{case.header}data y: int<lower=0>[N]\nobserve {target} ~ {call}\n"
     return text, {"y": case.y, **case.data}, expected.log_prob(y).sum()
@@ -238,6 +268,10 @@ FINITE_LATENTS = {
     "Bernoulli": ("Bernoulli(0.3)", lambda: dist.Bernoulli(0.3), 1.0),
     "Binomial": ("Binomial(3, logits=0.4)", lambda: dist.Binomial(3, logits=0.4), 2.0),
     "Categorical": ("Categorical(p)", lambda: dist.Categorical(tensor(_CATEGORICAL_DATA["p"])), 1),
+    "BetaBinomial": ("BetaBinomial(2, 3, 4)", lambda: dist.BetaBinomial(2.0, 3.0, 4), 3.0),
+    # p is increasing, so it serves as cut-points.
+    "OrderedLogistic": ("OrderedLogistic(0.3, p)",
+                        lambda: dist.OrderedLogistic(tensor(0.3), tensor(_CATEGORICAL_DATA["p"])), 2),
 }
 
 
@@ -246,14 +280,15 @@ def test_finite_discrete_latent_log_density_matches_pyro(name: str):
     call, expected, value = FINITE_LATENTS[name]
     program = compile_source(f"{DISCRETE['Categorical'].header}latent k ~ {call}\n")
     assert program.ir.latents[0].enumerated
-    value = tensor(value, torch.long if name == "Categorical" else torch.float)
+    value = tensor(value, torch.long if name in ("Categorical", "OrderedLogistic") else torch.float)
     actual = log_joint(program, program.load_data(_CATEGORICAL_DATA), {"k": value})
     assert_same(actual, expected().log_prob(value))
 
 
 @pytest.mark.parametrize("name", [n for n in DISCRETE_ROWS if not distributions.TABLE[n].is_finite])
 def test_infinite_discrete_latent_is_rejected(name: str):
-    call = f"{name}({DISCRETE[name].leading}{DISCRETE[name].probs[0] if DISCRETE[name].probs else ''})"
+    case = DISCRETE[name]
+    call = f"{name}({case.leading}{case.probs[0] if case.probs else ''}{case.trailing})"
     with pytest.raises(PplError, match="infinitely many values"):
         compile_source(f"latent k ~ {call}\n")
 
@@ -368,6 +403,32 @@ FUNCTION_CASES: dict[str, tuple[str, str, Callable[[], torch.Tensor]]] = {
     "ones-matrix": ("ones", "ones(R, C)", lambda: torch.ones(2, 3)),
     "zeros-vector": ("zeros", "zeros(N)", lambda: torch.zeros(4)),
     "zeros-literal-size": ("zeros", "zeros(3)", lambda: torch.zeros(3)),
+    # Stan's names, each against its definition written out.
+    "inv_logit": ("inv_logit", "inv_logit(w)", lambda: 1 / (1 + torch.exp(-T["w"]))),
+    "log_inv_logit": ("log_inv_logit", "log_inv_logit(w)", lambda: torch.log(1 / (1 + torch.exp(-T["w"])))),
+    "log1m_inv_logit": ("log1m_inv_logit", "log1m_inv_logit(w)", lambda: torch.log(1 - 1 / (1 + torch.exp(-T["w"])))),
+    "log1m": ("log1m", "log1m(u)", lambda: torch.log(1 - T["u"])),
+    "Phi": ("Phi", "Phi(w)", lambda: 0.5 * (1 + torch.erf(T["w"] / math.sqrt(2)))),
+    "inv_Phi": ("inv_Phi", "inv_Phi(u)", lambda: math.sqrt(2) * torch.erfinv(2 * T["u"] - 1)),
+    "Phi_approx": ("Phi_approx", "Phi_approx(w)", lambda: torch.sigmoid(0.07056 * T["w"] ** 3 + 1.5976 * T["w"])),
+    "Phi_approx-of-a-sum": ("Phi_approx", "Phi_approx(w + 1)",
+                            lambda: torch.sigmoid(0.07056 * (T["w"] + 1) ** 3 + 1.5976 * (T["w"] + 1))),
+    "lgamma": ("lgamma", "lgamma(v)", lambda: tensor([math.lgamma(x) for x in FUNCTION_DATA["v"]])),
+    "square": ("square", "square(w)", lambda: T["w"] * T["w"]),
+    "inv": ("inv", "inv(v)", lambda: 1 / T["v"]),
+    "log_softmax": ("log_softmax", "log_softmax(w)", lambda: T["w"] - T["w"].exp().sum().log()),
+    "log_softmax-matrix-last-axis": ("log_softmax", "log_softmax(M)",
+                                     lambda: T["M"] - T["M"].exp().sum(-1, keepdim=True).log()),
+    "cumulative_sum": ("cumulative_sum", "cumulative_sum(w)",
+                       lambda: tensor([-1.0, -1.0 + 0.5, -1.0 + 0.5 + 2.0, -1.0 + 0.5 + 2.0 - 0.3])),
+    "log_sum_exp-vector": ("log_sum_exp", "log_sum_exp(w)", lambda: T["w"].exp().sum().log()),
+    "log_sum_exp-matrix-all-axes": ("log_sum_exp", "log_sum_exp(M)", lambda: T["M"].exp().sum().log()),
+    "max-vector": ("max", "max(w)", lambda: tensor(2.0)),
+    "max-matrix-all-axes": ("max", "max(M)", lambda: tensor(7.0)),
+    "min-vector": ("min", "min(w)", lambda: tensor(-1.0)),
+    "identity": ("identity", "identity(R)", lambda: tensor([[1.0, 0.0], [0.0, 1.0]])),
+    "diag_matrix": ("diag_matrix", "diag_matrix(w)", lambda: torch.diag(T["w"])),
+    "transpose": ("transpose", "transpose(M)", lambda: tensor([[1.0, 4.0], [2.0, 5.0], [3.0, 7.0]])),
 }
 
 
@@ -397,6 +458,16 @@ LATENT_FUNCTION_CASES: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tenso
     "softplus": ("softplus(x)", torch.nn.functional.softplus), "softmax": ("softmax(x)", lambda x: x.softmax(-1)),
     "sum": ("sum(x)", torch.sum), "mean": ("mean(x)", torch.mean), "sd": ("sd(x)", lambda x: x.std(correction=1)),
     "dot": ("dot(x, x)", lambda x: (x * x).sum()),
+    "inv_logit": ("inv_logit(x)", torch.sigmoid), "log_inv_logit": ("log_inv_logit(x)", lambda x: x.sigmoid().log()),
+    "log1m_inv_logit": ("log1m_inv_logit(x)", lambda x: (1 - x.sigmoid()).log()),
+    "log1m": ("log1m(x)", lambda x: (1 - x).log()), "Phi": ("Phi(x)", lambda x: 0.5 * (1 + torch.erf(x / math.sqrt(2)))),
+    "inv_Phi": ("inv_Phi(x)", lambda x: math.sqrt(2) * torch.erfinv(2 * x - 1)),
+    "Phi_approx": ("Phi_approx(x)", lambda x: torch.sigmoid(0.07056 * x ** 3 + 1.5976 * x)),
+    "lgamma": ("lgamma(x)", torch.lgamma), "square": ("square(x)", lambda x: x * x), "inv": ("inv(x)", lambda x: 1 / x),
+    "log_softmax": ("log_softmax(x)", lambda x: x - x.exp().sum().log()),
+    "cumulative_sum": ("cumulative_sum(x)", lambda x: torch.stack([x[:k + 1].sum() for k in range(len(x))])),
+    "log_sum_exp": ("log_sum_exp(x)", lambda x: x.exp().sum().log()), "max": ("max(x)", lambda x: x.max()),
+    "min": ("min(x)", lambda x: x.min()), "diag_matrix": ("diag_matrix(x)", torch.diag),
 }
 
 
@@ -599,6 +670,16 @@ INLINE_SPECS = [
                  "latent z ~ MultivariateNormal(m, S)\nobserve y[k] ~ Normal(z[k], 1)\n",
                  {"m": [0.0, 1.0], "S": [[1.0, 0.3], [0.3, 2.0]], "y": [0.5, 1.5]},
                  id="multivariate-normal-indexed-by-index-variable"),
+    pytest.param("data N: int\ndata x: real[N]\ndata y: int<lower=0>[N]\n"
+                 "latent b ~ Normal(0, 1)\nlatent c0 ~ Normal(0, 2)\nlatent d[3] ~ HalfNormal(1)\n"
+                 "let c = c0 + cumulative_sum(d)\nobserve y[i] ~ OrderedLogistic(b * x[i], c)\n",
+                 {"x": [0.5, -1.0, 2.0], "y": [0, 3, 2]}, id="ordered-logistic-on-cumulative-cutpoints"),
+    pytest.param("data K: int\ndata y: real[K]\nlatent s[K] ~ HalfStudentT(3, 1)\n"
+                 "observe y ~ MultivariateNormal(zeros(K), scale_tril=diag_matrix(s))\n",
+                 {"y": [0.3, -1.2]}, id="multivariate-normal-with-diagonal-scale"),
+    pytest.param("data N: int\ndata y: int<lower=0>[N]\nlatent r ~ Weibull(2, 1.5)\nlatent z ~ Normal(0, 1)\n"
+                 "observe y[i] ~ ZeroInflatedNegativeBinomial(r, logits=z, gate=inv_logit(z))\n",
+                 {"y": [0, 4, 0, 1]}, id="zero-inflated-negative-binomial-of-latents"),
 ]
 
 

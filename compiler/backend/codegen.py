@@ -244,10 +244,14 @@ def _distribution(use: ir.DistributionUse, layout: Layout) -> Code:
         if parameter.name not in bound:
             positional = False
             continue
-        positional = positional and parameter.group is None
+        # A folded row's parameters are not its base class's positional order: all by name.
+        positional = positional and parameter.group is None and not row.folded
         code = argument(bound[parameter.name], layout, parameter.event_rank)
+        if parameter.tensor and may_be_number(bound[parameter.name]):
+            code = em.call(em.runtime("real"), code)
         parts.append(code if positional else em.keyword(parameter.name, code))
-    return em.call(em.imported("dist", row.pyro_class), *parts)
+    distribution = em.call(em.imported("dist", row.pyro_class), *parts)
+    return em.call(em.imported("dist", "FoldedDistribution"), distribution) if row.folded else distribution
 
 
 def _constraint(support: ir.Support) -> Code | None:

@@ -311,8 +311,8 @@ class _Emitter:
 
     def _call(self, e: ir.Call) -> Code:
         function = functions.TABLE[e.function]
-        if function.shape == functions.CONSTRUCT:
-            return _template(function.torch, shape=shape_code(e.type.shape))
+        if function.shape in (functions.CONSTRUCT, functions.IDENTITY):
+            return _template(function.torch, shape=shape_code(e.type.shape), size=dim_code(e.type.shape[0]))
         if function.shape == functions.REDUCE:
             rank = e.arguments[0].type.rank
             axes = "-1" if rank == 1 else "(" + ", ".join(str(-k) for k in range(rank, 0, -1)) + ")"

@@ -221,6 +221,9 @@ def _unconstraining_inverse(support: ir.Support) -> tuple[str, Code | None]:
             return "LogitNormal", em.call(em.imported("dist", "transforms.SigmoidTransform"))
         case distributions.SIMPLEX:
             return "StickBreakingNormal", em.call(em.imported("dist", "transforms.StickBreakingTransform"))
+        case distributions.INTERVAL if support.high is None:  # from a lower bound up (Pareto)
+            above = em.call(em.imported("constraints", "greater_than"), expression(support.low))
+            return "ShiftedLogNormal", em.call(em.imported("torch", "distributions.biject_to"), above)
         case distributions.INTERVAL:
             interval = em.call(em.imported("constraints", "interval"), expression(support.low),
                                expression(support.high))

@@ -67,9 +67,12 @@ def _support_rule(support: ir.Support, values: dict[str, Any]):
     if support.kind != distributions.INTERVAL:
         return SUPPORT_RULES.get(support.kind)
     try:
-        low, high = ir.constant_value(support.low, values), ir.constant_value(support.high, values)
+        low = ir.constant_value(support.low, values)
+        high = None if support.high is None else ir.constant_value(support.high, values)
     except ir.NotConstant:
         return None
+    if high is None:
+        return (lambda a: a >= low), f"at least {number_text(low)}"
     return (lambda a: (a >= low) & (a <= high)), f"in [{number_text(low)}, {number_text(high)}]"
 
 

@@ -20,9 +20,8 @@ def check_distribution(call: syntax.Call, scope: Scope, plates, type_fn) -> ir.D
     against the plates of the statement."""
     row = distributions.TABLE.get(call.function)
     if row is None:
-        raise PplError(
-            f"unknown distribution '{call.function}'", call.function_span,
-            did_you_mean(call.function, list(distributions.TABLE)) or "see docs/language.md for the table")
+        raise PplError(f"unknown distribution '{call.function}'", call.function_span,
+                       distributions.unknown_hint(call.function))
     bound = _bind_arguments(row, call)
     plate_shape = tuple(p.size for p in plates)
     arguments: list[tuple[str, ir.Expr]] = []
@@ -135,13 +134,13 @@ def _check_number_argument(row: distributions.Distribution, parameter, typed: ir
 
 def _support(row: distributions.Distribution, arguments: dict[str, ir.Expr]) -> ir.Support:
     if row.support == distributions.INTERVAL:
-        low, high = (arguments[name] for name in row.support_bounds)
-        for bound in (low, high):
-            if depends_on_model(bound):
-                raise PplError(f"the bounds of {row.name} must depend on data alone", bound.span,
-                               "a guide needs the support before the model runs")
+        low, high = (None if name is None else arguments[name] for name in row.support_bounds)
+        for name, bound in zip(row.support_bounds, (low, high)):
+            if bound is not None and depends_on_model(bound):
+                raise PplError(f"the {name} of {row.name} must depend on data alone", bound.span,
+                               f"it bounds the values of {row.name}, and a guide needs them before the model runs")
         try:
-            empty = ir.constant_value(low, {}) >= ir.constant_value(high, {})
+            empty = high is not None and ir.constant_value(low, {}) >= ir.constant_value(high, {})
         except ir.NotConstant:
             empty = False
         if empty:

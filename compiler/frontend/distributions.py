@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.errors import did_you_mean
+
 # Supports. Continuous ones drive the guide family; discrete ones decide
 # whether a latent can be enumerated (finite) or not.
 REAL = "real"
 POSITIVE = "positive"
 UNIT_INTERVAL = "unit_interval"
-INTERVAL = "interval"  # bounds are the distribution's `support_bounds` arguments
+INTERVAL = "interval"  # bounds are the distribution's `support_bounds` arguments (low, high); None: unbounded
 SIMPLEX = "simplex"
 BOOLEAN = "boolean"
 NONNEGATIVE_INTEGER = "nonnegative_integer"
@@ -52,6 +54,7 @@ class Parameter:
     default: float | None = None
     group: str | None = None
     accepts: str | None = None  # a key of ACCEPTS
+    tensor: bool = False  # Pyro calls tensor methods on it, so a number must become a tensor first
 
     @property
     def required(self) -> bool:
@@ -82,6 +85,9 @@ class Distribution:
     support_bounds: tuple[str, ...] = ()
     improper: bool = False
     sufficient: SufficientStatistics | None = None
+    # |X| for X the `pyro_class` centred at 0: a half distribution Pyro has no class for
+    # (`dist.FoldedDistribution`, whose density is twice X's on the positive half-line).
+    folded: bool = False
 
     @property
     def is_discrete(self) -> bool:
@@ -103,8 +109,8 @@ class Distribution:
 
 
 def _p(name: str, event_rank: int = 0, default: float | None = None, group: str | None = None,
-       accepts: str | None = None):
-    return Parameter(name, event_rank, default, group, accepts)
+       accepts: str | None = None, tensor: bool = False):
+    return Parameter(name, event_rank, default, group, accepts, tensor)
 
 
 def _positive(name: str, default: float | None = None):
@@ -168,6 +174,8 @@ POISSON_STATISTICS = SufficientStatistics(
 
 _PROBS = (_p("probs", group="p", accepts=PROBABILITY), _p("logits", group="p"))
 _VECTOR_PROBS = (_p("probs", 1, group="p"), _p("logits", 1, group="p"))
+# The probability of an extra zero (Pyro's `gate`), or its log-odds.
+_GATE = (_p("gate", group="gate", accepts=PROBABILITY, tensor=True), _p("gate_logits", group="gate", tensor=True))
 
 TABLE: dict[str, Distribution] = {
     d.name: d
@@ -179,24 +187,45 @@ TABLE: dict[str, Distribution] = {
         Distribution("Cauchy", "Cauchy", (_p("loc"), _positive("scale")), REAL),
         Distribution("HalfCauchy", "HalfCauchy", (_positive("scale"),), POSITIVE),
         Distribution("Laplace", "Laplace", (_p("loc"), _positive("scale")), REAL),
+        Distribution("Gumbel", "Gumbel", (_p("loc"), _positive("scale")), REAL),
+        # Angles: the density is periodic in 2π, so any real value is one (Pyro's support is real).
+        Distribution("VonMises", "VonMises", (_p("loc"), _positive("concentration")), REAL),
+        Distribution("HalfStudentT", "StudentT", (_positive("df"), _positive("scale", default=1.0)), POSITIVE,
+                     folded=True),
         Distribution("LogNormal", "LogNormal", (_p("loc"), _positive("scale")), POSITIVE, sufficient=LOG_NORMAL_STATISTICS),
         Distribution("Exponential", "Exponential", (_positive("rate"),), POSITIVE, sufficient=EXPONENTIAL_STATISTICS),
         Distribution("Gamma", "Gamma", (_positive("concentration"), _positive("rate")), POSITIVE,
                      sufficient=GAMMA_STATISTICS),
         Distribution("InverseGamma", "InverseGamma", (_positive("concentration"), _positive("rate")), POSITIVE),
+        Distribution("Weibull", "Weibull", (_positive("scale"), _positive("concentration")), POSITIVE),
+        # Values from `scale` up: a latent's scale must be known before the model runs, as Uniform's bounds.
+        Distribution("Pareto", "Pareto", (_positive("scale"), _positive("alpha")), INTERVAL,
+                     support_bounds=("scale", None)),
         Distribution("Beta", "Beta", (_positive("concentration1"), _positive("concentration0")), UNIT_INTERVAL),
         Distribution("Uniform", "Uniform", (_p("low"), _p("high")), INTERVAL,
                      support_bounds=("low", "high")),
         Distribution("Bernoulli", "Bernoulli", _PROBS, BOOLEAN, sufficient=BERNOULLI_STATISTICS),
         Distribution("Binomial", "Binomial", (_p("total_count", default=1, accepts=COUNT), *_PROBS),
                      INTEGER_INTERVAL, support_bounds=("total_count",)),
+        Distribution("BetaBinomial", "BetaBinomial",
+                     (_positive("concentration1"), _positive("concentration0"),
+                      _p("total_count", default=1, accepts=COUNT)),
+                     INTEGER_INTERVAL, support_bounds=("total_count",)),
         Distribution("Poisson", "Poisson", (_p("rate", accepts=NOT_BELOW_ZERO),), NONNEGATIVE_INTEGER,
                      sufficient=POISSON_STATISTICS),
         Distribution("NegativeBinomial", "NegativeBinomial",
                      (_p("total_count", accepts=NOT_BELOW_ZERO), *_PROBS),
                      NONNEGATIVE_INTEGER),
+        Distribution("ZeroInflatedPoisson", "ZeroInflatedPoisson", (_positive("rate"), *_GATE),
+                     NONNEGATIVE_INTEGER),
+        Distribution("ZeroInflatedNegativeBinomial", "ZeroInflatedNegativeBinomial",
+                     (_p("total_count", accepts=NOT_BELOW_ZERO), *_PROBS, *_GATE), NONNEGATIVE_INTEGER),
         Distribution("Geometric", "Geometric", _PROBS, NONNEGATIVE_INTEGER),
         Distribution("Categorical", "Categorical", _VECTOR_PROBS, CATEGORY),
+        # Categories 0 .. K-1 from K - 1 cut-points, which must be in increasing order: the checker
+        # cannot see that, so docs/language.md shows how to build them ordered.
+        Distribution("OrderedLogistic", "OrderedLogistic", (_p("predictor", tensor=True), _p("cutpoints", 1)),
+                     CATEGORY),
         Distribution("Dirichlet", "Dirichlet", (_p("concentration", 1),), SIMPLEX, event_rank=1),
         Distribution("MultivariateNormal", "MultivariateNormal",
                      (_p("loc", 1), _p("covariance_matrix", 2, group="cov"),
@@ -206,3 +235,31 @@ TABLE: dict[str, Distribution] = {
         Distribution("HalfFlat", "ImproperUniform", (), POSITIVE, improper=True),
     )
 }
+
+# Stan's (and PyMC's) names for the rows above, and how pplc writes them.
+SYNONYMS: dict[str, str] = {
+    "normal": "Normal", "student_t": "StudentT", "cauchy": "Cauchy", "double_exponential": "Laplace",
+    "lognormal": "LogNormal", "exponential": "Exponential", "gamma": "Gamma", "inv_gamma": "InverseGamma",
+    "beta": "Beta", "uniform": "Uniform", "weibull": "Weibull", "pareto": "Pareto", "gumbel": "Gumbel",
+    "von_mises": "VonMises", "bernoulli": "Bernoulli", "binomial": "Binomial", "beta_binomial": "BetaBinomial",
+    "poisson": "Poisson", "neg_binomial": "NegativeBinomial", "categorical": "Categorical",
+    "ordered_logistic": "OrderedLogistic", "dirichlet": "Dirichlet", "multi_normal": "MultivariateNormal",
+    "MvNormal": "MultivariateNormal",
+    "bernoulli_logit": "Bernoulli(logits=...)", "binomial_logit": "Binomial(n, logits=...)",
+    "categorical_logit": "Categorical(logits=...)", "poisson_log": "Poisson(exp(...))",
+    "multi_normal_cholesky": "MultivariateNormal(mu, scale_tril=L)",
+    "neg_binomial_2": "NegativeBinomial(phi, logits=log(mu) - log(phi)) (mean mu, dispersion phi)",
+}
+
+
+def written(name: str) -> str:
+    """A Stan or PyMC distribution as pplc writes it: `Normal(...)`, `Bernoulli(logits=...)`."""
+    spelled = SYNONYMS[name]
+    return spelled if "(" in spelled else f"{spelled}(...)"
+
+
+def unknown_hint(name: str) -> str:
+    """The hint for an unknown distribution: how pplc writes a Stan or PyMC name, else the nearest row."""
+    if name in SYNONYMS:
+        return f"pplc writes {name} as {written(name)}"
+    return did_you_mean(name, list(TABLE)) or "see docs/language.md for the table"

@@ -178,8 +178,7 @@ class _Typer:
         function = functions.TABLE.get(expr.function)
         if function is None:
             raise PplError(f"unknown function '{expr.function}'", expr.function_span,
-                           did_you_mean(expr.function, list(functions.TABLE)) or
-                           "see docs/language.md for the function table")
+                           functions.unknown_hint(expr.function))
         for argument in expr.arguments:
             if argument.keyword is not None:
                 raise PplError(f"{expr.function} takes no keyword arguments", argument.span)
@@ -188,7 +187,7 @@ class _Typer:
             wanted = function.arity or "one or more"
             raise PplError(f"{expr.function} takes {wanted} argument{'s' * (wanted != 1)}, got {arity}",
                            expr.span)
-        if function.shape == functions.CONSTRUCT:
+        if function.shape in (functions.CONSTRUCT, functions.IDENTITY):
             return self._construct(expr)
         arguments = tuple(self.type(a.value) for a in expr.arguments)
         return ir.Call(expr.function, arguments, self._call_type(function, arguments, expr), expr.span)
@@ -205,7 +204,8 @@ class _Typer:
             if isinstance(typed, ir.Literal_) and typed.value < 1:
                 raise PplError("a size must be at least 1", argument.span, "an array of no elements has nothing to model")
             dims.append(typed.value if isinstance(typed, ir.Literal_) else typed.name)
-        return ir.Call(expr.function, (), ir.Type("real", tuple(dims)), expr.span)
+        shape = tuple(dims) * 2 if functions.TABLE[expr.function].shape == functions.IDENTITY else tuple(dims)
+        return ir.Call(expr.function, (), ir.Type("real", shape), expr.span)
 
     @staticmethod
     def _call_type(function: functions.Function, arguments, expr: syntax.Call) -> ir.Type:
@@ -227,6 +227,8 @@ class _Typer:
                         f"dot needs two vectors of one length, got {shapes.show(first.shape)} "
                         f"and {shapes.show(second.shape)}", expr.span)
                 return ir.Type("real", (), variables)
+            case functions.DIAGONAL | functions.TRANSPOSE:
+                return _matrix_type(function, arguments[0], variables, expr)
         raise AssertionError(function.shape)
 
     def _binary(self, expr: syntax.Binary) -> ir.Expr:
@@ -247,3 +249,21 @@ class _Typer:
         integral = left.type.base == right.type.base == "int" and expr.operator in "+-*"
         base = "int" if integral else "real"
         return ir.Binary(expr.operator, left, right, ir.Type(base, shape, variables), expr.span)
+
+
+# Matrix functions ---------------------------------------------------------------------
+
+
+def _matrix_type(function: functions.Function, argument: ir.Expr, variables: frozenset[str],
+                 expr: syntax.Call) -> ir.Type:
+    """diag_matrix: a vector of K -> K x K; transpose: a matrix R x C -> C x R."""
+    shape = argument.type.shape
+    if function.shape == functions.DIAGONAL:
+        if len(shape) != 1:
+            raise PplError(f"diag_matrix needs a vector, got {shapes.show(shape)}", expr.arguments[0].span,
+                           "it puts a vector on the diagonal of a square matrix; index a row for one of a matrix")
+        return ir.Type("real", shape * 2, variables)
+    if len(shape) != 2:
+        raise PplError(f"transpose needs a matrix, got {shapes.show(shape)}", expr.arguments[0].span,
+                       "it swaps the two axes of a matrix; a vector has no second axis to swap")
+    return ir.Type("real", shape[::-1], variables)

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compiler.errors import did_you_mean
+from compiler.frontend import distributions
+
 ELEMENTWISE = "elementwise"  # one argument; same shape out
 VECTOR = "vector"  # one vector argument; same shape out (softmax)
 REDUCE = "reduce"  # one argument; a scalar out
 DOT = "dot"  # two vectors; a scalar out
 CONSTRUCT = "construct"  # sizes in; an array of that shape out
+# Matrices
+DIAGONAL = "diagonal"  # a vector of K in; the K x K matrix with it on the diagonal out
+TRANSPOSE = "transpose"  # a matrix in; its transpose out
+IDENTITY = "identity"  # one size K in; the K x K identity matrix out
 
 
 @dataclass(frozen=True)
@@ -33,16 +40,59 @@ TABLE: dict[str, Function] = {
         Function("sqrt", 1, ELEMENTWISE, "torch.sqrt({0})"),
         Function("abs", 1, ELEMENTWISE, "torch.abs({0})"),
         Function("sigmoid", 1, ELEMENTWISE, "torch.sigmoid({0})"),
+        Function("inv_logit", 1, ELEMENTWISE, "torch.sigmoid({0})"),  # Stan's name for sigmoid
+        Function("log_inv_logit", 1, ELEMENTWISE, "torch.nn.functional.logsigmoid({0})"),
+        Function("log1m_inv_logit", 1, ELEMENTWISE, "torch.nn.functional.logsigmoid(torch.neg({0}))"),
         Function("logit", 1, ELEMENTWISE, "torch.logit({0})"),
+        Function("log1m", 1, ELEMENTWISE, "torch.log1p(torch.neg({0}))"),
+        Function("Phi", 1, ELEMENTWISE, "torch.special.ndtr({0})"),  # the standard normal CDF
+        Function("inv_Phi", 1, ELEMENTWISE, "torch.special.ndtri({0})"),
+        # Stan's logistic approximation to Phi (absolute error below 1.5e-4), as Stan defines it.
+        Function("Phi_approx", 1, ELEMENTWISE, "torch.sigmoid(torch.mul({0}, 1.5976 + 0.07056 * torch.square({0})))"),
+        Function("lgamma", 1, ELEMENTWISE, "torch.lgamma({0})"),
+        Function("square", 1, ELEMENTWISE, "torch.square({0})"),
+        Function("inv", 1, ELEMENTWISE, "torch.reciprocal({0})"),
         Function("tanh", 1, ELEMENTWISE, "torch.tanh({0})"),
         Function("softplus", 1, ELEMENTWISE, "torch.nn.functional.softplus({0})"),
         Function("softmax", 1, VECTOR, "torch.softmax({0}, -1)"),
+        Function("log_softmax", 1, VECTOR, "torch.log_softmax({0}, -1)"),
+        # Ordered cut-points from positive increments: c0 + cumulative_sum(d).
+        Function("cumulative_sum", 1, VECTOR, "torch.cumsum({0}, -1)"),
         Function("sum", 1, REDUCE, "{0}.sum({axes})"),
         Function("mean", 1, REDUCE, "{0}.mean({axes})"),
+        Function("log_sum_exp", 1, REDUCE, "{0}.logsumexp({axes})"),
+        Function("max", 1, REDUCE, "{0}.amax({axes})"),
+        Function("min", 1, REDUCE, "{0}.amin({axes})"),
         # The sample standard deviation (n - 1), as in Stan and R.
         Function("sd", 1, REDUCE, "{0}.std({axes}, correction=1)"),
         Function("dot", 2, DOT, "({0} * {1}).sum(-1)"),
         Function("ones", None, CONSTRUCT, "torch.ones({shape})"),
         Function("zeros", None, CONSTRUCT, "torch.zeros({shape})"),
+        Function("identity", 1, IDENTITY, "torch.eye({size})"),
+        Function("diag_matrix", 1, DIAGONAL, "torch.diag_embed({0})"),
+        Function("transpose", 1, TRANSPOSE, "{0}.transpose(-2, -1)"),
     )
 }
+
+# Stan's (and NumPy's) names for functions of the table, or how pplc writes them instead.
+SYNONYMS: dict[str, str] = {
+    "fabs": "abs", "logsumexp": "log_sum_exp", "cumsum": "cumulative_sum", "expit": "inv_logit",
+    "gammaln": "lgamma", "std": "sd", "eye": "identity", "diag": "diag_matrix", "inv_square": "inv",
+    "pow": "write x ^ y", "square_root": "sqrt",
+}
+# Stan's log densities written as functions (`normal_lpdf(y | mu, sigma)`).
+DENSITY_SUFFIXES = ("_lpdf", "_lpmf", "_lupdf", "_lupmf", "_log")
+
+
+def unknown_hint(name: str) -> str:
+    """The hint for an unknown function: a synonym first, then a Stan log density or a distribution
+    called as a function, then the nearest name in the table."""
+    synonym = SYNONYMS.get(name)
+    if synonym is not None:
+        return f"did you mean '{synonym}'?" if synonym in TABLE else synonym
+    stem = next((name.removesuffix(s) for s in DENSITY_SUFFIXES if name.endswith(s)), None)
+    if stem in distributions.SYNONYMS:
+        return f"pplc adds log densities with `~`: observe y ~ {distributions.written(stem)}"
+    if name in distributions.SYNONYMS:
+        return f"{name} is a distribution: pplc writes it {distributions.written(name)}, after `~`"
+    return did_you_mean(name, list(TABLE)) or "see docs/language.md for the function table"
