@@ -146,3 +146,11 @@ def test_a_constant_factor_is_a_tensor_site():
 def test_the_checker_refuses_a_wrong_factor(source, message):
     with pytest.raises(PplError, match=message.replace("[", r"\[").replace("]", r"\]")):
         compile_source(source)
+
+
+def test_a_factor_over_minibatched_rows_is_scaled_as_the_observations_are():
+    from compiler.inference import minibatch
+
+    program = compile_source(OBSERVED + "factor extra[i] = -0.5 * (b * x[i]) ^ 2\n")
+    batching = minibatch.plan(program.compiled, program.load_data(_data()), batch_size=10)
+    assert batching.scales == {"y": 3.0, "extra": 3.0}
