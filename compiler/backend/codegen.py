@@ -139,6 +139,8 @@ def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function
                 runs.append(((), [_collapsed_observe(statement, layout.within(statement.plates))]))
             case ir.Observe():
                 runs.append((statement.plates, _observe(statement, layout.within(statement.plates))))
+            case ir.Factor():
+                runs.append((statement.plates, _factor(statement, layout.within(statement.plates))))
     body = plates.declarations() + plates.blocks(runs)
     if not body:
         body = [Line(em.text("pass  # no statements: the joint is empty"))]
@@ -178,6 +180,17 @@ def _observe(observe: ir.Observe, layout: Layout) -> list[Statement]:
     sample = pyro_call("sample", em.string(observe.name), _distribution(observe.distribution, layout),
                    em.keyword("obs", observed))
     return _positions(observe.plates, values) + [Line(sample)]
+
+
+def _factor(factor: ir.Factor, layout: Layout) -> list[Statement]:
+    """`pyro.factor`: the value added to the log joint, an array summed over its own axes."""
+    value = factor.value
+    if value.type.rank:
+        value = ir.Call("sum", (value,), ir.Type("real", (), value.type.index_variables), value.span)
+    code = expression(value, layout)
+    if may_be_number(value):  # pyro.factor takes a tensor
+        code = em.call(em.runtime("real"), code)
+    return _positions(factor.plates, [factor.value]) + [Line(pyro_call("factor", em.string(factor.name), code))]
 
 
 def _integer_tensor(observe: ir.Observe, layout: Layout) -> bool:

@@ -33,6 +33,7 @@ from compiler.frontend import functions, ir
 SUM, PRODUCT, UNARY, POWER, ATOM = range(5)
 PYTHON_OPERATORS = {"+": ("+", SUM), "-": ("-", SUM), "*": ("*", PRODUCT), "/": ("/", PRODUCT),
                     "^": ("**", POWER)}
+PYTHON_COMPARISONS = {operator: operator for operator in ir.COMPARISONS}
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def argument(e: ir.Expr, layout: Layout, event_rank: int) -> Code:
     """A distribution argument: a whole array's leading (non-event) dims become
     the plates' batch dims, so they leave the unit block on their left."""
     code = expression(e, layout)
-    if e.type.base == "int" and not may_be_number(e):
+    if e.type.base == "int" and not may_be_number(e) and not is_comparison(e):
         code = em.call(em.runtime("real"), code)  # positions and index arrays are integer tensors; distributions take floats
     batch_rank = e.type.rank - event_rank
     if e.type.batched or batch_rank <= 0 or not carries_sample_dims(e):
@@ -145,7 +146,15 @@ def gathered_variables(e: ir.Expr) -> set[str]:
             return gathered_variables(left) | gathered_variables(right)
         case ir.Negate(operand=operand):
             return gathered_variables(operand)
+        case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
+            return gathered_variables(condition) | gathered_variables(then) | gathered_variables(otherwise)
     return set()
+
+
+def is_comparison(e: ir.Expr) -> bool:
+    """A comparison's value is emitted as a float tensor of 0s and 1s (`rt.real(a < b)`), so
+    that arithmetic on it counts (torch's booleans would add as `or` and refuse `-`)."""
+    return isinstance(e, ir.Binary) and e.operator in ir.COMPARISONS
 
 
 def may_be_number(e: ir.Expr) -> bool:
@@ -193,6 +202,10 @@ class _Emitter:
                 return em.joined("-", self._wrap(operand, UNARY)), UNARY
             case ir.Binary(operator="@"):
                 return self._matmul(e)
+            case ir.Binary() if is_comparison(e):
+                return em.call(em.runtime("real"), self._comparison(e)), ATOM
+            case ir.Conditional():
+                return self._conditional(e), ATOM
             case ir.Binary(operator=operator, left=left, right=right):
                 symbol, precedence = PYTHON_OPERATORS[operator]
                 left_needs = precedence + (1 if operator == "^" else 0)
@@ -264,9 +277,11 @@ class _Emitter:
             return None
         if base.name in self.layout.exact:
             return em.subscript(em.name(base.name), *indices), pad
-        if all(not i.type.batched and not i.type.shape and not carries_sample_dims(i) for i in e.subscripts):
+        sliced = any(isinstance(i, ir.Slice) for i in e.subscripts)
+        if all(isinstance(i, ir.Slice) or not (i.type.batched or i.type.shape or carries_sample_dims(i))
+               for i in e.subscripts):
             unit_dims = self.layout.shift(base.name, self.layout.nesting) if base.role in ("latent", "let") else 0
-            if rest or unit_dims < 0:
+            if rest or unit_dims < 0 or sliced:  # a slice keeps its axis, so the whole value's unit dims stay left
                 return em.subscript(self.emit(base)[0], em.text("..."), *indices, *rest), pad
             # Every axis indexed: the unit dims of the whole value go where its axes were.
             units = [em.text("None")] * (unit_dims + pad)
@@ -285,6 +300,9 @@ class _Emitter:
         the data load are used as they are; any other value (computed, transformed data, a
         discrete latent) is made integer and checked here, where torch would take a float
         for an error and a negative position as counted from the end."""
+        if isinstance(index, ir.Slice):
+            ends = [self.emit(end)[0] if end is not None else em.text("") for end in (index.start, index.stop)]
+            return em.joined(ends[0], ":", ends[1])
         code = self.emit(index)[0]
         if isinstance(index, (ir.Position, ir.Literal_)) or self._checked_index(index, length):
             return code
@@ -296,6 +314,25 @@ class _Emitter:
             index = index.base
         ranges = self.layout.index_ranges or {}
         return isinstance(index, ir.Variable) and index.role == "data" and ranges.get(index.name) == length
+
+    def _comparison(self, e: ir.Binary) -> Code:
+        """`a < b` as torch computes it: a boolean tensor (a Python bool where both are numbers,
+        so then the left becomes a tensor first)."""
+        numbers = may_be_number(e.left) and may_be_number(e.right)
+        left = self._operand(e.left, e.type.rank, SUM, real=numbers)
+        return em.chain(left, PYTHON_COMPARISONS[e.operator], self._operand(e.right, e.type.rank, SUM))
+
+    def _conditional(self, e: ir.Conditional) -> Code:
+        """`torch.where(condition, then, otherwise)`, each laid out for the result's rank."""
+        condition = e.condition
+        if is_comparison(condition):
+            test = self._comparison(condition)
+            if condition.type.rank < e.type.rank and (condition.type.batched or carries_sample_dims(condition)):
+                test = lift(em.parenthesised(test), condition.type.rank, e.type.rank - condition.type.rank)
+        else:
+            test = em.chain(self._operand(condition, e.type.rank, SUM, real=True), "!=", em.number(0))
+        values = (self._operand(v, e.type.rank, SUM, real=may_be_number(v)) for v in (e.then, e.otherwise))
+        return em.call(em.imported("torch", "where"), test, *values)
 
     def _matmul(self, e: ir.Binary) -> tuple[Code, int]:
         left, right = e.left, e.right
@@ -353,7 +390,7 @@ def _template(template: str, *arguments: Code, **named: Code) -> Code:
 
 
 def _is_integer_or_number(e: ir.Expr) -> bool:
-    return may_be_number(e) or e.type.base == "int"
+    return not is_comparison(e) and (may_be_number(e) or e.type.base == "int")
 
 
 def _left_must_be_real(e: ir.Binary) -> bool:
@@ -368,7 +405,12 @@ def dim_code(dim: ir.Dim | Code) -> Code:
     """A size: a number, or the data name that holds it."""
     if isinstance(dim, em.Code):
         return dim
-    return em.number(dim) if isinstance(dim, int) else em.name(dim)
+    name, offset = ir.size_terms(dim)
+    if name is None:
+        return em.number(offset)
+    if offset == 0:
+        return em.name(name)
+    return em.chain(em.name(name), "-" if offset < 0 else "+", em.number(abs(offset)))  # a size such as `T - 1`
 
 
 def shape_code(shape: Sequence[ir.Dim | Code]) -> Code:

@@ -117,11 +117,30 @@ def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: froz
         for axis, (dim, length) in enumerate(zip(decl.shape, lengths)):
             if isinstance(dim, str) and dim not in sizes and length is not None:
                 sizes[dim] = length
+    _derived_sizes(model, sizes, origin)
     for decl in model.data:
         if decl.name not in raw and decl.name not in sizes and decl.name not in stand_ins:
             hint = "add it to the data file"
             raise declaration_error(decl, origin, f"'{decl.name}' is missing from the data", hint)
     return sizes
+
+
+def _derived_sizes(model: ir.Model, sizes: dict[str, int], origin: str) -> None:
+    """Sizes such as `T - 1` (`ir.size_dim`), computed from their int data name and kept under their
+    own text, where every size is looked up; a name left out of the file is inferred from an array of
+    such a length."""
+    for dim in _size_names(model):
+        name, offset = ir.size_terms(dim)
+        if not offset:
+            continue
+        if name not in sizes and dim in sizes:
+            sizes[name] = sizes[dim] - offset
+        if name in sizes:
+            sizes[dim] = sizes[name] + offset
+            if sizes[dim] < 0:
+                decl = next(d for d in model.data if d.name == name)
+                raise declaration_error(decl, origin, f"the size {dim} is {sizes[dim]} with {name} = {sizes[name]}",
+                                        f"a size is at least 0: give {name} at least {-offset}")
 
 
 def _size_names(model: ir.Model) -> frozenset[str]:

@@ -72,6 +72,9 @@ def to_tensors(model: ir.Model, values: dict[str, Any]) -> dict[str, Any]:
             tensors[decl.name] = value
         else:
             tensors[decl.name] = tensor(value, index=decl.index_range is not None)
+    for name, value in values.items():  # sizes such as `T - 1`, looked up like the int data they come from
+        if name not in tensors and isinstance(name, str) and ir.size_terms(name)[1]:
+            tensors[name] = int(value)
     return tensors
 
 

@@ -48,7 +48,7 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
             expressions = [e for _, e in statement.distribution.arguments]
             if isinstance(statement, ir.Observe):
                 expressions.append(statement.value)
-        case ir.Let():
+        case ir.Let() | ir.Factor():
             expressions = [statement.value]
         case ir.Param():
             expressions = [statement.initial]

@@ -15,7 +15,7 @@ from compiler.frontend import distributions, ir, shapes, syntax
 from compiler.frontend.distribution_arguments import check_distribution
 from compiler.frontend.expressions import Scope, Symbol, depends_on_model, type_expression
 from compiler.frontend.identifiers import check_identifier
-from compiler.frontend.plates import axis_size, plates_of_axes, statement_plates
+from compiler.frontend.plates import axis_size, indexings, plates_of_axes, statement_plates
 
 
 def check_program(program: syntax.Program, source_name: str) -> ir.Model:
@@ -33,6 +33,7 @@ class _ProgramChecker:
         self.index_arrays: dict[str, ir.Dim] = {}
         self.fixed_indices: list[ir.FixedIndex] = []
         self.observed: dict[str, Span] = {}
+        self.factors: dict[str, Span] = {}  # factor sites: named like declarations, but no value to use
         self.declared_later = {s.name.id: s.name.span for s in program.statements}
         self.current = ""
 
@@ -51,6 +52,8 @@ class _ProgramChecker:
                     self._let(statement)
                 case syntax.Observe():
                     self._observe(statement)
+                case syntax.Factor():
+                    self._factor(statement)
         data = tuple(
             ir.DataDecl(d.name, d.base, d.shape, d.lower, d.upper, self.index_arrays.get(d.name), d.span)
             for d in self.data
@@ -71,15 +74,19 @@ class _ProgramChecker:
         self.fixed_indices += uses.fixed_indices
         return typed
 
-    def _declare(self, name: syntax.Name, symbol: Symbol) -> None:
+    def _declare(self, name: syntax.Name, symbol: Symbol | None) -> None:
+        """Declare a name; a factor's (`symbol` None) names its site, not a value."""
         check_identifier(name)
-        if name.id in self.symbols:
-            first = self.symbols[name.id].span
+        first = self.symbols[name.id].span if name.id in self.symbols else self.factors.get(name.id)
+        if first is not None:
             raise PplError(
                 f"'{name.id}' is already declared on line {first.line}", name.span,
                 "each name is declared once; rename one of them",
             )
-        self.symbols[name.id] = symbol
+        if symbol is None:
+            self.factors[name.id] = name.span
+        else:
+            self.symbols[name.id] = symbol
 
     def _data_only(self, expr: syntax.Expr, what: str) -> ir.Expr:
         """A value the data fixes: literals, data and transformed data."""
@@ -122,6 +129,7 @@ class _ProgramChecker:
         self.statements.append(param)
 
     def _latent(self, decl: syntax.LatentDecl) -> None:
+        _refuse_recurrence(decl.name, decl.subscripts, decl.distribution)
         plates = statement_plates(decl.subscripts, [decl.distribution], self.symbols, allow_sizes=True)
         scope = self._scope(plates)
         use = check_distribution(decl.distribution, scope, plates, self._type)
@@ -146,13 +154,10 @@ class _ProgramChecker:
         )
 
     def _let(self, decl: syntax.LetDecl) -> None:
+        _refuse_recurrence(decl.name, decl.subscripts, decl.value)
         plates = statement_plates(decl.subscripts, [decl.value], self.symbols, allow_sizes=False)
         value = self._type(decl.value, self._scope(plates))
-        missing = {p.variable for p in plates} - value.type.index_variables
-        if missing:
-            raise PplError(
-                f"the right side does not vary over index '{sorted(missing)[0]}'", decl.value.span,
-                "use the index on the right, or drop it from the left")
+        _refuse_missing_indices(plates, value, decl.value.span)
         shape = tuple(p.size for p in plates) + value.type.shape
         _check_axes(shape, decl.span)
         transformed = not depends_on_model(value)
@@ -194,6 +199,23 @@ class _ProgramChecker:
                            statement.distribution.function_span, "observe data under a proper distribution")
         self.statements.append(ir.Observe(statement.name.id, value, plates, use, statement.span))
 
+    def _factor(self, statement: syntax.Factor) -> None:
+        """`factor f = e` adds e (summed) to log p(x, z); `factor f[i] = e` one term per element."""
+        plates = statement_plates(statement.subscripts, [statement.value], self.symbols, allow_sizes=False)
+        value = self._type(statement.value, self._scope(plates))
+        _refuse_missing_indices(plates, value, statement.value.span)
+        if value.type.base != "real":
+            raise PplError("a factor adds a real log-density, but this value is an int", statement.value.span,
+                           "a comparison gives 0 or 1: choose the log-density with it, e.g. x > 0 ? log(p) : log1p(-p)")
+        if plates and value.type.shape:
+            raise PplError(
+                f"'{statement.name.id}[...]' adds one term per element, but this value is "
+                f"{shapes.show(value.type.shape)} per element", statement.value.span,
+                "index every axis, or sum it: sum(...)")
+        self._declare(statement.name, None)
+        self.statements.append(
+            ir.Factor(statement.name.id, value, plates, tuple(p.size for p in plates), statement.span))
+
     def _observed_symbol(self, name: syntax.Name) -> Symbol:
         symbol = self.symbols.get(name.id)
         if symbol is None:
@@ -225,6 +247,27 @@ class _ProgramChecker:
                 raise PplError("a bound must be a scalar", bound.value.span)
             found[bound.kind] = value
         return found.get("lower"), found.get("upper")
+
+
+def _refuse_missing_indices(plates: tuple[ir.Plate, ...], value: ir.Expr, span: Span) -> None:
+    missing = {p.variable for p in plates} - value.type.index_variables
+    if missing:
+        raise PplError(f"the right side does not vary over index '{sorted(missing)[0]}'", span,
+                       "use the index on the right, or drop it from the left")
+
+
+def _refuse_recurrence(name: syntax.Name, subscripts: tuple[syntax.Expr, ...], right: syntax.Expr) -> None:
+    """`mu[t] ~ Normal(mu[t - 1], s)`: elements defined from earlier ones of the same array
+    would be a loop of sites, which pplc does not generate (yet)."""
+    if not subscripts:
+        return
+    for index in indexings(right):
+        if index.base.id == name.id:
+            raise PplError(
+                f"'{name.id}' refers to its own elements: a recurrence (such as a time series step by step) "
+                "is not supported yet", index.span,
+                f"write a random walk as a cumulative sum of increments: latent step[T] ~ Normal(0, s), "
+                f"then let {name.id} = cumulative_sum(step)")
 
 
 def _check_axes(shape: ir.Shape, span: Span) -> None:

@@ -56,6 +56,15 @@ def _enumerated_use(name: str, symbol: Symbol, span: Span) -> PplError:
         "summing out treats its elements as independent; a whole array, a gather or a fixed position would mix them")
 
 
+def _refuse_mixed_slice(subscripts: tuple[ir.Expr, ...], expr: syntax.Index) -> None:
+    """A slice keeps its axis in place; beside it, other subscripts are single fixed positions."""
+    for subscript in subscripts:
+        if not isinstance(subscript, ir.Slice) and (subscript.type.batched or subscript.type.shape
+                                                     or depends_on_model(subscript)):
+            raise PplError("beside a slice, every other subscript is a slice or one fixed position", subscript.span,
+                           "take the slice in a `let` first, then index that")
+
+
 def depends_on_model(expr: ir.Expr) -> bool:
     """True when the value changes with latents or params (not computable from data)."""
     return any(v.role in ("latent", "param", "let") for v in ir.variables(expr))
@@ -89,6 +98,10 @@ class _Typer:
             case syntax.Negate(operand=operand):
                 typed = self.type(operand)
                 return ir.Negate(typed, typed.type, expr.span)
+            case syntax.Conditional():
+                return self._conditional(expr)
+            case syntax.Slice():
+                raise PplError("a slice a:b goes inside brackets", expr.span, "write y[a:b]")
         raise AssertionError(f"unhandled syntax node {expr!r}")
 
     def _name(self, expr: syntax.Name, indexed: bool = False) -> ir.Expr:
@@ -122,9 +135,12 @@ class _Typer:
                 f"too many indices: the value has shape {shapes.show(base.type.shape)}",
                 expr.subscripts[base.type.rank].span)
         array = base.name if isinstance(base, ir.Variable) else "the array"
-        subscripts = tuple(self._subscript(s, base.type.shape[axis], array) for axis, s in enumerate(expr.subscripts))
+        subscripts = tuple(self._slice(s, base.type.shape[axis], array) if isinstance(s, syntax.Slice)
+                           else self._subscript(s, base.type.shape[axis], array) for axis, s in enumerate(expr.subscripts))
         gathers = [s for s in subscripts if not isinstance(s, ir.Position)]
-        if len(subscripts) > 1 and any(g.type.shape for g in gathers):
+        if any(isinstance(s, ir.Slice) for s in subscripts):
+            _refuse_mixed_slice(subscripts, expr)
+        elif len(subscripts) > 1 and any(g.type.shape for g in gathers):
             raise PplError("with several indices, each must be a single integer per element", expr.span)
         shape = tuple(d for s in subscripts for d in s.type.shape) + base.type.shape[len(subscripts):]
         variables = frozenset().union(*(s.type.index_variables for s in subscripts))
@@ -162,6 +178,62 @@ class _Typer:
         if not (typed.type.batched or typed.type.shape or depends_on_model(typed)):
             self._fixed_index(ir.FixedIndex(typed, array, axis_size, expr.span))
         return typed
+
+    def _slice(self, expr: syntax.Slice, axis_size: ir.Dim, array: str) -> ir.Slice:
+        """`start:stop` along an axis of `axis_size`: its length must be a size the checker
+        knows (`T - 1`), so that shapes still agree; its ends are checked as positions."""
+        ends = [None if end is None else self.type(end) for end in (expr.start, expr.stop)]
+        terms = [shapes.size_terms(end) if end is not None else None for end in ends]
+        for end, term, syntax_end in zip(ends, terms, (expr.start, expr.stop)):
+            if end is not None and term is None:
+                raise PplError("the ends of a slice are sizes: integer literals and int data, added or subtracted",
+                               syntax_end.span, "the checker must know a slice's length, as in y[1:T] or y[0:T - 1]")
+        (start_name, start_offset) = terms[0] or (None, 0)
+        (stop_name, stop_offset) = terms[1] or ir.size_terms(axis_size)
+        if start_name is not None and start_name != stop_name:
+            raise PplError(f"the checker cannot know the length of this slice ({stop_name or stop_offset} minus "
+                           f"{start_name})", expr.span, "slice from a number (y[1:T]) or between two offsets of one size "
+                           "(y[T - 3:T])")
+        offset = stop_offset - start_offset
+        if stop_name == start_name and offset < 1:
+            raise PplError(f"this slice has {max(offset, 0)} elements", expr.span,
+                           "a:b holds positions a..b-1, so b must exceed a")
+        length = ir.size_dim(None if stop_name == start_name else stop_name, offset)
+        literal_one = ir.Literal_(1, ir.Type("int", ()), expr.span)
+        if ends[0] is not None:
+            self._fixed_index(ir.FixedIndex(ends[0], array, axis_size, expr.start.span))
+        if ends[1] is not None:
+            last = ir.Binary("-", ends[1], literal_one, ends[1].type, expr.stop.span)
+            self._fixed_index(ir.FixedIndex(last, array, axis_size, expr.stop.span))
+        return ir.Slice(ends[0], ends[1], ir.Type("int", (length,)), expr.span)
+
+    def _conditional(self, expr: syntax.Conditional) -> ir.Expr:
+        """`c ? a : b`: elementwise, so the three shapes broadcast; the condition is an int
+        (a comparison, or int data: non-zero is true)."""
+        condition, then, otherwise = (self.type(e) for e in (expr.condition, expr.then, expr.otherwise))
+        if condition.type.base != "int":
+            raise PplError("a condition must be a comparison or an int", expr.condition.span,
+                           "compare it: x > 0 ? a : b")
+        shape = shapes.broadcast(condition.type.shape, then.type.shape)
+        shape = None if shape is None else shapes.broadcast(shape, otherwise.type.shape)
+        if shape is None:
+            raise PplError(
+                f"the condition {shapes.show(condition.type.shape)} and the values {shapes.show(then.type.shape)} "
+                f"and {shapes.show(otherwise.type.shape)} do not match", expr.span,
+                "a conditional is elementwise: equal shapes or scalars")
+        base = "int" if then.type.base == otherwise.type.base == "int" else "real"
+        variables = condition.type.index_variables | then.type.index_variables | otherwise.type.index_variables
+        return ir.Conditional(condition, then, otherwise, ir.Type(base, shape, variables), expr.span)
+
+    def _comparison(self, expr: syntax.Binary, left: ir.Expr, right: ir.Expr) -> ir.Expr:
+        """`a < b` and the like: elementwise, 1 where it holds and 0 elsewhere (an int)."""
+        shape = shapes.broadcast(left.type.shape, right.type.shape)
+        if shape is None:
+            raise PplError(
+                f"cannot compare shapes {shapes.show(left.type.shape)} and {shapes.show(right.type.shape)}",
+                expr.span, "a comparison is elementwise: equal shapes or a scalar")
+        variables = left.type.index_variables | right.type.index_variables
+        return ir.Binary(expr.operator, left, right, ir.Type("int", shape, variables), expr.span)
 
     def _fixed_index(self, fixed: ir.FixedIndex) -> None:
         """A literal position is checked now; one that depends on data, when it loads."""
@@ -234,6 +306,8 @@ class _Typer:
     def _binary(self, expr: syntax.Binary) -> ir.Expr:
         left, right = self.type(expr.left), self.type(expr.right)
         variables = left.type.index_variables | right.type.index_variables
+        if expr.operator in ir.COMPARISONS:
+            return self._comparison(expr, left, right)
         if expr.operator == "@":
             shape = shapes.matmul(left.type.shape, right.type.shape)
             if shape is None:

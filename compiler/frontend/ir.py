@@ -15,7 +15,7 @@ from typing import Any, Literal, Union
 
 from compiler.errors import Span
 
-Dim = Union[str, int]
+Dim = Union[str, int]  # a literal size, an int data name `N`, or a size `N - 1` (see `size_dim`)
 Shape = tuple[Dim, ...]
 Role = Literal["data", "latent", "param", "let", "transformed"]
 
@@ -86,6 +86,17 @@ class Subscript:
 
 
 @dataclass(frozen=True)
+class Slice:
+    """`start:stop` as a subscript: positions start..stop-1, a missing end the axis's own;
+    `type.shape` is its length, which the checker knows (`N - 1`, `3`)."""
+
+    start: Expr | None
+    stop: Expr | None
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
 class Call:
     function: str
     arguments: tuple[Expr, ...]
@@ -109,7 +120,40 @@ class Negate:
     span: Span
 
 
-Expr = Union[Literal_, Variable, Position, Subscript, Call, Binary, Negate]
+@dataclass(frozen=True)
+class Conditional:
+    """`condition ? then : otherwise`, elementwise (torch.where)."""
+
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+    type: Type
+    span: Span
+
+
+Expr = Union[Literal_, Variable, Position, Subscript, Slice, Call, Binary, Negate, Conditional]
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def size_dim(name: str | None, offset: int) -> Dim:
+    """The size `name + offset` as a `Dim`: a number, a name, or the text `N - 1` / `N + 2`,
+    which the data check computes as a size of its own and codegen writes back as `N - 1`."""
+    if name is None:
+        return offset
+    if offset == 0:
+        return name
+    return f"{name} {'-' if offset < 0 else '+'} {abs(offset)}"
+
+
+def size_terms(dim: Dim) -> tuple[str | None, int]:
+    """`dim` as (name or None, offset): the inverse of `size_dim`."""
+    if isinstance(dim, int):
+        return None, dim
+    name, _, rest = dim.partition(" ")
+    if not rest:
+        return name, 0
+    sign, _, number = rest.partition(" ")
+    return name, int(number) if sign == "+" else -int(number)
 
 
 def variables(expr: Expr):
@@ -121,6 +165,13 @@ def variables(expr: Expr):
             yield from variables(base)
             for s in subscripts:
                 yield from variables(s)
+        case Slice(start=start, stop=stop):
+            for end in (start, stop):
+                if end is not None:
+                    yield from variables(end)
+        case Conditional(condition=condition, then=then, otherwise=otherwise):
+            for part in (condition, then, otherwise):
+                yield from variables(part)
         case Call(arguments=arguments):
             for a in arguments:
                 yield from variables(a)
@@ -261,7 +312,19 @@ class Param:
         return None
 
 
-Statement = Union[Latent, Observe, Let, Param]
+@dataclass(frozen=True)
+class Factor:
+    """`factor NAME[...] = value`: `value` (summed over its own axes) added to log p(x, z),
+    one `pyro.factor` site; `shape` is its plates' sizes."""
+
+    name: str
+    value: Expr
+    plates: tuple[Plate, ...]
+    shape: Shape
+    span: Span
+
+
+Statement = Union[Latent, Observe, Let, Param, Factor]
 
 
 @dataclass(frozen=True)
@@ -307,6 +370,10 @@ class Model:
     @property
     def observed(self) -> tuple[Observe, ...]:
         return tuple(s for s in self.statements if isinstance(s, Observe))
+
+    @property
+    def factors(self) -> tuple[Factor, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Factor))
 
     @property
     def params(self) -> tuple[Param, ...]:

@@ -33,7 +33,7 @@ MAX_CHARACTERS = 2_000_000
 # Integers are sizes, indices and counts: torch holds them in int64.
 MAX_INTEGER = 2**63 - 1
 
-KEYWORDS = ("data", "latent", "param", "let", "observe", "int", "real")
+KEYWORDS = ("data", "latent", "param", "let", "observe", "factor", "int", "real")
 
 TOKEN_DESCRIPTIONS = {
     "NAME": "a name",
@@ -56,6 +56,12 @@ TOKEN_DESCRIPTIONS = {
     "SLASH": "'/'",
     "CIRCUMFLEX": "'^'",
     "AT": "'@'",
+    "QMARK": "'?'",
+    "EQ": "'=='",
+    "NE": "'!='",
+    "LE": "'<='",
+    "GE": "'>='",
+    "FACTOR": "'factor'",
     "DATA": "'data'",
     "LATENT": "'latent'",
     "PARAM": "'param'",
@@ -117,6 +123,10 @@ class ToSyntax(Transformer):
         name, *subscripts, call = children
         return syntax.Observe(self._name(name), self._subs(subscripts), call, span_of(meta))
 
+    def factor_stmt(self, meta, children):
+        name, *subscripts, value = children
+        return syntax.Factor(self._name(name), self._subs(subscripts), value, span_of(meta))
+
     def type(self, meta, children):
         base, *rest = children
         parts = {part.kind: part.items for part in rest}
@@ -152,6 +162,25 @@ class ToSyntax(Transformer):
 
     def pow(self, meta, c):
         return syntax.Binary("^", c[0], c[1], span_of(meta))
+
+    def compare(self, meta, c):
+        left, operator, right = c
+        return syntax.Binary(operator, left, right, span_of(meta))
+
+    def comparator(self, meta, c):
+        return str(c[0])
+
+    def conditional(self, meta, c):
+        return syntax.Conditional(c[0], c[1], c[2], span_of(meta))
+
+    def slice(self, meta, c):
+        return syntax.Slice(c[0], c[1], span_of(meta))
+
+    def slice_from(self, meta, c):
+        return syntax.Slice(c[0], None, span_of(meta))
+
+    def slice_to(self, meta, c):
+        return syntax.Slice(None, c[0], span_of(meta))
 
     def neg(self, meta, c):
         return syntax.Negate(c[0], span_of(meta))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from compiler.errors import PplError, Span, did_you_mean
 from compiler.frontend import ir, shapes, syntax
-from compiler.frontend.expressions import Symbol
+from compiler.frontend.expressions import Scope, Symbol, type_expression
 from compiler.frontend.identifiers import check_identifier
 
 
@@ -50,16 +50,31 @@ def plates_of_axes(axes: list[tuple[ir.Dim, str | None]]) -> tuple[ir.Plate, ...
     """One plate per (size, index variable or None) axis; plates of one size get distinct names."""
     plates: list[ir.Plate] = []
     for position, (size, variable) in enumerate(axes):
-        name = str(size)
+        name = plate_name(size)
         if any(p.name == name for p in plates):
             name = f"{size}_{variable or position}"
         plates.append(ir.Plate(name, size, position - len(axes), variable))
     return tuple(plates)
 
 
+def plate_name(size: ir.Dim) -> str:
+    """A plate's name: its size, with `T - 1` written `T_minus_1`."""
+    name, offset = ir.size_terms(size)
+    if name is None or offset == 0:
+        return str(size)
+    return f"{name}_{'minus' if offset < 0 else 'plus'}_{abs(offset)}"
+
+
 def axis_size(expr: syntax.Expr, symbols: dict[str, Symbol]) -> ir.Dim:
-    """The length of an axis: an integer literal of at least 1, or the name of an int data scalar."""
+    """The length of an axis: an integer literal of at least 1, the name of an int data scalar,
+    or one plus or minus integers (`T - 1`)."""
     match expr:
+        case syntax.Binary(operator="+" | "-"):
+            name, offset = size_sum(expr, symbols)
+            if name is None and offset < 1:
+                raise PplError(f"this size is {offset}; a size must be at least 1", expr.span,
+                               "an array of no elements has nothing to model")
+            return ir.size_dim(name, offset)
         case syntax.Number(value=int(value)):
             if value < 1:
                 raise PplError("a size must be at least 1", expr.span, "an array of no elements has nothing to model")
@@ -73,7 +88,18 @@ def axis_size(expr: syntax.Expr, symbols: dict[str, Symbol]) -> ir.Dim:
         case syntax.Name(id=name):
             raise PplError(f"unknown size '{name}'", expr.span,
                            did_you_mean(name, list(symbols)) or f"declare it: data {name}: int")
-    raise PplError("a size must be an int data name or an integer literal", expr.span)
+    raise PplError("a size must be an int data name or an integer literal", expr.span,
+                   "or one plus or minus integer literals, such as T - 1")
+
+
+def size_sum(expr: syntax.Expr, symbols: dict[str, Symbol]) -> tuple[str | None, int]:
+    """A size written as a sum (`T - 1`) as (int data name or None, integer offset)."""
+    typed, _ = type_expression(expr, Scope(symbols, {}, {}, ""))
+    terms = shapes.size_terms(typed)
+    if terms is None:
+        raise PplError("a size is integer literals and at most one int data name, added or subtracted", expr.span,
+                       "write e.g. T - 1, with `data T: int`")
+    return terms
 
 
 def index_ranges(nodes, symbols: dict[str, Symbol]) -> dict[str, tuple[ir.Dim, Span, str]]:
@@ -81,7 +107,7 @@ def index_ranges(nodes, symbols: dict[str, Symbol]) -> dict[str, tuple[ir.Dim, S
     in the statement whose array is declared. Disagreeing ranges are an error."""
     ranges: dict[str, tuple[ir.Dim, Span]] = {}
     for node in nodes:
-        for index in _indexings(node):
+        for index in indexings(node):
             symbol = symbols.get(index.base.id)
             for axis, subscript in enumerate(index.subscripts):
                 if not isinstance(subscript, syntax.Name) or subscript.id in symbols:
@@ -98,21 +124,28 @@ def index_ranges(nodes, symbols: dict[str, Symbol]) -> dict[str, tuple[ir.Dim, S
     return ranges
 
 
-def _indexings(node):
+def indexings(node):
     """Every `name[...]` inside a syntax node."""
     match node:
         case syntax.Index(base=base, subscripts=subscripts):
             if isinstance(base, syntax.Name):
                 yield node
             else:
-                yield from _indexings(base)
+                yield from indexings(base)
             for s in subscripts:
-                yield from _indexings(s)
+                yield from indexings(s)
         case syntax.Call(arguments=arguments):
             for a in arguments:
-                yield from _indexings(a.value)
+                yield from indexings(a.value)
         case syntax.Binary(left=left, right=right):
-            yield from _indexings(left)
-            yield from _indexings(right)
+            yield from indexings(left)
+            yield from indexings(right)
         case syntax.Negate(operand=operand):
-            yield from _indexings(operand)
+            yield from indexings(operand)
+        case syntax.Conditional(condition=condition, then=then, otherwise=otherwise):
+            for part in (condition, then, otherwise):
+                yield from indexings(part)
+        case syntax.Slice(start=start, stop=stop):
+            for end in (start, stop):
+                if end is not None:
+                    yield from indexings(end)

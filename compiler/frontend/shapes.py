@@ -6,6 +6,7 @@ because the checker cannot know they will be equal when data arrives.
 
 from __future__ import annotations
 
+from compiler.frontend import ir
 from compiler.frontend.ir import Dim, Shape
 
 # The most axes a value (or a statement's plates) may have: the generated code nests one
@@ -45,3 +46,34 @@ def matmul(left: Shape, right: Shape) -> Shape | None:
 
 def broadcasts_to(shape: Shape, target: Shape) -> bool:
     return len(shape) <= len(target) and broadcast(shape, target) == tuple(target)
+
+
+def size_terms(e: ir.Expr) -> tuple[str | None, int] | None:
+    """A size expression (`T - 1`, `2`, `T + 1 - 3`) as (int data name or None, integer offset);
+    None unless it is integer literals and at most one int data scalar added once, whose value
+    the checker can then compare with other sizes."""
+    counts: dict[str, int] = {}
+    offset = 0
+    for sign, term in _signed_terms(e, 1):
+        match term:
+            case ir.Literal_(value=int(value)):
+                offset += sign * value
+            case ir.Variable(role="data", type=ir.Type(base="int", shape=()), name=name):
+                counts[name] = counts.get(name, 0) + sign
+            case _:
+                return None
+    names = [name for name, count in counts.items() if count]
+    if len(names) > 1 or any(count not in (0, 1) for count in counts.values()):
+        return None
+    return (names[0] if names else None), offset
+
+
+def _signed_terms(e: ir.Expr, sign: int):
+    match e:
+        case ir.Binary(operator="+" | "-" as operator, left=left, right=right):
+            yield from _signed_terms(left, sign)
+            yield from _signed_terms(right, sign if operator == "+" else -sign)
+        case ir.Negate(operand=operand):
+            yield from _signed_terms(operand, -sign)
+        case _:
+            yield sign, e

@@ -27,7 +27,7 @@ class Name:
 @dataclass(frozen=True)
 class Index:
     base: Expr
-    subscripts: tuple[Expr, ...]
+    subscripts: tuple[Expr | Slice, ...]
     span: Span
 
 
@@ -46,7 +46,17 @@ class Call:
     function_span: Span
 
 
-BinaryOperator = Literal["+", "-", "*", "/", "^", "@"]
+@dataclass(frozen=True)
+class Slice:
+    """`start:stop` in a subscript: positions start..stop-1; a missing end is None."""
+
+    start: Expr | None
+    stop: Expr | None
+    span: Span
+
+
+BinaryOperator = Literal["+", "-", "*", "/", "^", "@", "==", "!=", "<", "<=", ">", ">="]
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,17 @@ class Negate:
     span: Span
 
 
-Expr = Union[Number, Name, Index, Call, Binary, Negate]
+@dataclass(frozen=True)
+class Conditional:
+    """`condition ? then : otherwise`, elementwise."""
+
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+    span: Span
+
+
+Expr = Union[Number, Name, Index, Call, Binary, Negate, Conditional]
 
 
 @dataclass(frozen=True)
@@ -120,7 +140,17 @@ class Observe:
     span: Span
 
 
-Statement = Union[DataDecl, LatentDecl, ParamDecl, LetDecl, Observe]
+@dataclass(frozen=True)
+class Factor:
+    """`factor NAME[...] = EXPR`: a term added to the log joint."""
+
+    name: Name
+    subscripts: tuple[Expr, ...]
+    value: Expr
+    span: Span
+
+
+Statement = Union[DataDecl, LatentDecl, ParamDecl, LetDecl, Observe, Factor]
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,8 @@ def split_rows(compiled: CompiledModel, data: Mapping[str, Any], longer_than: in
     for statement in model_ir.statements:
         if not getattr(statement, "transformed_data", False):
             _refuse_whole_reads(statement, arrays, option)
-    sites = {o.name: tuple(p.size for p in o.plates if p.size in sizes) for o in by_row}
+    # A factor over split rows sees a batch of them, so it is scaled as the observations are.
+    sites = {s.name: tuple(p.size for p in s.plates if p.size in sizes) for s in [*by_row, *model_ir.factors]}
     return Rows(sizes, arrays, {site: split for site, split in sites.items() if split}, model_ir.index_arrays)
 
 

@@ -28,6 +28,7 @@ ROLES = {
     "let": "deterministic, recomputed from the latents",
     "param": "a point estimate θ, learned by maximising the ELBO",
     "enumerated": "summed out: the joint keeps Σ over z's values of this factor times those that use z",
+    "factor": "a term added to the log joint as it is (pyro.factor), never sampled",
 }
 
 
@@ -121,6 +122,9 @@ def _term(statement: ir.Statement) -> Term:
             kind, formula = "let", f"{_lhs(statement.name, statement.plates)} = {show(statement.value)}"
         case ir.Param():
             kind, formula = "param", f"{statement.name} = θ, starting at {show(statement.initial)}"
+        case ir.Factor():
+            summed = f"sum({show(statement.value)})" if statement.value.type.rank else show(statement.value)
+            kind, formula = "factor", _summed(statement.plates, summed)
     return Term(site=statement.name, kind=kind, formula=formula, role=ROLES[kind], plates=plates)
 
 
@@ -166,7 +170,9 @@ def _guide_term(latent: ir.Latent, code: GeneratedCode, guide_family: str) -> Te
 _PRECEDENCE = {"+": 0, "-": 0, "*": 1, "/": 1, "@": 1, "^": 3}
 
 
-def show(e: ir.Expr, parent: int = -1) -> str:
+def show(e: ir.Expr, parent: int = -3) -> str:
+    """The expression in the spec's syntax; `parent` is the binding of the context (-3: a conditional's,
+    the loosest; -2: a comparison's; 0 up: the arithmetic of `_PRECEDENCE`)."""
     match e:
         case ir.Literal_(value=value):
             return str(value)
@@ -182,6 +188,14 @@ def show(e: ir.Expr, parent: int = -1) -> str:
         case ir.Negate(operand=operand):
             text = f"-{show(operand, 2)}"
             return f"({text})" if parent > 2 else text
+        case ir.Slice(start=start, stop=stop):
+            return f"{'' if start is None else show(start)}:{'' if stop is None else show(stop)}"
+        case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
+            text = f"{show(condition, -2)} ? {show(then, -2)} : {show(otherwise, -3)}"
+            return f"({text})" if parent > -3 else text
+        case ir.Binary(operator=operator, left=left, right=right) if operator in ir.COMPARISONS:
+            text = f"{show(left, 0)} {operator} {show(right, 0)}"
+            return f"({text})" if parent > -2 else text
         case ir.Binary(operator=operator, left=left, right=right):
             precedence = _PRECEDENCE[operator]
             right_needs = precedence if operator == "^" else precedence + 1
@@ -227,6 +241,8 @@ def _kind(statement: ir.Statement) -> str:
             return "observed"
         case ir.Let():
             return "let"
+        case ir.Factor():
+            return "factor"
     return "param"
 
 
@@ -240,6 +256,8 @@ def _rows(trace, kinds: dict[str, str]) -> list[SiteRow]:
             continue
         value = site["value"]
         shown = f"{value.item():.4g}" if value.numel() == 1 else f"shape {list(value.shape)}"
+        if kinds[name] == "factor":  # a pyro.factor site's value is an empty placeholder; its log-prob is the term
+            shown = "-"
         log_prob = site.get("log_prob")
         deterministic = kinds[name] == "let"  # pyro.deterministic: a masked Delta, scored nowhere
         rows.append(SiteRow(site=name, kind=kinds[name], value=shown,
