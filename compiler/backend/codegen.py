@@ -166,7 +166,11 @@ def _let_site(let: ir.Let, model: ir.Model, layout: Layout) -> list[Statement]:
 
 def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:
     enumerate_ = [em.keyword("infer", em.text('{"enumerate": "parallel"}'))] if latent.enumerated else []
-    sample = pyro_call("sample", em.string(latent.name), _distribution(latent.distribution, layout), *enumerate_)
+    distribution = _distribution(latent.distribution, layout)
+    if latent.constraint is not None:  # K draws as one vector, restricted to the constraint
+        vector = em.joined(distribution, ".expand(", shape_code(latent.shape), ").to_event(1)")
+        distribution = em.call(em.runtime("constrained"), vector, em.imported("constraints", latent.constraint))
+    sample = pyro_call("sample", em.string(latent.name), distribution, *enumerate_)
     values = [e for _, e in latent.distribution.arguments]
     return _positions(latent.plates, values) + [Assign(latent.name, sample)]
 

@@ -228,6 +228,10 @@ def _unconstraining_inverse(support: ir.Support) -> tuple[str, Code | None]:
             interval = em.call(em.imported("constraints", "interval"), expression(support.low),
                                expression(support.high))
             return "IntervalNormal", em.call(em.imported("torch", "distributions.biject_to"), interval)
+        case distributions.ORDERED | distributions.POSITIVE_ORDERED:
+            label = "OrderedNormal" if support.kind == distributions.ORDERED else "PositiveOrderedNormal"
+            return label, em.call(em.imported("torch", "distributions.biject_to"),
+                                  em.imported("constraints", support.kind))
     raise AssertionError(support.kind)
 
 

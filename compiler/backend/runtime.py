@@ -16,6 +16,36 @@ from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.frontend import distributions
 
 
+class Constrained(dist.TorchDistribution):
+    """`base`'s density restricted to `support` (an ordered vector), unnormalised there as
+    Stan's constrained parameters are: its support is what the guide's transform and NUTS's
+    coordinates follow. Draws are the base's sorted, which for i.i.d. elements is exactly the
+    restricted distribution (the prior predictive)."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, base: dist.TorchDistribution, support):
+        self.base, self._support = base, support
+        super().__init__(base.batch_shape, base.event_shape, validate_args=False)
+
+    @property
+    def support(self):
+        return self._support
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.base.log_prob(value)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        return self.base.sample(sample_shape).sort(-1).values
+
+    def expand(self, batch_shape, _instance=None) -> Constrained:
+        return Constrained(self.base.expand(batch_shape), self._support)
+
+
+def constrained(base: dist.TorchDistribution, support) -> Constrained:
+    return Constrained(base, support)
+
+
 def position(size: int, dim: int) -> torch.Tensor:
     """0..size-1 laid out along plate `dim`, to gather with an index variable."""
     return torch.arange(size).reshape((-1,) + (1,) * (-dim - 1))

@@ -10,6 +10,8 @@ names a spec may declare in `identifiers.py`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from compiler.errors import PplError, Span, did_you_mean
 from compiler.frontend import distributions, ir, shapes, syntax
 from compiler.frontend.distribution_arguments import check_distribution
@@ -129,6 +131,9 @@ class _ProgramChecker:
         self.statements.append(param)
 
     def _latent(self, decl: syntax.LatentDecl) -> None:
+        if decl.vector_type is not None:
+            self._constrained_vector(decl)
+            return
         _refuse_recurrence(decl.name, decl.subscripts, decl.distribution)
         plates = statement_plates(decl.subscripts, [decl.distribution], self.symbols, allow_sizes=True)
         scope = self._scope(plates)
@@ -152,6 +157,27 @@ class _ProgramChecker:
         self.statements.append(
             ir.Latent(decl.name.id, plates, use, shape, table_row.is_discrete, decl.span)
         )
+
+    def _constrained_vector(self, decl: syntax.LatentDecl) -> None:
+        """`latent mu: ordered[K] ~ D(...)`: K draws of D, restricted to the constraint (the
+        density as Stan's constrained parameters have it, unnormalised there)."""
+        vector = decl.vector_type
+        if decl.subscripts:
+            raise PplError(f"'{decl.name.id}' has both subscripts and a vector type", decl.subscripts[0].span,
+                           f"write latent {decl.name.id}: {vector.constraint}[K] ~ ...; arrays of "
+                           f"{vector.constraint} vectors are not supported yet")
+        size = axis_size(vector.size, self.symbols)
+        use = check_distribution(decl.distribution, self._scope(), (), self._type)
+        kind, needs = distributions.VECTOR_CONSTRAINTS[vector.constraint]
+        row = distributions.TABLE[use.name]
+        if row.support != needs or use.event_shape:
+            where, example = (("the real line", "Normal(0, 5)") if needs == distributions.REAL
+                              else ("the positive reals", "Exponential(1) or Gamma(2, 1)"))
+            raise PplError(f"the elements of {vector.constraint}[...] need a distribution on {where}, not {use.name}",
+                           decl.distribution.function_span, f"e.g. {example}")
+        use = dataclasses.replace(use, event_shape=(size,), support=ir.Support(kind))
+        self._declare(decl.name, Symbol("latent", ir.Type("real", (size,)), decl.name.span, ()))
+        self.statements.append(ir.Latent(decl.name.id, (), use, (size,), False, decl.span, kind))
 
     def _let(self, decl: syntax.LetDecl) -> None:
         _refuse_recurrence(decl.name, decl.subscripts, decl.value)

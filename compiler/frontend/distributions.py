@@ -28,6 +28,11 @@ NONNEGATIVE_INTEGER = "nonnegative_integer"
 INTEGER_INTERVAL = "integer_interval"  # 0 .. the `support_bounds` argument
 CATEGORY = "category"  # 0 .. K-1, K the length of the probabilities
 
+# A latent vector's own constraint (`latent mu: ordered[K] ~ ...`), not any distribution's support.
+ORDERED = "ordered_vector"
+POSITIVE_ORDERED = "positive_ordered_vector"
+VECTOR_CONSTRAINTS = {"ordered": (ORDERED, REAL), "positive_ordered": (POSITIVE_ORDERED, POSITIVE)}  # -> (kind, needs)
+
 CONTINUOUS = frozenset({REAL, POSITIVE, UNIT_INTERVAL, INTERVAL, SIMPLEX})
 FINITE = frozenset({BOOLEAN, INTEGER_INTERVAL, CATEGORY})
 

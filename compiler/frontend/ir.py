@@ -268,6 +268,7 @@ class Latent:
     shape: Shape  # plate sizes, then the event shape
     enumerated: bool
     span: Span
+    constraint: str | None = None  # a vector constrained as a whole: distributions.ORDERED, POSITIVE_ORDERED
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,13 @@ class ToSyntax(Transformer):
 
     def latent_decl(self, meta, children):
         name, *subscripts, call = children
-        return syntax.LatentDecl(self._name(name), self._subs(subscripts), call, span_of(meta))
+        vector_type = next((c for c in subscripts if isinstance(c, syntax.VectorType)), None)
+        subscripts = [c for c in subscripts if not isinstance(c, syntax.VectorType)]
+        return syntax.LatentDecl(self._name(name), self._subs(subscripts), call, span_of(meta), vector_type)
+
+    def vector_type(self, meta, children):
+        constraint, size = children
+        return syntax.VectorType(str(constraint), size, span_of(meta))
 
     def param_decl(self, meta, children):
         name, type_, initial = children

@@ -109,11 +109,21 @@ class DataDecl:
 
 
 @dataclass(frozen=True)
+class VectorType:
+    """`ordered[K]` or `positive_ordered[K]`: a latent vector constrained as a whole."""
+
+    constraint: str
+    size: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class LatentDecl:
     name: Name
     subscripts: tuple[Expr, ...]
     distribution: Call
     span: Span
+    vector_type: VectorType | None = None
 
 
 @dataclass(frozen=True)
