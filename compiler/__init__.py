@@ -24,16 +24,7 @@ def __getattr__(name: str):
 
         return Fit
     if name == "__version__":
-        return _version()
+        from compiler.api import version
+
+        return version()
     raise AttributeError(f"module 'compiler' has no attribute {name!r}")
-
-
-def _version() -> str:
-    """The installed distribution's version, read when asked: importing importlib.metadata
-    would add about 35 ms to every command."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("pplc")
-    except metadata.PackageNotFoundError:  # a checkout on the path, never installed
-        return "0+unknown"

@@ -70,6 +70,17 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     return fits.fit_saved(fit_file, program, None if data is None else program.load_data(data), path)
 
 
+def version() -> str:
+    """The installed distribution's version (`compiler.__version__`, `pplc --version`), read when
+    asked: importing importlib.metadata would add about 35 ms to every command."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("pplc")
+    except metadata.PackageNotFoundError:  # a checkout on the path, never installed
+        return "0+unknown"
+
+
 def names(items: Iterable[ir.DataDecl | ir.Statement]) -> str:
     return ", ".join(item.name for item in items) or "none"
 

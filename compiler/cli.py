@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler import cli_options
-from compiler.api import Program, compile_file, compile_source, load_fit
+from compiler.api import Program, compile_file, compile_source, load_fit, version
 from compiler.errors import DataError, PplError, Source, render
 
 if TYPE_CHECKING:
@@ -273,15 +273,13 @@ def emit(program: Program, args: argparse.Namespace) -> int:
 
 
 class _Version(argparse.Action):
-    """`--version`, read only when asked for (`compiler.__version__`)."""
+    """`--version`, read only when asked for (`api.version`)."""
 
     def __init__(self, option_strings: list[str], dest: str, **_: object):
         super().__init__(option_strings, dest, nargs=0, help="print pplc's version and exit")
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from compiler import __version__
-
-        print(f"pplc {__version__}")
+        print(f"pplc {version()}")
         parser.exit()
 
 
