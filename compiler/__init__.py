@@ -5,7 +5,8 @@
     fit = program.fit(steps=1000, seed=0)   # a `Fit`: fit.report, fit.posterior, fit.predict(), ...
 
 Importing this package is cheap: torch and pyro load when a model is built
-(and `Fit`'s module, with pydantic, when `compiler.Fit` is first read).
+(and `Fit`'s module, with pydantic, when `compiler.Fit` is first read;
+importlib.metadata when `compiler.__version__` is).
 """
 
 from compiler.api import Program, compile_file, compile_source, load_fit
@@ -22,4 +23,8 @@ def __getattr__(name: str):
         from compiler.results.fit import Fit
 
         return Fit
+    if name == "__version__":
+        from compiler.api import version
+
+        return version()
     raise AttributeError(f"module 'compiler' has no attribute {name!r}")

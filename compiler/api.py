@@ -70,6 +70,17 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     return fits.fit_saved(fit_file, program, None if data is None else program.load_data(data), path)
 
 
+def version() -> str:
+    """The installed distribution's version (`compiler.__version__`, `pplc --version`), read when
+    asked: importing importlib.metadata would add about 35 ms to every command."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("pplc")
+    except metadata.PackageNotFoundError:  # a checkout on the path, never installed
+        return "0+unknown"
+
+
 def names(items: Iterable[ir.DataDecl | ir.Statement]) -> str:
     return ", ".join(item.name for item in items) or "none"
 
@@ -126,12 +137,15 @@ class Program:
     @in_float64
     def load_data(self, data: Any = None, simulate_missing: bool = False,
                   keep_on_disk: bool = False) -> data_module.Data:
-        """Validated tensors from a path, a dict, or the data file beside the spec.
+        """Validated tensors from a path, a mapping of name -> value (numbers, lists, numpy arrays,
+        torch tensors, pandas Series), a pandas DataFrame, or the data file beside the spec
+        (docs/language.md, "Data").
         With `simulate_missing`, observed arrays the data leave out become zero
         stand-ins (see `Data.placeholders`), for a prior predictive. With
         `keep_on_disk`, arrays in memory-mapped files stay there (`Data.on_disk`),
         for a fit that reads them a batch or a shard at a time."""
         from compiler.data import files as data_files
+        from compiler.data import objects as data_objects
         from compiler.data import values as data_module
         from compiler.data.validate import load_data
 
@@ -144,16 +158,18 @@ class Program:
             if data is None:
                 raise DataError(f"no data file beside {self.source.name}",
                                 hint=f"pass --data FILE or create {Path(self.source.name).stem}.data.json")
-        origin = "data"
         if isinstance(data, (str, Path)):
             origin = str(data)
-            data = data_files.read_data_file(data)
+            raw = data_files.read_data_file(data)
+        else:
+            origin = "data"
+            raw = data_objects.raw_data(data, origin)
         observed = frozenset(site.name for site in self.ir.observed) if simulate_missing else frozenset()
-        values, warnings = load_data(self.ir, data, origin, observed)
+        values, warnings = load_data(self.ir, raw, origin, observed)
         tensors = data_module.to_tensors(self.ir, values)
         transformed = self.compiled.transform_data(tensors)
-        placeholders = tuple(sorted(observed - set(data)))
-        loaded = data_module.Data(dict(transformed), origin, data_module.digest(data), warnings, placeholders,
+        placeholders = tuple(sorted(observed - set(raw)))
+        loaded = data_module.Data(dict(transformed), origin, data_module.digest(raw), warnings, placeholders,
                                   self.ir.index_arrays)
         return loaded if keep_on_disk else loaded.in_memory()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler import cli_options
-from compiler.api import Program, compile_file, compile_source, load_fit
+from compiler.api import Program, compile_file, compile_source, load_fit, version
 from compiler.errors import DataError, PplError, Source, render
 
 if TYPE_CHECKING:
@@ -272,9 +272,21 @@ def emit(program: Program, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """`--version`, read only when asked for (`api.version`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **_: object):
+        super().__init__(option_strings, dest, nargs=0, help="print pplc's version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"pplc {version()}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pplc", description="Compile a .ppl model to Pyro, fit it with mean-field VI, report the posterior.")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=cli_options.Command)
 
     run_parser = commands.add_parser("run", help="compile, fit with VI (or NUTS) and report the posterior",

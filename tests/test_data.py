@@ -76,10 +76,6 @@ def test_index_out_of_range_hints_that_indexing_is_zero_based():
     assert "0-based" in error.hint
 
 
-def test_undeclared_keys_are_ignored_with_a_warning(coin):
-    assert any("'extra'" in w for w in coin.load_data({"x": [1], "extra": 3}).warnings)
-
-
 def test_data_file_beside_the_spec_is_found(tmp_path):
     (tmp_path / "coin.ppl").write_text(COIN)
     (tmp_path / "coin.data.json").write_text(json.dumps({"x": [1, 1, 0]}))

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ def test_wheel_installs_in_a_fresh_venv_and_runs_the_coin(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)],
                    check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("pplc-*.whl")
+    assert "compiler/py.typed" in zipfile.ZipFile(wheel).namelist()  # type checkers read pplc's hints
     venv = tmp_path / "venv"
     # System site-packages supply torch and pyro; pplc itself comes only from the wheel.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)

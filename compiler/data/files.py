@@ -14,6 +14,11 @@ needs them whole (without `--batch-size`).
 Decoding is exact or refused: a CSV cell is a plain decimal number (`NUMBER`),
 an integer literal stays an exact int (`data` refuses those a float64 would
 round), and columns that are not numbers are never converted into numbers.
+
+A table (CSV, Arrow, Parquet, and a pandas DataFrame given in Python) holds an
+array of two or more axes as a column per element of a row, `X[0]`, `X[1]`, ...
+(`INDEXED_COLUMN`); `join_indexed_columns` makes them one array. Its columns
+may carry data the spec does not read (`RawData.table_columns`).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import json
 import re
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from math import prod
 from operator import methodcaller
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,26 @@ MAX_JSON_DEPTH = 64
 NUMBER = re.compile(r"[+-]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TRIM = methodcaller("strip", " \t")  # spaces and tabs around a cell, as around a header name, are no part of it
 
+# A table's column of one element of each row of an array of two or more axes: `X[0]`, `X[1]`, ... for a matrix,
+# `X[0, 1]` for three axes; 0-based, as a spec indexes. The table's rows are the array's first axis.
+INDEXED_COLUMN = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\[(?P<index>(?:0|[1-9][0-9]*)(?:\s*,\s*(?:0|[1-9][0-9]*))*)\]")
+
+
+class RawData(dict):
+    """Raw values by name, as read (a file) or given (Python objects), before validation, and
+    which of the names are columns of a table: a table may carry columns a spec does not read
+    (labels, other variables), where a name in a mapping (JSON, a dict) is meant for the spec."""
+
+    def __init__(self, values: Mapping[str, Any], table_columns: Iterable[str] = ()):
+        super().__init__(values)
+        self.table_columns = frozenset(table_columns)
+
+
+def table(columns: dict[str, Any], where: str) -> RawData:
+    """A table's columns as raw data, those named `X[j]` joined into arrays."""
+    joined = join_indexed_columns(columns, where)
+    return RawData(joined, joined)
+
 
 @dataclass(frozen=True)
 class NonNumericColumn:
@@ -61,7 +87,7 @@ class NonNumericColumn:
     type: str
 
 
-def read_data_file(path: str | Path) -> dict[str, Any]:
+def read_data_file(path: str | Path) -> RawData:
     """The raw values in a data file, or in every data file of a directory."""
     path = Path(path)
     mode, size = _stat(path)
@@ -103,7 +129,7 @@ def _check_in_memory_size(path: Path, size: int, what: str) -> None:
                         hint="store large arrays as .npy or Arrow files, which stay on disk")
 
 
-def _read_json(text: str, path: Path) -> dict[str, Any]:
+def _read_json(text: str, path: Path) -> RawData:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -117,7 +143,7 @@ def _read_json(text: str, path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: the data must be a JSON object of name -> value")
     if _nesting(raw) > MAX_JSON_DEPTH:
         raise DataError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return raw
+    return RawData(raw)
 
 
 def _nesting(value: Any) -> int:
@@ -132,13 +158,13 @@ def _nesting(value: Any) -> int:
     return depth
 
 
-def _read_csv(text: str, path: Path) -> dict[str, Any]:
+def _read_csv(text: str, path: Path) -> RawData:
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
         raise DataError(f"{path}: empty CSV file")
     names = [name.strip() for name in header]
-    _refuse_repeated_columns(names, f"{path}:1")
+    refuse_repeated_columns(names, f"{path}:1")
     rows, lines = [], []
     for row in reader:
         if len(row) != len(names):
@@ -146,7 +172,7 @@ def _read_csv(text: str, path: Path) -> dict[str, Any]:
         rows.append(row)
         lines.append(reader.line_num)
     columns = zip(*rows) if rows else [()] * len(names)
-    return {name: _csv_column(cells, name, lines, path) for name, cells in zip(names, columns)}
+    return table({name: _csv_column(cells, name, lines, path) for name, cells in zip(names, columns)}, str(path))
 
 
 def _csv_column(cells: Sequence[str], name: str, lines: list[int], path: Path) -> list[int | float]:
@@ -173,7 +199,7 @@ def _bad_cell(path: Path, line: int, name: str, cell: str, why: str) -> DataErro
                           "digit separators, NaN or infinity")
 
 
-def _refuse_repeated_columns(names: list[str], where: str) -> None:
+def refuse_repeated_columns(names: list[str], where: str) -> None:
     """A name given twice would silently keep one column of the two."""
     seen: set[str] = set()
     for name in names:
@@ -183,48 +209,48 @@ def _refuse_repeated_columns(names: list[str], where: str) -> None:
         seen.add(name)
 
 
-def _read_npy(path: Path) -> dict[str, Any]:
+def _read_npy(path: Path) -> RawData:
     try:
-        return {path.stem: np.load(path, mmap_mode="r", allow_pickle=False)}
+        return RawData({path.stem: np.load(path, mmap_mode="r", allow_pickle=False)})
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path} as a .npy array: {exc}") from None
 
 
-def _read_arrow(path: Path) -> dict[str, Any]:
+def _read_arrow(path: Path) -> RawData:
     pyarrow = _pyarrow(path)
     try:
-        table = pyarrow.ipc.open_file(pyarrow.memory_map(str(path))).read_all()
+        arrow_table = pyarrow.ipc.open_file(pyarrow.memory_map(str(path))).read_all()
     except (OSError, pyarrow.ArrowException) as exc:
         raise DataError(f"cannot read {path} as an Arrow IPC file: {exc}") from None
-    return _columns(table, path)
+    return table(_columns(arrow_table, path), str(path))
 
 
-def _read_parquet(path: Path) -> dict[str, Any]:
+def _read_parquet(path: Path) -> RawData:
     pyarrow = _pyarrow(path)
     from pyarrow import parquet
 
     try:
         metadata = parquet.read_metadata(path)
         schema = metadata.schema.to_arrow_schema()
-        _refuse_repeated_columns(schema.names, str(path))
+        refuse_repeated_columns(schema.names, str(path))
         numeric = [field for field in schema if _numeric(field.type)]
         # Decoded, each value takes its type's width (a boolean a byte, as numpy holds it).
         _check_in_memory_size(path, metadata.num_rows * sum((f.type.bit_width + 7) // 8 for f in numeric),
                               "decoded into memory")
-        table = parquet.read_table(path, columns=[field.name for field in numeric])
+        decoded = parquet.read_table(path, columns=[field.name for field in numeric])
     except (OSError, pyarrow.ArrowException) as exc:
         raise DataError(f"cannot read {path} as Parquet: {exc}") from None
-    columns = {field.name: NonNumericColumn(str(field.type)) for field in schema}
-    columns.update({name: np.array(column) for name, column in _columns(table, path).items()})  # in memory
-    return columns
+    columns: dict[str, Any] = {field.name: NonNumericColumn(str(field.type)) for field in schema}
+    columns.update({name: np.array(column) for name, column in _columns(decoded, path).items()})  # in memory
+    return table(columns, str(path))
 
 
-def _columns(table, path: Path) -> dict[str, Any]:
+def _columns(arrow_table, path: Path) -> dict[str, Any]:
     """Each column of numbers as a numpy array (a view of the file's memory where Arrow allows);
     any other column as a `NonNumericColumn`, never converted."""
-    _refuse_repeated_columns(table.column_names, str(path))
+    refuse_repeated_columns(arrow_table.column_names, str(path))
     columns: dict[str, Any] = {}
-    for name, column in zip(table.column_names, table.columns):
+    for name, column in zip(arrow_table.column_names, arrow_table.columns):
         if not _numeric(column.type):
             columns[name] = NonNumericColumn(str(column.type))
         elif column.null_count:
@@ -251,18 +277,85 @@ def _pyarrow(path: Path):
     return pyarrow
 
 
-def _read_directory(path: Path) -> dict[str, Any]:
+def _read_directory(path: Path) -> RawData:
     raw: dict[str, Any] = {}
+    table_columns: set[str] = set()
     files = sorted(f for f in path.iterdir() if f.suffix.lower() in DATA_SUFFIXES)
     if not files:
         raise DataError(f"{path}: no data files in this directory ({', '.join(DATA_SUFFIXES)})")
     for file in files:
-        for name, value in read_data_file(file).items():
+        contents = read_data_file(file)
+        for name, value in contents.items():
             if name in raw:
                 raise DataError(f"{path}: '{name}' is given by more than one file",
                                 hint=f"keep one; {file.name} repeats it")
             raw[name] = value
-    return raw
+        table_columns |= contents.table_columns
+    return RawData(raw, table_columns)
+
+
+def join_indexed_columns(columns: dict[str, Any], where: str) -> dict[str, Any]:
+    """The columns, with those named `X[j]` (`X[j, k]`, ...: `INDEXED_COLUMN`) joined into one array `X`
+    holding a row per row of the table."""
+    joined: dict[str, Any] = {}
+    elements: dict[str, dict[tuple[int, ...], Any]] = {}
+    for name, column in columns.items():
+        match = INDEXED_COLUMN.fullmatch(name)
+        if match is None:
+            joined[name] = column
+            continue
+        index = tuple(int(i) for i in match["index"].split(","))
+        if index in elements.setdefault(match["name"], {}):  # `X[0,1]` and `X[0, 1]`
+            raise DataError(f"{where}: two columns name the element {name}", hint="keep one of them")
+        elements[match["name"]][index] = column
+    for name, by_index in elements.items():
+        if name in joined:
+            raise DataError(f"{where}: '{name}' is both a column and columns {name}[...]", hint="keep one of them")
+        joined[name] = _joined(name, by_index, where)
+    return joined
+
+
+def _joined(name: str, by_index: dict[tuple[int, ...], Any], where: str) -> Any:
+    """One array from the columns of its elements, each index from 0 up given once."""
+    ranks = {len(index) for index in by_index}
+    if len(ranks) > 1:
+        raise DataError(f"{where}: the columns {name}[...] have {' and '.join(map(str, sorted(ranks)))} indices",
+                        hint=f"every column of '{name}' has as many indices as '{name}' has axes after the first")
+    shape = tuple(max(index[axis] for index in by_index) + 1 for axis in range(ranks.pop()))
+    if len(by_index) < prod(shape):
+        # The first index not given lies within the first len(by_index) + 1 indices, however large the shape.
+        missing = next(index for index in _row_major(shape) if index not in by_index)
+        raise DataError(f"{where}: column {name}[{', '.join(map(str, missing))}] is missing, but "
+                        f"{name}[{', '.join(str(size - 1) for size in shape)}] is given",
+                        hint=f"a table gives an array {name} as a column per element of a row, {name}[0], {name}[1], "
+                             "... for a matrix, each index from 0 up")
+    columns = [by_index[index] for index in _row_major(shape)]
+    unread = next((column for column in columns if isinstance(column, NonNumericColumn)), None)
+    if unread is not None:
+        return unread
+    if all(isinstance(column, np.ndarray) for column in columns) and len({column.dtype for column in columns}) == 1:
+        return np.stack(columns, axis=1).reshape(len(columns[0]), *shape)
+    # Lists of exact ints (CSV) or columns of mixed types: numpy would round ints beyond 2^53 to a common float.
+    rows = zip(*(column.tolist() if isinstance(column, np.ndarray) else column for column in columns))
+    return [_nested(list(row), shape) for row in rows] or np.zeros((0, *shape))  # no rows, and still its axes
+
+
+def _row_major(shape: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    """The indices of an array of `shape`, the last fastest, one at a time (itertools.product
+    would first list every axis: a column `X[99999999999]` must not take that memory)."""
+    if not shape:
+        yield ()
+        return
+    for first in range(shape[0]):
+        for rest in _row_major(shape[1:]):
+            yield (first, *rest)
+
+
+def _nested(flat: list, shape: tuple[int, ...]) -> list:
+    if len(shape) == 1:
+        return flat
+    step = prod(shape[1:])
+    return [_nested(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 def on_disk(value: Any) -> bool:

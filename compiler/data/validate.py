@@ -1,6 +1,8 @@
 """Phase 3, data: raw values (from `data_files`, or a dict) -> values checked against the declarations.
 
-Every value is checked against its declaration before any fitting: presence,
+Every value is checked against its declaration before any fitting: the name
+(one the spec does not declare is an error with a did-you-mean, except a column
+of a table, ignored with a warning), presence,
 shape (sizes left out of the file are inferred from array lengths), type (numbers
 only: no strings, booleans or null from JSON, no dates or text in arrays),
 exactness (integers within ±2^53, which float64 holds exactly), sizes within
@@ -29,7 +31,7 @@ from compiler.data.rules import (
     check_scalar_arguments,
     check_support,
 )
-from compiler.errors import DataError
+from compiler.errors import DataError, did_you_mean
 from compiler.frontend import ir
 
 # float64, which pplc computes in, holds every integer up to 2^53 in absolute value exactly, and
@@ -49,20 +51,18 @@ NON_NUMERIC_KINDS = {"M": "dates", "m": "durations", "c": "complex numbers", "U"
                      "O": "Python objects", "V": "records"}
 
 
-def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str,
+def load_data(model: ir.Model, raw: data_files.RawData, origin: str,
               placeholders: frozenset[str] = frozenset()) -> tuple[dict[str, Any], tuple[str, ...]]:
     """Validate `raw` against the model's data declarations. Returns the values
     as Python numbers and numpy arrays (before tensors), and warnings. Arrays
     named in `placeholders` and left out of `raw` become zeros of their declared
     shape, unchecked: stand-ins for observations a prior predictive simulates."""
     declarations = {d.name: d for d in model.data}
-    raw = {name: _typed(declarations[name], value, origin) if name in declarations else value
-           for name, value in raw.items()}
-    declared = set(declarations)
-    ignored = sorted(set(raw) - declared)
-    warnings = (f"{origin}: ignoring {', '.join(map(repr, ignored))}, not declared in the spec",) if ignored else ()
+    unread = sorted(set(raw) - set(declarations))
+    warnings = _check_undeclared(declarations, raw, unread, origin)
+    raw = {name: _typed(declarations[name], value, origin) for name, value in raw.items() if name in declarations}
     stand_ins = placeholders - set(raw)
-    sizes = _sizes(model, raw, origin, stand_ins)
+    sizes = _sizes(model, raw, origin, stand_ins, unread)
     values: dict[str, Any] = dict(sizes)
     for decl in model.data:
         if decl.name in sizes:
@@ -94,10 +94,58 @@ def load_data(model: ir.Model, raw: Mapping[str, Any], origin: str,
     return values, warnings
 
 
+# Names ------------------------------------------------------------------------
+
+
+def _check_undeclared(declarations: dict[str, ir.DataDecl], raw: data_files.RawData, unread: list[str],
+                      origin: str) -> tuple[str, ...]:
+    """A warning naming the columns of a table the spec does not declare. Any other name it does not
+    declare is refused: a key of a mapping is meant for the spec, and is most likely misspelt."""
+    refused = [name for name in unread if name not in raw.table_columns]
+    if not refused:
+        return (f"{origin}: ignoring {', '.join(map(repr, unread))}, not declared in the spec",) if unread else ()
+    guesses = [(name, _closest(name, list(declarations))) for name in refused]
+    name, meant = next(((name, meant) for name, meant in guesses if meant), guesses[0])
+    others = [other for other in refused if other != name]
+    message = f"unknown data name '{name}'" + (f" (and {', '.join(map(repr, others))})" if others else "")
+    if meant is None:
+        raise DataError(f"{message} (in {origin})",
+                        hint=f"the spec's data are {', '.join(declarations) or 'none'}; remove '{name}'")
+    raise declaration_error(declarations[meant], origin, message, f"did you mean '{meant}'?")
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    """The name most likely meant: one that differs in case only (`n` for `N`), else the one `did_you_mean`
+    suggests; not for a name of one letter, which is one edit from every other."""
+    same_letters = [candidate for candidate in candidates if candidate.lower() == name.lower()]
+    if same_letters or len(name) < 2:
+        return next(iter(same_letters), None)
+    guess = did_you_mean(name, candidates)
+    return next((candidate for candidate in candidates if guess == f"did you mean '{candidate}'?"), None)
+
+
+def _missing_hint(decl: ir.DataDecl, unread: list[str]) -> str:
+    """The column the data give and the spec does not read that is most likely the one meant; else how to give it."""
+    meant = _closest(decl.name, unread)
+    if meant is not None:
+        return f"did you mean '{meant}'? (a column the spec does not declare)"
+    return _axes_hint(decl) or "add it to the data"
+
+
+def _axes_hint(decl: ir.DataDecl) -> str | None:
+    """How to give an array of two or more axes (`files.INDEXED_COLUMN` in a table)."""
+    if len(decl.shape) < 2:
+        return None
+    first, second = (f"{decl.name}[{', '.join(['0'] * (len(decl.shape) - 2) + [last])}]" for last in "01")
+    return (f"give '{decl.name}' as nested lists of rows or an array of {len(decl.shape)} axes, or in a table "
+            f"(CSV, Parquet, a DataFrame) as columns {first}, {second}, ... (0-based; the rows are its first axis)")
+
+
 # Sizes and shapes -------------------------------------------------------------
 
 
-def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: frozenset[str]) -> dict[str, int]:
+def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: frozenset[str],
+           unread: list[str]) -> dict[str, int]:
     """Every int scalar datum: given in the file, or inferred from an array's length."""
     sizes: dict[str, int] = {}
     scalars = [d for d in model.data if d.base == "int" and not d.shape]
@@ -118,10 +166,14 @@ def _sizes(model: ir.Model, raw: Mapping[str, Any], origin: str, stand_ins: froz
             if isinstance(dim, str) and dim not in sizes and length is not None:
                 sizes[dim] = length
     _derived_sizes(model, sizes, origin)
-    for decl in model.data:
+    # Sizes last: a size left out is inferred, so the array it is the length of is the one missing,
+    # or has too few axes to give it.
+    for decl in sorted(model.data, key=lambda decl: decl.base == "int" and not decl.shape):
         if decl.name not in raw and decl.name not in sizes and decl.name not in stand_ins:
-            hint = "add it to the data file"
-            raise declaration_error(decl, origin, f"'{decl.name}' is missing from the data", hint)
+            for holder in model.data:
+                if holder.name in raw and decl.name in holder.shape:
+                    _as_array(holder, raw[holder.name], origin)
+            raise declaration_error(decl, origin, f"'{decl.name}' is missing from the data", _missing_hint(decl, unread))
     return sizes
 
 
@@ -192,7 +244,7 @@ def _as_array(decl: ir.DataDecl, value: Any, origin: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         if value.ndim != len(decl.shape):
             raise declaration_error(decl, origin, f"'{decl.name}' has {value.ndim} axes, but the spec declares "
-                                    f"{_declared(decl)}")
+                                    f"{_declared(decl)}", _axes_hint(decl))
         return value
     if isinstance(value, (list, tuple)) and (found := _first_inexact(value, len(decl.shape))):
         index, leaf = found
@@ -205,7 +257,7 @@ def _as_array(decl: ir.DataDecl, value: Any, origin: str) -> np.ndarray:
                                 "check for ragged rows or non-numeric entries") from None
     if array.ndim != len(decl.shape):
         raise declaration_error(decl, origin, f"'{decl.name}' has {array.ndim} axes, but the spec declares "
-                                f"{_declared(decl)}")
+                                f"{_declared(decl)}", _axes_hint(decl))
     return array
 
 
@@ -218,10 +270,8 @@ def _typed(decl: ir.DataDecl, value: Any, origin: str) -> Any:
     converted, and booleans become 0 and 1. A 0-d array (a scalar in a .npy) becomes a number."""
     if isinstance(value, data_files.NonNumericColumn):
         raise declaration_error(decl, origin, f"'{decl.name}' is a column of {value.type}, not numbers", TYPED_HINT)
-    if not isinstance(value, np.ndarray):
-        if not hasattr(value, "__array__"):  # JSON values, or numbers and lists given in Python
-            return value
-        value = np.asarray(value)  # a numpy scalar, a tensor, a pandas column...
+    if not isinstance(value, np.ndarray):  # JSON values, or numbers and lists given in Python
+        return value
     if value.dtype.kind not in "biuf":
         what = NON_NUMERIC_KINDS.get(value.dtype.kind, "values")
         raise declaration_error(decl, origin, f"'{decl.name}' is an array of {what} ({value.dtype}), not numbers",

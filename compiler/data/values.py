@@ -79,15 +79,24 @@ def to_tensors(model: ir.Model, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def digest(raw: Mapping[str, Any]) -> str:
-    """A fingerprint of the raw data: its JSON, and the bytes of arrays read from files."""
+    """A fingerprint of the raw data (`objects.raw_data` has made Python objects numbers, lists and
+    numpy arrays): its JSON, and the bytes of arrays."""
     arrays = {name: value for name, value in raw.items() if isinstance(value, np.ndarray)}
     # A column left unread (`NonNumericColumn`) is known by its type.
     rest = {name: repr(value) if isinstance(value, data_files.NonNumericColumn) else value
             for name, value in raw.items() if name not in arrays}
-    hasher = hashlib.sha256(json.dumps(rest, sort_keys=True).encode())
+    hasher = hashlib.sha256(json.dumps(rest, sort_keys=True, default=_as_json).encode())
     for name in sorted(arrays):
         array = np.atleast_1d(arrays[name])
         hasher.update(f"{name}{array.shape}{array.dtype}".encode())
         for start in range(0, len(array), CHUNK_ROWS):
             hasher.update(np.ascontiguousarray(array[start:start + CHUNK_ROWS]).tobytes())
     return hasher.hexdigest()
+
+
+def _as_json(value: Any) -> Any:
+    """numpy's numbers and arrays within lists given in Python (`list(array)`, a list of rows),
+    as the numbers they hold."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not data")  # the checks refuse it before any digest
