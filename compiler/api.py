@@ -7,6 +7,7 @@ compiled spec: its generated Pyro `model` and `guide`, and `fit`.
 from __future__ import annotations
 
 import gc
+import html
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
@@ -111,6 +112,10 @@ class Program:
     @property
     def guide(self) -> Callable:
         return self.compiled.guide
+
+    def _repr_html_(self) -> str:
+        """How a notebook shows a program: `pplc check`'s line and the spec itself."""
+        return f"<div><p>{html.escape(self.summary())}</p><pre>{html.escape(self.source.text)}</pre></div>"
 
     def summary(self) -> str:
         """One line: what `pplc check` prints."""

@@ -136,6 +136,10 @@ class Fit:
         """The report as the table `pplc run` prints."""
         return render.render_table(self.report)
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows a fit: the same table and warnings, as HTML."""
+        return render.render_html(self.report)
+
     # What the draws, data and guide make possible -------------------------------------------
 
     def summary(self):

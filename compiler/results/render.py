@@ -5,6 +5,7 @@ Pure functions of the report data: what `pplc run` and `pplc vi-vs-nuts` print.
 
 from __future__ import annotations
 
+import html
 import itertools
 
 from compiler.results.report import (
@@ -23,6 +24,29 @@ HEADINGS = ("mean", "sd", "hdi_3%", "hdi_97%", "5%", "50%", "95%")  # az.summary
 
 
 def render_table(report: Report) -> str:
+    lines = [_heading(report)]
+    rows = _table_rows(report)
+    if rows:
+        width = max(len(r[0]) for r in rows)
+        lines.append(" " * width + "".join(f"{h:>10}" for h in _headings(report)))
+        for label, *values in rows:
+            lines.append(label.ljust(width) + "".join(
+                f"{v:>10}" if isinstance(v, str) else f"{v:>10.4g}" for v in values))
+    return "\n".join(lines + _notes(report) + [f"warning: {w}" for w in report.warnings])
+
+
+def render_html(report: Report) -> str:
+    """The same report as one HTML fragment, for notebooks (`Fit._repr_html_`): every text escaped."""
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in ("", *_headings(report)))
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v if isinstance(v, str) else f'{v:.4g}')}</td>"
+                                    for v in row) + "</tr>" for row in _table_rows(report))
+    notes = "".join(f"<p>{html.escape(line)}</p>" for line in _notes(report))
+    warnings = "".join(f'<p style="color:#b00"><b>warning:</b> {html.escape(w)}</p>' for w in report.warnings)
+    return (f"<div><p><b>{html.escape(_heading(report))}</b></p><table><thead><tr>{cells}</tr></thead>"
+            f"<tbody>{body}</tbody></table>{notes}{warnings}</div>")
+
+
+def _heading(report: Report) -> str:
     status = "converged" if report.converged else "NOT converged"
     if report.method == "nuts":
         run = f"NUTS, {report.chains} chains x {report.steps} draws, {report.divergences} divergences"
@@ -30,19 +54,21 @@ def render_table(report: Report) -> str:
         run = f"VI by L-BFGS on fixed draws, {report.steps} iterations"
     else:
         run = f"SVI by Adam, {report.steps} steps"
-    lines = [f"{report.spec}: {run}, seed {report.seed} ({status})"]
-    rows = [row for name, summary in report.posterior.items() for row in _rows(name, summary)]
-    if rows:
-        width = max(len(r[0]) for r in rows)
-        headings = HEADINGS + (("r_hat", "ess") if report.method == "nuts" else ())
-        lines.append(" " * width + "".join(f"{h:>10}" for h in headings))
-        for label, *values in rows:
-            lines.append(label.ljust(width) + "".join(
-                f"{v:>10}" if isinstance(v, str) else f"{v:>10.4g}" for v in values))
-    for name, value in report.params.items():
-        lines.append(f"param {name} = {_format_nested(value)}")
-    for name, value in report.discrete.items():
-        lines.append(f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}")
+    return f"{report.spec}: {run}, seed {report.seed} ({status})"
+
+
+def _headings(report: Report) -> tuple[str, ...]:
+    return HEADINGS + (("r_hat", "ess") if report.method == "nuts" else ())
+
+
+def _table_rows(report: Report) -> list:
+    return [row for name, summary in report.posterior.items() for row in _rows(name, summary)]
+
+
+def _notes(report: Report) -> list[str]:
+    """What follows the table: params, discrete probabilities, the ELBO, where the draws come from, k̂."""
+    lines = [f"param {name} = {_format_nested(value)}" for name, value in report.params.items()]
+    lines += [f"P({name} = k), k = 0, 1, ...: {_format_rows(value)}" for name, value in report.discrete.items()]
     if report.elbo is not None:
         lines.append(f"ELBO {report.elbo:.4g}")
     if report.covariance is not None:
@@ -56,8 +82,7 @@ def render_table(report: Report) -> str:
         shift = "" if report.reweighting_shift is None else (
             f"; reweighting would move a mean or sd by at most {report.reweighting_shift:.2g} sds")
         lines.append(f"Pareto k̂ {report.khat:.2f} (importance weights reliable below {threshold:.2f}){shift}")
-    lines += [f"warning: {w}" for w in report.warnings]
-    return "\n".join(lines)
+    return lines
 
 
 def compare(vi: Report, nuts: Report) -> list[ComparedElement]:
