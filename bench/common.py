@@ -32,3 +32,14 @@ def wall_time(command: list[str], repeats: int) -> float:
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def available(module: str | None) -> bool:
+    """Whether an optional library (a benchmark's column) is installed; None: pplc's own, always."""
+    if module is None:
+        return True
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, SPECS
+from common import ROOT, SPECS, available
 
 HIERARCHICAL_LOGISTIC = """# Hierarchical logistic regression: 8 groups' intercepts around a common mean.
 data N: int
@@ -169,14 +169,6 @@ def sample_numpyro(model: str, data: dict):
     return az.from_numpyro(mcmc)
 
 
-def available(module: str | None) -> bool:
-    if module is None:
-        return True
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, SPECS, exact_coin, wall_time
+from common import ROOT, SPECS, available, exact_coin, wall_time
 
 SIZES = (10, 1_000, 100_000, 1_000_000)
 CHECK_EVERY, MAX_STEPS = 100, 20_000
@@ -417,12 +417,6 @@ def import_seconds(modules: str, repeats: int) -> float:
     return wall_time([sys.executable, "-c", f"import {modules}"], repeats)
 
 
-def available(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 def main() -> None:

@@ -14,19 +14,13 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
+from test_linear_response import KNOWN_NOISE
 
 from compiler import PplError, compile_source
 from compiler.inference import fit as infer
 from compiler.inference.config import RunConfig
 
-OBSERVED = """
-data N: int
-data x: real[N]
-data y: real[N]
-latent a ~ Normal(1, 10)
-latent b ~ Normal(0, 10)
-observe y[i] ~ Normal(a + b * x[i], 2)
-"""
+OBSERVED = KNOWN_NOISE  # the conjugate regression with known noise
 
 # The same likelihood written as a log-density: -((y - mean) / 2)^2 / 2 - log(2) - log(2 pi) / 2.
 FACTORED = """

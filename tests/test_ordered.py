@@ -73,6 +73,11 @@ def test_nuts_samples_inside_the_order():
 def test_prior_draws_are_the_elements_draws_sorted():
     program = compile_source("data N: int\ndata y: real[N]\nlatent mu: ordered[4] ~ Normal(0, 1)\n"
                              "observe y[i] ~ Normal(mu[0], 1)\n")
+    data = program.load_data({"N": 3}, simulate_missing=True)
+    with pyro.plate("draws", 500, dim=-2):
+        mu = poutine.trace(program.model).get_trace(data).nodes["mu"]["value"]
+    assert mu.shape[-1] == 4 and mu.reshape(-1, 4).shape[0] == 500
+    assert (mu.diff(dim=-1) > 0).all()
     _, draws = program.predict({"N": 3}, draws=500, seed=0)
     assert draws["y"].shape == (500, 3)
 

@@ -35,7 +35,7 @@ def _nuts_result(divergent: tuple[int, int] = (0, 0), rhat: float = 1.0) -> Nuts
     steps = torch.full((2, 1000), 3)
     stats = SampleStats(diverging, steps, torch.full((2, 1000), 2), torch.full((2, 1000), 0.5))
     return NutsResult({"m": DRAWS["m"][:2000].reshape(2, 1000)}, {"m": torch.tensor(rhat)},
-                      {"m": torch.tensor(900.0)}, stats, 0.1, warm_start=True)
+                      {"m": torch.tensor(900.0)}, stats)
 
 
 def test_a_summary_holds_the_mean_sd_and_quantiles_of_the_draws():

@@ -29,7 +29,6 @@ import math
 import multiprocessing
 import os
 import signal
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -67,8 +66,6 @@ class NutsResult:
     rhat: dict[str, torch.Tensor]
     ess: dict[str, torch.Tensor]
     stats: SampleStats
-    seconds: float
-    warm_start: bool  # whether the chains ran in the VI fit's Gaussian geometry
 
     @property
     def draws(self) -> dict[str, torch.Tensor]:
@@ -117,7 +114,6 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
                        "fit it with SVI (the default), which learns params, or make them latents")
     with params.scope():
         initialise(compiled, data)  # a distribution that refuses its arguments is reported at its statement
-    started = time.perf_counter()
     enumerated = any(s.enumerated for s in compiled.ir.latents)
     scored_model, scored_data = compiled.scored(data)
     with params.scope():
@@ -135,7 +131,7 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
     rhat = {name: stats.rhat(value) if config.chains > 1 else torch.full(value.shape[2:], math.nan)
             for name, value in chain_draws.items()}
     ess = {name: stats.ess(value) for name, value in chain_draws.items()}
-    return NutsResult(chain_draws, rhat, ess, sampler, time.perf_counter() - started, geometry.warm)
+    return NutsResult(chain_draws, rhat, ess, sampler)
 
 
 def _geometry(compiled: CompiledModel, data, config: NutsConfig, initial: dict[str, torch.Tensor]) -> Geometry:
