@@ -195,6 +195,19 @@ class Program:
         return explain.trace(self, loaded, guide_state, seed)
 
     @in_float64
+    def explain_html(self, path: str | Path, data: Any = None, fitted: bool = False, seed: int = 0,
+                     **fit_options: Any) -> Path:
+        """Write one self-contained HTML page (`explain_html`): the spec beside the generated model and
+        guide, each statement linked to its Pyro sites; the joint's factorisation; one traced draw, the
+        numbers of `trace(data, fitted, seed)`; and, from a fit (`fit`'s options), the ELBO trace and
+        each scalar latent's prior and posterior."""
+        from compiler.results import explain_html
+
+        loaded = self.load_data(data)
+        fit = self.fit(loaded, seed=seed, **fit_options)
+        return explain_html.write_page(path, self, loaded, fit, seed, fitted)
+
+    @in_float64
     def sample(self, data: Any = None, **config: Any) -> Fit:
         """Run NUTS on the same model (`NutsConfig`'s options); returns the `Fit`, its report with R̂ and ESS."""
         from compiler.results import engine

@@ -254,6 +254,12 @@ def _given(args: argparse.Namespace, config: type[BaseModel]) -> dict:
 
 
 def explain(program: Program, args: argparse.Namespace) -> int:
+    if args.html is not None:
+        _check_folders(args.html)
+        _write(args.html, lambda path: program.explain_html(path, args.data, fitted=args.fitted, seed=args.seed,
+                                                            progress=False), "the spec, the model and the guide, "
+               "linked; the joint; one traced draw; the fit's ELBO trace and marginals")
+        return 0
     if args.trace:
         result = program.trace(args.data, fitted=args.fitted, seed=args.seed)
     else:
@@ -338,9 +344,15 @@ def _parser() -> argparse.ArgumentParser:
     _spec_arguments(explain_parser)
     explain_parser.add_argument("--trace", action="store_true",
                                 help="draw z from the guide, replay the model, print each site's log-prob")
-    explain_parser.add_argument("--fitted", action="store_true", help="with --trace: fit first, draw from the fit")
-    explain_parser.add_argument("--data", type=Path, help="with --trace: " + DATA_HELP)
-    explain_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    explain_parser.add_argument("--fitted", action="store_true",
+                                help="with --trace or --html: fit first, draw from the fit")
+    explain_parser.add_argument("--data", type=Path, help="with --trace or --html: " + DATA_HELP)
+    shown = explain_parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print one JSON object")
+    shown.add_argument("--html", type=Path, metavar="FILE.html",
+                       help="write one self-contained page: the spec beside the model and guide, each statement "
+                       "linked to its sites, the joint, one traced draw (as --trace), and from a fit with default "
+                       "settings the ELBO trace and each scalar latent's prior and posterior")
 
     predict_parser = commands.add_parser(
         "predict", help="draw every observed site from the posterior predictive (with --fit, for new data too; "
