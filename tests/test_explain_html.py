@@ -118,6 +118,31 @@ def test_scalar_latents_get_a_prior_and_posterior_chart_and_the_others_are_named
     assert page.count('class="prior"') == 2 and page.count('class="posterior"') == 2
 
 
+def test_the_prior_draws_follow_the_prior(coin):
+    draws = explain_html._prior_draws(coin, coin.load_data(), ["f"], seed=0)["f"]
+    mean, sd = 0.5, (0.25 / 21) ** 0.5  # Beta(10, 10)
+    assert draws.shape == (explain_html.PRIOR_DRAWS,)
+    assert abs(draws.mean().item() - mean) < 4 * sd / explain_html.PRIOR_DRAWS ** 0.5
+    assert draws.std().item() == pytest.approx(sd, rel=0.1)
+
+
+def test_an_improper_prior_leaves_the_posterior_drawn_alone():
+    program = compile_source("data N: int\ndata y: real[N]\nlatent a ~ Flat()\nlatent s ~ HalfNormal(1)\n"
+                             "observe y[i] ~ Normal(a, s)\n")
+    fit = program.fit({"N": 3, "y": [0.1, 0.2, 0.5]}, seed=0, progress=False)
+    page = explain_html.page(program, fit.data, fit)
+    assert "The prior of a is improper" in page
+    assert page.count('class="posterior"') == 2 and 'class="prior"' not in page
+
+
+def test_a_spec_without_latents_gets_its_trace_and_its_page():
+    program = compile_source("data N: int\ndata y: real[N]\nobserve y[i] ~ Normal(0, 1)\n")
+    data = program.load_data({"N": 2, "y": [0.1, 0.2]})
+    traced = program.trace(data)
+    assert traced.log_guide == 0.0 and traced.guide_sites == []
+    assert _values(explain_html.page(program, data, fit=None))["log_joint"] == traced.log_joint
+
+
 def test_the_elbo_trace_is_drawn_through_every_step(coin_page, fitted_coin):
     line = re.search(r'<polyline class="series" points="([^"]*)"', coin_page).group(1)
     assert len(line.split()) == len(fitted_coin.elbo_trace)

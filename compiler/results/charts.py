@@ -21,15 +21,17 @@ def line_chart(values: Sequence[float], label: str, x_name: str) -> str:
     return _frame(label, lines, (f"{y.min():.4g}", f"{y.max():.4g}"), ("1", str(len(y))), x_name)
 
 
-def densities(prior: np.ndarray, posterior: np.ndarray, label: str) -> str:
-    """The two sets of draws as density histograms over one window: the posterior's central 99 %
-    joined with the prior's central 90 % (a heavy-tailed prior would otherwise squash the posterior)."""
-    low = min(np.quantile(posterior, 0.005), np.quantile(prior, 0.05))
-    high = max(np.quantile(posterior, 0.995), np.quantile(prior, 0.95))
+def densities(prior: np.ndarray | None, posterior: np.ndarray, label: str) -> str:
+    """The draws as density histograms over one window: the posterior's central 99 % joined with the
+    prior's central 90 % (a heavy-tailed prior would otherwise squash the posterior). No prior: the
+    posterior alone (an improper prior has no draws)."""
+    sets = {"posterior": posterior} if prior is None else {"prior": prior, "posterior": posterior}
+    low = min(np.quantile(draws, 0.005 if name == "posterior" else 0.05) for name, draws in sets.items())
+    high = max(np.quantile(draws, 0.995 if name == "posterior" else 0.95) for name, draws in sets.items())
     if high <= low:  # one value, drawn every time
         low, high = low - 0.5, high + 0.5
     edges = np.linspace(low, high, BINS + 1)
-    heights = {name: _density(draws, edges) for name, draws in (("prior", prior), ("posterior", posterior))}
+    heights = {name: _density(draws, edges) for name, draws in sets.items()}
     top = max(float(h.max()) for h in heights.values()) or 1.0
     lines = []
     for name, height in heights.items():

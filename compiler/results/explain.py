@@ -219,8 +219,9 @@ def trace(program: CompiledProgram, data: Data, guide_state: dict[str, Any] | No
         pyro.set_rng_seed(seed)
         guide_trace = poutine.trace(program.guide).get_trace(data)
         model_trace = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data)
-        log_joint = model_trace.log_prob_sum().item()
-        log_guide = guide_trace.log_prob_sum().item()
+        # float(): a trace without sites (no latents, so an empty guide) sums to a plain 0.0
+        log_joint = float(model_trace.log_prob_sum())
+        log_guide = float(guide_trace.log_prob_sum())
     kinds = {s.name: _kind(s) for s in program.ir.statements}
     notes = []
     if any(s.enumerated for s in program.ir.latents):

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.frontend import ir
+from compiler.frontend import distributions, ir
 from compiler.results import charts, engine, explain, files
 
 if TYPE_CHECKING:
@@ -172,32 +172,43 @@ def _fit_section(program: CompiledProgram, data: Data, fit: Fit, seed: int) -> s
     if fit.elbo_trace:
         step = "L-BFGS call (10 iterations)" if fit.optimizer == "lbfgs" else "step"  # as Fit.write_plot labels it
         parts.append(charts.line_chart(fit.elbo_trace, "ELBO during the fit", step))
-    scalars = [s.name for s in program.ir.guided_latents if s.name in fit.draws and fit.draws[s.name].dim() == 1]
-    prior = _prior_draws(program, data, scalars, seed)
+    scalars = [s.name for s in program.ir.guided_latents if not s.shape and s.name in fit.draws]
+    improper = [s.name for s in program.ir.latents if distributions.TABLE[s.distribution.name].improper]
+    prior = {} if improper else _prior_draws(program, data, scalars, seed)
     for name in scalars:
-        chart = charts.densities(prior[name].numpy(), fit.draws[name].numpy(), f"{escape(name)}: prior and posterior")
+        posterior = fit.draws[name].numpy()
+        chart = charts.densities(prior[name].numpy() if prior else None, posterior,
+                                 f"{escape(name)}: {'prior and ' if prior else ''}posterior")
         parts.append(f'<figure data-site="{escape(name)}" id="marginal-{escape(name)}">{chart}</figure>')
     others = [s.name for s in program.ir.guided_latents if s.name not in scalars]
-    left_out = (f'<p class="hint">Latents with more than one element ({escape(", ".join(others))}) are drawn by '
-                "<code>pplc run --plot</code>.</p>" if others else "")
+    notes = []
+    if improper and scalars:
+        notes.append(f"The prior of {escape(', '.join(improper))} is improper: it has no draws, so only the posterior "
+                     "is drawn.")
+    if others:
+        notes.append(f"Latents with more than one element ({escape(', '.join(others))}) are drawn by "
+                     "<code>pplc run --plot</code>.")
     return ('<section id="fit"><h2>After a fit (VI, default settings)</h2>'
-            '<p class="hint"><span class="key prior">prior</span> draws from the model (Predictive), '
+            '<p class="hint"><span class="key prior">prior</span> draws from the model, '
             '<span class="key posterior">posterior</span> draws from the fit.</p>'
-            f'<div class="charts">{"".join(parts)}</div>{left_out}</section>')
+            f'<div class="charts">{"".join(parts)}</div>'
+            f'{"".join(f"<p class=hint>{note}</p>" for note in notes)}</section>')
 
 
 def _prior_draws(program: CompiledProgram, data: Data, names: list[str], seed: int) -> dict[str, torch.Tensor]:
-    """Draws of the named scalar latents from their prior: the model run with nothing but the data."""
+    """Draws of the named scalar latents from their prior: the model, given nothing but the data, run
+    once under a plate of draws left of its own plates (as the fit vectorises its particles)."""
     import pyro
     import torch
-    from pyro.infer import Predictive
+    from pyro import poutine
 
     if not names:
         return {}
-    with engine.guide_scope(None), torch.no_grad():
+    draws = pyro.plate("__prior_draws", PRIOR_DRAWS, dim=-(program.ir.max_plate_nesting + 1))
+    with engine.guide_scope(None), torch.no_grad(), draws:
         pyro.set_rng_seed(seed)
-        draws = Predictive(program.model, num_samples=PRIOR_DRAWS, return_sites=names, parallel=True)(data)
-    return {name: draws[name].reshape(PRIOR_DRAWS) for name in names}
+        trace = poutine.trace(program.model).get_trace(data)
+    return {name: trace.nodes[name]["value"].reshape(PRIOR_DRAWS) for name in names}
 
 
 STYLE = """
