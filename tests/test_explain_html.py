@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from compiler import compile_source
+from compiler import compile_file, compile_source
 from compiler.cli import main
 from compiler.results import charts, explain_html
 
@@ -66,6 +66,14 @@ def test_each_statement_is_linked_to_the_lines_that_make_its_site(coin_page):
 def test_a_guide_parameter_line_belongs_to_its_latent(coin_page):
     guide = dict((text.strip().split(" = ")[0], site) for site, text in _lines(coin_page, "guide") if " = " in text)
     assert guide["f_loc"] == "f" and guide["f_scale"] == "f"
+
+
+def test_a_joint_gaussian_s_parameters_belong_to_the_site_that_draws_every_latent(specs):
+    program = compile_file(specs / "eight_schools.ppl", guide="fullrank")
+    guide = _lines(explain_html.page(program, program.load_data(), fit=None), "guide")
+    shared = {site for site, text in guide if "joint_loc = " in text or "joint_scale_tril = " in text}
+    assert shared == {program.code.joint_site}
+    assert ("mu", '    pyro.sample(&quot;mu&quot;, dist.Delta(mu_unconstrained))') in guide
 
 
 def test_the_page_shows_the_factorisation_that_explain_writes(coin, coin_page):

@@ -20,6 +20,7 @@ from compiler.results import charts, engine, explain, files
 if TYPE_CHECKING:
     import torch
 
+    from compiler.backend.codegen import GeneratedCode
     from compiler.data.values import Data
     from compiler.results.fit import Fit
     from compiler.results.program import CompiledProgram
@@ -52,8 +53,7 @@ def page(program: CompiledProgram, data: Data, fit: Fit | None, seed: int = 0, f
 
 def _code_section(program: CompiledProgram) -> str:
     spec_sites = _spec_lines(program.ir)
-    owners = {parameter: latent for latent, parameters in program.code.guide_parameters.items()
-              for parameter in parameters}
+    owners = _parameter_sites(program.code)
     panes = [_pane("spec", program.source.name, program.source.text.splitlines(), 1, spec_sites)]
     for function in ("model", "guide"):
         first, lines, sites = _function_lines(program.code.source, function, owners)
@@ -61,6 +61,16 @@ def _code_section(program: CompiledProgram) -> str:
     return ('<section id="code"><h2>The spec and the Pyro code it compiles to</h2>'
             '<p class="hint">Hover a statement, or click it to keep it lit: its Pyro sites light up.</p>'
             f'<div class="panes">{"".join(panes)}</div></section>')
+
+
+def _parameter_sites(code: GeneratedCode) -> dict[str, str]:
+    """Each guide parameter's site: its latent's, or where every latent shares it (one joint Gaussian), the
+    site that draws them all at once."""
+    sites: dict[str, str] = {}
+    for latent, parameters in code.guide_parameters.items():
+        for parameter in parameters:
+            sites[parameter] = latent if parameter not in sites else (code.joint_site or parameter)
+    return sites
 
 
 def _spec_lines(model: ir.Model) -> dict[int, str]:
