@@ -76,6 +76,13 @@ def test_a_joint_gaussian_s_parameters_belong_to_the_site_that_draws_every_laten
     assert ("mu", '    pyro.sample(&quot;mu&quot;, dist.Delta(mu_unconstrained))') in guide
 
 
+def test_no_two_elements_share_an_id_whatever_the_sites_are_called():
+    program = compile_source("latent L1 ~ Normal(0, 1)\nlatent line ~ Normal(L1, 1)\nlatent line_2 ~ Normal(line, 1)\n")
+    ids = re.findall(r' id="([^"]*)"', explain_html.page(program, program.load_data({}), fit=None))
+    assert len(ids) == len(set(ids)) and {"spec-L1", "spec-line", "spec-line_2"} <= set(ids)
+    assert any(re.fullmatch(r"model-line-\d+", i) for i in ids)  # lines that make no site are numbered
+
+
 def test_the_page_shows_the_factorisation_that_explain_writes(coin, coin_page):
     explanation = coin.explain()
     for formula in [t.formula for t in explanation.terms + explanation.guide] + [explanation.elbo]:

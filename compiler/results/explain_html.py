@@ -85,7 +85,7 @@ def _function_lines(source: str, function: str, owners: dict[str, str]) -> tuple
     node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == function)
     sites = {}
     for statement in ast.walk(node):
-        if isinstance(statement, ast.stmt) and not isinstance(statement, (ast.FunctionDef, ast.With, ast.For, ast.If)):
+        if isinstance(statement, ast.stmt) and not hasattr(statement, "body"):  # a simple statement, not a block
             site = _site_of(statement)
             if site is not None:
                 sites.update({line: owners.get(site, site) for line in range(statement.lineno, statement.end_lineno + 1)})
@@ -107,10 +107,10 @@ def _pane(kind: str, heading: str, lines: list[str], first: int, sites: dict[int
     for number, text in enumerate(lines, first):
         site = sites.get(number)
         if site is None:
-            attributes = f' id="{kind}-L{number}"'
+            attributes = f' id="{kind}-line-{number}"'
         elif site in anchored:
-            attributes = f' id="{kind}-L{number}" data-site="{escape(site)}"'
-        else:  # a site's first line is its anchor: #spec-f, #model-f, #guide-f
+            attributes = f' id="{kind}-line-{number}" data-site="{escape(site)}"'
+        else:  # a site's first line is its anchor, #spec-f (no name has a hyphen: no clash with #spec-line-3)
             anchored.add(site)
             attributes = f' id="{kind}-{escape(site)}" data-site="{escape(site)}"'
         rows.append(f'<span class="line"{attributes}><span class="number">{number}</span>{escape(text)}</span>')
@@ -198,7 +198,8 @@ def _fit_section(program: CompiledProgram, data: Data, fit: Fit, seed: int) -> s
     if others:
         notes.append(f"Latents with more than one element ({escape(', '.join(others))}) are drawn by "
                      "<code>pplc run --plot</code>.")
-    return ('<section id="fit"><h2>After a fit (VI, default settings)</h2>'
+    stopped = ", interrupted" if fit.interrupted else ""
+    return (f'<section id="fit"><h2>After the fit (VI by {escape(str(fit.optimizer))}, seed {fit.seed}{stopped})</h2>'
             '<p class="hint"><span class="key prior">prior</span> draws from the model, '
             '<span class="key posterior">posterior</span> draws from the fit.</p>'
             f'<div class="charts">{"".join(parts)}</div>'
