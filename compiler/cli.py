@@ -345,7 +345,8 @@ def _parser() -> argparse.ArgumentParser:
     explain_parser.add_argument("--trace", action="store_true",
                                 help="draw z from the guide, replay the model, print each site's log-prob")
     explain_parser.add_argument("--fitted", action="store_true",
-                                help="with --trace or --html: fit first, draw from the fit")
+                                help="with --trace: fit first, draw from the fit; with --html: trace a draw from "
+                                "the fit, not the initial guide")
     explain_parser.add_argument("--data", type=Path, help="with --trace or --html: " + DATA_HELP)
     shown = explain_parser.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print one JSON object")
