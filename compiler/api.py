@@ -196,16 +196,22 @@ class Program:
 
     @in_float64
     def explain_html(self, path: str | Path, data: Any = None, fitted: bool = False, seed: int = 0,
-                     **fit_options: Any) -> Path:
+                     fit: Fit | None = None, **fit_options: Any) -> Path:
         """Write one self-contained HTML page (`explain_html`): the spec beside the generated model and
         guide, each statement linked to its Pyro sites; the joint's factorisation; one traced draw, the
-        numbers of `trace(data, fitted, seed)`; and, from a fit (`fit`'s options), the ELBO trace and
-        each scalar latent's prior and posterior."""
+        numbers of `trace(data, fitted, seed)`; and, from a fit, the ELBO trace and each scalar latent's
+        prior and posterior. The fit is `fit` (for example one `load_fit` read back, with the data it
+        was fitted to, which the page then shows), or by default one made here (`fit`'s options)."""
         from compiler.results import explain_html
 
-        loaded = self.load_data(data)
-        fit = self.fit(loaded, seed=seed, **fit_options)
-        return explain_html.write_page(path, self, loaded, fit, seed, fitted)
+        if fit is None:
+            fit = self.fit(self.load_data(data), seed=seed, **fit_options)
+        elif fit.program.source.text != self.source.text:
+            raise DataError(f"the fit is of {fit.spec}, not of {self.source.name}", hint="explain the spec it fitted")
+        elif fit.data is None:
+            raise DataError("the page traces a draw at the data fitted, and a saved fit read back without its data "
+                            "has none", hint="pass load_fit the data it was fitted to")
+        return explain_html.write_page(path, self, fit.data, fit, seed, fitted)
 
     @in_float64
     def sample(self, data: Any = None, **config: Any) -> Fit:

@@ -254,11 +254,15 @@ def _given(args: argparse.Namespace, config: type[BaseModel]) -> dict:
 
 
 def explain(program: Program, args: argparse.Namespace) -> int:
+    if args.fit is not None and args.html is None:
+        raise PplError("--fit gives --html the fit to draw; --trace --fitted fits again",
+                       hint="add --html FILE.html, or drop --fit")
     if args.html is not None:
         _check_folders(args.html)
+        fit = None if args.fit is None else load_fit(args.fit, args.data, spec=args.spec)
         _write(args.html, lambda path: program.explain_html(path, args.data, fitted=args.fitted, seed=args.seed,
-                                                            progress=False), "the spec, the model and the guide, "
-               "linked; the joint; one traced draw; the fit's ELBO trace and marginals")
+                                                            fit=fit, progress=False),
+               "the spec, the model and the guide, linked; the joint; one traced draw; the fit")
         return 0
     if args.trace:
         result = program.trace(args.data, fitted=args.fitted, seed=args.seed)
@@ -354,6 +358,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="write one self-contained page: the spec beside the model and guide, each statement "
                        "linked to its sites, the joint, one traced draw (as --trace), and from a fit with default "
                        "settings the ELBO trace and each scalar latent's prior and posterior")
+    explain_parser.add_argument("--fit", type=Path, metavar="FILE",
+                                help="with --html: a fit saved with `pplc run --save`, instead of fitting again; it "
+                                "is restored with the data file it was fitted to")
 
     predict_parser = commands.add_parser(
         "predict", help="draw every observed site from the posterior predictive (with --fit, for new data too; "

@@ -109,6 +109,25 @@ def _expected(traced: dict) -> dict[str, float]:
     return {**sites, "log_joint": traced["log_joint"], "log_guide": traced["log_guide"], "elbo": traced["elbo"]}
 
 
+def test_a_saved_fit_is_drawn_instead_of_fitting_again(coin, fitted_coin_with_adam, tmp_path):
+    from compiler import load_fit
+    from compiler.results import explain
+
+    fitted_coin_with_adam.save(tmp_path / "coin.fit")  # Adam's: a fit made here (L-BFGS) would differ
+    arguments = [str(coin.source.name), "--html", str(tmp_path / "coin.html"), "--fit", str(tmp_path / "coin.fit")]
+    assert main(["explain", *arguments, "--fitted"]) == 0
+    page = (tmp_path / "coin.html").read_text(encoding="utf-8")
+    saved = load_fit(tmp_path / "coin.fit")
+    assert _values(page) == _expected(explain.trace(coin, saved.data, saved.guide_state, 0).model_dump())
+    assert "After the fit (VI, adam, seed 0)" in page
+    assert 'id="marginal-f"' in page and 'class="series"' not in page  # a saved fit keeps no ELBO trace
+
+
+def test_fit_without_html_is_refused(coin, tmp_path, capsys):
+    assert main(["explain", str(coin.source.name), "--trace", "--fit", str(tmp_path / "coin.fit")]) == 2
+    assert "--fit gives --html the fit to draw" in capsys.readouterr().err
+
+
 def test_the_page_loads_nothing_from_anywhere(coin_page):
     assert re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', coin_page) == ["data:,"]  # the empty icon only
     assert "http" not in coin_page and "url(" not in coin_page and "@import" not in coin_page

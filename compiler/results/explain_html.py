@@ -198,8 +198,9 @@ def _fit_section(program: CompiledProgram, data: Data, fit: Fit, seed: int) -> s
     if others:
         notes.append(f"Latents with more than one element ({escape(', '.join(others))}) are drawn by "
                      "<code>pplc run --plot</code>.")
-    stopped = ", interrupted" if fit.interrupted else ""
-    return (f'<section id="fit"><h2>After the fit (VI by {escape(str(fit.optimizer))}, seed {fit.seed}{stopped})</h2>'
+    how = ", ".join([fit.method.upper(), *([fit.optimizer] if fit.optimizer else []), f"seed {fit.seed}",
+                     *(["interrupted"] if fit.interrupted else [])])
+    return (f'<section id="fit"><h2>After the fit ({escape(how)})</h2>'
             '<p class="hint"><span class="key prior">prior</span> draws from the model, '
             '<span class="key posterior">posterior</span> draws from the fit.</p>'
             f'<div class="charts">{"".join(parts)}</div>'
