@@ -123,6 +123,14 @@ def test_a_saved_fit_is_drawn_instead_of_fitting_again(coin, fitted_coin_with_ad
     assert 'id="marginal-f"' in page and 'class="series"' not in page  # a saved fit keeps no ELBO trace
 
 
+def test_a_fit_of_another_spec_is_refused(regression, fitted_coin, tmp_path):
+    from compiler import DataError
+
+    with pytest.raises(DataError, match=r"the fit is of \S*coin\.ppl, not of <string>"):
+        regression.explain_html(tmp_path / "page.html", fit=fitted_coin)
+    assert not (tmp_path / "page.html").exists()
+
+
 def test_fit_without_html_is_refused(coin, tmp_path, capsys):
     assert main(["explain", str(coin.source.name), "--trace", "--fit", str(tmp_path / "coin.fit")]) == 2
     assert "--fit gives --html the fit to draw" in capsys.readouterr().err
