@@ -178,18 +178,29 @@ def _number(name: str, value: float) -> str:
 
 
 def _fit_section(program: CompiledProgram, data: Data, fit: Fit, seed: int) -> str:
-    parts = []
+    figures, notes = _marginals(program, data, fit, seed)
     if fit.elbo_trace:
         step = "L-BFGS call (10 iterations)" if fit.optimizer == "lbfgs" else "step"  # as Fit.write_plot labels it
-        parts.append(charts.line_chart(fit.elbo_trace, "ELBO during the fit", step))
+        figures.insert(0, charts.line_chart(fit.elbo_trace, "ELBO during the fit", step))
+    how = ", ".join([fit.method.upper(), *([fit.optimizer] if fit.optimizer else []), f"seed {fit.seed}",
+                     *(["interrupted"] if fit.interrupted else [])])
+    return (f'<section id="fit"><h2>After the fit ({escape(how)})</h2>'
+            '<p class="hint"><span class="key prior">prior</span> draws from the model, '
+            '<span class="key posterior">posterior</span> draws from the fit.</p>'
+            f'<div class="charts">{"".join(figures)}</div>'
+            + "".join(f'<p class="hint">{note}</p>' for note in notes) + "</section>")
+
+
+def _marginals(program: CompiledProgram, data: Data, fit: Fit, seed: int) -> tuple[list[str], list[str]]:
+    """A chart of each scalar latent's prior and posterior, and notes (HTML) on what is not drawn."""
     scalars = [s.name for s in program.ir.guided_latents if not s.shape and s.name in fit.draws]
     improper = [s.name for s in program.ir.latents if distributions.TABLE[s.distribution.name].improper]
     prior = {} if improper else _prior_draws(program, data, scalars, seed)
+    figures = []
     for name in scalars:
-        posterior = fit.draws[name].numpy()
-        chart = charts.densities(prior[name].numpy() if prior else None, posterior,
+        chart = charts.densities(prior[name].cpu().numpy() if prior else None, fit.draws[name].cpu().numpy(),
                                  f"{escape(name)}: {'prior and ' if prior else ''}posterior")
-        parts.append(f'<figure data-site="{escape(name)}" id="marginal-{escape(name)}">{chart}</figure>')
+        figures.append(f'<figure data-site="{escape(name)}" id="marginal-{escape(name)}">{chart}</figure>')
     others = [s.name for s in program.ir.guided_latents if s.name not in scalars]
     notes = []
     if improper and scalars:
@@ -198,13 +209,7 @@ def _fit_section(program: CompiledProgram, data: Data, fit: Fit, seed: int) -> s
     if others:
         notes.append(f"Latents with more than one element ({escape(', '.join(others))}) are drawn by "
                      "<code>pplc run --plot</code>.")
-    how = ", ".join([fit.method.upper(), *([fit.optimizer] if fit.optimizer else []), f"seed {fit.seed}",
-                     *(["interrupted"] if fit.interrupted else [])])
-    return (f'<section id="fit"><h2>After the fit ({escape(how)})</h2>'
-            '<p class="hint"><span class="key prior">prior</span> draws from the model, '
-            '<span class="key posterior">posterior</span> draws from the fit.</p>'
-            f'<div class="charts">{"".join(parts)}</div>'
-            f'{"".join(f"<p class=hint>{note}</p>" for note in notes)}</section>')
+    return figures, notes
 
 
 def _prior_draws(program: CompiledProgram, data: Data, names: list[str], seed: int) -> dict[str, torch.Tensor]:
