@@ -196,3 +196,40 @@ def test_a_label_the_fit_never_saw_is_refused_in_predictions(fit):
         fit.predict(10, data={"county": ["Lowell"], "y": [0.0]})
     assert str(caught.value) == "'county' has the label 'Lowell', not among the 3 labels the fit knows"
     assert caught.value.hint == "the fit has no level for it; its labels are 'Amherst', 'Boston', 'Salem'"
+
+
+PER_COUNTY = """data J: int
+data N: int
+data county: index[J][N]
+data y: real[J]
+latent a[J] ~ Normal(0, 1)
+observe y[j] ~ Normal(a[j], 1)
+"""
+
+
+@pytest.fixture(scope="module")
+def per_county():
+    return compile_source(PER_COUNTY).fit({"county": ["b", "a", "c"], "y": [0.1, 0.2, 0.3]}, seed=0)
+
+
+def test_an_observation_over_j_has_the_labelled_dim_in_every_group_of_inference_data(per_county):
+    idata = per_county.to_arviz(predictive=10)
+    for group in ("observed_data", "log_likelihood", "posterior_predictive"):
+        assert idata[group]["y"].coords["county"].values.tolist() == ["a", "b", "c"], group
+
+
+def test_predictions_written_as_inference_data_carry_the_labels_and_the_new_rows_coded_as_the_fit(per_county, tmp_path):
+    import arviz
+
+    county = pd.Categorical(["c", "a", "b"], categories=["c", "a", "b"])  # coded [0, 1, 2] by their own labels
+    new = per_county.program.load_data({"county": pd.Series(county)}, simulate_missing=True)
+    per_county.write_predictive(per_county.predict(10, data=new), tmp_path / "p.nc", new)
+    idata = arviz.from_netcdf(tmp_path / "p.nc")
+    assert idata.predictions["y"].coords["county"].values.tolist() == ["a", "b", "c"]
+    assert idata.predictions_constant_data["county"].values.tolist() == [2, 0, 1]
+
+
+def test_new_data_with_fewer_levels_are_refused_where_an_array_has_an_axis_of_length_j(per_county):
+    with pytest.raises(DataError) as caught:
+        per_county.predict(10, data={"county": ["c", "a"]})
+    assert str(caught.value) == "'y' has an axis of length J, which is 2 here (the labels of 'county') and 3 in the fit"

@@ -88,8 +88,26 @@ def recoded(values: Mapping[str, Any], own: tuple[Labels, ...], fitted: tuple[La
         mapping = np.array([fit.names.index(name) for name in labels.names], dtype=np.int64)
         for name in labels.coded:
             changed[name] = _mapped(mapping, values[name])
-        changed[labels.size] = len(fit.names)
+        for size in values:  # J itself, and sizes such as `J - 1` (`ir.size_dim`)
+            name, offset = ir.size_terms(size)
+            if name == labels.size:
+                changed[size] = len(fit.names) + offset
     return changed
+
+
+def refuse_resizing(own: tuple[Labels, ...], fitted: tuple[Labels, ...], model: ir.Model) -> None:
+    """New data whose labels count fewer levels than the fit's hold their arrays of length J at that
+    length, which the fit's J would not fit."""
+    counts = {labels.size: len(labels.names) for labels in fitted}
+    for labels in own:
+        if len(labels.names) == counts.get(labels.size, len(labels.names)):
+            continue
+        for decl in model.data:
+            if labels.size in decl.shape:
+                raise DataError(f"'{decl.name}' has an axis of length {labels.size}, which is {len(labels.names)} "
+                                f"here (the labels of '{labels.dim}') and {counts[labels.size]} in the fit",
+                                decl.span, f"give '{labels.dim}' as a pandas Categorical with the fit's labels as "
+                                "its categories, so that these data have every level")
 
 
 def _mapped(mapping: np.ndarray, codes: Any) -> Any:
@@ -98,7 +116,7 @@ def _mapped(mapping: np.ndarray, codes: Any) -> Any:
         return mapping[codes]
     import torch
 
-    return torch.as_tensor(mapping, device=codes.device)[codes]
+    return torch.as_tensor(mapping, dtype=codes.dtype, device=codes.device)[codes.long()]  # float where no array is indexed
 
 
 def _given(decl: ir.DataDecl, value: Any, origin: str) -> _Given | None:

@@ -65,6 +65,7 @@ class Data(Mapping):
             if let.transformed_data and read:
                 raise DataError(f"'{let.name}' is computed from '{sorted(read)[0]}', which new data given as labels "
                                 "recode", let.span, "give the new data's index as the fit's codes")
+        labels_module.refuse_resizing(self.labels, fitted, model)
         return Data(labels_module.recoded(self._values, self.labels, fitted), self.origin, self.digest,
                     self.warnings, self.placeholders, self.indices, fitted)
 

@@ -163,7 +163,7 @@ def _predictions(predictive: dict[str, torch.Tensor], constant: dict[str, torch.
     axes = _arviz_axes(dims, coords)
     return arviz.from_dict(predictions={name: value.detach().double().numpy()[None] for name, value in predictive.items()},
                            predictions_constant_data={name: np.asarray(value) for name, value in constant.items()},
-                           pred_dims=axes["dims"], pred_coords=axes["coords"])
+                           pred_dims=axes["dims"], coords=axes["coords"])  # ArviZ 0.23 drops `pred_coords`
 
 
 def write_netcdf(idata, path: str | Path) -> None:
