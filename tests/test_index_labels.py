@@ -233,3 +233,10 @@ def test_new_data_with_fewer_levels_are_refused_where_an_array_has_an_axis_of_le
     with pytest.raises(DataError) as caught:
         per_county.predict(10, data={"county": ["c", "a"]})
     assert str(caught.value) == "'y' has an axis of length J, which is 2 here (the labels of 'county') and 3 in the fit"
+
+
+def test_a_nuts_fit_names_its_rows_and_its_inference_data_by_the_labels(program):
+    fit = program.sample({"county": ["Salem", "Boston", "Amherst"], "y": [0.5, 1.0, 2.0]}, warmup=20, samples=20,
+                         chains=1, warm_start=False)
+    assert [row.split()[0] for row in fit.table().splitlines()[3:6]] == [f"a[{name}]" for name in SORTED]
+    assert fit.to_arviz().posterior["a"].coords["county"].values.tolist() == SORTED

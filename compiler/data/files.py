@@ -13,7 +13,10 @@ needs them whole (without `--batch-size`).
 
 Decoding is exact or refused: a CSV cell is a plain decimal number (`NUMBER`),
 an integer literal stays an exact int (`data` refuses those a float64 would
-round), and columns that are not numbers are never converted into numbers.
+round), and columns that are not numbers are never converted into numbers:
+they are `NonNumericColumn`s, refused if the spec declares them, except as the
+labels of `index` data (`labels.py`), which read them (a CSV column of text,
+an Arrow column of strings or dictionary codes).
 
 A table (CSV, Arrow, Parquet, and a pandas DataFrame given in Python) holds an
 array of two or more axes as a column per element of a row, `X[0]`, `X[1]`, ...
