@@ -128,6 +128,14 @@ class Fit:
     def warnings(self) -> list[str]:
         return self.report.warnings
 
+    @property
+    def dims(self) -> dict[str, list[str | None]]:
+        return self.report.dims
+
+    @property
+    def coords(self) -> dict[str, list[str]]:
+        return self.report.coords
+
     def to_json(self) -> str:
         """The report as JSON (`Report.to_json`)."""
         return self.report.to_json()
