@@ -240,3 +240,12 @@ def test_a_nuts_fit_names_its_rows_and_its_inference_data_by_the_labels(program)
                          chains=1, warm_start=False)
     assert [row.split()[0] for row in fit.table().splitlines()[3:6]] == [f"a[{name}]" for name in SORTED]
     assert fit.to_arviz().posterior["a"].coords["county"].values.tolist() == SORTED
+
+
+def test_new_labels_are_refused_where_transformed_data_were_computed_from_their_own_codes():
+    program = compile_source(SPEC.replace("latent mu", "let doubled[i] = 2 * county[i]\nlatent mu"))
+    fitted = program.load_data({"county": SORTED, "y": [0.5, 1.0, 2.0]}).labels
+    new = program.load_data({"county": ["Salem"], "y": [0.5]})
+    with pytest.raises(DataError) as caught:
+        new.coded_as(fitted, program.ir)
+    assert str(caught.value) == "'doubled' is computed from 'county', which new data given as labels recode"

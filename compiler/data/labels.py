@@ -61,8 +61,8 @@ def code_labels(model: ir.Model, raw: data_files.RawData, origin: str) -> tuple[
         if not decls:
             continue
         names = _levels(decls, given, origin)
+        codes = {label: code for code, label in enumerate(names)}
         for decl in decls:
-            codes = {label: code for code, label in enumerate(names)}
             coded[decl.name] = np.array([codes[label] for label in given[decl.name].rows], dtype=np.int64)
         _check_size(model, size, coded, names, decls[0], origin)
         coded.setdefault(size, len(names))
@@ -95,9 +95,16 @@ def recoded(values: Mapping[str, Any], own: tuple[Labels, ...], fitted: tuple[La
     return changed
 
 
-def refuse_resizing(own: tuple[Labels, ...], fitted: tuple[Labels, ...], model: ir.Model) -> None:
-    """New data whose labels count fewer levels than the fit's hold their arrays of length J at that
-    length, which the fit's J would not fit."""
+def check_recodable(own: tuple[Labels, ...], fitted: tuple[Labels, ...], model: ir.Model) -> None:
+    """Whether new data can be recoded as `recoded` does: not where transformed data were computed from
+    their own codes or J, nor where an array has an axis of length J and their labels count fewer levels
+    than the fit's (the array keeps the new data's J)."""
+    changed = {name for labels in own for name in (*labels.coded, labels.size)}
+    for let in model.lets:
+        read = changed & ({variable.name for variable in ir.variables(let.value)} | set(map(str, let.shape)))
+        if let.transformed_data and read:
+            raise DataError(f"'{let.name}' is computed from '{sorted(read)[0]}', which new data given as labels "
+                            "recode", let.span, "give the new data's index as the fit's codes")
     counts = {labels.size: len(labels.names) for labels in fitted}
     for labels in own:
         if len(labels.names) == counts.get(labels.size, len(labels.names)):

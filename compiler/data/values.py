@@ -19,7 +19,6 @@ from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.data import files as data_files
 from compiler.data import labels as labels_module
 from compiler.data.labels import Labels
-from compiler.errors import DataError
 from compiler.frontend import ir
 
 
@@ -59,13 +58,7 @@ class Data(Mapping):
         labels, as the fit's data were, rather than by their own."""
         if set(self.labels) <= set(fitted):
             return self
-        changed = {name for labels in self.labels for name in (*labels.coded, labels.size)}
-        for let in model.lets:
-            read = changed & ({variable.name for variable in ir.variables(let.value)} | set(map(str, let.shape)))
-            if let.transformed_data and read:
-                raise DataError(f"'{let.name}' is computed from '{sorted(read)[0]}', which new data given as labels "
-                                "recode", let.span, "give the new data's index as the fit's codes")
-        labels_module.refuse_resizing(self.labels, fitted, model)
+        labels_module.check_recodable(self.labels, fitted, model)
         return Data(labels_module.recoded(self._values, self.labels, fitted), self.origin, self.digest,
                     self.warnings, self.placeholders, self.indices, fitted)
 
