@@ -94,6 +94,13 @@ def test_integers_given_for_an_index_are_its_codes_and_carry_no_labels(program):
     assert data.labels == ()
 
 
+def test_the_digest_that_pairs_a_saved_fit_with_its_data_tells_labels_apart(program):
+    def digest(names):
+        return program.load_data({"county": names, "y": [0.5, 1.0]}).digest
+
+    assert digest(["Amherst", "Boston"]) != digest(["Amherst", "Salem"])  # the same codes, 0 and 1
+
+
 def test_a_column_of_text_the_spec_does_not_declare_is_ignored_with_a_warning(program, tmp_path):
     path = tmp_path / "counties.csv"
     path.write_text("county,y,note\nSalem,0.5,wet\n")

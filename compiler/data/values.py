@@ -99,7 +99,8 @@ def digest(raw: Mapping[str, Any], labels: tuple[Labels, ...] = ()) -> str:
     rest = {name: repr(value) if isinstance(value, data_files.NonNumericColumn) else value
             for name, value in raw.items() if name not in arrays}
     hasher = hashlib.sha256(json.dumps(rest, sort_keys=True, default=_as_json).encode())
-    hasher.update(json.dumps([(labels.size, labels.names) for labels in labels]).encode())
+    if labels:  # data without labels keep the digest they had before labels existed (saved fits pair with it)
+        hasher.update(json.dumps([(labels.size, labels.names) for labels in labels]).encode())
     for name in sorted(arrays):
         array = np.atleast_1d(arrays[name])
         hasher.update(f"{name}{array.shape}{array.dtype}".encode())
