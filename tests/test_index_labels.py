@@ -178,6 +178,20 @@ def test_labels_head_the_columns_of_the_draws_csv_and_the_summary(fit, tmp_path)
     assert fit.summary().index.tolist() == ["mu"] + [f"a[{name}]" for name in SORTED]
 
 
+def test_the_plot_titles_its_panels_by_the_labels(fit, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    titles, savefig = [], matplotlib.figure.Figure.savefig
+
+    def saved(figure, *args, **kwargs):
+        titles.extend(axes.get_title() for axes in figure.axes)
+        return savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", saved)
+    fit.write_plot(tmp_path / "fit.png")
+    assert titles[:5] == ["ELBO", "mu"] + [f"a[{name}]" for name in SORTED]
+
+
 def test_inference_data_has_a_dim_named_after_the_index_with_the_labels_as_coords(fit):
     posterior = fit.to_arviz().posterior
     assert posterior["a"].dims == ("chain", "draw", "county")
