@@ -152,6 +152,7 @@ class Program:
         from compiler.data import files as data_files
         from compiler.data import objects as data_objects
         from compiler.data import values as data_module
+        from compiler.data.labels import code_labels
         from compiler.data.validate import load_data
 
         if isinstance(data, data_module.Data):
@@ -170,12 +171,13 @@ class Program:
             origin = "data"
             raw = data_objects.raw_data(data, origin)
         observed = frozenset(site.name for site in self.ir.observed) if simulate_missing else frozenset()
+        raw, labels = code_labels(self.ir, raw, origin)
         values, warnings = load_data(self.ir, raw, origin, observed)
         tensors = data_module.to_tensors(self.ir, values)
         transformed = self.compiled.transform_data(tensors)
         placeholders = tuple(sorted(observed - set(raw)))
-        loaded = data_module.Data(dict(transformed), origin, data_module.digest(raw), warnings, placeholders,
-                                  self.ir.index_arrays)
+        loaded = data_module.Data(dict(transformed), origin, data_module.digest(raw, labels), warnings, placeholders,
+                                  self.ir.index_arrays, labels)
         return loaded if keep_on_disk else loaded.in_memory()
 
     def explain(self) -> Explanation:

@@ -15,7 +15,7 @@ from compiler.results.report import MATERIAL_SHIFT, UNIFORM_WEIGHTS_SD
 from compiler.results.summarise import nuts_report, summarise, vi_report
 
 PROGRAM = SimpleNamespace(source=SimpleNamespace(name="s.ppl"), code=SimpleNamespace(guide_families={"m": "Normal"}))
-DATA = SimpleNamespace(warnings=("a data warning",))
+DATA = SimpleNamespace(warnings=("a data warning",), labels=())
 DRAWS = {"m": torch.linspace(-1, 1, 2001, dtype=torch.float64)}
 
 

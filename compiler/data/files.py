@@ -13,7 +13,10 @@ needs them whole (without `--batch-size`).
 
 Decoding is exact or refused: a CSV cell is a plain decimal number (`NUMBER`),
 an integer literal stays an exact int (`data` refuses those a float64 would
-round), and columns that are not numbers are never converted into numbers.
+round), and columns that are not numbers are never converted into numbers:
+they are `NonNumericColumn`s, refused if the spec declares them, except as the
+labels of `index` data (`labels.py`), which read them (a CSV column of text,
+an Arrow column of strings or dictionary codes).
 
 A table (CSV, Arrow, Parquet, and a pandas DataFrame given in Python) holds an
 array of two or more axes as a column per element of a row, `X[0]`, `X[1]`, ...
@@ -29,8 +32,8 @@ import json
 import re
 import stat
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 from math import prod
 from operator import methodcaller
@@ -80,11 +83,24 @@ def table(columns: dict[str, Any], where: str) -> RawData:
 
 
 @dataclass(frozen=True)
+class Categorical:
+    """A column of labels with its levels in their order (a pandas categorical's categories, an
+    Arrow dictionary): `codes` index `categories`, -1 where a value is missing."""
+
+    categories: tuple[Any, ...]
+    codes: np.ndarray
+
+
+@dataclass(frozen=True)
 class NonNumericColumn:
-    """An Arrow or Parquet column of something other than numbers (strings, timestamps,
-    dictionary codes...): left unread, and refused if the spec declares it."""
+    """A column of something other than numbers (text, categories, timestamps...): left unread,
+    and refused if the spec declares it, except as `index` data, which may be labels: `read_labels`
+    reads them (a list of values, or a `Categorical`) where the column may hold them. A CSV column
+    refused as numbers keeps the error that names its first cell that is not a number (`refusal`)."""
 
     type: str
+    read_labels: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    refusal: DataError | None = field(default=None, repr=False, compare=False)
 
 
 def read_data_file(path: str | Path) -> RawData:
@@ -175,13 +191,15 @@ def _read_csv(text: str, path: Path) -> RawData:
     return table({name: _csv_column(cells, name, lines, path) for name, cells in zip(names, columns)}, str(path))
 
 
-def _csv_column(cells: Sequence[str], name: str, lines: list[int], path: Path) -> list[int | float]:
+def _csv_column(cells: Sequence[str], name: str, lines: list[int], path: Path) -> list[int | float] | NonNumericColumn:
     """A column's cells as numbers: exact ints for integer literals (as JSON reads them), floats for
-    the rest. Each step is one loop over the column in C; the first cell that is not a number is refused."""
+    the rest. Each step is one loop over the column in C. A column with a cell that is not a number
+    is text: labels to `index` data, refused (naming that cell) as any other data."""
     texts = list(map(_TRIM, cells))
     if not all(map(NUMBER.fullmatch, texts)):
         row = next(row for row, text in enumerate(texts) if not NUMBER.fullmatch(text))
-        raise _bad_cell(path, lines[row], name, cells[row], "not a plain decimal number")
+        return NonNumericColumn("text", lambda: texts,
+                                _bad_cell(path, lines[row], name, cells[row], "not a plain decimal number"))
     try:
         # Once NUMBER has matched, a cell of a sign and digits alone is an integer literal.
         return [int(text) if text.lstrip("+-").isdigit() else float(text) for text in texts]
@@ -240,9 +258,19 @@ def _read_parquet(path: Path) -> RawData:
         decoded = parquet.read_table(path, columns=[field.name for field in numeric])
     except (OSError, pyarrow.ArrowException) as exc:
         raise DataError(f"cannot read {path} as Parquet: {exc}") from None
-    columns: dict[str, Any] = {field.name: NonNumericColumn(str(field.type)) for field in schema}
+    columns: dict[str, Any] = {field.name: _unread_parquet_column(path, field) for field in schema}
     columns.update({name: np.array(column) for name, column in _columns(decoded, path).items()})  # in memory
     return table(columns, str(path))
+
+
+def _unread_parquet_column(path: Path, arrow_field) -> NonNumericColumn:
+    """A Parquet column of something other than numbers, decoded only where `index` data read it as labels."""
+    from pyarrow import parquet
+
+    def read_labels() -> Any:
+        return _labels(parquet.read_table(path, columns=[arrow_field.name]).column(0), arrow_field.name, path)
+
+    return NonNumericColumn(str(arrow_field.type), read_labels if _may_hold_labels(arrow_field.type) else None)
 
 
 def _columns(arrow_table, path: Path) -> dict[str, Any]:
@@ -252,7 +280,9 @@ def _columns(arrow_table, path: Path) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     for name, column in zip(arrow_table.column_names, arrow_table.columns):
         if not _numeric(column.type):
-            columns[name] = NonNumericColumn(str(column.type))
+            read_labels = (lambda column=column, name=name: _labels(column, name, path)) \
+                if _may_hold_labels(column.type) else None
+            columns[name] = NonNumericColumn(str(column.type), read_labels)
         elif column.null_count:
             raise DataError(f"{path}: column '{name}' has {column.null_count} missing values",
                             hint="data must be complete; remove or impute missing values")
@@ -266,6 +296,27 @@ def _numeric(arrow_type) -> bool:
     from pyarrow import types  # the reader has made sure pyarrow is there (`_pyarrow`)
 
     return types.is_integer(arrow_type) or types.is_floating(arrow_type) or types.is_boolean(arrow_type)
+
+
+def _may_hold_labels(arrow_type) -> bool:
+    """Text, or dictionary codes of text (a pandas categorical written by pyarrow)."""
+    from pyarrow import types
+
+    text = types.is_string(arrow_type) or types.is_large_string(arrow_type)
+    return text or (types.is_dictionary(arrow_type) and _may_hold_labels(arrow_type.value_type))
+
+
+def _labels(column, name: str, path: Path) -> list[Any] | Categorical:
+    """An Arrow column of text as its values; of dictionary codes, as a `Categorical` in the dictionary's order."""
+    from pyarrow import types
+
+    if column.null_count:
+        raise DataError(f"{path}: column '{name}' has {column.null_count} missing values",
+                        hint="data must be complete; remove or impute missing values")
+    if not types.is_dictionary(column.type):
+        return column.to_pylist()
+    combined = column.unify_dictionaries().combine_chunks()
+    return Categorical(tuple(combined.dictionary.to_pylist()), combined.indices.to_numpy(zero_copy_only=False))
 
 
 def _pyarrow(path: Path):

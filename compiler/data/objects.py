@@ -9,7 +9,8 @@ theirs are: Python numbers and lists stay as they are, numpy's scalars of
 numbers become Python numbers, and arrays (numpy's, torch tensors of any dtype
 on any device, pandas Series, anything with `__array__`) become numpy arrays;
 a column of text, categories or Python objects becomes a
-`files.NonNumericColumn`, refused if the spec declares it. pandas and torch are
+`files.NonNumericColumn`, refused if the spec declares it, except as labels of
+`index` data. pandas and torch are
 not imported here: an object can only be theirs once its module is loaded.
 """
 
@@ -76,10 +77,17 @@ def _tensor(value: Any) -> np.ndarray:
 
 def _column(series: Any) -> Any:
     """A pandas column as a numpy array. A nullable column's missing values become NaN, which the
-    check of finiteness refuses, naming the element; a column of text, categories or objects is not read."""
+    check of finiteness refuses, naming the element; a column of text, categories or objects is not read,
+    unless `index` data read it as labels (a categorical with its categories in their order)."""
     dtype = series.dtype
     if isinstance(dtype, np.dtype):
-        return files.NonNumericColumn(str(dtype)) if dtype.kind == "O" else series.to_numpy()
+        return files.NonNumericColumn(str(dtype), series.tolist) if dtype.kind == "O" else series.to_numpy()
+    pandas = sys.modules["pandas"]  # loaded: this is one of its columns
+    if isinstance(dtype, pandas.CategoricalDtype):
+        return files.NonNumericColumn("category", lambda: files.Categorical(tuple(dtype.categories.tolist()),
+                                                                             series.cat.codes.to_numpy()))
+    if isinstance(dtype, pandas.StringDtype):
+        return files.NonNumericColumn(str(dtype), series.tolist)
     numpy_dtype = getattr(dtype, "numpy_dtype", None)  # pandas' nullable Int64, Float64 and boolean
     if numpy_dtype is None or numpy_dtype.kind not in "biuf":
         return files.NonNumericColumn(str(dtype))

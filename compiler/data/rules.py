@@ -39,6 +39,17 @@ def check_index_range(decl: ir.DataDecl, values: dict[str, Any], origin: str) ->
                                 f"indexing is 0-based: valid indices are 0..{size - 1}")
 
 
+def check_codes(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> None:
+    """`index[J]` data given as codes hold 0..J-1."""
+    if decl.levels is None:
+        return
+    size = values[decl.levels]
+    if bad := first_bad(values[decl.name], lambda a: (a >= 0) & (a < size)):
+        raise declaration_error(decl, origin, f"{bad.element(decl.name)} = {bad.value} is not a code of {decl.levels} "
+                                f"= {size} levels",
+                                f"codes count the levels from 0: 0..{size - 1}; or give labels (text) in place of codes")
+
+
 SUPPORT_RULES = {
     distributions.BOOLEAN: (lambda a: (a == 0) | (a == 1), "0 or 1"),
     distributions.NONNEGATIVE_INTEGER: (lambda a: (a >= 0) & (a == np.round(a)), "a non-negative integer"),

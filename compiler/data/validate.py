@@ -26,6 +26,7 @@ from compiler.data import files as data_files
 from compiler.data.elements import declaration_error, element_name, first_bad, integer_text
 from compiler.data.rules import (
     check_bounds,
+    check_codes,
     check_fixed_index,
     check_index_range,
     check_scalar_arguments,
@@ -78,6 +79,7 @@ def load_data(model: ir.Model, raw: data_files.RawData, origin: str,
     for decl in model.data:
         if decl.name not in stand_ins:
             check_bounds(decl, values, origin)
+            check_codes(decl, values, origin)
             check_index_range(decl, values, origin)
     for observe in model.observed:
         if observe.name not in stand_ins:
@@ -269,6 +271,8 @@ def _typed(decl: ir.DataDecl, value: Any, origin: str) -> Any:
     (dates, text, complex numbers) and columns that are not numbers are refused rather than
     converted, and booleans become 0 and 1. A 0-d array (a scalar in a .npy) becomes a number."""
     if isinstance(value, data_files.NonNumericColumn):
+        if value.refusal is not None:
+            raise value.refusal
         raise declaration_error(decl, origin, f"'{decl.name}' is a column of {value.type}, not numbers", TYPED_HINT)
     if not isinstance(value, np.ndarray):  # JSON values, or numbers and lists given in Python
         return value

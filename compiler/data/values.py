@@ -17,6 +17,8 @@ import numpy as np
 
 from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.data import files as data_files
+from compiler.data import labels as labels_module
+from compiler.data.labels import Labels
 from compiler.frontend import ir
 
 
@@ -27,13 +29,15 @@ class Data(Mapping):
     """
 
     def __init__(self, values: dict[str, Any], origin: str, digest: str, warnings: tuple[str, ...],
-                 placeholders: tuple[str, ...] = (), indices: frozenset[str] = frozenset()):
+                 placeholders: tuple[str, ...] = (), indices: frozenset[str] = frozenset(),
+                 labels: tuple[Labels, ...] = ()):
         self._values = values
         self.origin = origin
         self.digest = digest
         self.warnings = warnings
         self.placeholders = placeholders  # observed arrays the data left out, filled with zeros to simulate
         self.indices = indices  # arrays of positions into other arrays: integer tensors
+        self.labels = labels  # the labels of sizes whose `index` data were given as labels
         # Arrays still in memory-mapped files: numpy arrays, not tensors, until `in_memory`.
         self.on_disk = frozenset(name for name, value in values.items() if isinstance(value, np.ndarray))
 
@@ -47,7 +51,16 @@ class Data(Mapping):
 
     def with_values(self, values: dict[str, Any]) -> Data:
         """Other values (sufficient statistics added, say) with this data's provenance."""
-        return Data(values, self.origin, self.digest, self.warnings, self.placeholders, self.indices)
+        return Data(values, self.origin, self.digest, self.warnings, self.placeholders, self.indices, self.labels)
+
+    def coded_as(self, fitted: tuple[Labels, ...], model: ir.Model) -> Data:
+        """These data (new data, for a fit's predictions) with their `index` data coded by the `fitted`
+        labels, as the fit's data were, rather than by their own."""
+        if set(self.labels) <= set(fitted):
+            return self
+        labels_module.check_recodable(self.labels, fitted, model)
+        return Data(labels_module.recoded(self._values, self.labels, fitted), self.origin, self.digest,
+                    self.warnings, self.placeholders, self.indices, fitted)
 
     def __getitem__(self, name: str):
         return self._values[name]
@@ -78,14 +91,16 @@ def to_tensors(model: ir.Model, values: dict[str, Any]) -> dict[str, Any]:
     return tensors
 
 
-def digest(raw: Mapping[str, Any]) -> str:
+def digest(raw: Mapping[str, Any], labels: tuple[Labels, ...] = ()) -> str:
     """A fingerprint of the raw data (`objects.raw_data` has made Python objects numbers, lists and
-    numpy arrays): its JSON, and the bytes of arrays."""
+    numpy arrays; `labels.code_labels` labels codes): its JSON, the bytes of arrays, and the labels."""
     arrays = {name: value for name, value in raw.items() if isinstance(value, np.ndarray)}
     # A column left unread (`NonNumericColumn`) is known by its type.
     rest = {name: repr(value) if isinstance(value, data_files.NonNumericColumn) else value
             for name, value in raw.items() if name not in arrays}
     hasher = hashlib.sha256(json.dumps(rest, sort_keys=True, default=_as_json).encode())
+    if labels:  # data without labels keep the digest they had before labels existed (saved fits pair with it)
+        hasher.update(json.dumps([(labels.size, labels.names) for labels in labels]).encode())
     for name in sorted(arrays):
         array = np.atleast_1d(arrays[name])
         hasher.update(f"{name}{array.shape}{array.dtype}".encode())

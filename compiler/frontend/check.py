@@ -57,8 +57,7 @@ class _ProgramChecker:
                 case syntax.Factor():
                     self._factor(statement)
         data = tuple(
-            ir.DataDecl(d.name, d.base, d.shape, d.lower, d.upper, self.index_arrays.get(d.name), d.span)
-            for d in self.data
+            dataclasses.replace(d, index_range=self.index_arrays.get(d.name)) for d in self.data
         )
         nesting = max((len(s.plates) for s in self.statements if hasattr(s, "plates")), default=0)
         return ir.Model(source_name, data, tuple(self.statements), nesting, tuple(self.fixed_indices))
@@ -101,6 +100,9 @@ class _ProgramChecker:
     # Statements ------------------------------------------------------------
 
     def _data(self, decl: syntax.DataDecl) -> None:
+        if isinstance(decl.type, syntax.IndexType):
+            self._index_data(decl, decl.type)
+            return
         shape = self._dims(decl.type.dims)
         lower, upper = self._bounds(decl.type.bounds)
         for bound in (lower, upper):
@@ -111,6 +113,19 @@ class _ProgramChecker:
         self.data.append(
             ir.DataDecl(decl.name.id, decl.type.base, shape, lower, upper, None, decl.span)
         )
+
+    def _index_data(self, decl: syntax.DataDecl, type_: syntax.IndexType) -> None:
+        """`data county: index[J][N]`: int codes 0..J-1, which the data may give as labels (the labels of J)."""
+        levels = axis_size(type_.levels, self.symbols)
+        if not isinstance(levels, str) or ir.size_terms(levels)[1]:
+            raise PplError("the number of levels of an index is an int data name", type_.levels.span,
+                           "declare it above, as in data J: int; the data may leave it out, to be counted from the labels")
+        if len(type_.dims) != 1:
+            raise PplError(f"an index has one axis, its rows; this one has {len(type_.dims)}", type_.span,
+                           f"declare one code per row, as in data {decl.name.id}: index[{levels}][N]")
+        shape = self._dims(type_.dims)
+        self._declare(decl.name, Symbol("data", ir.Type("int", shape), decl.name.span))
+        self.data.append(ir.DataDecl(decl.name.id, "int", shape, None, None, None, decl.span, levels))
 
     def _param(self, decl: syntax.ParamDecl) -> None:
         if decl.type.base != "real":

@@ -258,6 +258,7 @@ class DataDecl:
     upper: Expr | None
     index_range: Dim | None  # the axis length its values index, when used as a gather index
     span: Span
+    levels: str | None = None  # `index[J][N]`: the size J its codes 0..J-1 count, whose labels the data may give
 
 
 @dataclass(frozen=True)
@@ -388,6 +389,16 @@ class Model:
     def index_arrays(self) -> frozenset[str]:
         """Int data whose values are positions along another array's axis."""
         return frozenset(d.name for d in self.data if d.index_range is not None)
+
+    @property
+    def labelled_sizes(self) -> dict[str, str]:
+        """Size -> the first `index` data of that many levels: the axes of that size are named after it
+        (a dim `county`), and carry its labels where the data give them."""
+        named: dict[str, str] = {}
+        for decl in self.data:
+            if decl.levels is not None:
+                named.setdefault(decl.levels, decl.name)
+        return named
 
     @property
     def distribution_uses(self) -> tuple[DistributionUse, ...]:

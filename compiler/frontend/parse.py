@@ -138,6 +138,10 @@ class ToSyntax(Transformer):
         parts = {part.kind: part.items for part in rest}
         return syntax.Type(str(base), parts.get("bounds", ()), parts.get("dims", ()), span_of(meta))
 
+    def index_type(self, meta, children):
+        levels, *rest = children
+        return syntax.IndexType(levels, rest[0].items if rest else (), span_of(meta))
+
     def bounds(self, meta, children):
         return _Part("bounds", tuple(children))
 

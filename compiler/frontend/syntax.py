@@ -102,9 +102,18 @@ class Type:
 
 
 @dataclass(frozen=True)
+class IndexType:
+    """`index[J][N]`: codes 0..J-1 of a category with `levels` (J) levels, one per element of `dims`."""
+
+    levels: Expr
+    dims: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class DataDecl:
     name: Name
-    type: Type
+    type: Type | IndexType
     span: Span
 
 

@@ -1,16 +1,18 @@
 """Phase 5 (files): a fit's draws as the files and objects users already read.
 
 A CSV of draws (one column per scalar element, `beta[0]`, `X[1, 2]`, as ArviZ
-and PyMC name them, 0-based like the language), an ArviZ `InferenceData`
-(posterior and observed data, saved as netCDF), a pandas summary in the
-layout of `az.summary`, and a PNG of the ELBO trace and each latent's
-marginals. Everything is built from the draws and data the fit already
+and PyMC name them, 0-based like the language; `a[Boston]` along an axis named
+by labels, `render.element_name`), an ArviZ `InferenceData` (posterior and observed
+data, saved as netCDF; an axis named by labels is a dim with them as coords),
+a pandas summary in the layout of `az.summary`, and a PNG of the ELBO trace and
+each latent's marginals. Everything is built from the draws and data the fit already
 holds; nothing is refitted. Every file is written through
 `files.write_atomically`: it appears whole or not at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -21,30 +23,39 @@ from compiler.results import engine, files
 
 MAX_PANELS = 12  # marginal plots per figure: the first elements of long arrays
 
+Element = Callable[[str, tuple[int, ...]], str]  # site, position -> the element's name (`render.element_name`)
+Dims = dict[str, list[str | None]]  # `Report.dims`
 
-def columns(draws: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """One column of draws per scalar element: `f`, `beta[0]`, `X[1, 2]`."""
+
+def numbered(name: str, position: tuple[int, ...]) -> str:
+    """`f`, `beta[0]`, `X[1, 2]`: an element named by its position alone."""
+    return f"{name}[{', '.join(map(str, position))}]" if position else name
+
+
+def columns(draws: dict[str, torch.Tensor], element: Element = numbered) -> dict[str, np.ndarray]:
+    """One column of draws per scalar element: `f`, `beta[0]`, `X[1, 2]` (`element` names them)."""
     table: dict[str, np.ndarray] = {}
     for name, values in draws.items():
         flat = values.detach().double().reshape(values.shape[0], -1).numpy()
         shape = tuple(values.shape[1:])
         for position, index in enumerate(np.ndindex(*shape) if shape else [()]):
-            label = f"{name}[{', '.join(map(str, index))}]" if index else name
-            table[label] = flat[:, position]
+            table[element(name, index)] = flat[:, position]
     return table
 
 
-def write_draws_csv(draws: dict[str, torch.Tensor], path: str | Path, chains: int | None = None) -> None:
-    files.write_atomically(path, lambda temporary: print_draws_csv(draws, temporary, chains))
+def write_draws_csv(draws: dict[str, torch.Tensor], path: str | Path, chains: int | None = None,
+                    element: Element = numbered) -> None:
+    files.write_atomically(path, lambda temporary: print_draws_csv(draws, temporary, chains, element))
 
 
-def print_draws_csv(draws: dict[str, torch.Tensor], stream: TextIO | Path, chains: int | None = None) -> None:
+def print_draws_csv(draws: dict[str, torch.Tensor], stream: TextIO | Path, chains: int | None = None,
+                    element: Element = numbered) -> None:
     """The CSV of `write_draws_csv`, to a stream (standard output) or a path as it is: a
     `draw` column, and with `chains` (NUTS's draws, chains end to end) a `chain` column
     before it, the draw counted within its chain."""
     import pandas as pd
 
-    frame = pd.DataFrame(columns(draws))
+    frame = pd.DataFrame(columns(draws, element))
     if chains is None:
         frame.to_csv(stream, index_label="draw")
         return
@@ -54,18 +65,19 @@ def print_draws_csv(draws: dict[str, torch.Tensor], stream: TextIO | Path, chain
     frame.to_csv(stream, index=False)
 
 
-def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[str, torch.Tensor]] | None = None):
+def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[str, torch.Tensor]] | None = None,
+                  element: Element = numbered):
     """`az.summary`'s layout: mean, sd, hdi_3%, hdi_97% per scalar element, and
     r_hat and ess_bulk where NUTS measured them."""
     import pandas as pd
 
     rows = {}
-    for label, values in columns(draws).items():
+    for label, values in columns(draws, element).items():
         low, high = engine.hdi(torch.as_tensor(values)).tolist()
         rows[label] = {"mean": values.mean(), "sd": values.std(ddof=1), "hdi_3%": low, "hdi_97%": high}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     for column, per_site in (diagnostics or {}).items():
-        values = columns({site: value.unsqueeze(0) for site, value in per_site.items()})
+        values = columns({site: value.unsqueeze(0) for site, value in per_site.items()}, element)
         frame[column] = pd.Series({label: float(value[0]) for label, value in values.items()})
     return frame
 
@@ -73,11 +85,12 @@ def summary_frame(draws: dict[str, torch.Tensor], diagnostics: dict[str, dict[st
 def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Tensor],
                    predictive: dict[str, torch.Tensor] | None = None, prior: bool = False, chains: int = 1,
                    log_likelihood: dict[str, torch.Tensor] | None = None,
-                   sample_stats: dict[str, torch.Tensor] | None = None):
+                   sample_stats: dict[str, torch.Tensor] | None = None, dims: Dims | None = None,
+                   coords: dict[str, list[str]] | None = None):
     """An ArviZ `InferenceData`: the posterior (`chains` chains, the draws end to end), the
     observed data, and, when given, the pointwise log-likelihood, the sampler's statistics
     (already (chains, samples)) and the posterior predictive; with `prior`, only the prior
-    predictive."""
+    predictive. Axes named in `dims` (`Report.dims`) are dims of those names, with `coords`."""
     import logging
 
     import arviz
@@ -101,41 +114,56 @@ def inference_data(draws: dict[str, torch.Tensor], observed: dict[str, torch.Ten
     level = arviz_log.level
     arviz_log.setLevel(logging.ERROR)  # one chain of independent draws is what VI has; no warning for it
     try:
-        return arviz.from_dict(**groups)
+        return arviz.from_dict(**groups, **_arviz_axes(dims, coords))
     finally:
         arviz_log.setLevel(level)
+
+
+def _arviz_axes(dims: Dims | None, coords: dict[str, list[str]] | None) -> dict[str, dict]:
+    """ArviZ's `dims` and `coords`: an axis not named by labels keeps ArviZ's own name (`a_dim_0`); a site
+    with two axes of one name keeps ArviZ's names for all of them, as a dim appears once per variable."""
+    named = {}
+    for site, axes in (dims or {}).items():
+        if len(set(filter(None, axes))) == len(list(filter(None, axes))):
+            named[site] = [axis or f"{site}_dim_{position}" for position, axis in enumerate(axes)]
+    return {"dims": named, "coords": coords or {}}
 
 
 def write_predictive(predictive: dict[str, torch.Tensor], path: str | Path,
                      posterior: dict[str, torch.Tensor] | None = None,
                      observed: dict[str, torch.Tensor] | None = None, data: str | None = None,
-                     constant: dict[str, torch.Tensor] | None = None) -> None:
+                     constant: dict[str, torch.Tensor] | None = None, element: Element = numbered,
+                     dims: Dims | None = None, coords: dict[str, list[str]] | None = None) -> None:
     """Predictive draws as CSV (one column per element) or, for `.nc`, as InferenceData:
     beside the fit's posterior draws and observed data, as its `posterior_predictive`
     or, for new data (`constant`: their arrays other than observations), as
     `predictions` with `predictions_constant_data`; with no posterior, alone as a prior
     predictive. The predictive group's `data` attribute names the data they are for."""
     if Path(path).suffix.lower() != ".nc":
-        write_draws_csv(predictive, path)
+        write_draws_csv(predictive, path, element=element)
         return
     if posterior is None:
         idata, group = inference_data({}, {}, predictive, prior=True), "prior_predictive"
     elif constant is None:
-        idata, group = inference_data(posterior, observed or {}, predictive), "posterior_predictive"
+        idata, group = inference_data(posterior, observed or {}, predictive, dims=dims, coords=coords), \
+            "posterior_predictive"
     else:
-        idata, group = inference_data(posterior, observed or {}), "predictions"
-        idata.extend(_predictions(predictive, constant))
+        idata, group = inference_data(posterior, observed or {}, dims=dims, coords=coords), "predictions"
+        idata.extend(_predictions(predictive, constant, dims, coords))
     if data is not None:
         getattr(idata, group).attrs["data"] = data
     write_netcdf(idata, path)
 
 
-def _predictions(predictive: dict[str, torch.Tensor], constant: dict[str, torch.Tensor]):
+def _predictions(predictive: dict[str, torch.Tensor], constant: dict[str, torch.Tensor], dims: Dims | None,
+                 coords: dict[str, list[str]] | None):
     """ArviZ's groups for out-of-sample draws: `predictions` (one chain) and the arrays they were drawn for."""
     import arviz
 
+    axes = _arviz_axes(dims, coords)
     return arviz.from_dict(predictions={name: value.detach().double().numpy()[None] for name, value in predictive.items()},
-                           predictions_constant_data={name: np.asarray(value) for name, value in constant.items()})
+                           predictions_constant_data={name: np.asarray(value) for name, value in constant.items()},
+                           pred_dims=axes["dims"], coords=axes["coords"])  # ArviZ 0.23 drops `pred_coords`
 
 
 def write_netcdf(idata, path: str | Path) -> None:
@@ -143,7 +171,7 @@ def write_netcdf(idata, path: str | Path) -> None:
 
 
 def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], path: str | Path,
-               title: str, step: str = "step") -> None:
+               title: str, step: str = "step", element: Element = numbered) -> None:
     """The ELBO against the step, then one histogram per scalar element (the
     first few of long arrays)."""
     import matplotlib
@@ -151,7 +179,7 @@ def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], pa
     matplotlib.use("Agg")  # headless: no display needed
     import matplotlib.pyplot as plt
 
-    marginals = list(columns(draws).items())[:MAX_PANELS]
+    marginals = list(columns(draws, element).items())[:MAX_PANELS]
     panels = 1 + len(marginals)
     across = min(4, panels)
     down = -(-panels // across)

@@ -128,6 +128,14 @@ class Fit:
     def warnings(self) -> list[str]:
         return self.report.warnings
 
+    @property
+    def dims(self) -> dict[str, list[str | None]]:
+        return self.report.dims
+
+    @property
+    def coords(self) -> dict[str, list[str]]:
+        return self.report.coords
+
     def to_json(self) -> str:
         """The report as JSON (`Report.to_json`)."""
         return self.report.to_json()
@@ -146,7 +154,7 @@ class Fit:
         """A pandas DataFrame laid out like `az.summary`: one row per scalar element."""
         from compiler.results import export
 
-        return export.summary_frame(self.draws, self.diagnostics)
+        return export.summary_frame(self.draws, self.diagnostics, self._element)
 
     @in_float64
     def predict(self, draws: int = 1000, data: Any = None) -> Draws:
@@ -163,6 +171,7 @@ class Fit:
             raise PplError("this needs the fit's draws, and a saved fit read back without its data has none",
                            hint="pass load_fit the data it was fitted to")
         new = self.data if data is None else self.program.load_data(data, simulate_missing=True)
+        new = new.coded_as(self.data.labels, self.program.ir)  # labels as the fit's data coded them
         held = self._held()
         chosen = torch.arange(draws) * held // draws
         latents = {s.name: self.draws[s.name][chosen] for s in self.program.ir.guided_latents}
@@ -191,7 +200,7 @@ class Fit:
         pointwise = self.log_likelihood() if log_likelihood and self.has_log_likelihood else None
         return export.inference_data(self.draws, self.observed(), self.predict(predictive) if predictive else None,
                                      chains=self.report.chains or 1, log_likelihood=pointwise,
-                                     sample_stats=self.sample_stats)
+                                     sample_stats=self.sample_stats, dims=self.report.dims, coords=self.report.coords)
 
     @property
     def has_log_likelihood(self) -> bool:
@@ -204,7 +213,7 @@ class Fit:
         `chain` column."""
         from compiler.results import export
 
-        export.write_draws_csv(self.draws, path, self.report.chains)
+        export.write_draws_csv(self.draws, path, self.report.chains, self._element)
 
     def write_idata(self, path: str | Path, predictive: int = 0) -> None:
         """An ArviZ `InferenceData` (`to_arviz`) as netCDF."""
@@ -217,7 +226,7 @@ class Fit:
         from compiler.results import export
 
         step = "L-BFGS call (10 iterations)" if self.report.optimizer == "lbfgs" else "step"
-        export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step)
+        export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step, self._element)
 
     def write_predictive(self, predictive: Draws, path: str | Path, data: Data | None = None) -> None:
         """Predictive draws (`predict`) for `data` (by default the fitted data) as CSV, or for `.nc`
@@ -225,12 +234,13 @@ class Fit:
         `predictions` and `predictions_constant_data` (the data's arrays other than observations) for other data."""
         from compiler.results import export
 
-        data = self.data if data is None else data
+        data = self.data if data is None or self.data is None else data.coded_as(self.data.labels, self.program.ir)
         constant = None
         if data is not None and (self.data is None or data.digest != self.data.digest):
             observed = {site.name for site in self.program.ir.observed}
             constant = {decl.name: data[decl.name] for decl in self.program.ir.data if decl.name not in observed}
-        export.write_predictive(predictive, path, self.draws, self.observed(), data.origin if data else None, constant)
+        export.write_predictive(predictive, path, self.draws, self.observed(), data.origin if data else None, constant,
+                                self._element, self.report.dims, self.report.coords)
 
     def observed(self) -> dict[str, torch.Tensor]:
         """The observed data by site; none for a saved fit read back without its data."""
@@ -244,6 +254,10 @@ class Fit:
             raise PplError("this needs a VI fit with its data: NUTS draws and reports read back without "
                            "their data have no guide to save")
         return self.data, self.guide_state
+
+    def _element(self, name: str, position: tuple[int, ...]) -> str:
+        """An element's name in tables and files: `a[Boston]` along an axis named by labels."""
+        return render.element_name(self.report, name, position)
 
     def _held(self) -> int:
         """How many posterior draws the fit holds (those the report summarised)."""

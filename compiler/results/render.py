@@ -46,6 +46,16 @@ def render_html(report: Report) -> str:
             f"<tbody>{body}</tbody></table>{notes}{warnings}</div>")
 
 
+def element_name(report: Report, name: str, position: tuple[int, ...]) -> str:
+    """The name of one element of a site: `a[3]`, or `a[Boston]` along an axis named by labels (`Report.dims`)."""
+    if not position:
+        return name
+    axes = report.dims.get(name, [])
+    parts = [report.coords[axes[axis]][index] if axis < len(axes) and axes[axis] else str(index)
+             for axis, index in enumerate(position)]
+    return f"{name}[{', '.join(parts)}]"
+
+
 def _heading(report: Report) -> str:
     status = "converged" if report.converged else "NOT converged"
     if report.method == "nuts":
@@ -62,7 +72,7 @@ def _headings(report: Report) -> tuple[str, ...]:
 
 
 def _table_rows(report: Report) -> list:
-    return [row for name, summary in report.posterior.items() for row in _rows(name, summary)]
+    return [row for name, summary in report.posterior.items() for row in _rows(report, name, summary)]
 
 
 def _notes(report: Report) -> list[str]:
@@ -94,7 +104,7 @@ def compare(vi: Report, nuts: Report) -> list[ComparedElement]:
         a, b = vi.posterior[name], nuts.posterior[name]
         for (position, vi_mean), (_, nuts_mean), (_, vi_sd), (_, nuts_sd) in zip(
                 _flatten(a.mean), _flatten(b.mean), _flatten(a.sd), _flatten(b.sd)):
-            label = f"{name}[{', '.join(map(str, position))}]" if position else name
+            label = element_name(vi, name, position)
             rows.append(ComparedElement(name=label, vi_mean=vi_mean, nuts_mean=nuts_mean,
                                         error_in_nuts_sds=(vi_mean - nuts_mean) / nuts_sd,
                                         vi_sd=vi_sd, nuts_sd=nuts_sd, sd_ratio=vi_sd / nuts_sd))
@@ -118,8 +128,9 @@ def render_comparison(vi: Report, nuts: Report, rows: list[ComparedElement]) -> 
     return "\n".join(lines)
 
 
-def _rows(name: str, summary: Summary):
-    """One row per scalar element, `name[i, j]`; long arrays are folded with a count."""
+def _rows(report: Report, name: str, summary: Summary):
+    """One row per scalar element, `name[i, j]` (`name[Boston]` along an axis named by labels); long arrays
+    are folded with a count."""
     columns = [getattr(summary, c) for c in COLUMNS] + [c for c in (summary.rhat, summary.ess) if c is not None]
     if not isinstance(columns[0], list):
         yield (name, *columns)
@@ -130,7 +141,7 @@ def _rows(name: str, summary: Summary):
         if index == MAX_ROWS_PER_ARRAY:
             yield (f"... {len(elements) - index} more of {name}", *([""] * len(columns)))
             return
-        yield (f"{name}[{', '.join(map(str, position))}]", *(c[index][1] for c in flat))
+        yield (element_name(report, name, position), *(c[index][1] for c in flat))
 
 
 def _flatten(nested, prefix=()):

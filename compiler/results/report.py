@@ -76,6 +76,10 @@ class Report(BaseModel):
     reweighting_shift: float | None = None  # SVI only: how far PSIS reweighting moves a mean (sds) or sd (log)
     divergences: int | None = None  # NUTS only
     warnings: list[str] = []
+    # Axes named by labels: site -> per axis the `index` data it is named after (None: numbered), and
+    # that data -> its labels in code order, as InferenceData's dims and coords (`data county: index[J][N]`).
+    dims: dict[str, list[str | None]] = {}
+    coords: dict[str, list[str]] = {}
 
     def to_json(self) -> str:
         """The report as JSON; fields that do not apply to the method (None) are left out."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from compiler.frontend import ir
 from compiler.results import engine
 from compiler.results.report import MATERIAL_SHIFT, Report, Summary, weights_uniform
 
@@ -48,7 +49,8 @@ def nuts_report(program: CompiledProgram, result: NutsResult, config: NutsConfig
         spec=program.source.name, method="nuts", guide={}, elbo=None, steps=config.samples,
         converged=result.converged,
         posterior={name: summarise(draws, result.rhat[name], result.ess[name]) for name, draws in result.draws.items()},
-        params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes)
+        params={}, seed=config.seed, chains=config.chains, divergences=result.divergences, warnings=notes,
+        **labelled_axes(program, data))
 
 
 def _divergent_share(result: NutsResult) -> str:
@@ -77,7 +79,23 @@ def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, da
         log_ratio_sd=checked.log_sd if checked else None,
         reweighting_shift=checked.shift if checked else None,
         warnings=list(data.warnings) + engine.note_sentences(result) + _vi_notes(result),
+        **labelled_axes(program, data),
     )
+
+
+def labelled_axes(program: CompiledProgram, data: Data) -> dict[str, dict]:
+    """The report's `dims` and `coords`: each site's axes whose length is a size the data gave labels
+    for, named after its `index` data (`county`), and those labels."""
+    if not data.labels:
+        return {}
+    dim_of = {labels.size: labels.dim for labels in data.labels}
+    dims = {}
+    for statement in program.ir.statements:
+        shape = tuple(plate.size for plate in statement.plates) if isinstance(statement, ir.Observe) else statement.shape
+        axes = [dim_of.get(size) if isinstance(size, str) else None for size in shape]
+        if any(axes):
+            dims[statement.name] = axes
+    return {"dims": dims, "coords": {labels.dim: list(labels.names) for labels in data.labels}}
 
 
 def _vi_notes(result: FitResult) -> list[str]:
