@@ -28,6 +28,7 @@ from compiler.data.rules import (
     check_bounds,
     check_fixed_index,
     check_index_range,
+    check_restricted,
     check_scalar_arguments,
     check_support,
 )
@@ -82,6 +83,7 @@ def load_data(model: ir.Model, raw: data_files.RawData, origin: str,
     for observe in model.observed:
         if observe.name not in stand_ins:
             check_support(observe, values, origin)
+            check_restricted(observe, values, origin)
     for fixed in model.fixed_indices:
         check_fixed_index(fixed, values, origin)
     for use in model.distribution_uses:

@@ -138,6 +138,8 @@ class _ProgramChecker:
         plates = statement_plates(decl.subscripts, [decl.distribution], self.symbols, allow_sizes=True)
         scope = self._scope(plates)
         use = check_distribution(decl.distribution, scope, plates, self._type)
+        if decl.restriction is not None:
+            use = self._restricted(use, decl.restriction, scope, plates, latent=True)
         table_row = distributions.TABLE[use.name]
         if table_row.is_discrete and not table_row.is_finite:
             raise PplError(
@@ -162,6 +164,10 @@ class _ProgramChecker:
         """`latent mu: ordered[K] ~ D(...)`: K draws of D, restricted to the constraint (the
         density as Stan's constrained parameters have it, unnormalised there)."""
         vector = decl.vector_type
+        if decl.restriction is not None:
+            raise PplError(f"{decl.restriction.kind}[...] does not apply to a {vector.constraint} vector",
+                           decl.restriction.span, "truncation and censoring restrict single values; "
+                           "positive_ordered keeps a vector above 0")
         if decl.subscripts:
             raise PplError(f"'{decl.name.id}' has both subscripts and a vector type", decl.subscripts[0].span,
                            f"write latent {decl.name.id}: {vector.constraint}[K] ~ ...; arrays of "
@@ -202,7 +208,9 @@ class _ProgramChecker:
         event_rank = table_row.event_rank if table_row else 0
         if statement.subscripts:
             indexed = syntax.Index(statement.name, statement.subscripts, statement.span)
-            plates = statement_plates(statement.subscripts, [indexed, statement.distribution], self.symbols,
+            bounds = [b for b in (statement.restriction.lower, statement.restriction.upper) if b is not None] \
+                if statement.restriction is not None else []
+            plates = statement_plates(statement.subscripts, [indexed, statement.distribution, *bounds], self.symbols,
                                       allow_sizes=False)
             value = self._type(indexed, self._scope(plates))
             if value.type.rank != event_rank:
@@ -220,6 +228,8 @@ class _ProgramChecker:
             plates = plates_of_axes([(d, None) for d in target.type.shape[:batch_rank]])
             value = ir.Variable(statement.name.id, target.role, target.type, statement.name.span)
         use = check_distribution(statement.distribution, self._scope(plates), plates, self._type)
+        if statement.restriction is not None:
+            use = self._restricted(use, statement.restriction, self._scope(plates), plates, latent=False)
         if distributions.TABLE[use.name].improper:
             raise PplError(f"{use.name} is improper and cannot be observed",
                            statement.distribution.function_span, "observe data under a proper distribution")
@@ -241,6 +251,38 @@ class _ProgramChecker:
         self._declare(statement.name, None)
         self.statements.append(
             ir.Factor(statement.name.id, value, plates, tuple(p.size for p in plates), statement.span))
+
+    def _restricted(self, use: ir.DistributionUse, restriction: syntax.Restriction, scope: Scope,
+                    plates: tuple[ir.Plate, ...], latent: bool) -> ir.DistributionUse:
+        """`use` truncated to, or censored at, the bounds of `T[lo, hi]` / `censored[lo, hi]`."""
+        kind = ir.TRUNCATED if restriction.kind == "T" else ir.CENSORED
+        if latent and kind == ir.CENSORED:
+            raise PplError("a latent cannot be censored: censoring describes how data were recorded",
+                           restriction.span, "to restrict a latent's values, truncate it: T[lo, hi]")
+        if use.name not in distributions.WITH_CDF:
+            raise PplError(f"{use.name} cannot be {kind}: torch has no usable CDF for it", restriction.span,
+                           f"{kind} distributions: {', '.join(distributions.WITH_CDF)}")
+        if restriction.lower is None and restriction.upper is None:
+            raise PplError(f"{restriction.kind}[, ] has no bound, so it changes nothing", restriction.span,
+                           f"give one bound or both: {restriction.kind}[0, ], {restriction.kind}[, 10]")
+        lower, upper = (None if b is None else self._bound(b, scope, plates, latent)
+                        for b in (restriction.lower, restriction.upper))
+        _refuse_empty_interval(use.name, lower, upper)
+        checked = ir.Restriction(kind, lower, upper, restriction.span)
+        return dataclasses.replace(use, restriction=checked, support=_restricted_support(use, checked, latent))
+
+    def _bound(self, bound: syntax.Expr, scope: Scope, plates: tuple[ir.Plate, ...], latent: bool) -> ir.Expr:
+        """A bound: one number for each element of the statement; a latent's must be one number
+        that the data fix, as the guide draws inside them before the model runs."""
+        typed = self._type(bound, scope)
+        if latent and (typed.type.batched or typed.type.shape or depends_on_model(typed)):
+            raise PplError("the bounds of a truncated latent must be one number, from data alone", bound.span,
+                           "its guide draws inside them before the model runs; use numbers or scalar data")
+        if typed.type.shape and (typed.type.batched
+                                 or not shapes.broadcasts_to(typed.type.shape, tuple(p.size for p in plates))):
+            raise PplError(f"a bound must be one number per element, got {shapes.show(typed.type.shape)}",
+                           bound.span, "index the array with the statement's index variables: c[i]")
+        return typed
 
     def _observed_symbol(self, name: syntax.Name) -> Symbol:
         symbol = self.symbols.get(name.id)
@@ -294,6 +336,36 @@ def _refuse_recurrence(name: syntax.Name, subscripts: tuple[syntax.Expr, ...], r
                 "is not supported yet", index.span,
                 f"write a random walk as a cumulative sum of increments: latent step[T] ~ Normal(0, s), "
                 f"then let {name.id} = cumulative_sum(step)")
+
+
+def _refuse_empty_interval(name: str, lower: ir.Expr | None, upper: ir.Expr | None) -> None:
+    """Bounds written as numbers must leave something between them, and inside the support."""
+    try:
+        low = None if lower is None else ir.constant_value(lower, {})
+        high = None if upper is None else ir.constant_value(upper, {})
+    except ir.NotConstant:
+        return
+    if low is not None and high is not None and not low < high:
+        raise PplError(f"the lower bound {low:g} is not below the upper bound {high:g}", upper.span,
+                       "write T[lo, hi] with lo < hi")
+    positive = distributions.TABLE[name].support == distributions.POSITIVE
+    if positive and high is not None and high <= 0:
+        raise PplError(f"{name}'s values are positive, so none lie below {high:g}", upper.span,
+                       "an upper bound on a positive distribution must be above 0")
+    if positive and low is not None and low < 0:
+        raise PplError(f"{name}'s values are positive: a lower bound of {low:g} is below every one", lower.span,
+                       "leave the lower bound out: T[, hi]")
+
+
+def _restricted_support(use: ir.DistributionUse, restriction: ir.Restriction, latent: bool) -> ir.Support:
+    """The interval the values lie in, where the data fix its bounds as one number (a latent's
+    always do): a truncated latent's guide draws inside it, and data are checked against it."""
+    if not latent and any(b.type.batched or b.type.shape or depends_on_model(b) for b in restriction.bounds):
+        return use.support
+    lower = restriction.lower
+    if lower is None and use.support.kind == distributions.POSITIVE:
+        lower = ir.Literal_(0, ir.Type("int", ()), restriction.span)
+    return ir.Support(distributions.INTERVAL, lower, restriction.upper)
 
 
 def _check_axes(shape: ir.Shape, span: Span) -> None:

@@ -240,13 +240,39 @@ class Support:
     high: Expr | None = None
 
 
+TRUNCATED = "truncated"
+CENSORED = "censored"
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """A distribution truncated to [lower, upper] (renormalised there), or censored at its bounds
+    (a value at a bound stands for everything beyond it); a bound left out is None."""
+
+    kind: str  # TRUNCATED or CENSORED
+    lower: Expr | None
+    upper: Expr | None
+    span: Span
+
+    @property
+    def bounds(self) -> tuple[Expr, ...]:
+        return tuple(b for b in (self.lower, self.upper) if b is not None)
+
+
 @dataclass(frozen=True)
 class DistributionUse:
     name: str  # a key of distributions.TABLE
     arguments: tuple[tuple[str, Expr], ...]
     event_shape: Shape
-    support: Support
+    support: Support  # of the values drawn: a truncated distribution's is its interval
     span: Span
+    restriction: Restriction | None = None
+
+    @property
+    def expressions(self) -> tuple[Expr, ...]:
+        """Every expression the distribution reads: its arguments, then its restriction's bounds."""
+        bounds = self.restriction.bounds if self.restriction is not None else ()
+        return tuple(e for _, e in self.arguments) + bounds
 
 
 @dataclass(frozen=True)
