@@ -161,7 +161,12 @@ class Truncated(_Restricted):
         # log_ndtr, as ndtr rounds to 0 below -8.3
         low, high = (torch.special.log_ndtr(torch.where(reflected, x, y)).exp() for x, y in ((-b, a), (-a, b)))
         z = torch.special.ndtri(low + probability * (high - low))
-        return self._clamped(loc + scale * torch.where(reflected, -z, z))
+        z = torch.where(reflected, -z, z)
+        # Beyond about 38 sds the tail's probabilities underflow to 0; there the truncated normal is the
+        # edge plus an exponential of rate |edge| (to a relative error of 1/edge²).
+        edge = torch.where(reflected, a, b)
+        far = edge + torch.empty_like(z).exponential_() / edge
+        return self._clamped(loc + scale * torch.where(torch.isfinite(z), z, far))
 
 
 class Censored(_Restricted):
