@@ -135,7 +135,8 @@ class _ProgramChecker:
             self._constrained_vector(decl)
             return
         _refuse_recurrence(decl.name, decl.subscripts, decl.distribution)
-        plates = statement_plates(decl.subscripts, [decl.distribution], self.symbols, allow_sizes=True)
+        plates = statement_plates(decl.subscripts, [decl.distribution, *_bounds(decl.restriction)], self.symbols,
+                                  allow_sizes=True)
         scope = self._scope(plates)
         use = check_distribution(decl.distribution, scope, plates, self._type)
         if decl.restriction is not None:
@@ -165,7 +166,7 @@ class _ProgramChecker:
         density as Stan's constrained parameters have it, unnormalised there)."""
         vector = decl.vector_type
         if decl.restriction is not None:
-            raise PplError(f"{decl.restriction.kind}[...] does not apply to a {vector.constraint} vector",
+            raise PplError(f"{decl.restriction.kind}[...] does not apply to {vector.constraint} vectors",
                            decl.restriction.span, "truncation and censoring restrict single values; "
                            "positive_ordered keeps a vector above 0")
         if decl.subscripts:
@@ -208,9 +209,8 @@ class _ProgramChecker:
         event_rank = table_row.event_rank if table_row else 0
         if statement.subscripts:
             indexed = syntax.Index(statement.name, statement.subscripts, statement.span)
-            bounds = [b for b in (statement.restriction.lower, statement.restriction.upper) if b is not None] \
-                if statement.restriction is not None else []
-            plates = statement_plates(statement.subscripts, [indexed, statement.distribution, *bounds], self.symbols,
+            plates = statement_plates(statement.subscripts,
+                                      [indexed, statement.distribution, *_bounds(statement.restriction)], self.symbols,
                                       allow_sizes=False)
             value = self._type(indexed, self._scope(plates))
             if value.type.rank != event_rank:
@@ -261,7 +261,7 @@ class _ProgramChecker:
                            restriction.span, "to restrict a latent's values, truncate it: T[lo, hi]")
         if use.name not in distributions.WITH_CDF:
             raise PplError(f"{use.name} cannot be {kind}: torch has no usable CDF for it", restriction.span,
-                           f"{kind} distributions: {', '.join(distributions.WITH_CDF)}")
+                           f"the distributions that can be {kind}: {', '.join(distributions.WITH_CDF)}")
         if restriction.lower is None and restriction.upper is None:
             raise PplError(f"{restriction.kind}[, ] has no bound, so it changes nothing", restriction.span,
                            f"give one bound or both: {restriction.kind}[0, ], {restriction.kind}[, 10]")
@@ -338,6 +338,13 @@ def _refuse_recurrence(name: syntax.Name, subscripts: tuple[syntax.Expr, ...], r
                 f"then let {name.id} = cumulative_sum(step)")
 
 
+def _bounds(restriction: syntax.Restriction | None) -> list[syntax.Expr]:
+    """The bounds written in `T[lo, hi]` or `censored[lo, hi]`: their index variables range too."""
+    if restriction is None:
+        return []
+    return [b for b in (restriction.lower, restriction.upper) if b is not None]
+
+
 def _refuse_empty_interval(name: str, lower: ir.Expr | None, upper: ir.Expr | None) -> None:
     """Bounds written as numbers must leave something between them, and inside the support."""
     try:
@@ -353,7 +360,7 @@ def _refuse_empty_interval(name: str, lower: ir.Expr | None, upper: ir.Expr | No
         raise PplError(f"{name}'s values are positive, so none lie below {high:g}", upper.span,
                        "an upper bound on a positive distribution must be above 0")
     if positive and low is not None and low < 0:
-        raise PplError(f"{name}'s values are positive: a lower bound of {low:g} is below every one", lower.span,
+        raise PplError(f"{name}'s values are positive, so a lower bound of {low:g} truncates nothing", lower.span,
                        "leave the lower bound out: T[, hi]")
 
 
