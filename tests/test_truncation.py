@@ -269,3 +269,10 @@ def test_an_observations_bounds_may_depend_on_latents():
     program = compile_source("data y: real[2]\nlatent lo ~ Normal(0, 1)\nobserve y ~ Normal(0, 1) T[lo, ]\n")
     expected = stats.norm.logpdf(-0.5) + stats.truncnorm.logpdf([0.0, 1.0], -0.5, np.inf).sum()
     assert _log_joint(program, {"y": [0.0, 1.0]}, {"lo": -0.5}) == pytest.approx(expected, rel=1e-10)
+
+
+def test_bounds_the_data_leave_no_room_between_are_a_located_data_error():
+    program = compile_source("data lo: real\ndata hi: real\nlatent s ~ Normal(0, 1) T[lo, hi]\n")
+    with pytest.raises(DataError, match="the lower bound 2 is not below the upper bound 1") as error:
+        program.load_data({"lo": 2.0, "hi": 1.0})
+    assert error.value.span.line == 3

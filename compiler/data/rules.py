@@ -126,6 +126,16 @@ def check_scalar_arguments(use: ir.DistributionUse, values: dict[str, Any], orig
                             "check the data this argument is computed from")
 
 
+def check_restriction_bounds(use: ir.DistributionUse, values: dict[str, Any], origin: str) -> None:
+    """Bounds of `T[...]` or `censored[...]` that the data make numbers must leave values between them."""
+    if use.restriction is None:
+        return
+    problem = use.restriction.unusable(values, distributions.TABLE[use.name].support == distributions.POSITIVE)
+    if problem:
+        raise DataError(f"with this data, the bounds do not fit {use.name}: {problem} (in {origin})",
+                        use.restriction.span, "check the data the bounds are computed from")
+
+
 def check_fixed_index(fixed: ir.FixedIndex, values: dict[str, Any], origin: str) -> None:
     problem = fixed.out_of_range(values)
     if problem:

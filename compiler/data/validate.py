@@ -29,6 +29,7 @@ from compiler.data.rules import (
     check_fixed_index,
     check_index_range,
     check_restricted,
+    check_restriction_bounds,
     check_scalar_arguments,
     check_support,
 )
@@ -88,6 +89,7 @@ def load_data(model: ir.Model, raw: data_files.RawData, origin: str,
         check_fixed_index(fixed, values, origin)
     for use in model.distribution_uses:
         check_scalar_arguments(use, values, origin)
+        check_restriction_bounds(use, values, origin)
     for param in model.params:
         outside = param.initial_outside_bounds(values)
         if outside:

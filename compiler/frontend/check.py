@@ -267,8 +267,11 @@ class _ProgramChecker:
                            f"give one bound or both: {restriction.kind}[0, ], {restriction.kind}[, 10]")
         lower, upper = (None if b is None else self._bound(b, scope, plates, latent)
                         for b in (restriction.lower, restriction.upper))
-        _refuse_empty_interval(use.name, lower, upper)
         checked = ir.Restriction(kind, lower, upper, restriction.span)
+        unusable = checked.unusable({}, distributions.TABLE[use.name].support == distributions.POSITIVE)
+        if unusable:
+            raise PplError(f"these bounds do not fit {use.name}: {unusable}", restriction.span,
+                           "write the lower bound first; leave out a bound that bounds nothing")
         return dataclasses.replace(use, restriction=checked, support=_restricted_support(use, checked, latent))
 
     def _bound(self, bound: syntax.Expr, scope: Scope, plates: tuple[ir.Plate, ...], latent: bool) -> ir.Expr:
@@ -343,25 +346,6 @@ def _bounds(restriction: syntax.Restriction | None) -> list[syntax.Expr]:
     if restriction is None:
         return []
     return [b for b in (restriction.lower, restriction.upper) if b is not None]
-
-
-def _refuse_empty_interval(name: str, lower: ir.Expr | None, upper: ir.Expr | None) -> None:
-    """Bounds written as numbers must leave something between them, and inside the support."""
-    try:
-        low = None if lower is None else ir.constant_value(lower, {})
-        high = None if upper is None else ir.constant_value(upper, {})
-    except ir.NotConstant:
-        return
-    if low is not None and high is not None and not low < high:
-        raise PplError(f"the lower bound {low:g} is not below the upper bound {high:g}", upper.span,
-                       "write T[lo, hi] with lo < hi")
-    positive = distributions.TABLE[name].support == distributions.POSITIVE
-    if positive and high is not None and high <= 0:
-        raise PplError(f"{name}'s values are positive, so none lie below {high:g}", upper.span,
-                       "an upper bound on a positive distribution must be above 0")
-    if positive and low is not None and low < 0:
-        raise PplError(f"{name}'s values are positive, so a lower bound of {low:g} truncates nothing", lower.span,
-                       "leave the lower bound out: T[, hi]")
 
 
 def _restricted_support(use: ir.DistributionUse, restriction: ir.Restriction, latent: bool) -> ir.Support:
