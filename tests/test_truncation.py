@@ -16,12 +16,12 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
-from scipy import stats
+from scipy import integrate, stats
 
 from compiler import PplError, compile_source
 from compiler.backend import runtime as rt
 from compiler.errors import DataError, Source
-from compiler.frontend import syntax
+from compiler.frontend import distributions, syntax
 from compiler.frontend.parse import parse_program
 
 TRUNCATED = """
@@ -276,3 +276,30 @@ def test_bounds_the_data_leave_no_room_between_are_a_located_data_error():
     with pytest.raises(DataError, match="the lower bound 2 is not below the upper bound 1") as error:
         program.load_data({"lo": 2.0, "hi": 1.0})
     assert error.value.span.line == 3
+
+
+# Every row that can be truncated: (the distribution, a lower and an upper bound inside its support).
+TRUNCATABLE = {
+    "Normal": (dist.Normal(0.5, 2.0), -1.0, 3.0), "HalfNormal": (dist.HalfNormal(2.0), 0.5, 3.0),
+    "Cauchy": (dist.Cauchy(0.0, 1.0), 2.0, 30.0), "HalfCauchy": (dist.HalfCauchy(1.0), 0.1, 4.0),
+    "Laplace": (dist.Laplace(1.0, 0.5), -2.0, 1.5), "Gumbel": (dist.Gumbel(0.0, 1.0), -1.0, 5.0),
+    "LogNormal": (dist.LogNormal(0.0, 1.0), 0.5, 6.0), "Exponential": (dist.Exponential(0.7), 1.0, 9.0),
+    "Weibull": (dist.Weibull(1.5, 2.0), 0.2, 2.5),
+}
+
+
+def test_the_cases_cover_every_row_that_can_be_truncated():
+    assert set(TRUNCATABLE) == set(distributions.WITH_CDF)
+
+
+@pytest.mark.parametrize("name", list(TRUNCATABLE))
+def test_every_truncatable_density_integrates_to_one_and_draws_inside(name):
+    base, low, high = TRUNCATABLE[name]
+    for bounds in ((low, high), (low, None), (None, high)):
+        truncated = rt.truncated(base, *bounds)
+        a, b = (low if bounds[0] is not None else base.support.lower_bound if hasattr(base.support, "lower_bound")
+                else -np.inf), (high if bounds[1] is not None else np.inf)
+        mass, _ = integrate.quad(lambda x: math.exp(truncated.log_prob(torch.tensor(x)).item()), a, b, limit=200)
+        assert mass == pytest.approx(1.0, abs=1e-6), bounds
+        draws = truncated.sample((2000,))
+        assert (draws >= a).all() and (draws <= b).all()
