@@ -11,6 +11,7 @@ import itertools
 import math
 
 import numpy as np
+from scipy.special import log_ndtr
 
 from compiler.frontend import functions, ir
 
@@ -54,6 +55,12 @@ ELEMENTWISE = {
     "Phi": lambda x: 0.5 * (1 + _erf(x / math.sqrt(2))), "inv_Phi": lambda x: math.sqrt(2) * _erfinv(2 * x - 1),
     "Phi_approx": lambda x: 1 / (1 + np.exp(-(0.07056 * x ** 3 + 1.5976 * x))), "lgamma": _lgamma,
     "square": np.square, "inv": lambda x: 1 / x,
+    "std_normal_lcdf": log_ndtr, "std_normal_lccdf": lambda x: log_ndtr(-x),
+}
+# Several arguments, broadcast: (x, mu, sigma) -> the value.
+BROADCASTS = {
+    "normal_lcdf": lambda x, mu, sigma: log_ndtr((x - mu) / sigma),
+    "normal_lccdf": lambda x, mu, sigma: log_ndtr((mu - x) / sigma),
 }
 REDUCTIONS = {"sum": np.sum, "mean": np.mean, "sd": lambda x: np.std(x, ddof=1),
               "log_sum_exp": lambda x: np.logaddexp.reduce(x, axis=None), "max": np.max, "min": np.min}
@@ -132,6 +139,8 @@ class Reference:
                 return (np.ones if function.name == "ones" else np.zeros)(self.shape(e.type.shape))
             case functions.REDUCE:
                 return REDUCTIONS[function.name](np.asarray(arguments[0], dtype=float))
+            case functions.BROADCAST:
+                return BROADCASTS[function.name](*(np.asarray(a, dtype=float) for a in arguments))
             case functions.DOT:
                 return np.sum(np.asarray(arguments[0], dtype=float) * np.asarray(arguments[1], dtype=float), axis=-1)
             case functions.VECTOR:

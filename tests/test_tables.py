@@ -19,6 +19,7 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
+from scipy.stats import norm
 
 from compiler import compile_file, compile_source
 from compiler.errors import PplError
@@ -414,6 +415,13 @@ FUNCTION_CASES: dict[str, tuple[str, str, Callable[[], torch.Tensor]]] = {
     "Phi_approx-of-a-sum": ("Phi_approx", "Phi_approx(w + 1)",
                             lambda: torch.sigmoid(0.07056 * (T["w"] + 1) ** 3 + 1.5976 * (T["w"] + 1))),
     "lgamma": ("lgamma", "lgamma(v)", lambda: tensor([math.lgamma(x) for x in FUNCTION_DATA["v"]])),
+    # Stan's normal log CDFs, against scipy's.
+    "std_normal_lcdf": ("std_normal_lcdf", "std_normal_lcdf(w * 20)", lambda: tensor(norm.logcdf(T["w"] * 20))),
+    "std_normal_lccdf": ("std_normal_lccdf", "std_normal_lccdf(w * 20)", lambda: tensor(norm.logsf(T["w"] * 20))),
+    "normal_lcdf-broadcast": ("normal_lcdf", "normal_lcdf(0.5, w, v)",
+                              lambda: tensor(norm.logcdf(0.5, T["w"], T["v"]))),
+    "normal_lccdf-broadcast": ("normal_lccdf", "normal_lccdf(w, 0.5, v)",
+                               lambda: tensor(norm.logsf(T["w"], 0.5, T["v"]))),
     "square": ("square", "square(w)", lambda: T["w"] * T["w"]),
     "inv": ("inv", "inv(v)", lambda: 1 / T["v"]),
     "log_softmax": ("log_softmax", "log_softmax(w)", lambda: T["w"] - T["w"].exp().sum().log()),

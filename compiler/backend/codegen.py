@@ -171,12 +171,11 @@ def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:
         vector = em.joined(distribution, ".expand(", shape_code(latent.shape), ").to_event(1)")
         distribution = em.call(em.runtime("constrained"), vector, em.imported("constraints", latent.constraint))
     sample = pyro_call("sample", em.string(latent.name), distribution, *enumerate_)
-    values = [e for _, e in latent.distribution.arguments]
-    return _positions(latent.plates, values) + [Assign(latent.name, sample)]
+    return _positions(latent.plates, list(latent.distribution.expressions)) + [Assign(latent.name, sample)]
 
 
 def _observe(observe: ir.Observe, layout: Layout) -> list[Statement]:
-    values = [observe.value, *(e for _, e in observe.distribution.arguments)]
+    values = [observe.value, *observe.distribution.expressions]
     observed = expression(observe.value, layout)
     if not (observe.value.type.shape or observe.value.type.batched) or _integer_tensor(observe, layout):
         # A scalar datum is a Python number, an index array an integer tensor; log_prob wants floats.
@@ -268,7 +267,18 @@ def _distribution(use: ir.DistributionUse, layout: Layout) -> Code:
             code = em.call(em.runtime("real"), code)
         parts.append(code if positional else em.keyword(parameter.name, code))
     distribution = em.call(em.imported("dist", row.pyro_class), *parts)
-    return em.call(em.imported("dist", "FoldedDistribution"), distribution) if row.folded else distribution
+    if row.folded:
+        distribution = em.call(em.imported("dist", "FoldedDistribution"), distribution)
+    return _restricted(distribution, use.restriction, layout)
+
+
+def _restricted(distribution: Code, restriction: ir.Restriction | None, layout: Layout) -> Code:
+    """`rt.truncated(D, low=..., high=...)` or `rt.censored(...)`: still one `pyro.sample` site."""
+    if restriction is None:
+        return distribution
+    bounds = [em.keyword(name, argument(bound, layout, 0))
+              for name, bound in (("low", restriction.lower), ("high", restriction.upper)) if bound is not None]
+    return em.call(em.runtime(restriction.kind), distribution, *bounds)
 
 
 def _constraint(support: ir.Support) -> Code | None:

@@ -354,6 +354,9 @@ class _Emitter:
             rank = e.arguments[0].type.rank
             axes = "-1" if rank == 1 else "(" + ", ".join(str(-k) for k in range(rank, 0, -1)) + ")"
             return _template(function.torch, self._real(e.arguments[0], ATOM), axes=em.text(axes))
+        if function.shape == functions.BROADCAST:
+            return _template(function.torch, *(self._operand(a, e.type.rank, ATOM, real=_is_integer_or_number(a))
+                                               for a in e.arguments))
         if function.shape == functions.DOT:
             rank = max(a.type.rank for a in e.arguments)
             return _template(function.torch, *(self._operand(a, rank, ATOM, real=_is_integer_or_number(a))

@@ -224,6 +224,9 @@ def _unconstraining_inverse(support: ir.Support) -> tuple[str, Code | None]:
         case distributions.INTERVAL if support.high is None:  # from a lower bound up (Pareto)
             above = em.call(em.imported("constraints", "greater_than"), expression(support.low))
             return "ShiftedLogNormal", em.call(em.imported("torch", "distributions.biject_to"), above)
+        case distributions.INTERVAL if support.low is None:  # from a bound down (a truncated real latent)
+            below = em.call(em.imported("constraints", "less_than"), expression(support.high))
+            return "ReflectedLogNormal", em.call(em.imported("torch", "distributions.biject_to"), below)
         case distributions.INTERVAL:
             interval = em.call(em.imported("constraints", "interval"), expression(support.low),
                                expression(support.high))

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pyro.distributions as dist
 import torch
+from torch.distributions import constraints
 
 from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.frontend import distributions
@@ -44,6 +45,157 @@ class Constrained(dist.TorchDistribution):
 
 def constrained(base: dist.TorchDistribution, support) -> Constrained:
     return Constrained(base, support)
+
+
+# Truncation and censoring ------------------------------------------------------------
+# Both need log F(x) and log(1 - F(x)) far into the tails, where 1 - F(x) computed from F(x) is 0:
+# the normal's come from log_ndtr, the exponential's survival is exact; others go through torch's cdf.
+
+LOG_HALF = math.log(0.5)
+
+
+def _log_cdf(base: dist.TorchDistribution, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(base, torch.distributions.Normal):
+        return torch.special.log_ndtr((x - base.loc) / base.scale)
+    return base.cdf(x).log()
+
+
+def _log_survival(base: dist.TorchDistribution, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(base, torch.distributions.Normal):
+        return torch.special.log_ndtr((base.loc - x) / base.scale)
+    if isinstance(base, torch.distributions.Exponential):
+        return -base.rate * x
+    return torch.log1p(-base.cdf(x))
+
+
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, accurate at both ends (Mächler 2012). Each branch gets only the
+    inputs it is accurate for, so that the other's infinite slope cannot turn a gradient into NaN."""
+    near_zero = x > LOG_HALF
+    return torch.where(near_zero, torch.log(-torch.expm1(torch.where(near_zero, x, LOG_HALF))),
+                       torch.log1p(-torch.exp(torch.where(near_zero, LOG_HALF, x))))
+
+
+def _log_mass(base: dist.TorchDistribution, low: torch.Tensor | None, high: torch.Tensor | None) -> torch.Tensor:
+    """log P(low <= X <= high): a difference of CDFs where the lower one is below 1/2, else of
+    survival functions, so that a tail interval keeps its digits."""
+    if low is None:
+        return _log_cdf(base, high)
+    if high is None:
+        return _log_survival(base, low)
+    upper_tail = _log_cdf(base, low) > LOG_HALF
+    larger = torch.where(upper_tail, _log_survival(base, low), _log_cdf(base, high))
+    smaller = torch.where(upper_tail, _log_survival(base, high), _log_cdf(base, low))
+    return larger + _log1mexp((smaller - larger).clamp(max=0))
+
+
+class _Restricted(dist.TorchDistribution):
+    """`base` with bounds `low` and `high` (either may be None), broadcast to one batch shape."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, base: dist.TorchDistribution, low=None, high=None):
+        low, high = (None if b is None else real(b) for b in (low, high))
+        lower_bound = getattr(base.support, "lower_bound", None)
+        if lower_bound is not None and low is not None:  # below a positive distribution's 0 there is nothing
+            low = torch.clamp(low, min=lower_bound)
+        shape = torch.broadcast_shapes(base.batch_shape, *(b.shape for b in (low, high) if b is not None))
+        self.base = base.expand(shape)
+        self.low, self.high = (None if b is None else b.expand(shape) for b in (low, high))
+        super().__init__(shape, base.event_shape, validate_args=False)
+
+    def _inside(self, value: torch.Tensor) -> torch.Tensor:
+        inside = torch.ones_like(value, dtype=torch.bool)
+        if self.low is not None:
+            inside = inside & (value >= self.low)
+        if self.high is not None:
+            inside = inside & (value <= self.high)
+        return inside
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        low, high = (None if b is None else b.expand(batch_shape) for b in (self.low, self.high))
+        return type(self)(self.base.expand(batch_shape), low, high)
+
+    def _clamped(self, value: torch.Tensor) -> torch.Tensor:
+        return value.clamp(min=self.low, max=self.high)
+
+
+class Truncated(_Restricted):
+    """`base` restricted to [low, high] and renormalised there (Stan's `T[low, high]`): its support
+    is the interval, which the guide's transform and NUTS's coordinates follow; draws come from the
+    inverse CDF, so the prior predictive stays inside."""
+
+    @property
+    def support(self):
+        low = self.low if self.low is not None else getattr(self.base.support, "lower_bound", None)
+        if low is None:
+            return constraints.less_than(self.high)
+        if self.high is None:
+            return constraints.greater_than(low)
+        return constraints.interval(low, self.high)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        # A value outside scores -inf; the base density is taken at the nearest bound instead, so that
+        # no infinity reaches the gradient through the branch not taken.
+        density = self.base.log_prob(self._clamped(value)) - _log_mass(self.base, self.low, self.high)
+        return torch.where(self._inside(value), density, -math.inf)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        with torch.no_grad():
+            probability = torch.rand(shape)
+            if isinstance(self.base, torch.distributions.Normal):
+                return self._normal_draw(probability)
+            low = self.base.cdf(self.low) if self.low is not None else torch.zeros(())
+            high = self.base.cdf(self.high) if self.high is not None else torch.ones(())
+            return self._clamped(self.base.icdf(low + probability * (high - low)))
+
+    def _normal_draw(self, probability: torch.Tensor) -> torch.Tensor:
+        """A normal's draw from the standard normal truncated to [a, b], reflected when a > 0: in the
+        upper tail the CDF rounds to 1 and its inverse to inf, while in the lower one it keeps its digits."""
+        loc, scale = self.base.loc, self.base.scale
+        a = (self.low - loc) / scale if self.low is not None else torch.full_like(loc, -math.inf)
+        b = (self.high - loc) / scale if self.high is not None else torch.full_like(loc, math.inf)
+        reflected = a > 0
+        # log_ndtr, as ndtr rounds to 0 below -8.3
+        low, high = (torch.special.log_ndtr(torch.where(reflected, x, y)).exp() for x, y in ((-b, a), (-a, b)))
+        z = torch.special.ndtri(low + probability * (high - low))
+        z = torch.where(reflected, -z, z)
+        # Beyond about 38 sds the tail's probabilities underflow to 0; there the truncated normal is the
+        # edge plus an exponential of rate |edge| (to a relative error of 1/edge²).
+        edge = torch.where(reflected, a, b)
+        far = edge + torch.empty_like(z).exponential_() / edge
+        return self._clamped(loc + scale * torch.where(torch.isfinite(z), z, far))
+
+
+class Censored(_Restricted):
+    """`base` censored at `low` and `high` (PyMC's `pm.Censored`): a value at a bound stands for
+    every value beyond it, so it scores log F(low) or log(1 - F(high)); others score the density."""
+
+    @property
+    def support(self):
+        return self.base.support
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        inside = self._inside(value)
+        density = self.base.log_prob(value)
+        if self.low is not None:
+            density = torch.where(value <= self.low, _log_cdf(self.base, self.low), density)
+        if self.high is not None:
+            density = torch.where(value >= self.high, _log_survival(self.base, self.high), density)
+        return torch.where(inside, density, -math.inf)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        return self._clamped(self.base.sample(sample_shape))
+
+
+def truncated(base: dist.TorchDistribution, low=None, high=None) -> Truncated:
+    return Truncated(base, low, high)
+
+
+def censored(base: dist.TorchDistribution, low=None, high=None) -> Censored:
+    return Censored(base, low, high)
 
 
 def position(size: int, dim: int) -> torch.Tensor:

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler.data.elements import declaration_error, first_bad, number_text
+from compiler.data.elements import declaration_error, element_name, first_bad, number_text
 from compiler.errors import DataError
 from compiler.frontend import distributions, ir
+from compiler.frontend.analysis import data_array, observed_array
 
 
 def check_bounds(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> None:
@@ -68,8 +69,12 @@ def check_support(observe: ir.Observe, values: dict[str, Any], origin: str) -> N
     inside, words = rule
     if bad := first_bad(values[target.name], inside):
         raise DataError(
-            f"{bad.element(target.name)} = {bad.value} is outside the support of "
-            f"{observe.distribution.name}: it must be {words} (in {origin})", observe.distribution.span)
+            f"{bad.element(target.name)} = {bad.value} is outside the support of {_described(observe.distribution)}: "
+            f"it must be {words} (in {origin})", observe.distribution.span)
+
+
+def _described(use: ir.DistributionUse) -> str:
+    return use.name if use.restriction is None else f"the {use.restriction.kind} {use.name}"
 
 
 def _support_rule(support: ir.Support, values: dict[str, Any]):
@@ -78,13 +83,45 @@ def _support_rule(support: ir.Support, values: dict[str, Any]):
     if support.kind != distributions.INTERVAL:
         return SUPPORT_RULES.get(support.kind)
     try:
-        low = ir.constant_value(support.low, values)
+        low = None if support.low is None else ir.constant_value(support.low, values)
         high = None if support.high is None else ir.constant_value(support.high, values)
     except ir.NotConstant:
         return None
     if high is None:
         return (lambda a: a >= low), f"at least {number_text(low)}"
+    if low is None:  # a real distribution truncated from above
+        return (lambda a: a <= high), f"at most {number_text(high)}"
     return (lambda a: (a >= low) & (a <= high)), f"in [{number_text(low)}, {number_text(high)}]"
+
+
+def check_restricted(observe: ir.Observe, values: dict[str, Any], origin: str) -> None:
+    """Observations against bounds of `T[...]` or `censored[...]` that are data arrays laid out as they
+    are (`censored[, c[i]]`): a bound of one number is checked as the support is."""
+    restriction = observe.distribution.restriction
+    observed = observed_array(observe)
+    if restriction is None or observed not in values:
+        return
+    array = np.asarray(values[observed], dtype=float)
+    for bound, inside, word in ((restriction.lower, np.greater_equal, "below"),
+                                (restriction.upper, np.less_equal, "above")):
+        name = data_array(bound) if bound is not None else None
+        if name is None or name not in values or np.shape(values[name]) != array.shape:
+            continue
+        limits = np.asarray(values[name], dtype=float)
+        bad = np.argwhere(~inside(array, limits))
+        if len(bad):
+            index = tuple(int(i) for i in bad[0])
+            raise DataError(
+                f"{element_name(observed, index)} = {number_text(array[index].item())} is {word} its "
+                f"{restriction.kind} bound {element_name(name, index)} = {number_text(limits[index].item())} "
+                f"(in {origin})", restriction.span,
+                RESTRICTED_HINTS[restriction.kind])
+
+
+RESTRICTED_HINTS = {
+    ir.CENSORED: "a censored value is recorded as the bound itself",
+    ir.TRUNCATED: "a truncated distribution has no values beyond its bounds: check the data or the bounds",
+}
 
 
 def check_scalar_arguments(use: ir.DistributionUse, values: dict[str, Any], origin: str) -> None:
@@ -98,6 +135,16 @@ def check_scalar_arguments(use: ir.DistributionUse, values: dict[str, Any], orig
         if problem:
             raise DataError(f"with this data, {problem} (in {origin})", expr.span,
                             "check the data this argument is computed from")
+
+
+def check_restriction_bounds(use: ir.DistributionUse, values: dict[str, Any], origin: str) -> None:
+    """Bounds of `T[...]` or `censored[...]` that the data make numbers must leave values between them."""
+    if use.restriction is None:
+        return
+    problem = use.restriction.unusable(values, distributions.TABLE[use.name].support == distributions.POSITIVE)
+    if problem:
+        raise DataError(f"with this data, the bounds do not fit {use.name}: {problem} (in {origin})",
+                        use.restriction.span, "check the data the bounds are computed from")
 
 
 def check_fixed_index(fixed: ir.FixedIndex, values: dict[str, Any], origin: str) -> None:

@@ -29,6 +29,8 @@ from compiler.data.rules import (
     check_codes,
     check_fixed_index,
     check_index_range,
+    check_restricted,
+    check_restriction_bounds,
     check_scalar_arguments,
     check_support,
 )
@@ -84,10 +86,12 @@ def load_data(model: ir.Model, raw: data_files.RawData, origin: str,
     for observe in model.observed:
         if observe.name not in stand_ins:
             check_support(observe, values, origin)
+            check_restricted(observe, values, origin)
     for fixed in model.fixed_indices:
         check_fixed_index(fixed, values, origin)
     for use in model.distribution_uses:
         check_scalar_arguments(use, values, origin)
+        check_restriction_bounds(use, values, origin)
     for param in model.params:
         outside = param.initial_outside_bounds(values)
         if outside:

@@ -19,7 +19,8 @@ def collapsible(observe: ir.Observe) -> bool:
     log-likelihood the table can compute from sufficient statistics: a whole data
     array observed under plates, every argument one scalar for all its elements."""
     row = distributions.TABLE[observe.distribution.name]
-    return (row.sufficient is not None and bool(observe.plates) and observed_array(observe) is not None
+    return (row.sufficient is not None and observe.distribution.restriction is None and bool(observe.plates)
+            and observed_array(observe) is not None
             and all(not e.type.batched and not e.type.shape for _, e in observe.distribution.arguments))
 
 
@@ -30,7 +31,12 @@ def collapsed(model: ir.Model) -> list[ir.Observe]:
 
 def observed_array(observe: ir.Observe) -> str | None:
     """The data name an observe statement scores whole (`x` or aligned `x[i]`), if it does."""
-    value = observe.value.base if isinstance(observe.value, ir.Subscript) and observe.value.aligned else observe.value
+    return data_array(observe.value)
+
+
+def data_array(expr: ir.Expr) -> str | None:
+    """The data name `expr` is, whole or indexed by exactly its statement's index variables (`x[i]`)."""
+    value = expr.base if isinstance(expr, ir.Subscript) and expr.aligned else expr
     if isinstance(value, ir.Variable) and value.role in ("data", "transformed"):
         return value.name
     return None
@@ -45,7 +51,7 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
     """Every variable a statement reads: its distribution's arguments, observed value, value or initial value."""
     match statement:
         case ir.Latent() | ir.Observe():
-            expressions = [e for _, e in statement.distribution.arguments]
+            expressions = list(statement.distribution.expressions)
             if isinstance(statement, ir.Observe):
                 expressions.append(statement.value)
         case ir.Let() | ir.Factor():

@@ -150,9 +150,12 @@ class _ProgramChecker:
             self._constrained_vector(decl)
             return
         _refuse_recurrence(decl.name, decl.subscripts, decl.distribution)
-        plates = statement_plates(decl.subscripts, [decl.distribution], self.symbols, allow_sizes=True)
+        plates = statement_plates(decl.subscripts, [decl.distribution, *_bounds(decl.restriction)], self.symbols,
+                                  allow_sizes=True)
         scope = self._scope(plates)
         use = check_distribution(decl.distribution, scope, plates, self._type)
+        if decl.restriction is not None:
+            use = self._restricted(use, decl.restriction, scope, plates, latent=True)
         table_row = distributions.TABLE[use.name]
         if table_row.is_discrete and not table_row.is_finite:
             raise PplError(
@@ -177,6 +180,10 @@ class _ProgramChecker:
         """`latent mu: ordered[K] ~ D(...)`: K draws of D, restricted to the constraint (the
         density as Stan's constrained parameters have it, unnormalised there)."""
         vector = decl.vector_type
+        if decl.restriction is not None:
+            raise PplError(f"{decl.restriction.kind}[...] does not apply to {vector.constraint} vectors",
+                           decl.restriction.span, "truncation and censoring restrict single values; "
+                           "positive_ordered keeps a vector above 0")
         if decl.subscripts:
             raise PplError(f"'{decl.name.id}' has both subscripts and a vector type", decl.subscripts[0].span,
                            f"write latent {decl.name.id}: {vector.constraint}[K] ~ ...; arrays of "
@@ -217,7 +224,8 @@ class _ProgramChecker:
         event_rank = table_row.event_rank if table_row else 0
         if statement.subscripts:
             indexed = syntax.Index(statement.name, statement.subscripts, statement.span)
-            plates = statement_plates(statement.subscripts, [indexed, statement.distribution], self.symbols,
+            plates = statement_plates(statement.subscripts,
+                                      [indexed, statement.distribution, *_bounds(statement.restriction)], self.symbols,
                                       allow_sizes=False)
             value = self._type(indexed, self._scope(plates))
             if value.type.rank != event_rank:
@@ -235,6 +243,8 @@ class _ProgramChecker:
             plates = plates_of_axes([(d, None) for d in target.type.shape[:batch_rank]])
             value = ir.Variable(statement.name.id, target.role, target.type, statement.name.span)
         use = check_distribution(statement.distribution, self._scope(plates), plates, self._type)
+        if statement.restriction is not None:
+            use = self._restricted(use, statement.restriction, self._scope(plates), plates, latent=False)
         if distributions.TABLE[use.name].improper:
             raise PplError(f"{use.name} is improper and cannot be observed",
                            statement.distribution.function_span, "observe data under a proper distribution")
@@ -256,6 +266,41 @@ class _ProgramChecker:
         self._declare(statement.name, None)
         self.statements.append(
             ir.Factor(statement.name.id, value, plates, tuple(p.size for p in plates), statement.span))
+
+    def _restricted(self, use: ir.DistributionUse, restriction: syntax.Restriction, scope: Scope,
+                    plates: tuple[ir.Plate, ...], latent: bool) -> ir.DistributionUse:
+        """`use` truncated to, or censored at, the bounds of `T[lo, hi]` / `censored[lo, hi]`."""
+        kind = ir.TRUNCATED if restriction.kind == "T" else ir.CENSORED
+        if latent and kind == ir.CENSORED:
+            raise PplError("a latent cannot be censored: censoring describes how data were recorded",
+                           restriction.span, "to restrict a latent's values, truncate it: T[lo, hi]")
+        if use.name not in distributions.WITH_CDF:
+            raise PplError(f"{use.name} cannot be {kind}: torch has no usable CDF for it", restriction.span,
+                           f"the distributions that can be {kind}: {', '.join(distributions.WITH_CDF)}")
+        if restriction.lower is None and restriction.upper is None:
+            raise PplError(f"{restriction.kind}[, ] has no bound, so it changes nothing", restriction.span,
+                           f"give one bound or both: {restriction.kind}[0, ], {restriction.kind}[, 10]")
+        lower, upper = (None if b is None else self._bound(b, scope, plates, latent)
+                        for b in (restriction.lower, restriction.upper))
+        checked = ir.Restriction(kind, lower, upper, restriction.span)
+        unusable = checked.unusable({}, distributions.TABLE[use.name].support == distributions.POSITIVE)
+        if unusable:
+            raise PplError(f"these bounds do not fit {use.name}: {unusable}", restriction.span,
+                           "write the lower bound first; leave out a bound that bounds nothing")
+        return dataclasses.replace(use, restriction=checked, support=_restricted_support(use, checked, latent))
+
+    def _bound(self, bound: syntax.Expr, scope: Scope, plates: tuple[ir.Plate, ...], latent: bool) -> ir.Expr:
+        """A bound: one number for each element of the statement; a latent's must be one number
+        that the data fix, as the guide draws inside them before the model runs."""
+        typed = self._type(bound, scope)
+        if latent and (typed.type.batched or typed.type.shape or depends_on_model(typed)):
+            raise PplError("the bounds of a truncated latent must be one number, from data alone", bound.span,
+                           "its guide draws inside them before the model runs; use numbers or scalar data")
+        if typed.type.shape and (typed.type.batched
+                                 or not shapes.broadcasts_to(typed.type.shape, tuple(p.size for p in plates))):
+            raise PplError(f"a bound must be one number per element, got {shapes.show(typed.type.shape)}",
+                           bound.span, "index the array with the statement's index variables: c[i]")
+        return typed
 
     def _observed_symbol(self, name: syntax.Name) -> Symbol:
         symbol = self.symbols.get(name.id)
@@ -309,6 +354,24 @@ def _refuse_recurrence(name: syntax.Name, subscripts: tuple[syntax.Expr, ...], r
                 "is not supported yet", index.span,
                 f"write a random walk as a cumulative sum of increments: latent step[T] ~ Normal(0, s), "
                 f"then let {name.id} = cumulative_sum(step)")
+
+
+def _bounds(restriction: syntax.Restriction | None) -> list[syntax.Expr]:
+    """The bounds written in `T[lo, hi]` or `censored[lo, hi]`: their index variables range too."""
+    if restriction is None:
+        return []
+    return [b for b in (restriction.lower, restriction.upper) if b is not None]
+
+
+def _restricted_support(use: ir.DistributionUse, restriction: ir.Restriction, latent: bool) -> ir.Support:
+    """The interval the values lie in, where the data fix its bounds as one number (a latent's
+    always do): a truncated latent's guide draws inside it, and data are checked against it."""
+    if not latent and any(b.type.batched or b.type.shape or depends_on_model(b) for b in restriction.bounds):
+        return use.support
+    lower = restriction.lower
+    if lower is None and use.support.kind == distributions.POSITIVE:
+        lower = ir.Literal_(0, ir.Type("int", ()), restriction.span)
+    return ir.Support(distributions.INTERVAL, lower, restriction.upper)
 
 
 def _check_axes(shape: ir.Shape, span: Span) -> None:

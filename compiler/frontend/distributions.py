@@ -241,6 +241,12 @@ TABLE: dict[str, Distribution] = {
     )
 }
 
+# The rows that may be truncated (`T[lo, hi]`) or censored (`censored[lo, hi]`): those whose torch class
+# has a CDF differentiable in every parameter and an inverse CDF (to draw from the truncated prior).
+# Gamma's and InverseGamma's CDFs have no gradient in the concentration; StudentT's, Beta's and the
+# discrete rows' have no CDF in torch at all.
+WITH_CDF = ("Normal", "HalfNormal", "Cauchy", "HalfCauchy", "Laplace", "Gumbel", "LogNormal", "Exponential", "Weibull")
+
 # Stan's (and PyMC's) names for the rows above, and how pplc writes them.
 SYNONYMS: dict[str, str] = {
     "normal": "Normal", "student_t": "StudentT", "cauchy": "Cauchy", "double_exponential": "Laplace",

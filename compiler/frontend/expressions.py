@@ -292,6 +292,8 @@ class _Typer:
                 return ir.Type("real", first.shape, variables)
             case functions.REDUCE:
                 return ir.Type("real", (), variables)
+            case functions.BROADCAST:
+                return _broadcast_type(function, arguments, variables, expr)
             case functions.DOT:
                 second = arguments[1].type
                 if first.rank != 1 or first.shape != second.shape:
@@ -323,6 +325,17 @@ class _Typer:
         integral = left.type.base == right.type.base == "int" and expr.operator in "+-*"
         base = "int" if integral else "real"
         return ir.Binary(expr.operator, left, right, ir.Type(base, shape, variables), expr.span)
+
+
+def _broadcast_type(function: functions.Function, arguments, variables: frozenset[str], expr: syntax.Call) -> ir.Type:
+    shape: ir.Shape | None = ()
+    for argument in arguments:
+        shape = shapes.broadcast(shape, argument.type.shape)
+        if shape is None:
+            raise PplError(f"the arguments of {function.name} have shapes "
+                           f"{', '.join(shapes.show(a.type.shape) for a in arguments)}, which do not match",
+                           expr.span, f"{function.name} is elementwise: equal shapes or scalars")
+    return ir.Type("real", shape, variables)
 
 
 # Matrix functions ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ ELEMENTWISE = "elementwise"  # one argument; same shape out
 VECTOR = "vector"  # one vector argument; same shape out (softmax)
 REDUCE = "reduce"  # one argument; a scalar out
 DOT = "dot"  # two vectors; a scalar out
+BROADCAST = "broadcast"  # several arguments, elementwise; their shapes broadcast to the result's
 CONSTRUCT = "construct"  # sizes in; an array of that shape out
 # Matrices
 DIAGONAL = "diagonal"  # a vector of K in; the K x K matrix with it on the diagonal out
@@ -49,6 +50,12 @@ TABLE: dict[str, Function] = {
         Function("inv_Phi", 1, ELEMENTWISE, "torch.special.ndtri({0})"),
         # Stan's logistic approximation to Phi (absolute error below 1.5e-4), as Stan defines it.
         Function("Phi_approx", 1, ELEMENTWISE, "torch.sigmoid(torch.mul({0}, 1.5976 + 0.07056 * torch.square({0})))"),
+        # Stan's normal log CDFs, for a `factor` (a truncated or censored observation is written
+        # with T[...] or censored[...]): log_ndtr keeps its digits far into the tails.
+        Function("std_normal_lcdf", 1, ELEMENTWISE, "torch.special.log_ndtr({0})"),
+        Function("std_normal_lccdf", 1, ELEMENTWISE, "torch.special.log_ndtr(torch.neg({0}))"),
+        Function("normal_lcdf", 3, BROADCAST, "torch.special.log_ndtr(({0} - {1}) / {2})"),
+        Function("normal_lccdf", 3, BROADCAST, "torch.special.log_ndtr(({1} - {0}) / {2})"),
         Function("lgamma", 1, ELEMENTWISE, "torch.lgamma({0})"),
         Function("square", 1, ELEMENTWISE, "torch.square({0})"),
         Function("inv", 1, ELEMENTWISE, "torch.reciprocal({0})"),
@@ -82,6 +89,8 @@ SYNONYMS: dict[str, str] = {
 }
 # Stan's log densities written as functions (`normal_lpdf(y | mu, sigma)`).
 DENSITY_SUFFIXES = ("_lpdf", "_lpmf", "_lupdf", "_lupmf", "_log")
+# Stan's CDFs, which pplc's truncation and censoring use for every distribution with one.
+CDF_SUFFIXES = ("_lcdf", "_lccdf", "_cdf")
 
 
 def unknown_hint(name: str) -> str:
@@ -93,6 +102,10 @@ def unknown_hint(name: str) -> str:
     stem = next((name.removesuffix(s) for s in DENSITY_SUFFIXES if name.endswith(s)), None)
     if stem in distributions.SYNONYMS:
         return f"pplc adds log densities with `~`: observe y ~ {distributions.written(stem)}"
+    cdf_stem = next((name.removesuffix(s) for s in CDF_SUFFIXES if name.endswith(s)), None)
+    if cdf_stem in distributions.SYNONYMS:
+        return (f"pplc truncates and censors with CDFs itself: observe y ~ {distributions.written(cdf_stem)} "
+                "T[lo, hi] or censored[lo, hi]")
     if name in distributions.SYNONYMS:
         return f"{name} is a distribution: pplc writes it {distributions.written(name)}, after `~`"
     return did_you_mean(name, list(TABLE)) or "see docs/language.md for the function table"

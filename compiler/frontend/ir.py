@@ -240,13 +240,54 @@ class Support:
     high: Expr | None = None
 
 
+TRUNCATED = "truncated"
+CENSORED = "censored"
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """A distribution truncated to [lower, upper] (renormalised there), or censored at its bounds
+    (a value at a bound stands for everything beyond it); a bound left out is None."""
+
+    kind: str  # TRUNCATED or CENSORED
+    lower: Expr | None
+    upper: Expr | None
+    span: Span
+
+    @property
+    def bounds(self) -> tuple[Expr, ...]:
+        return tuple(b for b in (self.lower, self.upper) if b is not None)
+
+    def unusable(self, values: Mapping[str, Any], positive: bool) -> str | None:
+        """Why the bounds cannot be used, when `values` fix them: nothing between them, or, for a
+        distribution of positive values, a bound at or below 0 (a guide would draw below 0)."""
+        try:
+            low, high = (None if b is None else constant_value(b, values) for b in (self.lower, self.upper))
+        except NotConstant:
+            return None
+        if low is not None and high is not None and not low < high:
+            return f"the lower bound {low:g} is not below the upper bound {high:g}"
+        if positive and high is not None and high <= 0:
+            return f"its values are positive, so none lie below the upper bound {high:g}"
+        if positive and low is not None and low < 0:
+            return f"its values are positive, so the lower bound {low:g} bounds nothing"
+        return None
+
+
 @dataclass(frozen=True)
 class DistributionUse:
     name: str  # a key of distributions.TABLE
     arguments: tuple[tuple[str, Expr], ...]
     event_shape: Shape
-    support: Support
+    support: Support  # of the values drawn: a truncated distribution's is its interval
     span: Span
+    restriction: Restriction | None = None
+
+    @property
+    def expressions(self) -> tuple[Expr, ...]:
+        """Every expression the distribution reads: its arguments, then its restriction's bounds."""
+        bounds = self.restriction.bounds if self.restriction is not None else ()
+        return tuple(e for _, e in self.arguments) + bounds
 
 
 @dataclass(frozen=True)

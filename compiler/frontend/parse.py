@@ -19,7 +19,7 @@ from pathlib import Path
 import lark
 from lark import Token, Transformer, v_args
 
-from compiler.errors import PplError, Source, Span
+from compiler.errors import PplError, Source, Span, did_you_mean
 from compiler.frontend import syntax
 
 # Limits that turn absurd input into a clean error instead of a blown Python
@@ -108,10 +108,12 @@ class ToSyntax(Transformer):
         return syntax.DataDecl(self._name(name), type_, span_of(meta))
 
     def latent_decl(self, meta, children):
+        restriction = _restriction_of(children)
         name, *subscripts, call = children
         vector_type = next((c for c in subscripts if isinstance(c, syntax.VectorType)), None)
         subscripts = [c for c in subscripts if not isinstance(c, syntax.VectorType)]
-        return syntax.LatentDecl(self._name(name), self._subs(subscripts), call, span_of(meta), vector_type)
+        return syntax.LatentDecl(self._name(name), self._subs(subscripts), call, span_of(meta), vector_type,
+                                 restriction)
 
     def vector_type(self, meta, children):
         constraint, size = children
@@ -126,8 +128,21 @@ class ToSyntax(Transformer):
         return syntax.LetDecl(self._name(name), self._subs(subscripts), value, span_of(meta))
 
     def observe_stmt(self, meta, children):
+        restriction = _restriction_of(children)
         name, *subscripts, call = children
-        return syntax.Observe(self._name(name), self._subs(subscripts), call, span_of(meta))
+        return syntax.Observe(self._name(name), self._subs(subscripts), call, span_of(meta), restriction)
+
+    def restriction(self, meta, children):
+        word, lower, upper = children
+        if str(word) not in syntax.RESTRICTIONS:
+            raise PplError(f"unexpected '{word}[...]' after the distribution", span_of(word),
+                           did_you_mean(str(word), list(syntax.RESTRICTIONS))
+                           or "write T[lo, hi] to truncate it, or censored[lo, hi] for censored observations")
+        return syntax.Restriction(str(word), lower.items[0] if lower.items else None,
+                                  upper.items[0] if upper.items else None, span_of(meta))
+
+    def limit(self, meta, children):
+        return _Part("limit", tuple(children))
 
     def factor_stmt(self, meta, children):
         name, *subscripts, value = children
@@ -234,6 +249,11 @@ class _Part:
     kind: str
     items: tuple
     span: Span | None = None
+
+
+def _restriction_of(children: list) -> syntax.Restriction | None:
+    """Take a statement's trailing `T[...]` or `censored[...]` off its children, if it has one."""
+    return children.pop() if isinstance(children[-1], syntax.Restriction) else None
 
 
 def number_value(text: str, span: Span) -> int | float:

@@ -126,6 +126,19 @@ class VectorType:
     span: Span
 
 
+RESTRICTIONS = ("T", "censored")  # the words a restriction is written with: truncated, censored
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """`T[lo, hi]` (truncation) or `censored[lo, hi]` after a distribution; a bound left out is None."""
+
+    kind: str  # one of RESTRICTIONS
+    lower: Expr | None
+    upper: Expr | None
+    span: Span
+
+
 @dataclass(frozen=True)
 class LatentDecl:
     name: Name
@@ -133,6 +146,7 @@ class LatentDecl:
     distribution: Call
     span: Span
     vector_type: VectorType | None = None
+    restriction: Restriction | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,7 @@ class Observe:
     subscripts: tuple[Expr, ...]
     distribution: Call
     span: Span
+    restriction: Restriction | None = None
 
 
 @dataclass(frozen=True)
