@@ -114,9 +114,10 @@ def _transform_data(model: ir.Model, layout: Layout) -> Function:
     body: list[Statement] = []
     for let in transformed:
         body += _positions(let.plates, [let.value])
-        value = expression(let.value, layout.within(let.plates))
+        value = _let_value(let, layout)
         # A scalar computed from numbers stays a tensor: the next statement may square it again.
-        body.append(Assign(let.name, em.call(em.runtime("real"), value) if may_be_number(let.value) else value))
+        number = let.recurrence is None and may_be_number(let.value)
+        body.append(Assign(let.name, em.call(em.runtime("real"), value) if number else value))
     entries = [em.joined(em.string(let.name), ": ", em.name(let.name)) for let in transformed]
     body.append(Return(em.Bracketed(None, "{", (em.joined("**", em.name("data")), *entries), "}")))
     return _function(model, "transform_data", "Transformed data: computed once, when the data loads.", body)
@@ -158,10 +159,22 @@ def _param(param: ir.Param) -> Statement:
 
 
 def _let_site(let: ir.Let, model: ir.Model, layout: Layout) -> list[Statement]:
-    code = expression(let.value, layout.within(let.plates))
+    code = _let_value(let, layout)
     if not let.plates and model.max_plate_nesting:
         code = lift(code, len(let.shape), -model.max_plate_nesting)
     return _positions(let.plates, [let.value]) + [Assign(let.name, pyro_call("deterministic", em.string(let.name), code))]
+
+
+def _let_value(let: ir.Let, layout: Layout) -> Code:
+    """A let's value; a recurrence's is its first elements, then its step as a function of the
+    previous elements, which `rt.affine_recurrence` evaluates for all later positions at once."""
+    layout = layout.within(let.plates)
+    recurrence = let.recurrence
+    if recurrence is None:
+        return expression(let.value, layout)
+    initial = em.Bracketed(None, "[", tuple(expression(e, layout) for e in recurrence.initial), "]")
+    step = em.joined(f"lambda {recurrence.previous}: ", expression(let.value, layout))
+    return em.call(em.runtime("affine_recurrence"), initial, step, dim_code(recurrence.length))
 
 
 def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:

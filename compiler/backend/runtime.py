@@ -102,6 +102,34 @@ def vecmat(vector: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return (vector.unsqueeze(-2) @ matrix).squeeze(-2)
 
 
+def affine_recurrence(initial, step, length: int) -> torch.Tensor:
+    """A recurrence's elements: `initial` (its first ones), then x[t] = step(x[t - 1]) for `length`
+    more, where step is affine in x[t - 1] (the checker proves it). Evaluating the step once at 0
+    and once at 1 gives its coefficients for every position at once, exactly: a = step(0),
+    b = step(1) - step(0); the elements then follow by one scan. Any draws dims stay on the left."""
+    first = torch.stack(torch.broadcast_tensors(*(real(value) for value in initial)), -1)
+    zeros, ones = torch.zeros(length), torch.ones(length)
+    a = step(zeros) + zeros  # a constant step still gives one coefficient per position
+    b = step(ones) - a
+    later = affine_scan(a, b, first[..., -1])
+    batch = torch.broadcast_shapes(first.shape[:-1], later.shape[:-1])
+    return torch.cat([first.expand(batch + first.shape[-1:]), later.expand(batch + later.shape[-1:])], -1)
+
+
+def affine_scan(a: torch.Tensor, b: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """x[i] = a[i] + b[i] * x[i - 1] along the last dim, x[-1] = `start`: by a parallel prefix scan
+    (Hillis-Steele) of the affine maps x -> a + b x, in O(log n) tensor operations rather than a
+    Python loop of n. Round k composes each map with the one 2^k positions before it, so that
+    afterwards (a[i], b[i]) maps x[-1] to x[i]."""
+    a, b = torch.broadcast_tensors(a, b)
+    span = 1
+    while span < a.shape[-1]:
+        a = torch.cat([a[..., :span], a[..., span:] + b[..., span:] * a[..., :-span]], -1)
+        b = torch.cat([b[..., :span], b[..., span:] * b[..., :-span]], -1)
+        span *= 2
+    return a + b * real(start)[..., None]
+
+
 def uniform_init(shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform on (-2, 2): Stan's default initialisation on the unconstrained scale."""
     return torch.rand(shape) * 4 - 2

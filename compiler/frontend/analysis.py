@@ -42,18 +42,23 @@ def statistics_key(observe: ir.Observe) -> str:
 
 
 def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
-    """Every variable a statement reads: its distribution's arguments, observed value, value or initial value."""
+    """Every variable a statement reads: its distribution's arguments, observed value, value or initial value
+    (a recurrence's: its first elements and its step)."""
     match statement:
         case ir.Latent() | ir.Observe():
             expressions = [e for _, e in statement.distribution.arguments]
             if isinstance(statement, ir.Observe):
                 expressions.append(statement.value)
+        case ir.Let(recurrence=ir.Recurrence(initial=initial)):
+            expressions = [*initial, statement.value]
         case ir.Let() | ir.Factor():
             expressions = [statement.value]
         case ir.Param():
             expressions = [statement.initial]
+    # A recurrence's step reads its previous elements through a variable of its own, not a statement's.
+    previous = statement.recurrence.previous if isinstance(statement, ir.Let) and statement.recurrence else None
     for expression in expressions:
-        yield from ir.variables(expression)
+        yield from (v for v in ir.variables(expression) if v.name != previous)
 
 
 def summarised_only(model: ir.Model) -> frozenset[str]:

@@ -281,6 +281,17 @@ class Observe:
 
 
 @dataclass(frozen=True)
+class Recurrence:
+    """How a let defined element by element is computed: `initial` are its elements at positions
+    0..k-1; its value is then the step for the `length` later positions at once, reading the
+    previous element of each as the variable `previous` (x[t] = a + b * x[t - 1], affine in it)."""
+
+    initial: tuple[Expr, ...]
+    previous: str
+    length: Dim
+
+
+@dataclass(frozen=True)
 class Let:
     name: str
     value: Expr
@@ -288,6 +299,7 @@ class Let:
     shape: Shape
     transformed_data: bool
     span: Span
+    recurrence: Recurrence | None = None  # set where the value is a recurrence's step
 
 
 @dataclass(frozen=True)

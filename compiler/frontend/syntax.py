@@ -135,9 +135,19 @@ class ParamDecl:
 
 
 @dataclass(frozen=True)
+class StepRange:
+    """`t in start:stop` as a let's subscript: a recurrence's step over positions start..stop-1."""
+
+    variable: Name
+    start: Expr
+    stop: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class LetDecl:
     name: Name
-    subscripts: tuple[Expr, ...]
+    subscripts: tuple[Expr | StepRange, ...]
     value: Expr
     span: Span
 
