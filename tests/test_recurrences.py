@@ -50,7 +50,7 @@ def _series(length: int = 12) -> list[float]:
 
 def _trace(source: str, data: dict, values: dict[str, float]):
     program = compile_source(source)
-    conditioned = poutine.condition(program.compiled.model, {k: torch.tensor(v) for k, v in values.items()})
+    conditioned = poutine.condition(program.compiled.model, {k: torch.as_tensor(v) for k, v in values.items()})
     return poutine.trace(conditioned).get_trace(program.load_data(data))
 
 
@@ -240,3 +240,83 @@ def test_a_first_element_past_the_data_is_a_data_error():
                              "let x[t] = y[t] + x[t - 1]\nlatent m ~ Normal(0, 1)\nobserve y[t] ~ Normal(m + x[t], 1)\n")
     with pytest.raises(PplError, match="out of range for 'x'"):
         program.load_data({"T": 1, "y": [0.5]})
+
+
+# Latent recurrences ------------------------------------------------------------------
+
+STOCHASTIC_VOLATILITY = """
+data T: int
+data y: real[T]
+latent mu ~ Normal(0, 1)
+latent phi ~ Uniform(0, 1)
+latent s ~ HalfNormal(1)
+latent h[0] ~ Normal(mu, s / sqrt(1 - phi ^ 2))
+latent h[t in 1:T] ~ Normal(mu + phi * (h[t - 1] - mu), s)
+observe y[t] ~ Normal(0, exp(h[t] / 2))
+"""
+
+RANDOM_WALK = """
+data T: int
+data y: real[T]
+latent x[0] ~ Normal(0, 1)
+latent x[t in 1:T] ~ Normal(x[t - 1], 0.5)
+observe y[t] ~ Normal(x[t], 0.8)
+"""
+
+
+def test_a_latent_recurrence_is_one_sample_site():
+    source = compile_source(STOCHASTIC_VOLATILITY).code.source
+    assert source.count('pyro.sample(\n        "h",') + source.count('pyro.sample("h",') == 2  # the model's and the guide's
+    assert "rt.Recurrent(" in source and "lambda h_previous:" in source
+
+
+def test_a_latent_recurrence_has_the_log_density_of_the_chain():
+    y = _series(10)
+    h = torch.tensor(np.random.default_rng(3).normal(size=10))
+    values = {"mu": 0.2, "phi": 0.7, "s": 0.6}
+    trace = _trace(STOCHASTIC_VOLATILITY, {"T": 10, "y": y}, {**values, "h": h})
+    mu, phi, s = values.values()
+    expected = _normal_log_density(h[0].item(), mu, s / math.sqrt(1 - phi ** 2)) + sum(
+        _normal_log_density(h[t].item(), mu + phi * (h[t - 1].item() - mu), s) for t in range(1, 10))
+    site = trace.nodes["h"]
+    assert site["fn"].log_prob(site["value"]).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_prior_draws_of_a_latent_recurrence_follow_the_chain():
+    program = compile_source(RANDOM_WALK)
+    data = program.load_data({"T": 4, "y": [0.0] * 4})
+    torch.manual_seed(0)
+    distribution = poutine.trace(program.compiled.model).get_trace(data).nodes["x"]["fn"]
+    draws = distribution.sample((20000,))
+    increments = draws[:, 1:] - draws[:, :-1]
+    assert draws.shape == (20000, 4)
+    assert draws[:, 0].std().item() == pytest.approx(1.0, abs=0.03)
+    assert increments.std(0).tolist() == pytest.approx([0.5] * 3, abs=0.02)
+
+
+def test_a_gaussian_random_walk_has_the_exact_posterior_mean():
+    y = _series(6)
+    fit = compile_source(RANDOM_WALK).fit({"T": 6, "y": y}, seed=0)
+    # The joint is Gaussian: prior precision of the walk plus the observations' 1 / 0.8^2.
+    difference = torch.eye(6, dtype=torch.float64) - torch.diag(torch.ones(5, dtype=torch.float64), -1)
+    prior_precision = difference.T @ torch.diag(torch.tensor([1.0] + [0.5 ** -2] * 5, dtype=torch.float64)) @ difference
+    precision = prior_precision + torch.eye(6, dtype=torch.float64) / 0.8 ** 2
+    exact = torch.linalg.solve(precision, torch.tensor(y, dtype=torch.float64) / 0.8 ** 2)
+    assert fit.gaussian.mean.tolist() == pytest.approx(exact.tolist(), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize(("lines", "message", "marked"), [
+    ("latent z[0] ~ Bernoulli(0.5)\n", "discrete chain", "Bernoulli"),
+    ("latent z[0] ~ Normal(0, 1)\nlatent z[t in 1:T] ~ LogNormal(z[t - 1], 1)\n", "different sets", "LogNormal"),
+    ("latent z[0] ~ Uniform(0, 2)\n", "on a fixed set", "Uniform"),
+    ("latent z[t in 1:T] ~ Normal(z[t - 1], 1)\n", "needs its first element", "[t in"),
+    ("latent z[0] ~ Normal(0, 1)\nlatent z[t in 1:T] ~ Normal(z[t + 1], 1)\n", "not computed yet", "z[t + 1]"),
+])
+def test_a_misused_latent_recurrence_is_refused_where_it_goes_wrong(lines, message, marked):
+    source = "data T: int\ndata y: real[T]\n" + lines
+    with pytest.raises(PplError) as caught:
+        compile_source(source)
+    error = caught.value
+    assert message in str(error)
+    line = source.splitlines()[error.span.line - 1]
+    assert line[error.span.column - 1:].startswith(marked)

@@ -180,6 +180,11 @@ def _let_value(let: ir.Let, layout: Layout) -> Code:
 def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:
     enumerate_ = [em.keyword("infer", em.text('{"enumerate": "parallel"}'))] if latent.enumerated else []
     distribution = _distribution(latent.distribution, layout)
+    if latent.recurrence is not None:  # its first elements' distributions, then the step's given the previous ones
+        recurrence = latent.recurrence
+        initial = em.Bracketed(None, "[", tuple(_distribution(use, layout) for use in recurrence.initial), "]")
+        step = em.joined(f"lambda {recurrence.previous}: ", _distribution(latent.distribution, layout, whole=True))
+        distribution = em.call(em.runtime("Recurrent"), initial, step, dim_code(recurrence.length))
     if latent.constraint is not None:  # K draws as one vector, restricted to the constraint
         vector = em.joined(distribution, ".expand(", shape_code(latent.shape), ").to_event(1)")
         distribution = em.call(em.runtime("constrained"), vector, em.imported("constraints", latent.constraint))
@@ -262,7 +267,9 @@ def _guide(model: ir.Model, family: str) -> tuple[Function, dict[str, str], dict
 # Pieces ------------------------------------------------------------------------
 
 
-def _distribution(use: ir.DistributionUse, layout: Layout) -> Code:
+def _distribution(use: ir.DistributionUse, layout: Layout, whole: bool = False) -> Code:
+    """The Pyro distribution of a statement; `whole`: its arguments laid out as whole values (a
+    recurrence's step, whose positions are its arguments' own last dim, not a plate's)."""
     row = distributions.TABLE[use.name]
     if row.improper:
         return em.call(em.imported("dist", "ImproperUniform"), em.imported("constraints", row.support),
@@ -276,8 +283,9 @@ def _distribution(use: ir.DistributionUse, layout: Layout) -> Code:
             continue
         # A folded row's parameters are not its base class's positional order: all by name.
         positional = positional and parameter.group is None and not row.folded
-        code = argument(bound[parameter.name], layout, parameter.event_rank)
-        if parameter.tensor and may_be_number(bound[parameter.name]):
+        value = bound[parameter.name]
+        code = argument(value, layout, parameter.event_rank, whole)
+        if parameter.tensor and may_be_number(value):
             code = em.call(em.runtime("real"), code)
         parts.append(code if positional else em.keyword(parameter.name, code))
     distribution = em.call(em.imported("dist", row.pyro_class), *parts)

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
 
 from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.frontend import distributions
@@ -40,6 +41,38 @@ class Constrained(dist.TorchDistribution):
 
     def expand(self, batch_shape, _instance=None) -> Constrained:
         return Constrained(self.base.expand(batch_shape), self._support)
+
+
+class Recurrent(dist.TorchDistribution):
+    """A latent vector whose first elements follow `initial` (one distribution each) and each later
+    one `step(previous)`, a distribution of all the later elements given the ones before them.
+    Its density is theirs at once: no loop. Draws are ancestral, a loop over the positions (only
+    prior draws make them)."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, initial: list[dist.TorchDistribution], step, length: int):
+        self.initial, self.step, self.length = initial, step, length
+        batch = torch.broadcast_shapes(*(d.batch_shape for d in initial))
+        super().__init__(batch, torch.Size([len(initial) + length]), validate_args=False)
+
+    @property
+    def support(self):
+        return constraints.independent(self.initial[0].support, 1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        first = len(self.initial)
+        initial = sum(d.log_prob(value[..., k]) for k, d in enumerate(self.initial))
+        return initial + self.step(value[..., first - 1:-1]).log_prob(value[..., first:]).sum(-1)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            values = [d.sample(sample_shape) for d in self.initial]
+            for position in range(self.length):
+                # The step sees the latest element at every position and is drawn at this one.
+                latest = values[-1][..., None].expand(values[-1].shape + (self.length,))
+                values.append(self.step(latest).sample()[..., position])
+            return torch.stack(torch.broadcast_tensors(*values), -1)
 
 
 def constrained(base: dist.TorchDistribution, support) -> Constrained:

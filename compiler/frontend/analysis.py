@@ -45,6 +45,8 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
     """Every variable a statement reads: its distribution's arguments, observed value, value or initial value
     (a recurrence's: its first elements and its step)."""
     match statement:
+        case ir.Latent(recurrence=ir.Recurrence(initial=initial)):
+            expressions = [e for use in (*initial, statement.distribution) for _, e in use.arguments]
         case ir.Latent() | ir.Observe():
             expressions = [e for _, e in statement.distribution.arguments]
             if isinstance(statement, ir.Observe):
@@ -56,7 +58,8 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
         case ir.Param():
             expressions = [statement.initial]
     # A recurrence's step reads its previous elements through a variable of its own, not a statement's.
-    previous = statement.recurrence.previous if isinstance(statement, ir.Let) and statement.recurrence else None
+    recurrence = getattr(statement, "recurrence", None)
+    previous = recurrence.previous if recurrence else None
     for expression in expressions:
         yield from (v for v in ir.variables(expression) if v.name != previous)
 

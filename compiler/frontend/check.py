@@ -17,15 +17,16 @@ from compiler.frontend import distributions, ir, recurrences, shapes, syntax
 from compiler.frontend.distribution_arguments import check_distribution
 from compiler.frontend.expressions import Scope, Symbol, depends_on_model, type_expression
 from compiler.frontend.identifiers import check_identifier
-from compiler.frontend.plates import axis_size, index_ranges, indexings, plates_of_axes, statement_plates
+from compiler.frontend.plates import axis_size, plates_of_axes, statement_plates
+from compiler.frontend.recurrences import RecurrenceChecks
 
 
 def check_program(program: syntax.Program, source_name: str) -> ir.Model:
     return _ProgramChecker(program).run(source_name)
 
 
-class _ProgramChecker:
-    """Walks the statements in order; each declaration extends the scope."""
+class _ProgramChecker(RecurrenceChecks):
+    """Walks the statements in order; each declaration extends the scope (recurrences: `RecurrenceChecks`)."""
 
     def __init__(self, program: syntax.Program):
         self.program = program
@@ -39,7 +40,7 @@ class _ProgramChecker:
         self.declared_later = {s.name.id: s.name.span for s in program.statements}
         self.current = ""
         # A recurrence's first elements (`let x[0] = ...`) and their values, until its step comes.
-        self.initial: list[tuple[syntax.LetDecl, ir.Expr]] = []
+        self.initial: list[tuple[syntax.LetDecl | syntax.LatentDecl, ir.Expr | ir.DistributionUse]] = []
         self.steps: dict[str, Span] = {}  # recurrence -> its step statement
 
     def run(self, source_name: str) -> ir.Model:
@@ -142,7 +143,17 @@ class _ProgramChecker:
         if decl.vector_type is not None:
             self._constrained_vector(decl)
             return
-        _refuse_recurrence(decl.name, decl.subscripts, decl.distribution)
+        self._refuse_second_step(decl.name, decl.subscripts)
+        position = recurrences.initial_position(decl.subscripts)
+        # `latent x[2] ~ ...` is two draws; `latent x[0] ~ ...` starts a recurrence, which `x[1]`, ... continue.
+        if position is not None and (position == 0 or self.initial):
+            use = check_distribution(decl.distribution, self._scope(), (), self._type)
+            self._recurrent_distribution(use, decl.distribution)
+            self._initial_element(decl, position, use)
+            return
+        if self.initial or recurrences.is_step(decl.name, decl.subscripts, decl.distribution):
+            self._latent_recurrence(decl)
+            return
         plates = statement_plates(decl.subscripts, [decl.distribution], self.symbols, allow_sizes=True)
         scope = self._scope(plates)
         use = check_distribution(decl.distribution, scope, plates, self._type)
@@ -188,16 +199,12 @@ class _ProgramChecker:
         self.statements.append(ir.Latent(decl.name.id, (), use, (size,), False, decl.span, kind))
 
     def _let(self, decl: syntax.LetDecl) -> None:
-        step = self.steps.get(decl.name.id)
-        if step is not None and decl.subscripts:
-            raise PplError(f"'{decl.name.id}' is already complete: its step is on line {step.line}", decl.name.span,
-                           "a recurrence is its first elements, then one step for all later elements; a conditional "
-                           "(c ? a : b) in the step chooses between values")
-        position = recurrences.initial_position(decl)
+        self._refuse_second_step(decl.name, decl.subscripts)
+        position = recurrences.initial_position(decl.subscripts)
         if position is not None:
-            self._initial_element(decl, position)
+            self._initial_element(decl, position, self._initial_value(decl, position))
             return
-        if self.initial or recurrences.is_step(decl):
+        if self.initial or recurrences.is_step(decl.name, decl.subscripts, decl.value):
             self._recurrence(decl)
             return
         plates = statement_plates(decl.subscripts, [decl.value], self.symbols, allow_sizes=False)
@@ -210,113 +217,6 @@ class _ProgramChecker:
         enumerated = plates if any(self.symbols[v.name].enumerated_plates for v in ir.variables(value)) else ()
         self._declare(decl.name, Symbol(role, ir.Type(value.type.base, shape), decl.name.span, enumerated))
         self.statements.append(ir.Let(decl.name.id, value, plates, shape, transformed, decl.span))
-
-    # Recurrences -----------------------------------------------------------
-
-    def _expect_step(self, statement: syntax.Statement | None) -> None:
-        """A recurrence's first elements are followed directly by more of them, then by its step."""
-        if not self.initial:
-            return
-        first = self.initial[0][0]
-        if isinstance(statement, syntax.LetDecl) and statement.name.id == first.name.id:
-            return
-        raise PplError(f"'{first.name.id}[0]' starts a recurrence, but no step for its later elements follows",
-                       first.name.span, f"follow its first elements with the step: let {first.name.id}[t] = ... "
-                       f"{first.name.id}[t - 1] ...")
-
-    def _initial_element(self, decl: syntax.LetDecl, position: int) -> None:
-        """`let x[k] = value`: the k-th of the first elements of a recurrence, given in order from 0."""
-        name = decl.name.id
-        expected = len(self.initial)
-        if position != expected:
-            raise PplError(f"the first elements of '{name}' are given in order from position 0: expected "
-                           f"{name}[{expected}] here", decl.subscripts[0].span,
-                           f"then one step gives every later element: let {name}[t] = ... {name}[t - 1] ...")
-        if expected == 0:
-            self._refuse_redeclaration(decl.name)
-        value = self._type(decl.value, self._scope())
-        if value.type.shape:
-            raise PplError(f"{name}[{position}] is one number, but this value is {shapes.show(value.type.shape)}",
-                           decl.value.span, "a recurrence is a vector: each element one number")
-        self.initial.append((decl, value))
-
-    def _recurrence(self, decl: syntax.LetDecl) -> None:
-        """The step `let x[t] = f(x[t - 1])` after x's first elements: one let of all the elements,
-        its value the step over the later positions at once (`recurrences.rewrite_step`)."""
-        name = decl.name.id
-        initial, self.initial = self.initial, []
-        if len(decl.subscripts) != 1:
-            raise PplError(f"a recurrence has one index, but '{name}' has {len(decl.subscripts)} here",
-                           decl.subscripts[-1].span if decl.subscripts else decl.name.span,
-                           f"write its step as let {name}[t] = ... {name}[t - 1] ...")
-        if not initial:
-            raise PplError(f"the step of '{name}' needs its first element", decl.subscripts[0].span,
-                           f"give it above the step: let {name}[0] = ...")
-        first = len(initial)
-        variable, length = self._step_range(decl, first)
-        for element, _ in initial:
-            self._initial_in_range(element, length)
-        stop_name, stop_offset = ir.size_terms(length)
-        if stop_name is None and stop_offset <= first:
-            raise PplError(f"'{name}' has {stop_offset} elements, all given above: the step has no positions left",
-                           decl.subscripts[0].span, "drop the step, or give fewer first elements")
-        steps = ir.size_dim(stop_name, stop_offset - first)
-        previous = f"{name}_previous"
-        while previous in self.symbols or previous in self.declared_later:
-            previous += "_"
-        step = recurrences.rewrite_step(decl, variable, first, length, previous)
-        symbols = {**self.symbols, previous: Symbol("let", ir.Type("real", (steps,)), decl.name.span)}
-        value = self._type(step.value, Scope(symbols, {}, self.declared_later, name))
-        if value.type.shape not in ((), (steps,)):
-            raise PplError(f"each element of '{name}' is one number, but the step gives {shapes.show(value.type.shape)}"
-                           f" per position", decl.value.span, "a recurrence is a vector: each element one number")
-        reads_model = [e for _, e in initial] + [v for v in ir.variables(value) if v.name != previous]
-        transformed = not any(depends_on_model(e) for e in reads_model)
-        self._declare(decl.name, Symbol("transformed" if transformed else "let", ir.Type("real", (length,)),
-                                        decl.name.span))
-        self.steps[name] = decl.span
-        recurrence = ir.Recurrence(tuple(e for _, e in initial), previous, steps)
-        self.statements.append(ir.Let(name, value, (), (length,), transformed, decl.span, recurrence))
-
-    def _step_range(self, decl: syntax.LetDecl, first: int) -> tuple[str, ir.Dim]:
-        """The step's index variable and the length of the array: written (`t in 1:T`), or that of
-        the arrays the step indexes with the variable alone (`y[t]`)."""
-        subscript = decl.subscripts[0]
-        name = decl.name.id
-        match subscript:
-            case syntax.StepRange(variable=variable, start=start, stop=stop):
-                self._refuse_declared_variable(variable)
-                if not (isinstance(start, syntax.Number) and start.value == first):
-                    raise PplError(f"the step of '{name}' starts at position {first}, after its first "
-                                   f"element{'s' * (first > 1)}", start.span,
-                                   f"write {variable.id} in {first}:...")
-                return variable.id, axis_size(stop, self.symbols)
-            case syntax.Name(id=variable) if variable not in self.symbols and variable[:1].islower():
-                check_identifier(subscript)
-                ranges = index_ranges([decl.value], self.symbols)
-                if variable not in ranges:
-                    raise PplError(f"cannot infer the range of index '{variable}'", subscript.span,
-                                   f"nothing on the right is indexed by {variable} alone; write the step's positions: "
-                                   f"let {name}[{variable} in {first}:T] = ... (positions {first}..T-1)")
-                return variable, ranges[variable][0]
-        raise PplError("expected an index variable here", subscript.span,
-                       f"a recurrence's step is written let {name}[t] = ... {name}[t - 1] ...")
-
-    def _refuse_declared_variable(self, variable: syntax.Name) -> None:
-        check_identifier(variable)
-        if variable.id in self.symbols or not variable.id[:1].islower():
-            raise PplError(f"'{variable.id}' cannot be an index variable", variable.span,
-                           "an index variable is a new lower-case name, such as t")
-
-    def _initial_in_range(self, element: syntax.LetDecl, length: ir.Dim) -> None:
-        """A first element's position lies inside the array: checked now, or when the data give its length."""
-        subscript = element.subscripts[0]
-        position = ir.Literal_(subscript.value, ir.Type("int", ()), subscript.span)
-        fixed = ir.FixedIndex(position, element.name.id, length, subscript.span)
-        problem = fixed.out_of_range({})
-        if problem:
-            raise PplError(problem, subscript.span, "a recurrence's first elements lie inside it")
-        self.fixed_indices.append(fixed)
 
     def _observe(self, statement: syntax.Observe) -> None:
         target = self._observed_symbol(statement.name)
@@ -406,20 +306,6 @@ def _refuse_missing_indices(plates: tuple[ir.Plate, ...], value: ir.Expr, span: 
     if missing:
         raise PplError(f"the right side does not vary over index '{sorted(missing)[0]}'", span,
                        "use the index on the right, or drop it from the left")
-
-
-def _refuse_recurrence(name: syntax.Name, subscripts: tuple[syntax.Expr, ...], right: syntax.Expr) -> None:
-    """`mu[t] ~ Normal(mu[t - 1], s)`: elements defined from earlier ones of the same array
-    would be a loop of sites, which pplc does not generate (yet)."""
-    if not subscripts:
-        return
-    for index in indexings(right):
-        if index.base.id == name.id:
-            raise PplError(
-                f"'{name.id}' refers to its own elements: a recurrence (such as a time series step by step) "
-                "is not supported yet", index.span,
-                f"write a random walk as a cumulative sum of increments: latent step[T] ~ Normal(0, s), "
-                f"then let {name.id} = cumulative_sum(step)")
 
 
 def _check_axes(shape: ir.Shape, span: Span) -> None:

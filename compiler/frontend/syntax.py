@@ -118,9 +118,19 @@ class VectorType:
 
 
 @dataclass(frozen=True)
+class StepRange:
+    """`t in start:stop` as the subscript of a let or latent: a recurrence's step over positions start..stop-1."""
+
+    variable: Name
+    start: Expr
+    stop: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class LatentDecl:
     name: Name
-    subscripts: tuple[Expr, ...]
+    subscripts: tuple[Expr | StepRange, ...]
     distribution: Call
     span: Span
     vector_type: VectorType | None = None
@@ -131,16 +141,6 @@ class ParamDecl:
     name: Name
     type: Type
     initial: Expr
-    span: Span
-
-
-@dataclass(frozen=True)
-class StepRange:
-    """`t in start:stop` as a let's subscript: a recurrence's step over positions start..stop-1."""
-
-    variable: Name
-    start: Expr
-    stop: Expr
     span: Span
 
 
