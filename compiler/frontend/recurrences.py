@@ -246,10 +246,9 @@ class RecurrenceChecks:
         if type(statement) is type(first) and statement.name.id == first.name.id:
             return
         keyword, step = ("let", "=") if isinstance(first, syntax.LetDecl) else ("latent", "~")
-        if keyword == "latent" and len(self.initial) == 1:  # most likely meant as a size
+        if keyword == "latent" and len(self.initial) == 1:  # a lone `latent x[0]` is most likely a size of 0
             raise PplError("a size must be at least 1", first.subscripts[0].span,
-                           f"an array of no elements has nothing to model; as the first element of a recurrence, "
-                           f"follow it with its step: latent {first.name.id}[t in 1:T] ~ ... {first.name.id}[t - 1] ...")
+                           "an array of no elements has nothing to model")
         raise PplError(f"'{first.name.id}[0]' starts a recurrence, but no step for its later elements follows",
                        first.name.span, f"follow its first elements with the step: {keyword} {first.name.id}[t] "
                        f"{step} ... {first.name.id}[t - 1] ...")
