@@ -264,10 +264,21 @@ observe y[t] ~ Normal(x[t], 0.8)
 """
 
 
-def test_a_latent_recurrence_is_one_sample_site():
+def test_a_latent_recurrence_is_one_sample_site_of_its_chain():
     source = compile_source(STOCHASTIC_VOLATILITY).code.source
-    assert source.count('pyro.sample(\n        "h",') + source.count('pyro.sample("h",') == 2  # the model's and the guide's
-    assert "rt.Recurrent(" in source and "lambda h_previous:" in source
+    model = source[source.index("def model"):source.index("def guide")]
+    assert """    h = pyro.sample(
+        "h",
+        rt.Recurrent(
+            [dist.Normal(mu, s / torch.sqrt(1 - phi ** 2))],
+            lambda h_previous: dist.Normal(
+                mu[..., None] + phi[..., None] * (h_previous - mu[..., None]),
+                s[..., None],
+            ),
+            T - 1,
+        ),
+    )""" in model
+    assert model.count("pyro.sample(") == 5 and "for " not in model
 
 
 def test_a_latent_recurrence_has_the_log_density_of_the_chain():

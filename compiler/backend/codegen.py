@@ -179,18 +179,22 @@ def _let_value(let: ir.Let, layout: Layout) -> Code:
 
 def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:
     enumerate_ = [em.keyword("infer", em.text('{"enumerate": "parallel"}'))] if latent.enumerated else []
-    distribution = _distribution(latent.distribution, layout)
-    if latent.recurrence is not None:  # its first elements' distributions, then the step's given the previous ones
-        recurrence = latent.recurrence
-        initial = em.Bracketed(None, "[", tuple(_distribution(use, layout) for use in recurrence.initial), "]")
-        step = em.joined(f"lambda {recurrence.previous}: ", _distribution(latent.distribution, layout, whole=True))
-        distribution = em.call(em.runtime("Recurrent"), initial, step, dim_code(recurrence.length))
+    distribution = _distribution(latent.distribution, layout) if latent.recurrence is None else _recurrent(latent, layout)
     if latent.constraint is not None:  # K draws as one vector, restricted to the constraint
         vector = em.joined(distribution, ".expand(", shape_code(latent.shape), ").to_event(1)")
         distribution = em.call(em.runtime("constrained"), vector, em.imported("constraints", latent.constraint))
     sample = pyro_call("sample", em.string(latent.name), distribution, *enumerate_)
     values = [e for _, e in latent.distribution.arguments]
     return _positions(latent.plates, values) + [Assign(latent.name, sample)]
+
+
+def _recurrent(latent: ir.Latent, layout: Layout) -> Code:
+    """A latent recurrence: its first elements' distributions, then the step's, of all later
+    elements given the previous ones (`rt.Recurrent`)."""
+    recurrence = latent.recurrence
+    initial = em.Bracketed(None, "[", tuple(_distribution(use, layout) for use in recurrence.initial), "]")
+    step = em.joined(f"lambda {recurrence.previous}: ", _distribution(latent.distribution, layout, whole=True))
+    return em.call(em.runtime("Recurrent"), initial, step, dim_code(recurrence.length))
 
 
 def _observe(observe: ir.Observe, layout: Layout) -> list[Statement]:
