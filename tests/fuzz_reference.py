@@ -84,19 +84,33 @@ class Reference:
         self.values = values
 
     def size(self, dim: ir.Dim) -> int:
-        return int(self.values[dim]) if isinstance(dim, str) else dim
+        name, offset = ir.size_terms(dim)  # `N`, `3` or `T - 1`
+        return offset if name is None else int(self.values[name]) + offset
 
     def shape(self, shape: ir.Shape) -> tuple[int, ...]:
         return tuple(self.size(d) for d in shape)
 
     def let(self, let: ir.Let) -> np.ndarray:
         """The let's value: one element per combination of its index variables."""
+        if let.recurrence is not None:
+            return self._recurrence(let)
         if not let.plates:
             return self.evaluate(let.value, {})
         sizes = [self.size(p.size) for p in let.plates]
         elements = [self.evaluate(let.value, dict(zip((p.variable for p in let.plates), index)))
                     for index in itertools.product(*map(range, sizes))]
         return np.array(elements, dtype=float).reshape(tuple(sizes) + np.shape(elements[0]))
+
+    def _recurrence(self, let: ir.Let) -> np.ndarray:
+        """A recurrence element by element, a loop over its positions: each step evaluated with the
+        previous element filled in at its own position (not a scan, as the generated code does)."""
+        elements = [float(self.evaluate(e, {})) for e in let.recurrence.initial]
+        previous = np.zeros(self.size(let.recurrence.length))
+        for position in range(len(previous)):
+            previous[position] = elements[-1]
+            self.values[let.recurrence.previous] = previous
+            elements.append(float(np.broadcast_to(self.evaluate(let.value, {}), previous.shape)[position]))
+        return np.array(elements)
 
     def evaluate(self, e: ir.Expr, index: dict[str, int]):
         with np.errstate(all="ignore"):
@@ -112,7 +126,8 @@ class Reference:
                 return index[plate.variable]
             case ir.Subscript(base=base, subscripts=subscripts):
                 array = np.asarray(self._evaluate(base, index), dtype=float)
-                positions = tuple(self._positions(self._evaluate(s, index), self.size(base.type.shape[axis]))
+                positions = tuple(self._slice(s, index) if isinstance(s, ir.Slice)
+                                  else self._positions(self._evaluate(s, index), self.size(base.type.shape[axis]))
                                   for axis, s in enumerate(subscripts))
                 return array[positions]
             case ir.Call(function=name, arguments=arguments):
@@ -125,6 +140,10 @@ class Reference:
                 return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power,
                         "@": np.matmul}[operator](a, b)
         raise AssertionError(e)
+
+    def _slice(self, s: ir.Slice, index: dict[str, int]) -> slice:
+        start, stop = (None if end is None else int(self._evaluate(end, index)) for end in (s.start, s.stop))
+        return slice(start, stop)
 
     @staticmethod
     def _positions(value, length: int):

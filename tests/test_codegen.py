@@ -112,7 +112,7 @@ def test_the_emitted_code_is_the_code_that_runs(specs):
     assert "pyro.sample(\"x\"" in program.code.source
 
 
-GENERATED_LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_(plate|loc|scale|alpha|beta|concentration|rate)_*")
+GENERATED_LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_(plate|loc|scale|alpha|beta|concentration|rate|previous)_*")
 
 
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl")),

@@ -114,9 +114,10 @@ def _transform_data(model: ir.Model, layout: Layout) -> Function:
     body: list[Statement] = []
     for let in transformed:
         body += _positions(let.plates, [let.value])
-        value = expression(let.value, layout.within(let.plates))
+        value = _let_value(let, layout)
         # A scalar computed from numbers stays a tensor: the next statement may square it again.
-        body.append(Assign(let.name, em.call(em.runtime("real"), value) if may_be_number(let.value) else value))
+        number = let.recurrence is None and may_be_number(let.value)
+        body.append(Assign(let.name, em.call(em.runtime("real"), value) if number else value))
     entries = [em.joined(em.string(let.name), ": ", em.name(let.name)) for let in transformed]
     body.append(Return(em.Bracketed(None, "{", (em.joined("**", em.name("data")), *entries), "}")))
     return _function(model, "transform_data", "Transformed data: computed once, when the data loads.", body)
@@ -158,20 +159,41 @@ def _param(param: ir.Param) -> Statement:
 
 
 def _let_site(let: ir.Let, model: ir.Model, layout: Layout) -> list[Statement]:
-    code = expression(let.value, layout.within(let.plates))
+    code = _let_value(let, layout)
     if not let.plates and model.max_plate_nesting:
         code = lift(code, len(let.shape), -model.max_plate_nesting)
     return _positions(let.plates, [let.value]) + [Assign(let.name, pyro_call("deterministic", em.string(let.name), code))]
 
 
+def _let_value(let: ir.Let, layout: Layout) -> Code:
+    """A let's value; a recurrence's is its first elements, then its step as a function of the
+    previous elements, which `rt.affine_recurrence` evaluates for all later positions at once."""
+    layout = layout.within(let.plates)
+    recurrence = let.recurrence
+    if recurrence is None:
+        return expression(let.value, layout)
+    initial = em.Bracketed(None, "[", tuple(expression(e, layout) for e in recurrence.initial), "]")
+    step = em.joined(f"lambda {recurrence.previous}: ", expression(let.value, layout))
+    return em.call(em.runtime("affine_recurrence"), initial, step, dim_code(recurrence.length))
+
+
 def _latent(latent: ir.Latent, layout: Layout) -> list[Statement]:
     enumerate_ = [em.keyword("infer", em.text('{"enumerate": "parallel"}'))] if latent.enumerated else []
-    distribution = _distribution(latent.distribution, layout)
+    distribution = _distribution(latent.distribution, layout) if latent.recurrence is None else _recurrent(latent, layout)
     if latent.constraint is not None:  # K draws as one vector, restricted to the constraint
         vector = em.joined(distribution, ".expand(", shape_code(latent.shape), ").to_event(1)")
         distribution = em.call(em.runtime("constrained"), vector, em.imported("constraints", latent.constraint))
     sample = pyro_call("sample", em.string(latent.name), distribution, *enumerate_)
     return _positions(latent.plates, list(latent.distribution.expressions)) + [Assign(latent.name, sample)]
+
+
+def _recurrent(latent: ir.Latent, layout: Layout) -> Code:
+    """A latent recurrence: its first elements' distributions, then the step's, of all later
+    elements given the previous ones (`rt.Recurrent`)."""
+    recurrence = latent.recurrence
+    initial = em.Bracketed(None, "[", tuple(_distribution(use, layout) for use in recurrence.initial), "]")
+    step = em.joined(f"lambda {recurrence.previous}: ", _distribution(latent.distribution, layout, whole=True))
+    return em.call(em.runtime("Recurrent"), initial, step, dim_code(recurrence.length))
 
 
 def _observe(observe: ir.Observe, layout: Layout) -> list[Statement]:
@@ -248,7 +270,9 @@ def _guide(model: ir.Model, family: str) -> tuple[Function, dict[str, str], dict
 # Pieces ------------------------------------------------------------------------
 
 
-def _distribution(use: ir.DistributionUse, layout: Layout) -> Code:
+def _distribution(use: ir.DistributionUse, layout: Layout, whole: bool = False) -> Code:
+    """The Pyro distribution of a statement; `whole`: its arguments laid out as whole values (a
+    recurrence's step, whose positions are its arguments' own last dim, not a plate's)."""
     row = distributions.TABLE[use.name]
     if row.improper:
         return em.call(em.imported("dist", "ImproperUniform"), em.imported("constraints", row.support),
@@ -262,8 +286,9 @@ def _distribution(use: ir.DistributionUse, layout: Layout) -> Code:
             continue
         # A folded row's parameters are not its base class's positional order: all by name.
         positional = positional and parameter.group is None and not row.folded
-        code = argument(bound[parameter.name], layout, parameter.event_rank)
-        if parameter.tensor and may_be_number(bound[parameter.name]):
+        value = bound[parameter.name]
+        code = argument(value, layout, parameter.event_rank, whole)
+        if parameter.tensor and may_be_number(value):
             code = em.call(em.runtime("real"), code)
         parts.append(code if positional else em.keyword(parameter.name, code))
     distribution = em.call(em.imported("dist", row.pyro_class), *parts)

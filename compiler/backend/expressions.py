@@ -83,12 +83,19 @@ def expression(e: ir.Expr, layout: Layout = Layout()) -> Code:
     return _Emitter(layout).emit(e)[0]
 
 
-def argument(e: ir.Expr, layout: Layout, event_rank: int) -> Code:
+def argument(e: ir.Expr, layout: Layout, event_rank: int, whole: bool = False) -> Code:
     """A distribution argument: a whole array's leading (non-event) dims become
-    the plates' batch dims, so they leave the unit block on their left."""
+    the plates' batch dims, so they leave the unit block on their left; unless the
+    argument stays `whole` (a recurrence's step: its last dim is the positions, which a
+    scalar carrying sample dims gets as a unit dim, so that its sample dims stay left of it)."""
     code = expression(e, layout)
     if e.type.base == "int" and not may_be_number(e) and not is_comparison(e):
         code = em.call(em.runtime("real"), code)  # positions and index arrays are integer tensors; distributions take floats
+    if whole:
+        if e.type.rank or not carries_sample_dims(e):
+            return code
+        operand = em.parenthesised(code) if isinstance(code, (em.Chain, em.Joined)) else code
+        return em.subscript(operand, em.text("..."), em.text("None"))
     batch_rank = e.type.rank - event_rank
     if e.type.batched or batch_rank <= 0 or not carries_sample_dims(e):
         return code

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pyro.distributions as dist
 import torch
-from torch.distributions import constraints
+from pyro.distributions import constraints
 
 from compiler.arrays import CHUNK_ROWS, tensor
 from compiler.frontend import distributions
@@ -41,6 +41,38 @@ class Constrained(dist.TorchDistribution):
 
     def expand(self, batch_shape, _instance=None) -> Constrained:
         return Constrained(self.base.expand(batch_shape), self._support)
+
+
+class Recurrent(dist.TorchDistribution):
+    """A latent vector whose first elements follow `initial` (one distribution each) and each later
+    one `step(previous)`, a distribution of all the later elements given the ones before them.
+    Its density is theirs at once: no loop. Draws are ancestral, a loop over the positions (only
+    prior draws make them)."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, initial: list[dist.TorchDistribution], step, length: int):
+        self.initial, self.step, self.length = initial, step, length
+        batch = torch.broadcast_shapes(*(d.batch_shape for d in initial))
+        super().__init__(batch, torch.Size([len(initial) + length]), validate_args=False)
+
+    @property
+    def support(self):
+        return constraints.independent(self.initial[0].support, 1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        first = len(self.initial)
+        initial = sum(d.log_prob(value[..., k]) for k, d in enumerate(self.initial))
+        return initial + self.step(value[..., first - 1:-1]).log_prob(value[..., first:]).sum(-1)
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            values = [d.sample(sample_shape) for d in self.initial]
+            for position in range(self.length):
+                # The step sees the latest element at every position and is drawn at this one.
+                latest = values[-1][..., None].expand(values[-1].shape + (self.length,))
+                values.append(self.step(latest).sample()[..., position])
+            return torch.stack(torch.broadcast_tensors(*values), -1)
 
 
 def constrained(base: dist.TorchDistribution, support) -> Constrained:
@@ -252,6 +284,34 @@ def matvec(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
 
 def vecmat(vector: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return (vector.unsqueeze(-2) @ matrix).squeeze(-2)
+
+
+def affine_recurrence(initial, step, length: int) -> torch.Tensor:
+    """A recurrence's elements: `initial` (its first ones), then x[t] = step(x[t - 1]) for `length`
+    more, where step is affine in x[t - 1] (the checker proves it). Evaluating the step once at 0
+    and once at 1 gives its coefficients for every position at once, exactly: a = step(0),
+    b = step(1) - step(0); the elements then follow by one scan. Any draws dims stay on the left."""
+    first = torch.stack(torch.broadcast_tensors(*(real(value) for value in initial)), -1)
+    zeros, ones = torch.zeros(length), torch.ones(length)
+    a = step(zeros) + zeros  # a constant step still gives one coefficient per position
+    b = step(ones) - a
+    later = affine_scan(a, b, first[..., -1])
+    batch = torch.broadcast_shapes(first.shape[:-1], later.shape[:-1])
+    return torch.cat([first.expand(batch + first.shape[-1:]), later.expand(batch + later.shape[-1:])], -1)
+
+
+def affine_scan(a: torch.Tensor, b: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """x[i] = a[i] + b[i] * x[i - 1] along the last dim, x[-1] = `start`: by a parallel prefix scan
+    (Hillis-Steele) of the affine maps x -> a + b x, in O(log n) tensor operations rather than a
+    Python loop of n. Round k composes each map with the one 2^k positions before it, so that
+    afterwards (a[i], b[i]) maps x[-1] to x[i]."""
+    a, b = torch.broadcast_tensors(a, b)
+    span = 1
+    while span < a.shape[-1]:
+        a = torch.cat([a[..., :span], a[..., span:] + b[..., span:] * a[..., :-span]], -1)
+        b = torch.cat([b[..., :span], b[..., span:] * b[..., :-span]], -1)
+        span *= 2
+    return a + b * real(start)[..., None]
 
 
 def uniform_init(shape: tuple[int, ...]) -> torch.Tensor:

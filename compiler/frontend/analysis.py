@@ -48,18 +48,26 @@ def statistics_key(observe: ir.Observe) -> str:
 
 
 def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
-    """Every variable a statement reads: its distribution's arguments, observed value, value or initial value."""
+    """Every variable a statement reads: its distribution's arguments, observed value, value or initial value
+    (a recurrence's: its first elements and its step)."""
     match statement:
+        case ir.Latent(recurrence=ir.Recurrence(initial=initial)):
+            expressions = [e for use in (*initial, statement.distribution) for _, e in use.arguments]
         case ir.Latent() | ir.Observe():
             expressions = list(statement.distribution.expressions)
             if isinstance(statement, ir.Observe):
                 expressions.append(statement.value)
+        case ir.Let(recurrence=ir.Recurrence(initial=initial)):
+            expressions = [*initial, statement.value]
         case ir.Let() | ir.Factor():
             expressions = [statement.value]
         case ir.Param():
             expressions = [statement.initial]
+    # A recurrence's step reads its previous elements through a variable of its own, not a statement's.
+    recurrence = getattr(statement, "recurrence", None)
+    previous = recurrence.previous if recurrence else None
     for expression in expressions:
-        yield from ir.variables(expression)
+        yield from (v for v in ir.variables(expression) if v.name != previous)
 
 
 def summarised_only(model: ir.Model) -> frozenset[str]:

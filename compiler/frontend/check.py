@@ -13,19 +13,20 @@ from __future__ import annotations
 import dataclasses
 
 from compiler.errors import PplError, Span, did_you_mean
-from compiler.frontend import distributions, ir, shapes, syntax
+from compiler.frontend import distributions, ir, recurrences, shapes, syntax
 from compiler.frontend.distribution_arguments import check_distribution
 from compiler.frontend.expressions import Scope, Symbol, depends_on_model, type_expression
 from compiler.frontend.identifiers import check_identifier
-from compiler.frontend.plates import axis_size, indexings, plates_of_axes, statement_plates
+from compiler.frontend.plates import axis_size, plates_of_axes, statement_plates
+from compiler.frontend.recurrences import RecurrenceChecks
 
 
 def check_program(program: syntax.Program, source_name: str) -> ir.Model:
     return _ProgramChecker(program).run(source_name)
 
 
-class _ProgramChecker:
-    """Walks the statements in order; each declaration extends the scope."""
+class _ProgramChecker(RecurrenceChecks):
+    """Walks the statements in order; each declaration extends the scope (recurrences: `RecurrenceChecks`)."""
 
     def __init__(self, program: syntax.Program):
         self.program = program
@@ -38,11 +39,15 @@ class _ProgramChecker:
         self.factors: dict[str, Span] = {}  # factor sites: named like declarations, but no value to use
         self.declared_later = {s.name.id: s.name.span for s in program.statements}
         self.current = ""
+        # A recurrence's first elements (`let x[0] = ...`) and their values, until its step comes.
+        self.initial: list[tuple[syntax.LetDecl | syntax.LatentDecl, ir.Expr | ir.DistributionUse]] = []
+        self.steps: dict[str, Span] = {}  # recurrence -> its step statement
 
     def run(self, source_name: str) -> ir.Model:
         for statement in self.program.statements:
             # An observe statement scores existing data; it declares nothing.
             self.current = "" if isinstance(statement, syntax.Observe) else statement.name.id
+            self._expect_step(statement)
             match statement:
                 case syntax.DataDecl():
                     self._data(statement)
@@ -56,6 +61,7 @@ class _ProgramChecker:
                     self._observe(statement)
                 case syntax.Factor():
                     self._factor(statement)
+        self._expect_step(None)
         data = tuple(
             dataclasses.replace(d, index_range=self.index_arrays.get(d.name)) for d in self.data
         )
@@ -77,6 +83,13 @@ class _ProgramChecker:
 
     def _declare(self, name: syntax.Name, symbol: Symbol | None) -> None:
         """Declare a name; a factor's (`symbol` None) names its site, not a value."""
+        self._refuse_redeclaration(name)
+        if symbol is None:
+            self.factors[name.id] = name.span
+        else:
+            self.symbols[name.id] = symbol
+
+    def _refuse_redeclaration(self, name: syntax.Name) -> None:
         check_identifier(name)
         first = self.symbols[name.id].span if name.id in self.symbols else self.factors.get(name.id)
         if first is not None:
@@ -84,10 +97,6 @@ class _ProgramChecker:
                 f"'{name.id}' is already declared on line {first.line}", name.span,
                 "each name is declared once; rename one of them",
             )
-        if symbol is None:
-            self.factors[name.id] = name.span
-        else:
-            self.symbols[name.id] = symbol
 
     def _data_only(self, expr: syntax.Expr, what: str) -> ir.Expr:
         """A value the data fixes: literals, data and transformed data."""
@@ -149,7 +158,22 @@ class _ProgramChecker:
         if decl.vector_type is not None:
             self._constrained_vector(decl)
             return
-        _refuse_recurrence(decl.name, decl.subscripts, decl.distribution)
+        self._refuse_second_step(decl.name, decl.subscripts)
+        position = recurrences.initial_position(decl.subscripts)
+        recurrent = (position is not None and (position == 0 or self.initial)) or self.initial \
+            or recurrences.is_step(decl.name, decl.subscripts, decl.distribution)
+        if recurrent and decl.restriction is not None:
+            raise PplError("a latent recurrence cannot be truncated or censored", decl.restriction.span,
+                           "truncate a latent that is not defined from its own earlier elements")
+        # `latent x[2] ~ ...` is two draws; `latent x[0] ~ ...` starts a recurrence, which `x[1]`, ... continue.
+        if position is not None and (position == 0 or self.initial):
+            use = check_distribution(decl.distribution, self._scope(), (), self._type)
+            self._recurrent_distribution(use, decl.distribution)
+            self._initial_element(decl, position, use)
+            return
+        if self.initial or recurrences.is_step(decl.name, decl.subscripts, decl.distribution):
+            self._latent_recurrence(decl)
+            return
         plates = statement_plates(decl.subscripts, [decl.distribution, *_bounds(decl.restriction)], self.symbols,
                                   allow_sizes=True)
         scope = self._scope(plates)
@@ -202,7 +226,14 @@ class _ProgramChecker:
         self.statements.append(ir.Latent(decl.name.id, (), use, (size,), False, decl.span, kind))
 
     def _let(self, decl: syntax.LetDecl) -> None:
-        _refuse_recurrence(decl.name, decl.subscripts, decl.value)
+        self._refuse_second_step(decl.name, decl.subscripts)
+        position = recurrences.initial_position(decl.subscripts)
+        if position is not None:
+            self._initial_element(decl, position, self._initial_value(decl, position))
+            return
+        if self.initial or recurrences.is_step(decl.name, decl.subscripts, decl.value):
+            self._recurrence(decl)
+            return
         plates = statement_plates(decl.subscripts, [decl.value], self.symbols, allow_sizes=False)
         value = self._type(decl.value, self._scope(plates))
         _refuse_missing_indices(plates, value, decl.value.span)
@@ -340,20 +371,6 @@ def _refuse_missing_indices(plates: tuple[ir.Plate, ...], value: ir.Expr, span: 
     if missing:
         raise PplError(f"the right side does not vary over index '{sorted(missing)[0]}'", span,
                        "use the index on the right, or drop it from the left")
-
-
-def _refuse_recurrence(name: syntax.Name, subscripts: tuple[syntax.Expr, ...], right: syntax.Expr) -> None:
-    """`mu[t] ~ Normal(mu[t - 1], s)`: elements defined from earlier ones of the same array
-    would be a loop of sites, which pplc does not generate (yet)."""
-    if not subscripts:
-        return
-    for index in indexings(right):
-        if index.base.id == name.id:
-            raise PplError(
-                f"'{name.id}' refers to its own elements: a recurrence (such as a time series step by step) "
-                "is not supported yet", index.span,
-                f"write a random walk as a cumulative sum of increments: latent step[T] ~ Normal(0, s), "
-                f"then let {name.id} = cumulative_sum(step)")
 
 
 def _bounds(restriction: syntax.Restriction | None) -> list[syntax.Expr]:

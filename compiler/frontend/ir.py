@@ -291,6 +291,18 @@ class DistributionUse:
 
 
 @dataclass(frozen=True)
+class Recurrence:
+    """A let or latent defined element by element: `initial` are its elements at positions 0..k-1
+    (a latent's: their distributions); its value (a latent's distribution) is then the step for the
+    `length` later positions at once, reading the previous element of each as the variable
+    `previous` (a let's step is affine in it: x[t] = a + b * x[t - 1])."""
+
+    initial: tuple[Expr, ...] | tuple[DistributionUse, ...]
+    previous: str
+    length: Dim
+
+
+@dataclass(frozen=True)
 class DataDecl:
     name: str
     base: Literal["int", "real"]
@@ -311,6 +323,7 @@ class Latent:
     enumerated: bool
     span: Span
     constraint: str | None = None  # a vector constrained as a whole: distributions.ORDERED, POSITIVE_ORDERED
+    recurrence: Recurrence | None = None  # set where each element after the first follows from the one before
 
 
 @dataclass(frozen=True)
@@ -330,6 +343,7 @@ class Let:
     shape: Shape
     transformed_data: bool
     span: Span
+    recurrence: Recurrence | None = None  # set where the value is a recurrence's step
 
 
 @dataclass(frozen=True)
@@ -443,7 +457,11 @@ class Model:
 
     @property
     def distribution_uses(self) -> tuple[DistributionUse, ...]:
-        return tuple(s.distribution for s in self.statements if isinstance(s, (Latent, Observe)))
+        uses = []
+        for s in self.statements:
+            if isinstance(s, (Latent, Observe)):
+                uses += [*(s.recurrence.initial if isinstance(s, Latent) and s.recurrence else ()), s.distribution]
+        return tuple(uses)
 
     @property
     def site_spans(self) -> dict[str, Span]:

@@ -67,6 +67,7 @@ TOKEN_DESCRIPTIONS = {
     "PARAM": "'param'",
     "LET": "'let'",
     "OBSERVE": "'observe'",
+    "IN": "'in'",
     "BASE_TYPE": "a type ('int' or 'real')",
 }
 
@@ -126,6 +127,11 @@ class ToSyntax(Transformer):
     def let_decl(self, meta, children):
         name, *subscripts, value = children
         return syntax.LetDecl(self._name(name), self._subs(subscripts), value, span_of(meta))
+
+    def step_range(self, meta, children):
+        variable, start, stop = children
+        return _Part("subscripts", (syntax.StepRange(self._name(variable), start, stop, span_of(meta)),),
+                     span_of(meta))
 
     def observe_stmt(self, meta, children):
         restriction = _restriction_of(children)

@@ -140,9 +140,19 @@ class Restriction:
 
 
 @dataclass(frozen=True)
+class StepRange:
+    """`t in start:stop` as the subscript of a let or latent: a recurrence's step over positions start..stop-1."""
+
+    variable: Name
+    start: Expr
+    stop: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class LatentDecl:
     name: Name
-    subscripts: tuple[Expr, ...]
+    subscripts: tuple[Expr | StepRange, ...]
     distribution: Call
     span: Span
     vector_type: VectorType | None = None
@@ -160,7 +170,7 @@ class ParamDecl:
 @dataclass(frozen=True)
 class LetDecl:
     name: Name
-    subscripts: tuple[Expr, ...]
+    subscripts: tuple[Expr | StepRange, ...]
     value: Expr
     span: Span
 
