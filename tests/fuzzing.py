@@ -21,7 +21,7 @@ from pathlib import Path
 from fuzz_reference import check_lets
 
 from compiler import PplError, compile_file, compile_source
-from compiler.frontend import distributions, ir
+from compiler.frontend import constants, distributions, ir
 from compiler.frontend.distributions import TABLE as DISTRIBUTIONS
 from compiler.frontend.functions import TABLE as FUNCTIONS
 
@@ -373,8 +373,8 @@ def _bound(bound: ir.Expr | None, values: dict) -> float | None:
     if bound is None:
         return None
     try:
-        value = ir.constant_value(bound, values)
-    except ir.NotConstant:
+        value = constants.constant_value(bound, values)
+    except constants.NotConstant:
         return None
     return value if math.isfinite(value) else None
 

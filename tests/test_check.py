@@ -7,7 +7,7 @@ import math
 import pytest
 
 from compiler.errors import PplError, Source
-from compiler.frontend import ir
+from compiler.frontend import constants, ir
 from compiler.frontend.check import check_program
 from compiler.frontend.parse import parse_program
 
@@ -196,7 +196,7 @@ def test_a_number_argument_that_comes_to_infinity_is_an_error():
 
 def test_folding_numbers_follows_float_arithmetic_without_raising():
     def folded(expression: str) -> float:
-        return ir.constant_value(check(f"let a = {expression}").lets[0].value, {})
+        return constants.constant_value(check(f"let a = {expression}").lets[0].value, {})
 
     assert folded("1 / 0") == math.inf
     assert math.isnan(folded("(-8) ^ 0.5"))  # not a complex number

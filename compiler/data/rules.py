@@ -15,7 +15,7 @@ import numpy as np
 
 from compiler.data.elements import declaration_error, element_name, first_bad, number_text
 from compiler.errors import DataError
-from compiler.frontend import distributions, ir
+from compiler.frontend import constants, distributions, ir
 from compiler.frontend.analysis import data_array, observed_array
 
 
@@ -25,7 +25,7 @@ def check_bounds(decl: ir.DataDecl, values: dict[str, Any], origin: str) -> None
                                 (decl.upper, np.less_equal, "above upper")):
         if bound is None:
             continue
-        limit = ir.constant_value(bound, values)
+        limit = constants.constant_value(bound, values)
         if bad := first_bad(array, lambda a: inside(a, limit)):
             raise declaration_error(decl, origin, f"{bad.element(decl.name)} = {bad.value} is {word}={number_text(limit)}")
 
@@ -83,9 +83,9 @@ def _support_rule(support: ir.Support, values: dict[str, Any]):
     if support.kind != distributions.INTERVAL:
         return SUPPORT_RULES.get(support.kind)
     try:
-        low = None if support.low is None else ir.constant_value(support.low, values)
-        high = None if support.high is None else ir.constant_value(support.high, values)
-    except ir.NotConstant:
+        low = None if support.low is None else constants.constant_value(support.low, values)
+        high = None if support.high is None else constants.constant_value(support.high, values)
+    except constants.NotConstant:
         return None
     if high is None:
         return (lambda a: a >= low), f"at least {number_text(low)}"
@@ -129,8 +129,8 @@ def check_scalar_arguments(use: ir.DistributionUse, values: dict[str, Any], orig
     row = distributions.TABLE[use.name]
     for name, expr in use.arguments:
         try:
-            problem = row.rejects(row.parameter(name), ir.constant_value(expr, values))
-        except ir.NotConstant:
+            problem = row.rejects(row.parameter(name), constants.constant_value(expr, values))
+        except constants.NotConstant:
             continue
         if problem:
             raise DataError(f"with this data, {problem} (in {origin})", expr.span,
@@ -141,14 +141,15 @@ def check_restriction_bounds(use: ir.DistributionUse, values: dict[str, Any], or
     """Bounds of `T[...]` or `censored[...]` that the data make numbers must leave values between them."""
     if use.restriction is None:
         return
-    problem = use.restriction.unusable(values, distributions.TABLE[use.name].support == distributions.POSITIVE)
+    positive = distributions.TABLE[use.name].support == distributions.POSITIVE
+    problem = constants.restriction_unusable(use.restriction, values, positive)
     if problem:
         raise DataError(f"with this data, the bounds do not fit {use.name}: {problem} (in {origin})",
                         use.restriction.span, "check the data the bounds are computed from")
 
 
 def check_fixed_index(fixed: ir.FixedIndex, values: dict[str, Any], origin: str) -> None:
-    problem = fixed.out_of_range(values)
+    problem = constants.out_of_range(fixed, values)
     if problem:
         length = values[fixed.length] if isinstance(fixed.length, str) else fixed.length
         raise DataError(f"with this data, {problem} (in {origin})", fixed.span,

@@ -35,7 +35,7 @@ from compiler.data.rules import (
     check_support,
 )
 from compiler.errors import DataError, did_you_mean
-from compiler.frontend import ir
+from compiler.frontend import constants, ir
 
 # float64, which pplc computes in, holds every integer up to 2^53 in absolute value exactly, and
 # not every one beyond (2^53 + 1 rounds to 2^53); counts near 2^63 would also overflow the fit.
@@ -93,7 +93,7 @@ def load_data(model: ir.Model, raw: data_files.RawData, origin: str,
         check_scalar_arguments(use, values, origin)
         check_restriction_bounds(use, values, origin)
     for param in model.params:
-        outside = param.initial_outside_bounds(values)
+        outside = constants.initial_outside_bounds(param, values)
         if outside:
             raise DataError(f"with this data, the initial value of '{param.name}' {outside} (in {origin})",
                             param.initial.span, "start a param strictly inside its bounds")

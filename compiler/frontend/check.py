@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from compiler.errors import PplError, Span, did_you_mean
-from compiler.frontend import distributions, ir, recurrences, shapes, syntax
+from compiler.frontend import constants, distributions, ir, recurrences, shapes, syntax
 from compiler.frontend.distribution_arguments import check_distribution
 from compiler.frontend.expressions import Scope, Symbol, depends_on_model, type_expression
 from compiler.frontend.identifiers import check_identifier
@@ -147,7 +147,7 @@ class _ProgramChecker(RecurrenceChecks):
                 f"initial value of shape {shapes.show(initial.type.shape)} does not fit "
                 f"{shapes.show(shape)}", decl.initial.span)
         param = ir.Param(decl.name.id, shape, _bounded_support(lower, upper), initial, decl.span)
-        outside = param.initial_outside_bounds({})
+        outside = constants.initial_outside_bounds(param, {})
         if outside:
             raise PplError(f"the initial value {outside}", decl.initial.span,
                            "start a param strictly inside its bounds")
@@ -314,7 +314,8 @@ class _ProgramChecker(RecurrenceChecks):
         lower, upper = (None if b is None else self._bound(b, scope, plates, latent)
                         for b in (restriction.lower, restriction.upper))
         checked = ir.Restriction(kind, lower, upper, restriction.span)
-        unusable = checked.unusable({}, distributions.TABLE[use.name].support == distributions.POSITIVE)
+        positive = distributions.TABLE[use.name].support == distributions.POSITIVE
+        unusable = constants.restriction_unusable(checked, {}, positive)
         if unusable:
             raise PplError(f"these bounds do not fit {use.name}: {unusable}", restriction.span,
                            "write the lower bound first; leave out a bound that bounds nothing")
@@ -406,7 +407,7 @@ def _arithmetic_on_data(expr: ir.Expr) -> bool:
         case ir.Negate(operand=operand):
             return _arithmetic_on_data(operand)
         case ir.Binary(operator=operator, left=left, right=right):
-            return operator in ir.ARITHMETIC and _arithmetic_on_data(left) and _arithmetic_on_data(right)
+            return operator in constants.ARITHMETIC and _arithmetic_on_data(left) and _arithmetic_on_data(right)
     return False
 
 

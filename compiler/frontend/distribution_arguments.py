@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from compiler.errors import PplError, Span, did_you_mean
-from compiler.frontend import distributions, ir, shapes, syntax
+from compiler.frontend import constants, distributions, ir, shapes, syntax
 from compiler.frontend.expressions import Scope, depends_on_model
 
 
@@ -121,8 +121,8 @@ def _check_argument_shape(parameter, typed: ir.Expr, plate_shape: ir.Shape, span
 def _check_number_argument(row: distributions.Distribution, parameter, typed: ir.Expr) -> None:
     """An argument written as a number must be one the parameter accepts."""
     try:
-        value = ir.constant_value(typed, {})
-    except ir.NotConstant:
+        value = constants.constant_value(typed, {})
+    except constants.NotConstant:
         return
     if not math.isfinite(value):
         raise PplError(f"the {parameter.name} of {row.name} comes to {value}", typed.span,
@@ -140,8 +140,8 @@ def _support(row: distributions.Distribution, arguments: dict[str, ir.Expr]) -> 
                 raise PplError(f"the {name} of {row.name} must depend on data alone", bound.span,
                                f"it bounds the values of {row.name}, and a guide needs them before the model runs")
         try:
-            empty = high is not None and ir.constant_value(low, {}) >= ir.constant_value(high, {})
-        except ir.NotConstant:
+            empty = high is not None and constants.constant_value(low, {}) >= constants.constant_value(high, {})
+        except constants.NotConstant:
             empty = False
         if empty:
             raise PplError(f"{row.name} needs low < high", high.span, _signature(row))

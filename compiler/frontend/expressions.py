@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compiler.errors import PplError, Span, did_you_mean
-from compiler.frontend import distributions, functions, ir, shapes, syntax
+from compiler.frontend import constants, distributions, functions, ir, shapes, syntax
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ class _Typer:
 
     def _fixed_index(self, fixed: ir.FixedIndex) -> None:
         """A literal position is checked now; one that depends on data, when it loads."""
-        problem = fixed.out_of_range({})
+        problem = constants.out_of_range(fixed, {})
         if problem:
             length = f"{fixed.length} - 1" if isinstance(fixed.length, str) else fixed.length - 1
             raise PplError(problem, fixed.span, f"indexing is 0-based: valid indices are 0..{length}")

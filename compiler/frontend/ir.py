@@ -7,11 +7,8 @@ the index variables it varies over); every statement knows its plates. Sizes
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Literal, Union
 
 from compiler.errors import Span
 
@@ -182,52 +179,6 @@ def variables(expr: Expr):
             yield from variables(operand)
 
 
-ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
-
-
-class NotConstant(Exception):
-    """An expression that `constant_value` cannot evaluate from the values it was given."""
-
-
-def constant_value(expr: Expr, values: Mapping[str, Any]) -> float:
-    """The number a scalar expression of literals and scalar data (`J - 1`) stands for.
-
-    Computed as the tensors compute it, in float64: `1 / 0` is inf and `(-8) ^ 0.5` is
-    nan, where Python's numbers would raise, turn complex, or make `10^10^10` a
-    ten-billion-digit integer."""
-    match expr:
-        case Literal_(value=value):
-            return _float(value)
-        case Variable(name=name, type=Type(shape=())) if name in values:
-            return _float(values[name])
-        case Negate(operand=operand):
-            return -constant_value(operand, values)
-        case Binary(operator=symbol, left=left, right=right) if symbol in ARITHMETIC:
-            return _ieee(symbol, constant_value(left, values), constant_value(right, values))
-    raise NotConstant(expr)
-
-
-def _ieee(symbol: str, left: float, right: float) -> float:
-    """Python float arithmetic with IEEE results where Python raises or turns complex (as torch computes)."""
-    try:
-        result = ARITHMETIC[symbol](left, right)
-    except ZeroDivisionError:  # x / 0, or 0 ^ negative
-        if symbol == "/" and (left == 0 or math.isnan(left)):
-            return math.nan
-        return math.copysign(math.inf, left) * math.copysign(1.0, right) if symbol == "/" else math.inf
-    except OverflowError:  # only ^ overflows; an odd integer power keeps a negative base's sign
-        odd = float(right).is_integer() and int(right) % 2 == 1
-        return -math.inf if left < 0 and odd else math.inf
-    return math.nan if isinstance(result, complex) else float(result)
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond float range
-        return math.copysign(math.inf, value)
-
-
 # Statements ----------------------------------------------------------------
 
 
@@ -258,20 +209,6 @@ class Restriction:
     def bounds(self) -> tuple[Expr, ...]:
         return tuple(b for b in (self.lower, self.upper) if b is not None)
 
-    def unusable(self, values: Mapping[str, Any], positive: bool) -> str | None:
-        """Why the bounds cannot be used, when `values` fix them: nothing between them, or, for a
-        distribution of positive values, a bound at or below 0 (a guide would draw below 0)."""
-        try:
-            low, high = (None if b is None else constant_value(b, values) for b in (self.lower, self.upper))
-        except NotConstant:
-            return None
-        if low is not None and high is not None and not low < high:
-            return f"the lower bound {low:g} is not below the upper bound {high:g}"
-        if positive and high is not None and high <= 0:
-            return f"its values are positive, so none lie below the upper bound {high:g}"
-        if positive and low is not None and low < 0:
-            return f"its values are positive, so the lower bound {low:g} bounds nothing"
-        return None
 
 
 @dataclass(frozen=True)
@@ -354,19 +291,6 @@ class Param:
     initial: Expr
     span: Span
 
-    def initial_outside_bounds(self, values: Mapping[str, Any]) -> str | None:
-        """Why the initial value is not strictly inside the bounds, when `values`
-        fix both (a constrained param's unconstrained value would be infinite)."""
-        try:
-            initial = constant_value(self.initial, values)
-            low, high = (None if b is None else constant_value(b, values) for b in (self.support.low, self.support.high))
-        except NotConstant:
-            return None
-        if low is not None and not initial > low:
-            return f"{initial:g} is not above lower={low:g}"
-        if high is not None and not initial < high:
-            return f"{initial:g} is not below upper={high:g}"
-        return None
 
 
 @dataclass(frozen=True)
@@ -394,17 +318,6 @@ class FixedIndex:
     length: Dim
     span: Span
 
-    def out_of_range(self, values: Mapping[str, Any]) -> str | None:
-        """Why the position misses the axis, when `values` fix what it needs."""
-        try:
-            position = constant_value(self.position, values)
-        except NotConstant:
-            return None
-        length = values.get(self.length) if isinstance(self.length, str) else self.length
-        if position < 0 or (length is not None and position >= length):
-            of = f"of length {length}" if length is not None else f"of length {self.length}"
-            return f"index {position:g} is out of range for '{self.array}', an axis {of}"
-        return None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from compiler.errors import PplError, Span
-from compiler.frontend import distributions, ir, shapes, syntax
+from compiler.frontend import constants, distributions, ir, shapes, syntax
 from compiler.frontend.distribution_arguments import check_distribution
 from compiler.frontend.expressions import Scope, Symbol, depends_on_model
 from compiler.frontend.identifiers import check_identifier
@@ -400,7 +400,7 @@ class RecurrenceChecks:
         subscript = element.subscripts[0]
         position = ir.Literal_(subscript.value, ir.Type("int", ()), subscript.span)
         fixed = ir.FixedIndex(position, element.name.id, length, subscript.span)
-        problem = fixed.out_of_range({})
+        problem = constants.out_of_range(fixed, {})
         if problem:
             raise PplError(problem, subscript.span, "a recurrence's first elements lie inside it")
         self.fixed_indices.append(fixed)
