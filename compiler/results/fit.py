@@ -19,13 +19,21 @@ from compiler.results import engine, render, saved, summarise
 from compiler.results.report import Nested, Report, Summary
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas
     import torch
+    from typing_extensions import TypeAlias
 
     from compiler.data.values import Data
     from compiler.inference.config import NutsConfig, RunConfig
     from compiler.results.program import CompiledProgram
 
 Draws = dict[str, "torch.Tensor"]  # site -> (draws, *shape)
+if TYPE_CHECKING:
+    # What `Program.load_data` reads: a data file or folder, Python objects by data name, a DataFrame,
+    # or data already loaded; None: the data file beside the spec (or, for `Fit.predict`, the fitted data).
+    DataSource: TypeAlias = "str | Path | Mapping[str, Any] | pandas.DataFrame | Data | None"
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,7 @@ class Fit:
         return export.summary_frame(self.draws, self.diagnostics)
 
     @in_float64
-    def predict(self, draws: int = 1000, data: Any = None) -> Draws:
+    def predict(self, draws: int = 1000, data: DataSource = None) -> Draws:
         """Posterior predictive draws of every observed site, {site: (draws, *shape)}: the
         model run on each of the fit's posterior draws of the latents, its observations
         drawn rather than scored. On the fitted data, or on `data` (a path, a dict or
