@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from compiler import cli_options
 from compiler.api import Program, compile_file, compile_source, load_fit, version
 from compiler.errors import DataError, PplError, Source, render
+from compiler.results.warned import PplcWarning
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -37,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     source: Source | None = None
     try:
-        if args.spec is None:  # commands that read a saved fit, or several specs, not one spec
-            return args.command(None, args)
-        program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
-        source = program.source
-        return args.command(program, args)
+        with warnings.catch_warnings():
+            # The report prints a fit's warnings; Python's copies of them (for the library's callers) would repeat them.
+            warnings.simplefilter("ignore", PplcWarning)
+            if args.spec is None:  # commands that read a saved fit, or several specs, not one spec
+                return args.command(None, args)
+            program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
+            source = program.source
+            return args.command(program, args)
     except PplError as error:
         print(render(error, error.source or source or _source_of(args.spec)), file=sys.stderr)
         return EXIT_CODES[error.kind]

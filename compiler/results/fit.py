@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.errors import PplError
 from compiler.precision import in_float64
-from compiler.results import engine, render, saved, summarise
+from compiler.results import engine, render, saved, summarise, warned
 from compiler.results.report import Nested, Report, Summary
 
 if TYPE_CHECKING:
@@ -259,20 +259,36 @@ class Fit:
 
 
 def fit_vi(program: CompiledProgram, data: Data, config: RunConfig) -> Fit:
-    """Fit the guide by maximising the ELBO (`inference.fit`)."""
+    """Fit the guide by maximising the ELBO (`inference.fit`); its warnings raised (`warned`)."""
     result = engine.fit(program, data, config)
-    return Fit(summarise.vi_report(program, result, config, data), program, data, result.draws,
-               result.guide_state, tuple(result.elbo_trace), gaussian=result.gaussian)
+    report = summarise.vi_report(program, result, config, data)
+    warned.raise_warnings(summarise.vi_warnings(result, data), _note(report))
+    return Fit(report, program, data, result.draws, result.guide_state, tuple(result.elbo_trace),
+               gaussian=result.gaussian)
 
 
 def fit_nuts(program: CompiledProgram, data: Data, config: NutsConfig) -> Fit:
-    """Sample the posterior with NUTS (`inference.nuts`)."""
+    """Sample the posterior with NUTS (`inference.nuts`); its warnings raised (`warned`)."""
     result = engine.sample(program, data, config)
     stats = result.stats
-    return Fit(summarise.nuts_report(program, result, config, data), program, data, result.draws,
+    report = summarise.nuts_report(program, result, config, data)
+    warned.raise_warnings(summarise.nuts_warnings(result, data), _note(report))
+    return Fit(report, program, data, result.draws,
                diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess},
                sample_stats={"diverging": stats.diverging, "n_steps": stats.n_steps, "tree_depth": stats.tree_depth,
                              "step_size": stats.step_size})
+
+
+def _note(report: Report) -> str:
+    """How a fit ended, in one line, for the "pplc" logger."""
+    ended = "interrupted" if report.interrupted else "converged" if report.converged else "not converged"
+    warnings = f"{len(report.warnings)} warning" + ("" if len(report.warnings) == 1 else "s")
+    if report.method == "nuts":
+        return (f"{report.spec}: NUTS, {report.chains} chains of {report.steps} draws, {ended}, "
+                f"{report.divergences} divergent transitions, {warnings}")
+    khat = "" if report.khat is None else f", Pareto k̂ {report.khat:.2f}"
+    return (f"{report.spec}: VI ({report.optimizer}), {ended} after {report.steps} steps, ELBO {report.elbo:.6g}"
+            f"{khat}, {warnings}")
 
 
 def fit_saved(fit_file: saved.SavedFit, program: CompiledProgram, data: Data | None, path: str | Path) -> Fit:
