@@ -164,13 +164,14 @@ def _write_files(fit: Fit, args: argparse.Namespace) -> None:
             _write(path, write)
 
 
-def _write(path: Path, write: Callable[[Path], None], contents: str | None = None) -> None:
-    """Write one file (whole or not at all: see `files`) and name it on stderr."""
+def _write(path: Path, write: Callable[[Path], list[Path] | None], contents: str | None = None) -> None:
+    """Write one file, or the files `write` returns (a plot's pages), each whole or not at all (see
+    `files`), and name them on stderr."""
     try:
-        write(path)
+        written = write(path) or [path]
     except OSError as error:
         raise PplError(f"cannot write {path}: {error.strerror or error}") from None
-    print(f"wrote {path}" + (f" ({contents})" if contents else ""), file=sys.stderr)
+    print(f"wrote {', '.join(map(str, written))}" + (f" ({contents})" if contents else ""), file=sys.stderr)
 
 
 def compare(_: None, args: argparse.Namespace) -> int:
@@ -308,8 +309,9 @@ def _parser() -> argparse.ArgumentParser:
                             help="write an ArviZ InferenceData (posterior, observed_data) as netCDF")
     run_parser.add_argument("--predictive", type=_positive_int, metavar="N",
                             help="with --idata: add N posterior predictive draws of every observed site")
-    run_parser.add_argument("--plot", type=Path, metavar="FILE.png",
-                            help="draw the ELBO trace and each latent's marginal posterior")
+    run_parser.add_argument("--plot", type=Path, metavar="FILE.png|FILE.pdf",
+                            help="draw the ELBO trace and every latent's marginal posterior, 12 panels a page: "
+                            "FILE.png, then FILE-2.png, ... for further pages; FILE.pdf holds every page")
     run_parser.add_argument("--save", type=Path, metavar="FILE",
                             help="save the fit (spec, data hash, guide, report) for `pplc report` and `--fit`")
 

@@ -220,12 +220,13 @@ class Fit:
 
         export.write_netcdf(self.to_arviz(predictive), path)
 
-    def write_plot(self, path: str | Path) -> None:
-        """A PNG of the ELBO trace and each latent's marginal posterior."""
+    def write_plot(self, path: str | Path) -> list[Path]:
+        """The ELBO trace and every scalar element's marginal posterior, 12 panels a page: a PNG per page
+        (`fit.png`, `fit-2.png`, ...) or, for a `.pdf` path, one PDF of them all. Returns the files written."""
         from compiler.results import export
 
         step = "L-BFGS call (10 iterations)" if self.report.optimizer == "lbfgs" else "step"
-        export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step)
+        return export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step)
 
     def write_predictive(self, predictive: Draws, path: str | Path, data: Data | None = None) -> None:
         """Predictive draws (`predict`) for `data` (by default the fitted data) as CSV, or for `.nc`
