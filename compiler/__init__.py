@@ -12,14 +12,14 @@ A fit's warnings (the report's) are also raised through `warnings`, as `PplcWarn
 subclasses, and each fit logs how it ended on `logging.getLogger("pplc")` (INFO).
 """
 
-from compiler.api import Program, compile_file, compile_source, load_fit
+from compiler.api import Program, compare, compile_file, compile_source, load_fit
 from compiler.errors import DataError, FitError, PplError, Source, Span
 from compiler.results.warned import ConvergenceWarning, DataWarning, DivergenceWarning, FitWarning, KhatWarning, PplcWarning
 
 __all__ = [
     "ConvergenceWarning", "DataError", "DataWarning", "DivergenceWarning", "Fit", "FitError", "FitWarning",
-    "KhatWarning", "PplError", "PplcWarning", "Program", "Source", "Span", "compile_file", "compile_source",
-    "load_fit",
+    "KhatWarning", "PplError", "PplcWarning", "Program", "Source", "Span", "compare", "compile_file",
+    "compile_source", "load_fit",
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import html
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from compiler.backend.build import CompiledModel
     from compiler.data import values as data_module
+    from compiler.results.comparison import ModelComparison
     from compiler.results.explain import Explanation, TraceExplanation
     from compiler.results.fit import DataSource, Fit
 
@@ -81,6 +82,15 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     if data is None:
         data = saved.data_file(fit_file)
     return fits.fit_saved(fit_file, program, None if data is None else program.load_data(data), path)
+
+
+def compare(fits: Mapping[str, Fit]) -> ModelComparison:
+    """Rank fits of several models to the same observations by PSIS-LOO (`az.compare`), as `pplc compare`
+    does: `.models`, best first, each with its elpd_loo, the difference from the best and its standard error,
+    the stacking weight, and PSIS k̂ per observation (`results.comparison`)."""
+    from compiler.results import comparison
+
+    return comparison.compare(dict(fits))
 
 
 def version() -> str:

@@ -92,7 +92,7 @@ def test_a_fit_logs_how_it_ended_on_the_pplc_logger(caplog):
 
 
 def test_pplc_prints_a_warning_once_and_raises_none(capsys):
-    raised = _recorded(lambda: cli.main(["run", COIN, "--max-steps", "2", "--draws", "100", "--quiet"]))
+    raised = _recorded(lambda: cli.main(["run", COIN, "--max-steps", "2", "--num-draws", "100", "--quiet"]))
     out, err = capsys.readouterr()
     assert raised == []
     assert out.count("the ELBO was still changing") == 1 and "still changing" not in err
