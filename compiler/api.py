@@ -218,7 +218,7 @@ class Program:
 
     @in_float64
     def sample(self, data: DataSource = None, *, warmup: int | None = None, samples: int = 1000, chains: int = 2,
-               seed: int = 0, target_accept: float = 0.8, warm_start: bool = True) -> Fit:
+               seed: int = 0, target_accept: float = 0.8, warm_start: bool = True, progress: bool = False) -> Fit:
         """Run NUTS on the same model; returns the `Fit`, its report with R̂ and ESS. The options are
         `NutsConfig`'s (what each does and its bounds: `pplc run --help`, the NUTS options)."""
         options = _options(locals(), "data")

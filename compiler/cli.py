@@ -251,7 +251,7 @@ def _nuts_options(args: argparse.Namespace) -> dict:
         flag = "--" + given[0].replace("_", "-")
         raise PplError(f"{flag} applies to VI fits; NUTS runs in one process over all the data, on the CPU",
                        hint=f"drop {flag}, or fit with VI (pplc run without --method nuts)")
-    return _given(args, NutsConfig)
+    return {**_given(args, NutsConfig), "progress": _progress(args)}
 
 
 def _given(args: argparse.Namespace, config: type[BaseModel]) -> dict:

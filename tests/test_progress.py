@@ -37,3 +37,16 @@ def test_an_adam_fit_to_convergence_shows_its_refinement_with_the_total_it_then_
 def test_no_bar_unless_asked_for(coin, capsys):
     coin.fit(draws=100)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("chains", [1, 2])  # in this process, and in forked workers counting in shared memory
+def test_nuts_counts_every_chains_warmup_and_draws_against_their_total(coin, capsys, chains):
+    coin.sample(warmup=20, samples=30, chains=chains, progress=True)
+    bar = capsys.readouterr().err
+    assert "L-BFGS" in bar.split("NUTS")[0]  # the warm start's fit first, in a bar of its own
+    assert f"/{chains * 50} [" in bar
+
+
+def test_a_nuts_chain_in_this_process_says_while_it_warms_up(coin, capsys):
+    coin.sample(warmup=20, samples=30, chains=1, progress=True)
+    assert "1 of 1 chains warming up" in capsys.readouterr().err

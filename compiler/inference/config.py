@@ -76,3 +76,5 @@ class NutsConfig(BaseModel):
                                  "adapted to during warm-up; higher takes smaller steps (fewer divergences)")
     warm_start: bool = Field(True, description="start the chains from the VI fit's linear-response Gaussian and "
                              "sample in its geometry (a dense mass matrix), so that warm-up is short")
+    progress: bool = Field(False, description="show progress bars on stderr: the warm start's VI fit, then every "
+                           "chain's warm-up and draws, counted as they go")

@@ -2,10 +2,11 @@
 terminal), loaded only when asked for.
 
 A bar says only what is known. Where the number of steps is fixed, it counts them against that total,
-with a rate and the time left. Where the fit stops when the ELBO levels off, nobody knows the total in
-advance, so the bar counts steps and shows the ELBO with no total and no time left (the cap is only an
-upper bound); where a fit learns its total part way (Adam's refinement, which starts once the ELBO is
-level and runs a known number of steps), that phase gets a bar of its own with its total.
+with a rate and the time left (NUTS: every chain's warm-up and draws, as the chains report them). Where
+the fit stops when the ELBO levels off, nobody knows the total in advance, so the bar counts steps and
+shows the ELBO with no total and no time left (the cap is only an upper bound); where a fit learns its
+total part way (Adam's refinement, which starts once the ELBO is level and runs a known number of
+steps), that phase gets a bar of its own with its total.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class ProgressBar:
 
     def show(self, done: int, total: int | None, elbo: float) -> None:
         """`done` steps of `total` (None: until the ELBO levels off), the ELBO now."""
+        self.count(done, total, f"ELBO {elbo:.6g}")
+
+    def count(self, done: int, total: int | None, status: str) -> None:
+        """`done` steps of `total`, and where they are (`status`: the ELBO, NUTS's phase)."""
         if self.bar is None:
             return
         if total != self.total:  # Adam's refinement, whose length is known once it starts: a bar of its own
@@ -43,7 +48,7 @@ class ProgressBar:
             return
         self.last = now
         self.bar.n = done
-        self.bar.set_postfix_str(f"ELBO {elbo:.6g}", refresh=False)
+        self.bar.set_postfix_str(status, refresh=False)
         self.bar.refresh()
 
     def _open(self, total: int | None, done: int, desc: str) -> None:
