@@ -192,7 +192,7 @@ class _Chains:
         # Iterations done per chain, in memory the forked workers share: each writes its own slot,
         # the parent reads them all for the progress bar.
         self.done = multiprocessing.get_context("fork").RawArray("q", config.chains)
-        self.on_iteration: Callable[[], None] | None = None  # chains run in this process: the bar, told directly
+        self.after_each: Callable[[], None] | None = None  # chains run in this process: the bar, told directly
 
     def run(self, chain: int) -> no_u_turn.Chain:
         config, dimension = self.config, self.geometry.centre.numel()
@@ -207,8 +207,8 @@ class _Chains:
 
     def _count(self, chain: int) -> None:
         self.done[chain] += 1
-        if self.on_iteration is not None:
-            self.on_iteration()
+        if self.after_each is not None:
+            self.after_each()
 
     def show(self, bar: ProgressBar) -> None:
         """Every chain's iterations against all of them, and how many chains are still warming up."""
@@ -257,7 +257,7 @@ def _run_chains(chains: _Chains) -> list[no_u_turn.Chain]:
     workers = min(count, len(os.sched_getaffinity(0)))
     with ProgressBar(chains.config.progress, "iteration", "NUTS", chains.iterations) as bar:
         if workers < 2:
-            chains.on_iteration = functools.partial(chains.show, bar)
+            chains.after_each = functools.partial(chains.show, bar)
             return [chains.run(chain) for chain in range(count)]
         global _WORK
         _WORK = chains

@@ -64,10 +64,11 @@ def _callers_level() -> int:
     """The `stacklevel` of the first frame outside this package: the line in the user's code that fitted."""
     import inspect
 
-    frame, level = inspect.currentframe().f_back, 1  # level 1: the caller of `warnings.warn`
+    here = inspect.currentframe()  # (None where Python keeps no frames: then the warning names pplc's line)
+    frame, level = here.f_back if here else None, 1  # level 1: the caller of `warnings.warn`
     try:
         while frame is not None and frame.f_code.co_filename.startswith(PACKAGE):
             frame, level = frame.f_back, level + 1
         return level
     finally:
-        del frame
+        del here, frame  # frames hold their locals: no reference cycles left behind
