@@ -45,10 +45,11 @@ def compile_file(path: str | Path, guide: GuideFamily = "normal") -> Program:
 
 
 def _options(arguments: dict[str, Any], *taken: str) -> dict[str, Any]:
-    """A method's keyword options, read from its `locals()` first thing (before it binds any other
-    name), less `self` and the arguments it `took` itself. The options of `Program.fit` and
-    `Program.sample` are their configuration's fields, named in the signature so that IDEs and
-    `help()` show them (tests/test_signatures.py keeps them in step with the configuration)."""
+    """A method's keyword options, read from its `locals()` first thing (before it binds any
+    other name), less `self` and the arguments named in `taken`, which it uses itself. The
+    options of `Program.fit` and `Program.sample` are their configuration's fields, named in the
+    signature so that IDEs and `help()` show them (tests/test_signatures.py keeps them in step
+    with the configuration)."""
     return {name: value for name, value in arguments.items() if name not in ("self", *taken)}
 
 
