@@ -7,14 +7,19 @@
 Importing this package is cheap: torch and pyro load when a model is built
 (and `Fit`'s module, with pydantic, when `compiler.Fit` is first read;
 importlib.metadata when `compiler.__version__` is).
+
+A fit's warnings (the report's) are also raised through `warnings`, as `PplcWarning`
+subclasses, and each fit logs how it ended on `logging.getLogger("pplc")` (INFO).
 """
 
-from compiler.api import Program, compile_file, compile_source, load_fit
+from compiler.api import Program, compare, compile_file, compile_source, load_fit
 from compiler.errors import DataError, FitError, PplError, Source, Span
+from compiler.results.warned import ConvergenceWarning, DataWarning, DivergenceWarning, FitWarning, KhatWarning, PplcWarning
 
 __all__ = [
-    "DataError", "Fit", "FitError", "PplError", "Program", "Source", "Span", "compile_file", "compile_source",
-    "load_fit",
+    "ConvergenceWarning", "DataError", "DataWarning", "DivergenceWarning", "Fit", "FitError", "FitWarning",
+    "KhatWarning", "PplError", "PplcWarning", "Program", "Source", "Span", "compare", "compile_file",
+    "compile_source", "load_fit",
 ]
 
 

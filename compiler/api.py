@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import gc
 import html
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from compiler.backend import codegen
 from compiler.errors import DataError, Source
@@ -25,18 +25,32 @@ if TYPE_CHECKING:
 
     from compiler.backend.build import CompiledModel
     from compiler.data import values as data_module
+    from compiler.results.comparison import ModelComparison
     from compiler.results.explain import Explanation, TraceExplanation
-    from compiler.results.fit import Fit
+    from compiler.results.fit import DataSource, Fit
 
 DATA_SUFFIXES = (".data.json", ".json", ".csv")
+GuideFamily = Literal["normal", "native", "fullrank", "lowrank"]  # codegen.GUIDE_FAMILIES, as a type
 
 
-def compile_source(text: str, name: str = "<string>", guide: str = "normal") -> Program:
+def compile_source(text: str, name: str = "<string>", guide: GuideFamily = "normal") -> Program:
+    """A `Program` from the text of a spec (`name` is what errors call it); `guide` as for `compile_file`."""
     return _compile(Source(name, text), guide)
 
 
-def compile_file(path: str | Path, guide: str = "normal") -> Program:
+def compile_file(path: str | Path, guide: GuideFamily = "normal") -> Program:
+    """A `Program` from a .ppl file. `guide`: normal (mean-field ADVI), native (Beta, Gamma, Dirichlet
+    factors), fullrank or lowrank (one multivariate normal over all the latents; docs/inference.md)."""
     return _compile(Source.from_path(path), guide)
+
+
+def _options(arguments: dict[str, Any], *taken: str) -> dict[str, Any]:
+    """A method's keyword options, read from its `locals()` first thing (before it binds any
+    other name), less `self` and the arguments named in `taken`, which it uses itself. The
+    options of `Program.fit` and `Program.sample` are their configuration's fields, named in the
+    signature so that IDEs and `help()` show them (tests/test_signatures.py keeps them in step
+    with the configuration)."""
+    return {name: value for name, value in arguments.items() if name not in ("self", *taken)}
 
 
 def _compile(source: Source, guide: str) -> Program:
@@ -71,6 +85,15 @@ def load_fit(path: str | Path, data: Any = None, spec: str | Path | None = None)
     return fits.fit_saved(fit_file, program, None if data is None else program.load_data(data), path)
 
 
+def compare(fits: Mapping[str, Fit]) -> ModelComparison:
+    """Rank fits of several models to the same observations by PSIS-LOO (`az.compare`), as `pplc compare`
+    does: `.models`, best first, each with its elpd_loo, the difference from the best and its standard error,
+    the stacking weight, and PSIS k̂ per observation (`results.comparison`)."""
+    from compiler.results import comparison
+
+    return comparison.compare(dict(fits))
+
+
 def version() -> str:
     """The installed distribution's version (`compiler.__version__`, `pplc --version`), read when
     asked: importing importlib.metadata would add about 35 ms to every command."""
@@ -90,7 +113,7 @@ class Program:
     """A checked spec with its generated code. `model` and `guide` are plain
     Pyro callables taking the data (see `load_data`)."""
 
-    def __init__(self, source: Source, model_ir: ir.Model, guide: str = "normal"):
+    def __init__(self, source: Source, model_ir: ir.Model, guide: GuideFamily = "normal"):
         if guide not in codegen.GUIDE_FAMILIES:
             raise ValueError(f"guide must be one of {codegen.GUIDE_FAMILIES}, not {guide!r}")
         self.source = source
@@ -140,7 +163,7 @@ class Program:
         return None
 
     @in_float64
-    def load_data(self, data: Any = None, simulate_missing: bool = False,
+    def load_data(self, data: DataSource = None, simulate_missing: bool = False,
                   keep_on_disk: bool = False) -> data_module.Data:
         """Validated tensors from a path, a mapping of name -> value (numbers, lists, numpy arrays,
         torch tensors, pandas Series), a pandas DataFrame, or the data file beside the spec
@@ -187,7 +210,7 @@ class Program:
         return explain.explain(self)
 
     @in_float64
-    def trace(self, data: Any = None, fitted: bool = False, seed: int = 0, **fit_options: Any) -> TraceExplanation:
+    def trace(self, data: DataSource = None, fitted: bool = False, seed: int = 0, **fit_options: Any) -> TraceExplanation:
         """One ELBO term computed for real (`explain.TraceExplanation`): at the guide's
         initial values, or with `fitted` at those of a fit (`fit`'s options)."""
         from compiler.results import explain
@@ -197,7 +220,7 @@ class Program:
         return explain.trace(self, loaded, guide_state, seed)
 
     @in_float64
-    def explain_html(self, path: str | Path, data: Any = None, fitted: bool = False, seed: int = 0,
+    def explain_html(self, path: str | Path, data: DataSource = None, fitted: bool = False, seed: int = 0,
                      fit: Fit | None = None, **fit_options: Any) -> Path:
         """Write one self-contained HTML page (`explain_html`): the spec beside the generated model and
         guide, each statement linked to its Pyro sites; the joint's factorisation; one traced draw, the
@@ -216,21 +239,32 @@ class Program:
         return explain_html.write_page(path, self, fit.data, fit, seed, fitted)
 
     @in_float64
-    def sample(self, data: Any = None, **config: Any) -> Fit:
-        """Run NUTS on the same model (`NutsConfig`'s options); returns the `Fit`, its report with R̂ and ESS."""
+    def sample(self, data: DataSource = None, *, warmup: int | None = None, samples: int = 1000, chains: int = 2,
+               seed: int = 0, target_accept: float = 0.8, warm_start: bool = True, progress: bool = False) -> Fit:
+        """Run NUTS on the same model; returns the `Fit`, its report with R̂ and ESS. The options are
+        `NutsConfig`'s (what each does and its bounds: `pplc run --help`, the NUTS options)."""
+        options = _options(locals(), "data")
         from compiler.results import engine
         from compiler.results import fit as fits
 
-        return fits.fit_nuts(self, self.load_data(data), engine.nuts_config(**config))
+        return fits.fit_nuts(self, self.load_data(data), engine.nuts_config(**options))
 
     @in_float64
-    def predict(self, data: Any = None, draws: int = 1000, seed: int = 0,
-                **fit_options: Any) -> tuple[Fit | None, dict[str, torch.Tensor]]:
+    def predict(self, data: DataSource = None, draws: int = 1000, seed: int = 0, *,
+                optimizer: Literal["lbfgs", "adam"] | None = None, steps: int | None = None,
+                max_steps: int | None = None, starts: int | None = None, tolerance: float = 1e-3, lr: float = 0.05,
+                lr_decay: float = 0.1, particles: int | None = None, average: float = 0.5,
+                covariance: Literal["linear-response", "mean-field", "guide"] = "linear-response",
+                resample: bool = True, discrete: bool = False, progress: bool = False, jit: bool = False,
+                batch_size: int | None = None, distributed: bool = False, device: str = "cpu",
+                ) -> tuple[Fit | None, dict[str, torch.Tensor]]:
         """Draws of every observed site: from the posterior predictive after a fit
         (`Fit.predict`: from the fit's posterior draws), or, when the data leave
         observed arrays out, from the prior predictive (nothing is fitted).
         Returns `(fit or None, {site: (draws, *shape)})`; for new data, fit first
-        and call `fit.predict(draws, data=new)`."""
+        and call `fit.predict(draws, data=new)`. `draws` is the number of predictive
+        draws; the other options are `fit`'s (its own `draws`, those behind the report, keep their default)."""
+        fit_options = _options(locals(), "data", "draws", "seed")
         from compiler.results import engine
 
         loaded = self.load_data(data, simulate_missing=True)
@@ -240,11 +274,19 @@ class Program:
         return fit, fit.predict(draws)
 
     @in_float64
-    def fit(self, data: Any = None, **config: Any) -> Fit:
-        """Maximise the ELBO (`RunConfig`'s options); returns the `Fit`, with its report."""
+    def fit(self, data: DataSource = None, *, optimizer: Literal["lbfgs", "adam"] | None = None,
+            steps: int | None = None, max_steps: int | None = None, starts: int | None = None,
+            tolerance: float = 1e-3, lr: float = 0.05, lr_decay: float = 0.1, particles: int | None = None,
+            average: float = 0.5, seed: int = 0, draws: int = 10000,
+            covariance: Literal["linear-response", "mean-field", "guide"] = "linear-response",
+            resample: bool = True, discrete: bool = False, progress: bool = False, jit: bool = False,
+            batch_size: int | None = None, distributed: bool = False, device: str = "cpu") -> Fit:
+        """Maximise the ELBO; returns the `Fit`, with its report. The options are `RunConfig`'s
+        (what each does and its bounds: `pplc run --help`, docs/inference.md)."""
+        options = _options(locals(), "data")
         from compiler.results import engine
         from compiler.results import fit as fits
 
-        run_config = engine.run_config(**config)
+        run_config = engine.run_config(**options)
         loaded = self.load_data(data, keep_on_disk=run_config.batch_size is not None or run_config.distributed)
         return fits.fit_vi(self, loaded, run_config)

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from compiler import cli_options
 from compiler.api import Program, compile_file, compile_source, load_fit, version
 from compiler.errors import DataError, PplError, Source, render
+from compiler.results.warned import PplcWarning
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -37,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     source: Source | None = None
     try:
-        if args.spec is None:  # commands that read a saved fit, or several specs, not one spec
-            return args.command(None, args)
-        program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
-        source = program.source
-        return args.command(program, args)
+        with warnings.catch_warnings():
+            # The report prints a fit's warnings; Python's copies of them (for the library's callers) would repeat them.
+            warnings.simplefilter("ignore", PplcWarning)
+            if args.spec is None:  # commands that read a saved fit, or several specs, not one spec
+                return args.command(None, args)
+            program = compile_file(args.spec, guide=getattr(args, "guide", "normal"))
+            source = program.source
+            return args.command(program, args)
     except PplError as error:
         print(render(error, error.source or source or _source_of(args.spec)), file=sys.stderr)
         return EXIT_CODES[error.kind]
@@ -159,13 +164,14 @@ def _write_files(fit: Fit, args: argparse.Namespace) -> None:
             _write(path, write)
 
 
-def _write(path: Path, write: Callable[[Path], None], contents: str | None = None) -> None:
-    """Write one file (whole or not at all: see `files`) and name it on stderr."""
+def _write(path: Path, write: Callable[[Path], list[Path] | None], contents: str | None = None) -> None:
+    """Write one file, or the files `write` returns (a plot's pages), each whole or not at all (see
+    `files`), and name them on stderr."""
     try:
-        write(path)
+        written = write(path) or [path]
     except OSError as error:
         raise PplError(f"cannot write {path}: {error.strerror or error}") from None
-    print(f"wrote {path}" + (f" ({contents})" if contents else ""), file=sys.stderr)
+    print(f"wrote {', '.join(map(str, written))}" + (f" ({contents})" if contents else ""), file=sys.stderr)
 
 
 def compare(_: None, args: argparse.Namespace) -> int:
@@ -245,7 +251,7 @@ def _nuts_options(args: argparse.Namespace) -> dict:
         flag = "--" + given[0].replace("_", "-")
         raise PplError(f"{flag} applies to VI fits; NUTS runs in one process over all the data, on the CPU",
                        hint=f"drop {flag}, or fit with VI (pplc run without --method nuts)")
-    return _given(args, NutsConfig)
+    return {**_given(args, NutsConfig), "progress": _progress(args)}
 
 
 def _given(args: argparse.Namespace, config: type[BaseModel]) -> dict:
@@ -313,8 +319,9 @@ def _parser() -> argparse.ArgumentParser:
                             help="write an ArviZ InferenceData (posterior, observed_data) as netCDF")
     run_parser.add_argument("--predictive", type=_positive_int, metavar="N",
                             help="with --idata: add N posterior predictive draws of every observed site")
-    run_parser.add_argument("--plot", type=Path, metavar="FILE.png",
-                            help="draw the ELBO trace and each latent's marginal posterior")
+    run_parser.add_argument("--plot", type=Path, metavar="FILE.png|FILE.pdf",
+                            help="draw the ELBO trace and every latent's marginal posterior, 12 panels a page: "
+                            "FILE.png, then FILE-2.png, ... for further pages; FILE.pdf holds every page")
     run_parser.add_argument("--save", type=Path, metavar="FILE",
                             help="save the fit (spec, data hash, guide, report) for `pplc report` and `--fit`")
 

@@ -36,9 +36,11 @@ def maximise(compiled: CompiledModel, data, objective: Objective, config: RunCon
     schedule = Schedule(config.lr_decay, config.tolerance, max_steps, config.steps, config.average)
     svi = SVI(steps.model, steps.guide, _optimizer(config.lr * rate_factor, schedule), loss=loss.loss,
               loss_and_grads=loss.loss_and_grads)
-    with ProgressBar(config.progress, "step") as bar, warnings.catch_warnings():
+    with ProgressBar(config.progress, "step", "Adam", config.steps) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        schedule.on_record = lambda step, value: bar.show(step + 1, schedule.total_steps, value)
+        # The total is known once refinement starts (or with fixed steps); until then, only the cap is.
+        schedule.on_record = lambda step, value: bar.show(
+            step + 1, None if schedule.refine_from is None else schedule.total_steps, value)
         interrupted = _optimise(svi, compiled, Objective(objective.model, steps.sample), schedule, steps.arguments)
     converged = schedule.converged if config.steps is None else is_level(schedule.elbo, config.tolerance)
     return Run(schedule.elbo, _final_elbo(schedule.elbo), len(schedule.elbo), converged, interrupted, steps.notes)

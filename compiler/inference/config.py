@@ -47,7 +47,8 @@ class RunConfig(BaseModel):
     resample: bool = Field(True, description="resample the draws by their PSIS importance weights where k̂ "
                            "says the weights can be trusted (corrects skew and heavy tails)")
     discrete: bool = Field(False, description="report P(z = k) per element of enumerated latents")
-    progress: bool = Field(False, description="show a progress bar on stderr (steps, ELBO, steps/s, ETA)")
+    progress: bool = Field(False, description="show a progress bar on stderr (tqdm.auto: a widget in notebooks): "
+                           "steps, ELBO, steps/s, and the share done and time left once the number of steps is known")
     jit: bool = Field(False, description="Adam only: compile each step's ELBO with Pyro's JitTrace_ELBO "
                       "(torch.jit); 2.2x faster per step at N = 10, 1.5x at 10^5, no gain at 10^6 (bench/RESULTS.md)")
     batch_size: int | None = Field(None, ge=1, description="minibatches of this many random rows of every data "
@@ -75,3 +76,5 @@ class NutsConfig(BaseModel):
                                  "adapted to during warm-up; higher takes smaller steps (fewer divergences)")
     warm_start: bool = Field(True, description="start the chains from the VI fit's linear-response Gaussian and "
                              "sample in its geometry (a dense mass matrix), so that warm-up is short")
+    progress: bool = Field(False, description="show progress bars on stderr: the warm start's VI fit, then every "
+                           "chain's warm-up and draws, counted as they go")

@@ -54,9 +54,9 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
         coordinates = params.coordinates(compiled)
         particles = config.particles or default_particles(compiled, data, "lbfgs", coordinates)
         loss = elbo(compiled, particles)
-        bar = ProgressBar(config.progress, "iteration")
-        total = config.steps or max_steps
-        progress = Progress(max_steps, config.steps, lambda done, value: bar.show(done, total, value))
+        # Stopping where the ELBO levels off, the number of iterations is not known: the bar has no total.
+        bar = ProgressBar(config.progress, "iteration", _bar_title(start, starts), config.steps)
+        progress = Progress(max_steps, config.steps, lambda done, value: bar.show(done, config.steps, value))
         draws = FixedDraws(guided_sites(compiled), seed)
         try:
             with bar:
@@ -72,6 +72,10 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
             best = run, params.state()
     params.set_state(best[1])
     return best[0]
+
+
+def _bar_title(start: int, starts: int) -> str:
+    return "L-BFGS" if starts == 1 else f"L-BFGS start {start + 1}/{starts}"
 
 
 def guided_sites(compiled: CompiledModel) -> list[str]:

@@ -71,13 +71,17 @@ class Sampler:
     def __init__(self, energy: Energy, target_accept: float, generator: torch.Generator):
         self.energy, self.target_accept, self.generator = energy, target_accept, generator
 
-    def run(self, start: torch.Tensor, warmup: int, samples: int) -> Chain:
+    def run(self, start: torch.Tensor, warmup: int, samples: int, after_each: Callable[[], None] | None = None
+            ) -> Chain:
+        """`warmup` iterations, then `samples` draws; `after_each` is told after each (a progress count)."""
         state = self._state(start, torch.zeros_like(start))
         step_size = self._reasonable_step_size(state)
         adaptation = _DualAveraging(step_size, self.target_accept)
         draws, stats = [], []
         for iteration in range(warmup + samples):
             state, tree, depth = self._transition(state, step_size, WARMUP_MAX_DEPTH if iteration < warmup else MAX_DEPTH)
+            if after_each is not None:
+                after_each()
             if iteration < warmup:
                 step_size = adaptation.update(tree.acceptance / tree.steps)
                 if iteration == warmup - 1:

@@ -25,11 +25,13 @@ split R̂ and bulk ESS across chains (Vehtari et al. 2021; `stats`).
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import os
 import signal
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,7 @@ from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.diagnose import initialise
 from compiler.inference.no_u_turn import Energy
 from compiler.inference.posterior import DRAWS_PLATE, conditioned, draws_dim
+from compiler.inference.progress import ProgressBar
 
 RHAT_CONVERGED = 1.01
 
@@ -143,7 +146,8 @@ def _geometry(compiled: CompiledModel, data, config: NutsConfig, initial: dict[s
         from compiler.inference import fit as infer
 
         try:
-            fitted = infer.fit(compiled, data, RunConfig(seed=config.seed, resample=False, draws=100))
+            fitted = infer.fit(compiled, data, RunConfig(seed=config.seed, resample=False, draws=100,
+                                                         progress=config.progress))  # the warm start's own bar
         except FitError:  # (a fit that fails is no start: NUTS starts cold, as it would without one)
             fitted = None
         if fitted is not None and fitted.interrupted:
@@ -183,17 +187,34 @@ class _Chains:
 
     def __init__(self, energy: Energy, geometry: Geometry, config: NutsConfig):
         self.energy, self.geometry, self.config = energy, geometry, config
+        self.warmup = config.warmup or (WARM_WARMUP if geometry.warm else COLD_WARMUP)
+        self.iterations = config.chains * (self.warmup + config.samples)  # every chain's, all told
+        # Iterations done per chain, in memory the forked workers share: each writes its own slot,
+        # the parent reads them all for the progress bar.
+        self.done = multiprocessing.get_context("fork").RawArray("q", config.chains)
+        self.after_each: Callable[[], None] | None = None  # chains run in this process: the bar, told directly
 
     def run(self, chain: int) -> no_u_turn.Chain:
         config, dimension = self.config, self.geometry.centre.numel()
         generator = torch.Generator().manual_seed(config.seed + chain)
         if self.geometry.warm:
-            warmup = config.warmup or WARM_WARMUP
             start = torch.randn(dimension, generator=generator, dtype=torch.float64)  # a draw from the Gaussian
             if not torch.isfinite(self.energy(start)):  # (outside a support the transforms do not cover)
                 start = torch.zeros_like(start)  # the Gaussian's mean, the VI fit's optimum
-            return no_u_turn.Sampler(self.energy, config.target_accept, generator).run(start, warmup, config.samples)
+            return no_u_turn.Sampler(self.energy, config.target_accept, generator).run(
+                start, self.warmup, config.samples, functools.partial(self._count, chain))
         return self._run_pyro(chain)
+
+    def _count(self, chain: int) -> None:
+        self.done[chain] += 1
+        if self.after_each is not None:
+            self.after_each()
+
+    def show(self, bar: ProgressBar) -> None:
+        """Every chain's iterations against all of them, and how many chains are still warming up."""
+        warming = sum(done < self.warmup for done in self.done)
+        bar.count(sum(self.done), self.iterations,
+                  f"{warming} of {self.config.chains} chains warming up" if warming else "drawing")
 
     def _run_pyro(self, chain: int) -> no_u_turn.Chain:
         config, evaluations, steps, step_sizes = self.config, [0], [], []
@@ -207,10 +228,11 @@ class _Chains:
                 steps.append(evaluations[0])
                 step_sizes.append(kernel.step_size)
             evaluations[0] = 0
+            self._count(chain)
 
         pyro.set_rng_seed(config.seed + chain)
         kernel = NUTS(potential_fn=energy, target_accept_prob=config.target_accept)
-        mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=config.warmup or COLD_WARMUP,
+        mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=self.warmup,
                     initial_params={"u": torch.zeros_like(self.geometry.centre)}, hook_fn=record, disable_progbar=True)
         mcmc.run()
         diverging = np.zeros(config.samples, dtype=bool)
@@ -233,15 +255,21 @@ def _run_chains(chains: _Chains) -> list[no_u_turn.Chain]:
     this process, whose pool then ends the workers (no worker prints a traceback)."""
     count = chains.config.chains
     workers = min(count, len(os.sched_getaffinity(0)))
-    if workers < 2:
-        return [chains.run(chain) for chain in range(count)]
-    global _WORK
-    _WORK = chains
-    try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
-            return pool.map(_run_forked, range(count))
-    finally:
-        _WORK = None
+    with ProgressBar(chains.config.progress, "iteration", "NUTS", chains.iterations) as bar:
+        if workers < 2:
+            chains.after_each = functools.partial(chains.show, bar)
+            return [chains.run(chain) for chain in range(count)]
+        global _WORK
+        _WORK = chains
+        try:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
+                result = pool.map_async(_run_forked, range(count))
+                while not result.ready():  # the chains count their iterations in shared memory; shown from here
+                    result.wait(ProgressBar.REFRESH_SECONDS)
+                    chains.show(bar)
+                return result.get()
+        finally:
+            _WORK = None
 
 
 def _worker_setup() -> None:

@@ -50,12 +50,13 @@ def fit_in_rounds(compiled: CompiledModel, objective: Objective, config: RunConf
     # By default the cap is on each round's iterations, as on one fit's over all the rows.
     limit = config.steps or config.max_steps or max_steps * (MAX_ROUNDS + to_average)
     rounds = _Rounds()
-    with ProgressBar(config.progress, "iteration") as bar:
+    # Rounds end when their average has settled, before any cap: the bar has no total.
+    with ProgressBar(config.progress, "iteration", "L-BFGS rounds") as bar:
         try:
             while True:
                 before = {name: location.detach().clone() for name, location in params.locations(compiled).items()}
                 progress = Progress(limit - rounds.iterations, None,
-                                    lambda done, value: bar.show(rounds.iterations + done, limit, value))
+                                    lambda done, value: bar.show(rounds.iterations + done, None, value))
                 maximise(loss, parameters, progress, draws, rate_factor,
                          lambda value, iteration: diagnose.diverged(compiled, Objective(objective.model, batch), value,
                                                                     rounds.iterations + iteration - 1))

@@ -4,15 +4,15 @@ A CSV of draws (one column per scalar element, `beta[0]`, `X[1, 2]`, as ArviZ
 and PyMC name them, 0-based like the language; `a[Boston]` along an axis named
 by labels, `render.element_name`), an ArviZ `InferenceData` (posterior and observed
 data, saved as netCDF; an axis named by labels is a dim with them as coords),
-a pandas summary in the layout of `az.summary`, and a PNG of the ELBO trace and
-each latent's marginals. Everything is built from the draws and data the fit already
+a pandas summary in the layout of `az.summary`, and plots of the ELBO trace and
+each latent's marginals (PNG pages or one PDF). Everything is built from the draws and data the fit already
 holds; nothing is refitted. Every file is written through
 `files.write_atomically`: it appears whole or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -21,7 +21,7 @@ import torch
 
 from compiler.results import engine, files
 
-MAX_PANELS = 12  # marginal plots per figure: the first elements of long arrays
+PANELS_PER_PAGE = 12  # plots per page of `write_plot`: the ELBO's and every scalar element's marginal
 
 Element = Callable[[str, tuple[int, ...]], str]  # site, position -> the element's name (`render.element_name`)
 Dims = dict[str, list[str | None]]  # `Report.dims`
@@ -171,33 +171,66 @@ def write_netcdf(idata, path: str | Path) -> None:
 
 
 def write_plot(draws: dict[str, torch.Tensor], elbo_trace: tuple[float, ...], path: str | Path,
-               title: str, step: str = "step", element: Element = numbered) -> None:
-    """The ELBO against the step, then one histogram per scalar element (the
-    first few of long arrays)."""
+               title: str, step: str = "step", element: Element = numbered) -> list[Path]:
+    """The ELBO against the step (for VI), then one histogram per scalar element, every one of them,
+    PANELS_PER_PAGE panels a page: a PDF holds the pages in one file; any other format (PNG) gets a
+    file per page, `fit.png`, `fit-2.png`, ... Returns the files written, in page order."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display needed
     import matplotlib.pyplot as plt
 
-    marginals = list(columns(draws, element).items())[:MAX_PANELS]
-    panels = 1 + len(marginals)
-    across = min(4, panels)
-    down = -(-panels // across)
+    panels: list[tuple[str, np.ndarray | None]] = [("ELBO", None)] if elbo_trace else []
+    panels += list(columns(draws, element).items())
+    pages = [panels[start:start + PANELS_PER_PAGE] for start in range(0, len(panels), PANELS_PER_PAGE)]
+
+    def figures() -> Iterator:
+        """Each page's figure in turn, closed once written: a thousand marginals never share memory."""
+        for k, page in enumerate(pages, 1):
+            figure = _figure(page, elbo_trace, step, title if len(pages) == 1 else f"{title} ({k} of {len(pages)})")
+            try:
+                yield figure
+            finally:
+                plt.close(figure)
+
+    if Path(path).suffix.lower() == ".pdf":
+        return [files.write_atomically(path, lambda temporary: _write_pdf(figures(), temporary))]
+    return [files.write_atomically(page_path(path, k), lambda temporary, figure=figure: figure.savefig(temporary, dpi=100))
+            for k, figure in enumerate(figures(), 1)]
+
+
+def page_path(path: str | Path, page: int) -> Path:
+    """Where page `page` of a plot goes: the path itself for the first, `fit-2.png` beside it for the second."""
+    path = Path(path)
+    return path if page == 1 else path.with_name(f"{path.stem}-{page}{path.suffix}")
+
+
+def _figure(panels: list[tuple[str, np.ndarray | None]], elbo_trace: tuple[float, ...], step: str, title: str):
+    import matplotlib.pyplot as plt
+
+    across = min(4, len(panels))
+    down = -(-len(panels) // across)
     figure, axes = plt.subplots(down, across, figsize=(3.2 * across, 2.6 * down), squeeze=False)
     flat_axes = axes.ravel()
-    trace_axes = flat_axes[0]
-    trace_axes.plot(np.arange(1, len(elbo_trace) + 1), elbo_trace, linewidth=1)
-    trace_axes.set(title="ELBO", xlabel=step)
-    for ax, (label, values) in zip(flat_axes[1:], marginals):
+    for ax, (label, values) in zip(flat_axes, panels):
+        if values is None:
+            ax.plot(np.arange(1, len(elbo_trace) + 1), elbo_trace, linewidth=1)
+            ax.set(title=label, xlabel=step)
+            continue
         # The central 99 %: a heavy tail (a half-Cauchy scale) would squeeze the rest into one bin.
         ax.hist(values, bins=60, range=tuple(np.quantile(values, [0.005, 0.995])), density=True,
                 color="tab:blue", alpha=0.8)
         ax.set(title=label, yticks=[])
-    for ax in flat_axes[panels:]:
+    for ax in flat_axes[len(panels):]:
         ax.axis("off")
     figure.suptitle(title)
     figure.tight_layout()
-    try:
-        files.write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100))
-    finally:
-        plt.close(figure)
+    return figure
+
+
+def _write_pdf(figures: Iterator, path: Path) -> None:
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with PdfPages(path) as pdf:
+        for figure in figures:
+            pdf.savefig(figure)

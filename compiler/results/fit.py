@@ -15,17 +15,25 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.errors import PplError
 from compiler.precision import in_float64
-from compiler.results import engine, render, saved, summarise
+from compiler.results import engine, render, saved, summarise, warned
 from compiler.results.report import Nested, Report, Summary
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas
     import torch
+    from typing_extensions import TypeAlias
 
     from compiler.data.values import Data
     from compiler.inference.config import NutsConfig, RunConfig
     from compiler.results.program import CompiledProgram
 
 Draws = dict[str, "torch.Tensor"]  # site -> (draws, *shape)
+if TYPE_CHECKING:
+    # What `Program.load_data` reads: a data file or folder, Python objects by data name, a DataFrame,
+    # or data already loaded; None: the data file beside the spec (or, for `Fit.predict`, the fitted data).
+    DataSource: TypeAlias = "str | Path | Mapping[str, Any] | pandas.DataFrame | Data | None"
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,7 @@ class Fit:
         return export.summary_frame(self.draws, self.diagnostics, self._element)
 
     @in_float64
-    def predict(self, draws: int = 1000, data: Any = None) -> Draws:
+    def predict(self, draws: int = 1000, data: DataSource = None) -> Draws:
         """Posterior predictive draws of every observed site, {site: (draws, *shape)}: the
         model run on each of the fit's posterior draws of the latents, its observations
         drawn rather than scored. On the fitted data, or on `data` (a path, a dict or
@@ -221,12 +229,13 @@ class Fit:
 
         export.write_netcdf(self.to_arviz(predictive), path)
 
-    def write_plot(self, path: str | Path) -> None:
-        """A PNG of the ELBO trace and each latent's marginal posterior."""
+    def write_plot(self, path: str | Path) -> list[Path]:
+        """The ELBO trace and every scalar element's marginal posterior, 12 panels a page: a PNG per page
+        (`fit.png`, `fit-2.png`, ...) or, for a `.pdf` path, one PDF of them all. Returns the files written."""
         from compiler.results import export
 
         step = "L-BFGS call (10 iterations)" if self.report.optimizer == "lbfgs" else "step"
-        export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step, self._element)
+        return export.write_plot(self.draws, self.elbo_trace, path, self.report.spec, step, self._element)
 
     def write_predictive(self, predictive: Draws, path: str | Path, data: Data | None = None) -> None:
         """Predictive draws (`predict`) for `data` (by default the fitted data) as CSV, or for `.nc`
@@ -265,20 +274,36 @@ class Fit:
 
 
 def fit_vi(program: CompiledProgram, data: Data, config: RunConfig) -> Fit:
-    """Fit the guide by maximising the ELBO (`inference.fit`)."""
+    """Fit the guide by maximising the ELBO (`inference.fit`); its warnings raised (`warned`)."""
     result = engine.fit(program, data, config)
-    return Fit(summarise.vi_report(program, result, config, data), program, data, result.draws,
-               result.guide_state, tuple(result.elbo_trace), gaussian=result.gaussian)
+    report = summarise.vi_report(program, result, config, data)
+    warned.raise_warnings(summarise.vi_warnings(result, data), _note(report))
+    return Fit(report, program, data, result.draws, result.guide_state, tuple(result.elbo_trace),
+               gaussian=result.gaussian)
 
 
 def fit_nuts(program: CompiledProgram, data: Data, config: NutsConfig) -> Fit:
-    """Sample the posterior with NUTS (`inference.nuts`)."""
+    """Sample the posterior with NUTS (`inference.nuts`); its warnings raised (`warned`)."""
     result = engine.sample(program, data, config)
     stats = result.stats
-    return Fit(summarise.nuts_report(program, result, config, data), program, data, result.draws,
+    report = summarise.nuts_report(program, result, config, data)
+    warned.raise_warnings(summarise.nuts_warnings(result, data), _note(report))
+    return Fit(report, program, data, result.draws,
                diagnostics={"r_hat": result.rhat, "ess_bulk": result.ess},
                sample_stats={"diverging": stats.diverging, "n_steps": stats.n_steps, "tree_depth": stats.tree_depth,
                              "step_size": stats.step_size})
+
+
+def _note(report: Report) -> str:
+    """How a fit ended, in one line, for the "pplc" logger."""
+    ended = "interrupted" if report.interrupted else "converged" if report.converged else "not converged"
+    warnings = f"{len(report.warnings)} warning" + ("" if len(report.warnings) == 1 else "s")
+    if report.method == "nuts":
+        return (f"{report.spec}: NUTS, {report.chains} chains of {report.steps} draws, {ended}, "
+                f"{report.divergences} divergent transitions, {warnings}")
+    khat = "" if report.khat is None else f", Pareto k̂ {report.khat:.2f}"
+    return (f"{report.spec}: VI ({report.optimizer}), {ended} after {report.steps} steps, ELBO {report.elbo:.6g}"
+            f"{khat}, {warnings}")
 
 
 def fit_saved(fit_file: saved.SavedFit, program: CompiledProgram, data: Data | None, path: str | Path) -> Fit:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from compiler.frontend import ir
 from compiler.results import engine
 from compiler.results.report import MATERIAL_SHIFT, Report, Summary, weights_uniform
+from compiler.results.warned import ConvergenceWarning, DataWarning, DivergenceWarning, FitWarning, KhatWarning, Warned
 
 if TYPE_CHECKING:
     import torch
@@ -36,15 +37,21 @@ def summarise(draws: torch.Tensor, rhat: torch.Tensor | None = None, ess: torch.
                    rhat=None if rhat is None else rhat.tolist(), ess=None if ess is None else ess.tolist())
 
 
-def nuts_report(program: CompiledProgram, result: NutsResult, config: NutsConfig, data: Data) -> Report:
-    notes = list(data.warnings)
+def nuts_warnings(result: NutsResult, data: Data) -> list[Warned]:
+    """What the user must know about a NUTS fit, each with its kind: the data's warnings, R̂, divergences."""
+    warned = [Warned(DataWarning, text) for text in data.warnings]
     if result.unconverged:
-        notes.append(f"R̂ ≥ 1.01 for {', '.join(result.unconverged)}: the chains disagree; run more --warmup "
-                     "and --samples")
+        warned.append(Warned(ConvergenceWarning, f"R̂ ≥ 1.01 for {', '.join(result.unconverged)}: the chains "
+                             "disagree; run more --warmup and --samples"))
     if result.divergences:
-        notes.append(f"{result.divergences} divergent transitions ({_divergent_share(result)}): the sampler may "
-                     "have missed part of the posterior; try a higher --target-accept or a non-centred "
-                     "parameterisation")
+        warned.append(Warned(DivergenceWarning, f"{result.divergences} divergent transitions "
+                             f"({_divergent_share(result)}): the sampler may have missed part of the posterior; "
+                             "try a higher --target-accept or a non-centred parameterisation"))
+    return warned
+
+
+def nuts_report(program: CompiledProgram, result: NutsResult, config: NutsConfig, data: Data) -> Report:
+    notes = [warning.text for warning in nuts_warnings(result, data)]
     return Report(
         spec=program.source.name, method="nuts", guide={}, elbo=None, steps=config.samples,
         converged=result.converged,
@@ -78,7 +85,7 @@ def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, da
         khat_threshold=checked.threshold if checked else None,
         log_ratio_sd=checked.log_sd if checked else None,
         reweighting_shift=checked.shift if checked else None,
-        warnings=list(data.warnings) + engine.note_sentences(result) + _vi_notes(result),
+        warnings=[warning.text for warning in vi_warnings(result, data)],
         **labelled_axes(program, data),
     )
 
@@ -98,18 +105,27 @@ def labelled_axes(program: CompiledProgram, data: Data) -> dict[str, dict]:
     return {"dims": dims, "coords": {labels.dim: list(labels.names) for labels in data.labels}}
 
 
-def _vi_notes(result: FitResult) -> list[str]:
+def vi_warnings(result: FitResult, data: Data) -> list[Warned]:
+    """What the user must know about a VI fit, each with its kind: the data's warnings first, then the
+    engine's notes, then convergence and k̂."""
+    return ([Warned(DataWarning, text) for text in data.warnings]
+            + [Warned(FitWarning, text) for text in engine.note_sentences(result)] + _vi_notes(result))
+
+
+def _vi_notes(result: FitResult) -> list[Warned]:
     notes = []
     if result.interrupted:
-        notes.append(f"interrupted at step {result.steps}: this is the posterior reached so far")
+        notes.append(Warned(ConvergenceWarning, f"interrupted at step {result.steps}: this is the posterior reached "
+                            "so far"))
     elif not result.converged:
-        notes.append(f"the ELBO was still changing after {result.steps} steps: "
-                     "the fit has not converged; try more --steps or a larger --max-steps")
+        notes.append(Warned(ConvergenceWarning, f"the ELBO was still changing after {result.steps} steps: "
+                            "the fit has not converged; try more --steps or a larger --max-steps"))
     checked = result.importance
     if checked and checked.khat is not None and checked.khat > checked.threshold and not weights_uniform(checked.log_sd) \
             and (checked.shift is None or checked.shift >= MATERIAL_SHIFT):
         approximation = f"the {result.covariance} Gaussian" if result.covariance else "the guide"
-        notes.append(f"Pareto k̂ = {checked.khat:.2f} > {checked.threshold:.2f}: the posterior has regions "
-                     f"{approximation} barely reaches (heavy-tailed importance ratios p(x, z)/q(z)), so these means "
-                     "may be off and the sds wrong; check with --method nuts or `pplc vi-vs-nuts`")
+        notes.append(Warned(KhatWarning, f"Pareto k̂ = {checked.khat:.2f} > {checked.threshold:.2f}: the posterior "
+                            f"has regions {approximation} barely reaches (heavy-tailed importance ratios "
+                            "p(x, z)/q(z)), so these means may be off and the sds wrong; check with --method nuts "
+                            "or `pplc vi-vs-nuts`"))
     return notes
