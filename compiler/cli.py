@@ -306,9 +306,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=cli_options.Command)
 
     run_parser = commands.add_parser("run", help="compile, fit with VI (or NUTS) and report the posterior",
-                                     config_options=_fit_options)
+                                     config_options=cli_options.fit_options)
     run_parser.set_defaults(command=run)
-    _spec_arguments(run_parser)
+    cli_options.spec_arguments(run_parser)
     run_parser.add_argument("--data", type=Path, help=DATA_HELP)
     run_parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     run_parser.add_argument("--method", choices=("vi", "nuts"), default="vi",
@@ -317,7 +317,7 @@ def _parser() -> argparse.ArgumentParser:
                             help="write the posterior draws, one column per scalar element (beta[0], ...)")
     run_parser.add_argument("--idata", type=Path, metavar="FILE.nc",
                             help="write an ArviZ InferenceData (posterior, observed_data) as netCDF")
-    run_parser.add_argument("--predictive", type=_positive_int, metavar="N",
+    run_parser.add_argument("--predictive", type=cli_options.positive_int, metavar="N",
                             help="with --idata: add N posterior predictive draws of every observed site")
     run_parser.add_argument("--plot", type=Path, metavar="FILE.png|FILE.pdf",
                             help="draw the ELBO trace and every latent's marginal posterior, 12 panels a page: "
@@ -327,10 +327,10 @@ def _parser() -> argparse.ArgumentParser:
 
     compare_parser = commands.add_parser(
         "compare", help="fit two or more models to the same data; rank them by PSIS-LOO (az.compare)",
-        config_options=_fit_options)
+        config_options=cli_options.fit_options)
     compare_parser.set_defaults(command=compare, spec=None)
     compare_parser.add_argument("specs", nargs="+", metavar="SPEC", help="the .ppl files of the models")
-    _guide_argument(compare_parser)
+    cli_options.guide_argument(compare_parser)
     compare_parser.add_argument("--data", type=Path, help="the data every model is fitted to (default: each "
                                 "spec's own data file, which must hold the same observations)")
     compare_parser.add_argument("--method", choices=("vi", "nuts"), default="vi",
@@ -338,21 +338,21 @@ def _parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     vi_nuts_parser = commands.add_parser("vi-vs-nuts", help="fit one model with VI and with NUTS; print the "
-                                         "posteriors side by side", config_options=_fit_options)
+                                         "posteriors side by side", config_options=cli_options.fit_options)
     vi_nuts_parser.set_defaults(command=vi_vs_nuts)
-    _spec_arguments(vi_nuts_parser)
+    cli_options.spec_arguments(vi_nuts_parser)
     vi_nuts_parser.add_argument("--data", type=Path, help=DATA_HELP)
     vi_nuts_parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     check_parser = commands.add_parser("check", help="parse and check a spec without fitting")
     check_parser.set_defaults(command=check)
-    _spec_arguments(check_parser)
+    cli_options.spec_arguments(check_parser)
 
     explain_parser = commands.add_parser(
         "explain", help="show the joint's factorisation, the guide and the ELBO; --trace computes one term",
-        config_options=_seed_option)
+        config_options=cli_options.seed_option)
     explain_parser.set_defaults(command=explain)
-    _spec_arguments(explain_parser)
+    cli_options.spec_arguments(explain_parser)
     explain_parser.add_argument("--trace", action="store_true",
                                 help="draw z from the guide, replay the model, print each site's log-prob")
     explain_parser.add_argument("--fitted", action="store_true",
@@ -372,12 +372,13 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser = commands.add_parser(
         "predict", help="draw every observed site from the posterior predictive (with --fit, for new data too; "
         "without, with observed arrays left out of the data, from the prior predictive)",
-        config_options=_predict_options)
+        config_options=cli_options.predict_options)
     predict_parser.set_defaults(command=predict)
-    _spec_arguments(predict_parser)
+    cli_options.spec_arguments(predict_parser)
     predict_parser.add_argument("--data", type=Path, help=DATA_HELP + "; with --fit, the data to predict for, "
                                 "which may differ from those fitted (observed arrays may be left out)")
-    predict_parser.add_argument("-n", "--n", type=_positive_int, default=1000, help="predictive draws (default 1000)")
+    predict_parser.add_argument("-n", "--n", type=cli_options.positive_int, default=1000,
+                                help="predictive draws (default 1000)")
     predict_parser.add_argument("--out", type=Path, metavar="FILE.csv|FILE.nc",
                                 help="write them to FILE: CSV, or ArviZ InferenceData for .nc (with the posterior: "
                                 "posterior_predictive, or for new data predictions and predictions_constant_data) "
@@ -393,62 +394,8 @@ def _parser() -> argparse.ArgumentParser:
 
     emit_parser = commands.add_parser("emit", help="print the generated Pyro model and guide")
     emit_parser.set_defaults(command=emit)
-    _spec_arguments(emit_parser)
+    cli_options.spec_arguments(emit_parser)
     return parser
-
-
-def _fit_options(parser: argparse.ArgumentParser) -> None:
-    """Every field of `RunConfig` and `NutsConfig` as an option (`--batch-size` for `batch_size`)."""
-    from compiler.inference.config import NutsConfig, RunConfig
-
-    for name, field in RunConfig.model_fields.items():
-        if name != "progress":  # shown on a terminal unless --quiet
-            cli_options.add_option(parser, name, field)
-    for name, field in NutsConfig.model_fields.items():
-        if name not in RunConfig.model_fields:
-            cli_options.add_option(parser, name, field, "NUTS: ")
-    _quiet_option(parser)
-
-
-def _predict_options(parser: argparse.ArgumentParser) -> None:
-    _seed_option(parser)
-    _quiet_option(parser)
-
-
-def _seed_option(parser: argparse.ArgumentParser) -> None:
-    from compiler.inference.config import RunConfig
-
-    cli_options.add_option(parser, "seed", RunConfig.model_fields["seed"])
-
-
-def _quiet_option(parser: argparse.ArgumentParser) -> None:
-    from compiler.inference.config import RunConfig
-
-    progress = RunConfig.model_fields["progress"].description
-    parser.add_argument("--quiet", action="store_true", help=f"no progress bar (otherwise, on a terminal: {progress})")
-
-
-def _spec_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="the .ppl file")
-    _guide_argument(parser)
-
-
-def _guide_argument(parser: argparse.ArgumentParser) -> None:
-    from compiler.backend.codegen import GUIDE_FAMILIES
-    from compiler.backend.guide import LOW_RANK
-
-    parser.add_argument("--guide", choices=GUIDE_FAMILIES, default="normal",
-                        help="guide family: normal (mean-field ADVI, default), native (Beta, Gamma, Dirichlet), "
-                        "fullrank (one multivariate normal over all the latents' unconstrained coordinates) or "
-                        f"lowrank (the same, its covariance diagonal plus rank min({LOW_RANK}, ceil(coordinates / 2))); "
-                        "docs/inference.md")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The command line's options built from pydantic configurations (`inference.config`): each
 field's name, type, default, bounds and help text become one option, so that they are
-written once, in the configuration.                                                       [cli]
+written once, in the configuration; and the options several commands share.                                                       [cli]
 """
 
 from __future__ import annotations
@@ -82,3 +82,57 @@ def _checked(name: str, kind: Any, field: FieldInfo) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"{text!r}: {message[:1].lower()}{message[1:]}") from None
 
     return parse
+
+
+def fit_options(parser: argparse.ArgumentParser) -> None:
+    """Every field of `RunConfig` and `NutsConfig` as an option (`--batch-size` for `batch_size`)."""
+    from compiler.inference.config import NutsConfig, RunConfig
+
+    for name, field in RunConfig.model_fields.items():
+        if name != "progress":  # shown on a terminal unless --quiet
+            add_option(parser, name, field)
+    for name, field in NutsConfig.model_fields.items():
+        if name not in RunConfig.model_fields:
+            add_option(parser, name, field, "NUTS: ")
+    quiet_option(parser)
+
+
+def predict_options(parser: argparse.ArgumentParser) -> None:
+    seed_option(parser)
+    quiet_option(parser)
+
+
+def seed_option(parser: argparse.ArgumentParser) -> None:
+    from compiler.inference.config import RunConfig
+
+    add_option(parser, "seed", RunConfig.model_fields["seed"])
+
+
+def quiet_option(parser: argparse.ArgumentParser) -> None:
+    from compiler.inference.config import RunConfig
+
+    progress = RunConfig.model_fields["progress"].description
+    parser.add_argument("--quiet", action="store_true", help=f"no progress bar (otherwise, on a terminal: {progress})")
+
+
+def spec_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="the .ppl file")
+    guide_argument(parser)
+
+
+def guide_argument(parser: argparse.ArgumentParser) -> None:
+    from compiler.backend.codegen import GUIDE_FAMILIES
+    from compiler.backend.guide import LOW_RANK
+
+    parser.add_argument("--guide", choices=GUIDE_FAMILIES, default="normal",
+                        help="guide family: normal (mean-field ADVI, default), native (Beta, Gamma, Dirichlet), "
+                        "fullrank (one multivariate normal over all the latents' unconstrained coordinates) or "
+                        f"lowrank (the same, its covariance diagonal plus rank min({LOW_RANK}, ceil(coordinates / 2))); "
+                        "docs/inference.md")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
