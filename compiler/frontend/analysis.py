@@ -41,8 +41,8 @@ def statistics_key(observe: ir.Observe) -> str:
     return f"{observe.name}.statistics"
 
 
-def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
-    """Every variable a statement reads: its distribution's arguments, observed value, value or initial value."""
+def statement_expressions(statement: ir.Statement) -> list[ir.Expr]:
+    """A statement's expressions: its distribution's arguments, observed value, value or initial value."""
     match statement:
         case ir.Latent() | ir.Observe():
             expressions = [e for _, e in statement.distribution.arguments]
@@ -52,8 +52,19 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
             expressions = [statement.value]
         case ir.Param():
             expressions = [statement.initial]
-    for expression in expressions:
+    return expressions
+
+
+def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
+    """Every variable a statement reads."""
+    for expression in statement_expressions(statement):
         yield from ir.variables(expression)
+
+
+def solved_odes(statement: ir.Statement) -> list[ir.Ode]:
+    """The ODEs a statement solves, in order, each once."""
+    odes = {s.ode.name: s.ode for e in statement_expressions(statement) for s in ir.solves(e)}
+    return list(odes.values())
 
 
 def summarised_only(model: ir.Model) -> frozenset[str]:
@@ -68,4 +79,4 @@ def spec_names(model: ir.Model) -> set[str]:
     """Every name the spec binds in generated code: declarations and index variables."""
     statements = model.statements
     variables = {p.variable for s in statements if hasattr(s, "plates") for p in s.plates if p.variable}
-    return {d.name for d in model.data} | {s.name for s in statements} | variables
+    return {d.name for d in model.data} | {s.name for s in statements} | variables | {o.name for o in model.odes}

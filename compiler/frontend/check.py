@@ -36,6 +36,7 @@ class _ProgramChecker:
         self.fixed_indices: list[ir.FixedIndex] = []
         self.observed: dict[str, Span] = {}
         self.factors: dict[str, Span] = {}  # factor sites: named like declarations, but no value to use
+        self.odes: dict[str, ir.Ode] = {}  # derivatives: named like declarations, used only by solve
         self.declared_later = {s.name.id: s.name.span for s in program.statements}
         self.current = ""
 
@@ -56,18 +57,21 @@ class _ProgramChecker:
                     self._observe(statement)
                 case syntax.Factor():
                     self._factor(statement)
+                case syntax.Ode():
+                    self._ode(statement)
         data = tuple(
             ir.DataDecl(d.name, d.base, d.shape, d.lower, d.upper, self.index_arrays.get(d.name), d.span)
             for d in self.data
         )
         nesting = max((len(s.plates) for s in self.statements if hasattr(s, "plates")), default=0)
-        return ir.Model(source_name, data, tuple(self.statements), nesting, tuple(self.fixed_indices))
+        return ir.Model(source_name, data, tuple(self.statements), nesting, tuple(self.fixed_indices),
+                        tuple(self.odes.values()))
 
     # Scopes ----------------------------------------------------------------
 
     def _scope(self, plates: tuple[ir.Plate, ...] = ()) -> Scope:
         return Scope(self.symbols, {p.variable: p for p in plates if p.variable}, self.declared_later,
-                     self.current)
+                     self.current, self.odes)
 
     def _type(self, expr: syntax.Expr, scope: Scope) -> ir.Expr:
         typed, uses = type_expression(expr, scope)
@@ -78,17 +82,18 @@ class _ProgramChecker:
 
     def _declare(self, name: syntax.Name, symbol: Symbol | None) -> None:
         """Declare a name; a factor's (`symbol` None) names its site, not a value."""
-        check_identifier(name)
-        first = self.symbols[name.id].span if name.id in self.symbols else self.factors.get(name.id)
-        if first is not None:
-            raise PplError(
-                f"'{name.id}' is already declared on line {first.line}", name.span,
-                "each name is declared once; rename one of them",
-            )
+        self._refuse_declared(name, "each name is declared once; rename one of them")
         if symbol is None:
             self.factors[name.id] = name.span
         else:
             self.symbols[name.id] = symbol
+
+    def _refuse_declared(self, name: syntax.Name, hint: str) -> None:
+        check_identifier(name)
+        first = self.symbols[name.id].span if name.id in self.symbols else self.factors.get(name.id)
+        first = first or (self.odes[name.id].span if name.id in self.odes else None)
+        if first is not None:
+            raise PplError(f"'{name.id}' is already declared on line {first.line}", name.span, hint)
 
     def _data_only(self, expr: syntax.Expr, what: str) -> ir.Expr:
         """A value the data fixes: literals, data and transformed data."""
@@ -241,6 +246,27 @@ class _ProgramChecker:
         self._declare(statement.name, None)
         self.statements.append(
             ir.Factor(statement.name.id, value, plates, tuple(p.size for p in plates), statement.span))
+
+    def _ode(self, statement: syntax.Ode) -> None:
+        """`ode dz(t, z) = [...]`: the derivative as a vector with one element per state; `t` and
+        `z` are names of its own (a real and a real vector), so they must not hide declared ones."""
+        if not isinstance(statement.value, syntax.Vector):
+            raise PplError("the derivative is a vector with one element per state", statement.value.span,
+                           f"write it as [d0, d1, ...], element k the derivative of {statement.state.id}[k]")
+        local = "the time and the state are names of the ode statement alone; choose names not declared above"
+        for name in (statement.time, statement.state):
+            self._refuse_declared(name, local)
+        if statement.time.id == statement.state.id:
+            raise PplError(f"'{statement.time.id}' names both the time and the state", statement.state.span,
+                           "write e.g. ode dz(t, z) = [...]")
+        size = len(statement.value.elements)
+        symbols = {**self.symbols,
+                   statement.time.id: Symbol("let", ir.Type("real", ()), statement.time.span),
+                   statement.state.id: Symbol("let", ir.Type("real", (size,)), statement.state.span)}
+        value = self._type(statement.value, Scope(symbols, {}, self.declared_later, self.current))
+        self._refuse_declared(statement.name, "each name is declared once; rename one of them")
+        self.odes[statement.name.id] = ir.Ode(statement.name.id, statement.time.id, statement.state.id, size, value,
+                                              statement.span)
 
     def _observed_symbol(self, name: syntax.Name) -> Symbol:
         symbol = self.symbols.get(name.id)

@@ -131,7 +131,46 @@ class Conditional:
     span: Span
 
 
-Expr = Union[Literal_, Variable, Position, Subscript, Slice, Call, Binary, Negate, Conditional]
+@dataclass(frozen=True)
+class Vector:
+    """`[a, b, ...]`: scalars (per element) stacked along a new last axis."""
+
+    elements: tuple[Expr, ...]
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Ode:
+    """`ode name(time, state) = value`: d state / d time, a vector of `size`. Inside `value`,
+    `time` and `state` are `let` variables local to it; codegen defines it as a function of
+    the two before the first statement that solves it."""
+
+    name: str
+    time: str
+    state: str
+    size: int
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Solve:
+    """`solve(ode, initial, start, times)`: the state at each of `times` (data, after `start`),
+    from `initial` at `start`; `type.shape` is (len(times), ode.size)."""
+
+    ode: Ode
+    initial: Expr
+    start: Expr
+    times: Expr
+    rtol: float
+    atol: float
+    max_steps: int
+    type: Type
+    span: Span
+
+
+Expr = Union[Literal_, Variable, Position, Subscript, Slice, Call, Binary, Negate, Conditional, Vector, Solve]
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
@@ -180,6 +219,41 @@ def variables(expr: Expr):
             yield from variables(right)
         case Negate(operand=operand):
             yield from variables(operand)
+        case Vector(elements=elements):
+            for element in elements:
+                yield from variables(element)
+        case Solve(ode=ode, initial=initial, start=start, times=times):
+            for part in (initial, start, times):
+                yield from variables(part)
+            # What the derivative reads, but for its own time and state.
+            yield from (v for v in variables(ode.value) if v.name not in (ode.time, ode.state))
+
+
+def solves(expr: Expr):
+    """Every `solve` in an expression, in order."""
+    match expr:
+        case Solve(initial=initial, start=start, times=times):
+            for part in (initial, start, times):
+                yield from solves(part)
+            yield expr
+        case Subscript(base=base, subscripts=subscripts):
+            for part in (base, *subscripts):
+                yield from solves(part)
+        case Slice(start=start, stop=stop):
+            for end in (start, stop):
+                if end is not None:
+                    yield from solves(end)
+        case Conditional(condition=condition, then=then, otherwise=otherwise):
+            for part in (condition, then, otherwise):
+                yield from solves(part)
+        case Call(arguments=parts) | Vector(elements=parts):
+            for part in parts:
+                yield from solves(part)
+        case Binary(left=left, right=right):
+            yield from solves(left)
+            yield from solves(right)
+        case Negate(operand=operand):
+            yield from solves(operand)
 
 
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
@@ -358,6 +432,7 @@ class Model:
     statements: tuple[Statement, ...]
     max_plate_nesting: int
     fixed_indices: tuple[FixedIndex, ...] = ()
+    odes: tuple[Ode, ...] = ()
 
     @property
     def latents(self) -> tuple[Latent, ...]:
