@@ -63,8 +63,35 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
 
 def solved_odes(statement: ir.Statement) -> list[ir.Ode]:
     """The ODEs a statement solves, in order, each once."""
-    odes = {s.ode.name: s.ode for e in statement_expressions(statement) for s in ir.solves(e)}
+    odes = {s.ode.name: s.ode for e in statement_expressions(statement) for s in solves(e)}
     return list(odes.values())
+
+
+def solves(expr: ir.Expr) -> Iterator[ir.Solve]:
+    """Every `solve` in an expression, in order."""
+    match expr:
+        case ir.Solve(initial=initial, start=start, times=times):
+            for part in (initial, start, times):
+                yield from solves(part)
+            yield expr
+        case ir.Subscript(base=base, subscripts=subscripts):
+            for part in (base, *subscripts):
+                yield from solves(part)
+        case ir.Slice(start=start, stop=stop):
+            for end in (start, stop):
+                if end is not None:
+                    yield from solves(end)
+        case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
+            for part in (condition, then, otherwise):
+                yield from solves(part)
+        case ir.Call(arguments=parts) | ir.Vector(elements=parts):
+            for part in parts:
+                yield from solves(part)
+        case ir.Binary(left=left, right=right):
+            yield from solves(left)
+            yield from solves(right)
+        case ir.Negate(operand=operand):
+            yield from solves(operand)
 
 
 def summarised_only(model: ir.Model) -> frozenset[str]:

@@ -252,7 +252,7 @@ class _ProgramChecker:
         `z` are names of its own (a real and a real vector), so they must not hide declared ones."""
         if not isinstance(statement.value, syntax.Vector):
             raise PplError("the derivative is a vector with one element per state", statement.value.span,
-                           f"write it as [d0, d1, ...], element k the derivative of {statement.state.id}[k]")
+                           f"write it as [d0, d1, ...]: element i is the derivative of {statement.state.id}[i]")
         local = "the time and the state are names of the ode statement alone; choose names not declared above"
         for name in (statement.time, statement.state):
             self._refuse_declared(name, local)

@@ -272,8 +272,11 @@ class _Typer:
                            f"{ode.size}", initial.span, f"give one value per state: a vector of {ode.size}")
         if start.type.shape or start.type.batched or depends_on_model(start):
             raise PplError("the start time is one number, from data alone", start.span, "e.g. 0, or data t0: real")
-        if times.type.rank != 1 or times.type.batched or depends_on_model(times):
-            raise PplError(f"the times are a vector of data, here {shapes.show(times.type.shape)}", times.span,
+        if depends_on_model(times):
+            raise PplError("the times are data: the solver reports the state at times fixed before the fit",
+                           times.span, "declare them as data ts: real[N], increasing and after the start time")
+        if times.type.rank != 1 or times.type.batched:
+            raise PplError(f"the times are a vector, here {shapes.show(times.type.shape)}", times.span,
                            "declare them as data ts: real[N], increasing and after the start time")
         return ir.Solve(ode, initial, start, times, *options, ir.Type("real", (times.type.shape[0], ode.size)),
                         expr.span)
@@ -390,7 +393,7 @@ def _solver_options(arguments: tuple[syntax.Argument, ...]) -> tuple[float, floa
             raise PplError(f"solve has no option '{key}'", argument.span,
                            did_you_mean(key, list(options)) or "its options are rtol, atol and max_steps")
         if key in given:
-            raise PplError(f"'{key}' is given twice", argument.span)
+            raise PplError(f"'{key}' is given twice", argument.span, "give each option once")
         given.add(key)
         value = argument.value.value if isinstance(argument.value, syntax.Number) else None
         integral = key == "max_steps"

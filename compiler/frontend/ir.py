@@ -229,33 +229,6 @@ def variables(expr: Expr):
             yield from (v for v in variables(ode.value) if v.name not in (ode.time, ode.state))
 
 
-def solves(expr: Expr):
-    """Every `solve` in an expression, in order."""
-    match expr:
-        case Solve(initial=initial, start=start, times=times):
-            for part in (initial, start, times):
-                yield from solves(part)
-            yield expr
-        case Subscript(base=base, subscripts=subscripts):
-            for part in (base, *subscripts):
-                yield from solves(part)
-        case Slice(start=start, stop=stop):
-            for end in (start, stop):
-                if end is not None:
-                    yield from solves(end)
-        case Conditional(condition=condition, then=then, otherwise=otherwise):
-            for part in (condition, then, otherwise):
-                yield from solves(part)
-        case Call(arguments=parts) | Vector(elements=parts):
-            for part in parts:
-                yield from solves(part)
-        case Binary(left=left, right=right):
-            yield from solves(left)
-            yield from solves(right)
-        case Negate(operand=operand):
-            yield from solves(operand)
-
-
 ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "^": operator.pow}
 
 
