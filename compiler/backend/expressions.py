@@ -148,6 +148,8 @@ def gathered_variables(e: ir.Expr) -> set[str]:
             return gathered_variables(operand)
         case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
             return gathered_variables(condition) | gathered_variables(then) | gathered_variables(otherwise)
+        case ir.Vector(elements=elements):
+            return set().union(*(gathered_variables(element) for element in elements))
     return set()
 
 
