@@ -213,13 +213,17 @@ def test_a_fit_whose_solves_fail_is_a_fit_error_not_a_traceback(tmp_path, capsys
     assert "error:" in capsys.readouterr().err
 
 
-def test_times_that_do_not_increase_are_a_fit_error_at_the_solve(tmp_path, capsys):
+@pytest.mark.parametrize(("times", "message"), [
+    ([1.0, 0.5], "ts[1] = 0.5 does not come after ts[0] = 1"),
+    ([0.0, 0.5], "ts[0] = 0 does not come after the start time 0"),
+])
+def test_times_out_of_order_are_a_data_error_at_the_solve(tmp_path, capsys, times, message):
     spec = tmp_path / "times.ppl"
     spec.write_text(NOISY_DECAY)
-    (tmp_path / "times.data.json").write_text(json.dumps({"ts": [1.0, 0.5], "y": [2.0, 3.0]}))
-    assert main(["run", str(spec)]) == 4
+    (tmp_path / "times.data.json").write_text(json.dumps({"ts": times, "y": [2.0, 3.0]}))
+    assert main(["run", str(spec)]) == 3
     err = capsys.readouterr().err
-    assert "solve's times must increase" in err and "  7 | let c = solve(dc, [10.0], 0, ts)" in err
+    assert f"times.ppl:7:30: error: with this data, {message}" in err
 
 
 def test_without_torchdiffeq_a_spec_that_solves_is_refused_at_its_ode(monkeypatch):
@@ -229,12 +233,12 @@ def test_without_torchdiffeq_a_spec_that_solves_is_refused_at_its_ode(monkeypatc
     assert error.value.span.line == 6 and "pplc[ode]" in error.value.hint
 
 
-@pytest.mark.slow  # about a minute
+@pytest.mark.slow  # minutes
 def test_nuts_on_an_ode_matches_the_grid_posterior():
     """NUTS runs the solver at every leapfrog step (its potential is not traced: a trace would
     freeze the adaptive steps of one run)."""
     data = _noisy_decay()
     mean, sd = _grid_posterior(data)
-    draws = compile_source(NOISY_DECAY).sample(data, warmup=100, samples=300, chains=1, seed=0).draws["k"]
-    assert abs(draws.mean().item() - mean) < 0.2 * sd
-    assert draws.std().item() == pytest.approx(sd, rel=0.2)
+    draws = compile_source(NOISY_DECAY).sample(data, warmup=200, samples=1000, chains=2, seed=0).draws["k"]
+    assert abs(draws.mean().item() - mean) < 0.15 * sd
+    assert draws.std().item() == pytest.approx(sd, rel=0.15)

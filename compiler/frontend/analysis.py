@@ -61,6 +61,11 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
         yield from ir.variables(expression)
 
 
+def model_solves(model: ir.Model) -> list[ir.Solve]:
+    """Every `solve` of the model, in order."""
+    return [s for statement in model.statements for e in statement_expressions(statement) for s in solves(e)]
+
+
 def solved_odes(statement: ir.Statement) -> list[ir.Ode]:
     """The ODEs a statement solves, in order, each once."""
     odes = {s.ode.name: s.ode for e in statement_expressions(statement) for s in solves(e)}

@@ -270,12 +270,13 @@ class _Typer:
         if initial.type.shape != (ode.size,) or initial.type.batched:
             raise PplError(f"the initial state is {shapes.show(initial.type.shape)}, but '{ode.name}' has a state of "
                            f"{ode.size}", initial.span, f"give one value per state: a vector of {ode.size}")
-        if start.type.shape or start.type.batched or depends_on_model(start):
-            raise PplError("the start time is one number, from data alone", start.span, "e.g. 0, or data t0: real")
-        if depends_on_model(times):
-            raise PplError("the times are data: the solver reports the state at times fixed before the fit",
+        # Both are checked when the data load (increasing, after the start): so they are numbers and data.
+        if not _number_or_scalar_data(start):
+            raise PplError("the start time is a number or a real data scalar", start.span, "e.g. 0, or data t0: real")
+        if not (isinstance(times, ir.Variable) and times.role == "data"):
+            raise PplError("the times are a data vector: the solver reports the state at times fixed before the fit",
                            times.span, "declare them as data ts: real[N], increasing and after the start time")
-        if times.type.rank != 1 or times.type.batched:
+        if times.type.rank != 1:
             raise PplError(f"the times are a vector, here {shapes.show(times.type.shape)}", times.span,
                            "declare them as data ts: real[N], increasing and after the start time")
         return ir.Solve(ode, initial, start, times, *options, ir.Type("real", (times.type.shape[0], ode.size)),
@@ -371,6 +372,17 @@ class _Typer:
         integral = left.type.base == right.type.base == "int" and expr.operator in "+-*"
         base = "int" if integral else "real"
         return ir.Binary(expr.operator, left, right, ir.Type(base, shape, variables), expr.span)
+
+
+def _number_or_scalar_data(expr: ir.Expr) -> bool:
+    match expr:
+        case ir.Literal_():
+            return True
+        case ir.Negate(operand=operand):
+            return _number_or_scalar_data(operand)
+        case ir.Variable(role="data", type=ir.Type(shape=())):
+            return True
+    return False
 
 
 # ODE solver options ------------------------------------------------------------------
