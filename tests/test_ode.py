@@ -81,6 +81,12 @@ def test_ode_is_a_keyword_and_cannot_name_data():
         compile_source("data ode: real\n")
 
 
+def test_an_index_variable_cannot_reuse_the_name_of_an_ode():
+    source = NOISY_DECAY.replace("observe y[n] ~ Normal(c[n, 0], 0.5)", "observe y[dc] ~ Normal(c[dc, 0], 0.5)")
+    with pytest.raises(PplError, match="'dc' names the ode on line 6"):
+        compile_source(source)
+
+
 def test_a_vector_literal_stacks_its_scalars_element_by_element():
     program = compile_source("data N: int\ndata x: real[N]\nlet v[i] = [x[i], 2 * x[i], 1]\nlet w = [x[0], x[1]]\n")
     data = program.load_data({"x": [1.0, 2.0, 3.0]})

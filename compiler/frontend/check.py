@@ -44,6 +44,7 @@ class _ProgramChecker:
         for statement in self.program.statements:
             # An observe statement scores existing data; it declares nothing.
             self.current = "" if isinstance(statement, syntax.Observe) else statement.name.id
+            self._refuse_ode_indices(getattr(statement, "subscripts", ()))
             match statement:
                 case syntax.DataDecl():
                     self._data(statement)
@@ -267,6 +268,14 @@ class _ProgramChecker:
         self._refuse_declared(statement.name, "each name is declared once; rename one of them")
         self.odes[statement.name.id] = ir.Ode(statement.name.id, statement.time.id, statement.state.id, size, value,
                                               statement.span)
+
+    def _refuse_ode_indices(self, subscripts: tuple[syntax.Expr, ...]) -> None:
+        """An index variable becomes a local of the generated model, where an ODE's name is its function."""
+        for subscript in subscripts:
+            if isinstance(subscript, syntax.Name) and subscript.id in self.odes:
+                line = self.odes[subscript.id].span.line
+                raise PplError(f"'{subscript.id}' names the ode on line {line}", subscript.span,
+                               "give the index variable another name")
 
     def _observed_symbol(self, name: syntax.Name) -> Symbol:
         symbol = self.symbols.get(name.id)
