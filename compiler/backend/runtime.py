@@ -126,10 +126,9 @@ def solve(derivative, initial, start, times, rtol: float, atol: float, max_steps
     # The systems' dims are those of the initial state and of what the derivative reads (a latent
     # rate beside a fixed initial state): the first evaluation shows them.
     initial = initial.expand(torch.broadcast_shapes(initial.shape, derivative(grid[0], initial).shape))
-    options = {"max_num_steps": max_steps}
     try:
         states = odeint(derivative, initial, grid, rtol=rtol, atol=atol, method="dopri5",
-                        options={**options, "norm": _largest})
+                        options={"max_num_steps": max_steps, "norm": _largest})
     except AssertionError:  # torchdiffeq's way to stop: too many steps, or a step size that underflowed
         return torch.full(initial.shape[:-1] + (len(grid) - 1, initial.shape[-1]), math.nan)
     return states[1:].movedim(0, -2)

@@ -3,8 +3,8 @@
 Data within their declared bounds, arrays of positions within the axes they
 index, observations within the support of their distribution, distribution
 arguments that the data make one number acceptable to it, fixed indices
-within their axes, and the times of an ODE solve in order: each checked before any fitting, with the element that breaks
-it and the rule.
+within their axes, and the times of an ODE solve in order: each checked before
+any fitting, with the element that breaks it and the rule.
 """
 
 from __future__ import annotations
