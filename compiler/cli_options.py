@@ -1,6 +1,6 @@
 """The command line's options built from pydantic configurations (`inference.config`): each
 field's name, type, default, bounds and help text become one option, so that they are
-written once, in the configuration; and the options several commands share.                                                       [cli]
+written once, in the configuration; and the options several commands share.                 [cli]
 """
 
 from __future__ import annotations

@@ -73,8 +73,9 @@ VECTORS = {
 
 
 class Incomparable(Exception):
-    """Nothing to compare: a position outside its axis (the generated code refuses it too), or
-    an enumerated latent (its trace holds all its values at once)."""
+    """Nothing to compare: a position outside its axis (the generated code refuses it too), an
+    enumerated latent (its trace holds all its values at once), or an ODE's solution (a solver's
+    approximation: tests/test_ode.py holds it to closed forms)."""
 
 
 class Reference:
@@ -139,6 +140,11 @@ class Reference:
                 b = np.asarray(self._evaluate(right, index), dtype=float)
                 return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power,
                         "@": np.matmul}[operator](a, b)
+            case ir.Vector(elements=elements):
+                parts = (np.asarray(self._evaluate(element, index), dtype=float) for element in elements)
+                return np.stack(np.broadcast_arrays(*parts), -1)
+            case ir.Solve():
+                raise Incomparable
         raise AssertionError(e)
 
     def _slice(self, s: ir.Slice, index: dict[str, int]) -> slice:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.backend.codegen import GeneratedCode
-from compiler.errors import DataError
+from compiler.errors import DataError, PplError
 from compiler.frontend import ir
 from compiler.precision import in_float64
 
@@ -52,6 +52,8 @@ GENERATED_FUNCTIONS = ("model", "guide", "collapsed_model", "sufficient_statisti
 
 def build(code: GeneratedCode, model_ir: ir.Model, guide_family: str, name: str) -> CompiledModel:
     """Compile the generated source into its functions (torch is imported here, not before)."""
+    if "solve" in code.runtime_helpers:
+        _refuse_missing_solver(model_ir)
     namespace = _execute(code, name)
     transform_data = namespace.get("transform_data")
     generated = {function: namespace.get(function) for function in GENERATED_FUNCTIONS}
@@ -60,6 +62,15 @@ def build(code: GeneratedCode, model_ir: ir.Model, guide_family: str, name: str)
         model_ir, code, guide_family, computed["model"], computed["guide"],
         in_float64(_located_data_errors(transform_data, _filename(name), code)) if transform_data else _unchanged,
         computed["collapsed_model"], computed["sufficient_statistics"])
+
+
+def _refuse_missing_solver(model_ir: ir.Model) -> None:
+    """`solve` runs torchdiffeq, an optional extra: without it, say so at the first ode statement."""
+    try:
+        import torchdiffeq  # noqa: F401 - imported by `runtime.solve` when it runs
+    except ImportError:
+        raise PplError("solving an ode needs torchdiffeq, which is not installed", model_ir.odes[0].span,
+                       "install pplc's ode extra: pip install 'pplc[ode]' (or pip install torchdiffeq)") from None
 
 
 def _unchanged(data):

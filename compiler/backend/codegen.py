@@ -13,6 +13,7 @@ evaluation that does not grow with the data. `model` stays the one users read.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import PurePath
 
 from compiler.backend import emitter as em
 from compiler.backend import guide as factors
-from compiler.backend.emitter import Assign, Code, Function, Line, Return, Statement, With
+from compiler.backend.emitter import Assign, Code, Def, Function, Line, Return, Statement, With
 from compiler.backend.expressions import (
     Layout,
     argument,
@@ -34,7 +35,7 @@ from compiler.backend.expressions import (
 from compiler.backend.guide import pyro_call
 from compiler.errors import Span
 from compiler.frontend import distributions, ir
-from compiler.frontend.analysis import collapsed, collapsible, observed_array, spec_names, statistics_key
+from compiler.frontend.analysis import collapsed, collapsible, observed_array, solved_odes, spec_names, statistics_key
 
 GUIDE_FAMILIES = ("normal", "native", "fullrank", "lowrank")
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def _data(key: str) -> Code:
 def _transform_data(model: ir.Model, layout: Layout) -> Function:
     transformed = [s for s in model.lets if s.transformed_data]
     body: list[Statement] = []
+    defined = _Derivatives(layout)
     for let in transformed:
+        body += defined.before(let)
         body += _positions(let.plates, [let.value])
         value = _let_value(let, layout)
         # A scalar computed from numbers stays a tensor: the next statement may square it again.
@@ -128,7 +131,10 @@ def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function
               and not (collapsed and isinstance(s, ir.Observe) and collapsible(s))]
     plates = _PlateNames(model, plated)
     runs: list[tuple[tuple[ir.Plate, ...], list[Statement]]] = []
+    defined = _Derivatives(layout)
     for statement in model.statements:
+        if not getattr(statement, "transformed_data", False) and (derivatives := defined.before(statement)):
+            runs.append(((), derivatives))
         match statement:
             case ir.Param():
                 runs.append(((), [_param(statement)]))
@@ -149,6 +155,33 @@ def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function
         return _function(model, "model", None, body)
     docstring = f"model(data) with {_collapsed_names(model)} scored from sufficient statistics: the same log joint."
     return _function(model, "collapsed_model", docstring, body)
+
+
+class _Derivatives:
+    """Each ODE's derivative, defined as a function of its time and state just before the first
+    statement of a generated function that solves it (after every name it reads)."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout.within(())
+        self.defined: set[str] = set()
+
+    def _layout(self, ode: ir.Ode) -> Layout:
+        """The solver passes the state as the initial state is given it, a whole value (sample
+        dims, then M unit dims, then its own), and the time as a scalar: both need no lift, even
+        where a statement's name is spelled the same."""
+        nesting = self.layout.nesting
+        stored = {**(self.layout.stored_unit_dims or {}), ode.time: nesting, ode.state: nesting}
+        return dataclasses.replace(self.layout, stored_unit_dims=stored)
+
+    def before(self, statement: ir.Statement) -> list[Statement]:
+        definitions: list[Statement] = []
+        for ode in solved_odes(statement):
+            if ode.name not in self.defined:
+                self.defined.add(ode.name)
+                docstring = f"d {ode.state} / d {ode.time}: the ODE that solve({ode.name}, ...) integrates."
+                body = (Return(expression(ode.value, self._layout(ode))),)
+                definitions.append(Def(Function(ode.name, (ode.time, ode.state), docstring, body)))
+        return definitions
 
 
 def _param(param: ir.Param) -> Statement:

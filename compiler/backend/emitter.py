@@ -304,7 +304,21 @@ class Return:
         return self.value.needs
 
 
-Statement = Line | Assign | With | Return
+@dataclass(frozen=True)
+class Def:
+    """A function defined inside a generated function (an ODE's derivative): it reads the
+    enclosing function's names when it is called."""
+
+    function: Function
+
+    @property
+    def needs(self) -> Needs:
+        inner = self.function.needs
+        own = set(self.function.parameters) | bound(self.function.body)
+        return Needs(inner.imports, inner.helpers, inner.names - own, inner.parameters)
+
+
+Statement = Line | Assign | With | Return | Def
 
 
 def bound(statements: Iterable[Statement]) -> set[str]:
@@ -313,6 +327,8 @@ def bound(statements: Iterable[Statement]) -> set[str]:
     for statement in statements:
         if isinstance(statement, Assign):
             names.add(statement.target)
+        elif isinstance(statement, Def):
+            names.add(statement.function.name)
         elif isinstance(statement, With):
             names |= bound(statement.body)
     return names
@@ -378,12 +394,16 @@ def render_module(module: Module) -> Rendered:
         while out.lines[-1] == "":
             out.lines.pop()
         out.lines += ["", ""]
-        out.lines.append(f"def {function.name}({', '.join(function.parameters)}):")
-        if function.docstring:
-            out.lines += _docstring(function.docstring, INDENT)
-        for statement in function.body:
-            _statement(statement, INDENT, out)
+        _function(function, 0, out)
     return out
+
+
+def _function(function: Function, indent: int, out: Rendered) -> None:
+    out.lines.append(f"{' ' * indent}def {function.name}({', '.join(function.parameters)}):")
+    if function.docstring:
+        out.lines += _docstring(function.docstring, indent + INDENT)
+    for statement in function.body:
+        _statement(statement, indent + INDENT, out)
 
 
 def _statement(statement: Statement, indent: int, out: Rendered) -> None:
@@ -397,6 +417,8 @@ def _statement(statement: Statement, indent: int, out: Rendered) -> None:
             start = len(out.lines) + 1
             out.lines += _value(value, indent, f"{pad}{target} = ")
             out.assigned.update({line: target for line in range(start, len(out.lines) + 1)})
+        case Def(function=function):
+            _function(function, indent, out)
         case With(managers=managers, body=body):
             out.lines.append(f"{pad}with {', '.join(m.flat() for m in managers)}:")
             for inner in body:

@@ -155,6 +155,8 @@ def gathered_variables(e: ir.Expr) -> set[str]:
             return gathered_variables(operand)
         case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
             return gathered_variables(condition) | gathered_variables(then) | gathered_variables(otherwise)
+        case ir.Vector(elements=elements):
+            return set().union(*(gathered_variables(element) for element in elements))
     return set()
 
 
@@ -213,6 +215,10 @@ class _Emitter:
                 return em.call(em.runtime("real"), self._comparison(e)), ATOM
             case ir.Conditional():
                 return self._conditional(e), ATOM
+            case ir.Vector(elements=elements):
+                return em.call(em.runtime("vector"), *(self.emit(element)[0] for element in elements)), ATOM
+            case ir.Solve():
+                return self._solve(e), ATOM
             case ir.Binary(operator=operator, left=left, right=right):
                 symbol, precedence = PYTHON_OPERATORS[operator]
                 left_needs = precedence + (1 if operator == "^" else 0)
@@ -340,6 +346,13 @@ class _Emitter:
             test = em.chain(self._operand(condition, e.type.rank, SUM, real=True), "!=", em.number(0))
         values = (self._operand(v, e.type.rank, SUM, real=may_be_number(v)) for v in (e.then, e.otherwise))
         return em.call(em.imported("torch", "where"), test, *values)
+
+    def _solve(self, e: ir.Solve) -> Code:
+        """`rt.solve(dz, initial, start, times, ...)`, the solver's options written out."""
+        arguments = [self.emit(part)[0] for part in (e.initial, e.start, e.times)]
+        options = [em.keyword(key, em.number(value))
+                   for key, value in (("rtol", e.rtol), ("atol", e.atol), ("max_steps", e.max_steps))]
+        return em.call(em.runtime("solve"), em.name(e.ode.name), *arguments, *options)
 
     def _matmul(self, e: ir.Binary) -> tuple[Code, int]:
         left, right = e.left, e.right

@@ -314,6 +314,42 @@ def affine_scan(a: torch.Tensor, b: torch.Tensor, start: torch.Tensor) -> torch.
     return a + b * real(start)[..., None]
 
 
+def vector(*elements) -> torch.Tensor:
+    """`[a, b, ...]`: the elements broadcast against each other and stacked along a new last axis."""
+    return torch.stack(torch.broadcast_tensors(*(real(e) for e in elements)), -1)
+
+
+def solve(derivative, initial, start, times, rtol: float, atol: float, max_steps: int) -> torch.Tensor:
+    """The state of `d state / dt = derivative(t, state)` at each of `times`, from `initial` at
+    `start`: torchdiffeq's dopri5 (adaptive Runge-Kutta 4(5), as Stan's rk45), gradients by
+    backpropagation through its steps. Any dims left of the state's own (sample dims) are
+    independent systems; the result is those dims + (len(times), size).
+
+    The error is measured by the largest element (Stan's solvers do the same), not torchdiffeq's
+    root mean square, which would let one system of a batch borrow accuracy from the others. A
+    solve that fails (more than `max_steps` steps, a step size that underflows, a state that
+    stops being finite) gives nan, as an overflow would: the fit then treats that point as any
+    non-finite density."""
+    from torchdiffeq import odeint  # an optional extra (pplc[ode]); build checks that it is installed
+
+    # The data check has made the times increase from the start on.
+    grid = torch.cat([real(start).reshape(1), real(times).reshape(-1)])
+    initial = real(initial)
+    # The systems' dims are those of the initial state and of what the derivative reads (a latent
+    # rate beside a fixed initial state): the first evaluation shows them.
+    initial = initial.expand(torch.broadcast_shapes(initial.shape, derivative(grid[0], initial).shape))
+    try:
+        states = odeint(derivative, initial, grid, rtol=rtol, atol=atol, method="dopri5",
+                        options={"max_num_steps": max_steps, "norm": _largest})
+    except AssertionError:  # torchdiffeq's way to stop: too many steps, or a step size that underflowed
+        return torch.full(initial.shape[:-1] + (len(grid) - 1, initial.shape[-1]), math.nan)
+    return states[1:].movedim(0, -2)
+
+
+def _largest(error: torch.Tensor) -> torch.Tensor:
+    return error.abs().max()
+
+
 def uniform_init(shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform on (-2, 2): Stan's default initialisation on the unconstrained scale."""
     return torch.rand(shape) * 4 - 2

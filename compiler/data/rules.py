@@ -2,9 +2,9 @@
 
 Data within their declared bounds, arrays of positions within the axes they
 index, observations within the support of their distribution, distribution
-arguments that the data make one number acceptable to it, and fixed indices
-within their axes: each checked before any fitting, with the element that breaks
-it and the rule.
+arguments that the data make one number acceptable to it, fixed indices
+within their axes, and the times of an ODE solve in order: each checked before
+any fitting, with the element that breaks it and the rule.
 """
 
 from __future__ import annotations
@@ -154,3 +154,15 @@ def check_fixed_index(fixed: ir.FixedIndex, values: dict[str, Any], origin: str)
         length = values[fixed.length] if isinstance(fixed.length, str) else fixed.length
         raise DataError(f"with this data, {problem} (in {origin})", fixed.span,
                         f"indexing is 0-based: valid indices are 0..{length - 1}")
+
+
+def check_solver_times(solve: ir.Solve, values: dict[str, Any], origin: str) -> None:
+    """`solve(dz, initial, start, times)` reports the state at increasing times after the start."""
+    name = solve.times.name
+    times = [ir.constant_value(solve.start, values), *np.asarray(values[name], dtype=float).reshape(-1)]
+    late = next((k for k in range(1, len(times)) if not times[k] > times[k - 1]), None)
+    if late is not None:
+        before = f"{name}[{late - 2}] = {times[late - 1]:g}" if late > 1 else f"the start time {times[0]:g}"
+        raise DataError(f"with this data, {name}[{late - 1}] = {times[late]:g} does not come after {before} "
+                        f"(in {origin})", solve.times.span,
+                        "solve needs the times increasing, each after the start time: sort them, and drop repeats")

@@ -32,10 +32,12 @@ from compiler.data.rules import (
     check_restricted,
     check_restriction_bounds,
     check_scalar_arguments,
+    check_solver_times,
     check_support,
 )
 from compiler.errors import DataError, did_you_mean
 from compiler.frontend import constants, ir
+from compiler.frontend.analysis import model_solves
 
 # float64, which pplc computes in, holds every integer up to 2^53 in absolute value exactly, and
 # not every one beyond (2^53 + 1 rounds to 2^53); counts near 2^63 would also overflow the fit.
@@ -89,6 +91,8 @@ def load_data(model: ir.Model, raw: data_files.RawData, origin: str,
             check_restricted(observe, values, origin)
     for fixed in model.fixed_indices:
         check_fixed_index(fixed, values, origin)
+    for solve in model_solves(model):
+        check_solver_times(solve, values, origin)
     for use in model.distribution_uses:
         check_scalar_arguments(use, values, origin)
         check_restriction_bounds(use, values, origin)

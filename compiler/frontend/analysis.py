@@ -47,8 +47,8 @@ def statistics_key(observe: ir.Observe) -> str:
     return f"{observe.name}.statistics"
 
 
-def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
-    """Every variable a statement reads: its distribution's arguments, observed value, value or initial value
+def statement_expressions(statement: ir.Statement) -> list[ir.Expr]:
+    """A statement's expressions: its distribution's arguments, observed value, value or initial value
     (a recurrence's: its first elements and its step)."""
     match statement:
         case ir.Latent(recurrence=ir.Recurrence(initial=initial)):
@@ -63,11 +63,54 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
             expressions = [statement.value]
         case ir.Param():
             expressions = [statement.initial]
+    return expressions
+
+
+def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
+    """Every variable a statement reads."""
     # A recurrence's step reads its previous elements through a variable of its own, not a statement's.
     recurrence = getattr(statement, "recurrence", None)
     previous = recurrence.previous if recurrence else None
-    for expression in expressions:
+    for expression in statement_expressions(statement):
         yield from (v for v in ir.variables(expression) if v.name != previous)
+
+
+def model_solves(model: ir.Model) -> list[ir.Solve]:
+    """Every `solve` of the model, in order."""
+    return [s for statement in model.statements for e in statement_expressions(statement) for s in solves(e)]
+
+
+def solved_odes(statement: ir.Statement) -> list[ir.Ode]:
+    """The ODEs a statement solves, in order, each once."""
+    odes = {s.ode.name: s.ode for e in statement_expressions(statement) for s in solves(e)}
+    return list(odes.values())
+
+
+def solves(expr: ir.Expr) -> Iterator[ir.Solve]:
+    """Every `solve` in an expression, in order."""
+    match expr:
+        case ir.Solve(initial=initial, start=start, times=times):
+            for part in (initial, start, times):
+                yield from solves(part)
+            yield expr
+        case ir.Subscript(base=base, subscripts=subscripts):
+            for part in (base, *subscripts):
+                yield from solves(part)
+        case ir.Slice(start=start, stop=stop):
+            for end in (start, stop):
+                if end is not None:
+                    yield from solves(end)
+        case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
+            for part in (condition, then, otherwise):
+                yield from solves(part)
+        case ir.Call(arguments=parts) | ir.Vector(elements=parts):
+            for part in parts:
+                yield from solves(part)
+        case ir.Binary(left=left, right=right):
+            yield from solves(left)
+            yield from solves(right)
+        case ir.Negate(operand=operand):
+            yield from solves(operand)
 
 
 def summarised_only(model: ir.Model) -> frozenset[str]:
@@ -82,4 +125,4 @@ def spec_names(model: ir.Model) -> set[str]:
     """Every name the spec binds in generated code: declarations and index variables."""
     statements = model.statements
     variables = {p.variable for s in statements if hasattr(s, "plates") for p in s.plates if p.variable}
-    return {d.name for d in model.data} | {s.name for s in statements} | variables
+    return {d.name for d in model.data} | {s.name for s in statements} | variables | {o.name for o in model.odes}

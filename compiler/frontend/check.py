@@ -19,13 +19,14 @@ from compiler.frontend.expressions import Scope, Symbol, depends_on_model, type_
 from compiler.frontend.identifiers import check_identifier
 from compiler.frontend.plates import axis_size, plates_of_axes, statement_plates
 from compiler.frontend.recurrences import RecurrenceChecks
+from compiler.frontend.restrictions import RestrictionChecks, restriction_bounds
 
 
 def check_program(program: syntax.Program, source_name: str) -> ir.Model:
     return _ProgramChecker(program).run(source_name)
 
 
-class _ProgramChecker(RecurrenceChecks):
+class _ProgramChecker(RecurrenceChecks, RestrictionChecks):
     """Walks the statements in order; each declaration extends the scope (recurrences: `RecurrenceChecks`)."""
 
     def __init__(self, program: syntax.Program):
@@ -37,6 +38,7 @@ class _ProgramChecker(RecurrenceChecks):
         self.fixed_indices: list[ir.FixedIndex] = []
         self.observed: dict[str, Span] = {}
         self.factors: dict[str, Span] = {}  # factor sites: named like declarations, but no value to use
+        self.odes: dict[str, ir.Ode] = {}  # derivatives: named like declarations, used only by solve
         self.declared_later = {s.name.id: s.name.span for s in program.statements}
         self.current = ""
         # A recurrence's first elements (`let x[0] = ...`) and their values, until its step comes.
@@ -48,6 +50,7 @@ class _ProgramChecker(RecurrenceChecks):
             # An observe statement scores existing data; it declares nothing.
             self.current = "" if isinstance(statement, syntax.Observe) else statement.name.id
             self._expect_step(statement)
+            self._refuse_ode_indices(getattr(statement, "subscripts", ()))
             match statement:
                 case syntax.DataDecl():
                     self._data(statement)
@@ -61,18 +64,21 @@ class _ProgramChecker(RecurrenceChecks):
                     self._observe(statement)
                 case syntax.Factor():
                     self._factor(statement)
+                case syntax.Ode():
+                    self._ode(statement)
         self._expect_step(None)
         data = tuple(
             dataclasses.replace(d, index_range=self.index_arrays.get(d.name)) for d in self.data
         )
         nesting = max((len(s.plates) for s in self.statements if hasattr(s, "plates")), default=0)
-        return ir.Model(source_name, data, tuple(self.statements), nesting, tuple(self.fixed_indices))
+        return ir.Model(source_name, data, tuple(self.statements), nesting, tuple(self.fixed_indices),
+                        tuple(self.odes.values()))
 
     # Scopes ----------------------------------------------------------------
 
     def _scope(self, plates: tuple[ir.Plate, ...] = ()) -> Scope:
         return Scope(self.symbols, {p.variable: p for p in plates if p.variable}, self.declared_later,
-                     self.current)
+                     self.current, self.odes)
 
     def _type(self, expr: syntax.Expr, scope: Scope) -> ir.Expr:
         typed, uses = type_expression(expr, scope)
@@ -90,13 +96,14 @@ class _ProgramChecker(RecurrenceChecks):
             self.symbols[name.id] = symbol
 
     def _refuse_redeclaration(self, name: syntax.Name) -> None:
+        self._refuse_declared(name, "each name is declared once; rename one of them")
+
+    def _refuse_declared(self, name: syntax.Name, hint: str) -> None:
         check_identifier(name)
         first = self.symbols[name.id].span if name.id in self.symbols else self.factors.get(name.id)
+        first = first or (self.odes[name.id].span if name.id in self.odes else None)
         if first is not None:
-            raise PplError(
-                f"'{name.id}' is already declared on line {first.line}", name.span,
-                "each name is declared once; rename one of them",
-            )
+            raise PplError(f"'{name.id}' is already declared on line {first.line}", name.span, hint)
 
     def _data_only(self, expr: syntax.Expr, what: str) -> ir.Expr:
         """A value the data fixes: literals, data and transformed data."""
@@ -174,8 +181,8 @@ class _ProgramChecker(RecurrenceChecks):
         if self.initial or recurrences.is_step(decl.name, decl.subscripts, decl.distribution):
             self._latent_recurrence(decl)
             return
-        plates = statement_plates(decl.subscripts, [decl.distribution, *_bounds(decl.restriction)], self.symbols,
-                                  allow_sizes=True)
+        plates = statement_plates(decl.subscripts, [decl.distribution, *restriction_bounds(decl.restriction)],
+                                  self.symbols, allow_sizes=True)
         scope = self._scope(plates)
         use = check_distribution(decl.distribution, scope, plates, self._type)
         if decl.restriction is not None:
@@ -256,8 +263,8 @@ class _ProgramChecker(RecurrenceChecks):
         if statement.subscripts:
             indexed = syntax.Index(statement.name, statement.subscripts, statement.span)
             plates = statement_plates(statement.subscripts,
-                                      [indexed, statement.distribution, *_bounds(statement.restriction)], self.symbols,
-                                      allow_sizes=False)
+                                      [indexed, statement.distribution, *restriction_bounds(statement.restriction)],
+                                      self.symbols, allow_sizes=False)
             value = self._type(indexed, self._scope(plates))
             if value.type.rank != event_rank:
                 raise PplError(
@@ -298,41 +305,34 @@ class _ProgramChecker(RecurrenceChecks):
         self.statements.append(
             ir.Factor(statement.name.id, value, plates, tuple(p.size for p in plates), statement.span))
 
-    def _restricted(self, use: ir.DistributionUse, restriction: syntax.Restriction, scope: Scope,
-                    plates: tuple[ir.Plate, ...], latent: bool) -> ir.DistributionUse:
-        """`use` truncated to, or censored at, the bounds of `T[lo, hi]` / `censored[lo, hi]`."""
-        kind = ir.TRUNCATED if restriction.kind == "T" else ir.CENSORED
-        if latent and kind == ir.CENSORED:
-            raise PplError("a latent cannot be censored: censoring describes how data were recorded",
-                           restriction.span, "to restrict a latent's values, truncate it: T[lo, hi]")
-        if use.name not in distributions.WITH_CDF:
-            raise PplError(f"{use.name} cannot be {kind}: torch has no usable CDF for it", restriction.span,
-                           f"the distributions that can be {kind}: {', '.join(distributions.WITH_CDF)}")
-        if restriction.lower is None and restriction.upper is None:
-            raise PplError(f"{restriction.kind}[, ] has no bound, so it changes nothing", restriction.span,
-                           f"give one bound or both: {restriction.kind}[0, ], {restriction.kind}[, 10]")
-        lower, upper = (None if b is None else self._bound(b, scope, plates, latent)
-                        for b in (restriction.lower, restriction.upper))
-        checked = ir.Restriction(kind, lower, upper, restriction.span)
-        positive = distributions.TABLE[use.name].support == distributions.POSITIVE
-        unusable = constants.restriction_unusable(checked, {}, positive)
-        if unusable:
-            raise PplError(f"these bounds do not fit {use.name}: {unusable}", restriction.span,
-                           "write the lower bound first; leave out a bound that bounds nothing")
-        return dataclasses.replace(use, restriction=checked, support=_restricted_support(use, checked, latent))
+    def _ode(self, statement: syntax.Ode) -> None:
+        """`ode dz(t, z) = [...]`: the derivative as a vector with one element per state; `t` and
+        `z` are names of its own (a real and a real vector), so they must not hide declared ones."""
+        if not isinstance(statement.value, syntax.Vector):
+            raise PplError("the derivative is a vector with one element per state", statement.value.span,
+                           f"write it as [d0, d1, ...]: element i is the derivative of {statement.state.id}[i]")
+        local = "the time and the state are names of the ode statement alone; choose names not declared above"
+        for name in (statement.time, statement.state):
+            self._refuse_declared(name, local)
+        if statement.time.id == statement.state.id:
+            raise PplError(f"'{statement.time.id}' names both the time and the state", statement.state.span,
+                           "write e.g. ode dz(t, z) = [...]")
+        size = len(statement.value.elements)
+        symbols = {**self.symbols,
+                   statement.time.id: Symbol("let", ir.Type("real", ()), statement.time.span),
+                   statement.state.id: Symbol("let", ir.Type("real", (size,)), statement.state.span)}
+        value = self._type(statement.value, Scope(symbols, {}, self.declared_later, self.current))
+        self._refuse_declared(statement.name, "each name is declared once; rename one of them")
+        self.odes[statement.name.id] = ir.Ode(statement.name.id, statement.time.id, statement.state.id, size, value,
+                                              statement.span)
 
-    def _bound(self, bound: syntax.Expr, scope: Scope, plates: tuple[ir.Plate, ...], latent: bool) -> ir.Expr:
-        """A bound: one number for each element of the statement; a latent's must be one number
-        that the data fix, as the guide draws inside them before the model runs."""
-        typed = self._type(bound, scope)
-        if latent and (typed.type.batched or typed.type.shape or depends_on_model(typed)):
-            raise PplError("the bounds of a truncated latent must be one number, from data alone", bound.span,
-                           "its guide draws inside them before the model runs; use numbers or scalar data")
-        if typed.type.shape and (typed.type.batched
-                                 or not shapes.broadcasts_to(typed.type.shape, tuple(p.size for p in plates))):
-            raise PplError(f"a bound must be one number per element, got {shapes.show(typed.type.shape)}",
-                           bound.span, "index the array with the statement's index variables: c[i]")
-        return typed
+    def _refuse_ode_indices(self, subscripts: tuple[syntax.Expr, ...]) -> None:
+        """An index variable becomes a local of the generated model, where an ODE's name is its function."""
+        for subscript in subscripts:
+            if isinstance(subscript, syntax.Name) and subscript.id in self.odes:
+                line = self.odes[subscript.id].span.line
+                raise PplError(f"'{subscript.id}' names the ode on line {line}", subscript.span,
+                               "give the index variable another name")
 
     def _observed_symbol(self, name: syntax.Name) -> Symbol:
         symbol = self.symbols.get(name.id)
@@ -372,24 +372,6 @@ def _refuse_missing_indices(plates: tuple[ir.Plate, ...], value: ir.Expr, span: 
     if missing:
         raise PplError(f"the right side does not vary over index '{sorted(missing)[0]}'", span,
                        "use the index on the right, or drop it from the left")
-
-
-def _bounds(restriction: syntax.Restriction | None) -> list[syntax.Expr]:
-    """The bounds written in `T[lo, hi]` or `censored[lo, hi]`: their index variables range too."""
-    if restriction is None:
-        return []
-    return [b for b in (restriction.lower, restriction.upper) if b is not None]
-
-
-def _restricted_support(use: ir.DistributionUse, restriction: ir.Restriction, latent: bool) -> ir.Support:
-    """The interval the values lie in, where the data fix its bounds as one number (a latent's
-    always do): a truncated latent's guide draws inside it, and data are checked against it."""
-    if not latent and any(b.type.batched or b.type.shape or depends_on_model(b) for b in restriction.bounds):
-        return use.support
-    lower = restriction.lower
-    if lower is None and use.support.kind == distributions.POSITIVE:
-        lower = ir.Literal_(0, ir.Type("int", ()), restriction.span)
-    return ir.Support(distributions.INTERVAL, lower, restriction.upper)
 
 
 def _check_axes(shape: ir.Shape, span: Span) -> None:

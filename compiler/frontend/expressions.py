@@ -6,6 +6,7 @@ variables it varies over; a mismatch is an error at the offending part.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from compiler.errors import PplError, Span, did_you_mean
@@ -28,6 +29,7 @@ class Scope:
     plates: dict[str, ir.Plate]  # index variable -> its plate in this statement
     declared_later: dict[str, Span]
     defining: str  # the name the current statement declares
+    odes: Mapping[str, ir.Ode] = field(default_factory=dict)  # the ode statements above, for `solve`
 
     @property
     def plate_order(self) -> tuple[str, ...]:
@@ -100,6 +102,8 @@ class _Typer:
                 return ir.Negate(typed, typed.type, expr.span)
             case syntax.Conditional():
                 return self._conditional(expr)
+            case syntax.Vector():
+                return self._vector(expr)
             case syntax.Slice():
                 raise PplError("a slice a:b goes inside brackets", expr.span, "write y[a:b]")
         raise AssertionError(f"unhandled syntax node {expr!r}")
@@ -243,7 +247,52 @@ class _Typer:
             raise PplError(problem, fixed.span, f"indexing is 0-based: valid indices are 0..{length}")
         self.uses.fixed_indices.append(fixed)
 
+    def _vector(self, expr: syntax.Vector) -> ir.Expr:
+        """`[a, b, ...]`: scalars stacked into a vector (of reals, whatever the elements)."""
+        elements = tuple(self.type(e) for e in expr.elements)
+        for element in elements:
+            if element.type.shape:
+                raise PplError(f"a vector [a, b, ...] holds scalars, but this element is {shapes.show(element.type.shape)}",
+                               element.span, "index it down to one number, e.g. x[0]")
+        variables = frozenset().union(*(e.type.index_variables for e in elements))
+        return ir.Vector(elements, ir.Type("real", (len(elements),), variables), expr.span)
+
+    def _solve(self, expr: syntax.Call) -> ir.Solve:
+        """`solve(dz, initial, start, times)`: the ODE's state at each time, as [len(times), size].
+        The times are data (the solver's grid is fixed before the fit); the initial state may be latent."""
+        positional = [a for a in expr.arguments if a.keyword is None]
+        if len(positional) != 4 or positional != list(expr.arguments[:4]):
+            raise PplError(f"solve takes 4 arguments before any keywords, got {len(positional)}", expr.span,
+                           "solve(dz, initial_state, start_time, times), dz named by an ode statement")
+        ode = self._ode_named(positional[0].value)
+        initial, start, times = (self.type(a.value) for a in positional[1:])
+        options = _solver_options(expr.arguments[4:])
+        if initial.type.shape != (ode.size,) or initial.type.batched:
+            raise PplError(f"the initial state is {shapes.show(initial.type.shape)}, but '{ode.name}' has a state of "
+                           f"{ode.size}", initial.span, f"give one value per state: a vector of {ode.size}")
+        # Both are checked when the data load (increasing, after the start): so they are numbers and data.
+        if not _number_or_scalar_data(start):
+            raise PplError("the start time is a number or a real data scalar", start.span, "e.g. 0, or data t0: real")
+        if not (isinstance(times, ir.Variable) and times.role == "data"):
+            raise PplError("the times are a data vector: the solver reports the state at times fixed before the fit",
+                           times.span, "declare them as data ts: real[N], increasing and after the start time")
+        if times.type.rank != 1:
+            raise PplError(f"the times are a vector, here {shapes.show(times.type.shape)}", times.span,
+                           "declare them as data ts: real[N], increasing and after the start time")
+        return ir.Solve(ode, initial, start, times, *options, ir.Type("real", (times.type.shape[0], ode.size)),
+                        expr.span)
+
+    def _ode_named(self, expr: syntax.Expr) -> ir.Ode:
+        name = expr.id if isinstance(expr, syntax.Name) else None
+        if name not in self.scope.odes:
+            hint = did_you_mean(name, list(self.scope.odes)) if name else None
+            raise PplError("solve's first argument names an ode statement above it", expr.span,
+                           hint or "declare the derivative first: ode dz(t, z) = [...]")
+        return self.scope.odes[name]
+
     def _call(self, expr: syntax.Call) -> ir.Expr:
+        if expr.function == "solve":
+            return self._solve(expr)
         if expr.function in distributions.TABLE:
             raise PplError(f"'{expr.function}' is a distribution, not a function", expr.function_span,
                            f"use it after `~`: latent z ~ {expr.function}(...)")
@@ -336,6 +385,48 @@ def _broadcast_type(function: functions.Function, arguments, variables: frozense
                            f"{', '.join(shapes.show(a.type.shape) for a in arguments)}, which do not match",
                            expr.span, f"{function.name} is elementwise: equal shapes or scalars")
     return ir.Type("real", shape, variables)
+
+
+def _number_or_scalar_data(expr: ir.Expr) -> bool:
+    match expr:
+        case ir.Literal_():
+            return True
+        case ir.Negate(operand=operand):
+            return _number_or_scalar_data(operand)
+        case ir.Variable(role="data", type=ir.Type(shape=())):
+            return True
+    return False
+
+
+# ODE solver options ------------------------------------------------------------------
+
+# Stan's defaults for its ODE solvers' tolerances; the step cap keeps a fit from stalling
+# where a draw makes the system stiff (a solve that reaches it gives nan, as an overflow would).
+SOLVER_OPTIONS = {"rtol": 1e-6, "atol": 1e-6, "max_steps": 100_000}
+
+
+def _solver_options(arguments: tuple[syntax.Argument, ...]) -> tuple[float, float, int]:
+    """rtol=, atol= (positive numbers) and max_steps= (a positive integer), each a literal."""
+    options = dict(SOLVER_OPTIONS)
+    given: set[str] = set()
+    for argument in arguments:
+        key = argument.keyword
+        if key is None:
+            raise PplError("solve takes 4 arguments before any keywords", argument.span,
+                           "options are named: rtol=1e-6, atol=1e-6, max_steps=100000")
+        if key not in options:
+            raise PplError(f"solve has no option '{key}'", argument.span,
+                           did_you_mean(key, list(options)) or "its options are rtol, atol and max_steps")
+        if key in given:
+            raise PplError(f"'{key}' is given twice", argument.span, "give each option once")
+        given.add(key)
+        value = argument.value.value if isinstance(argument.value, syntax.Number) else None
+        integral = key == "max_steps"
+        if value is None or value <= 0 or (integral and not isinstance(value, int)):
+            raise PplError(f"{key} is a positive {'integer' if integral else 'number'}", argument.value.span,
+                           f"e.g. {key}={SOLVER_OPTIONS[key]}")
+        options[key] = value
+    return float(options["rtol"]), float(options["atol"]), int(options["max_steps"])
 
 
 # Matrix functions ---------------------------------------------------------------------

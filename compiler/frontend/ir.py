@@ -128,7 +128,46 @@ class Conditional:
     span: Span
 
 
-Expr = Union[Literal_, Variable, Position, Subscript, Slice, Call, Binary, Negate, Conditional]
+@dataclass(frozen=True)
+class Vector:
+    """`[a, b, ...]`: scalars (per element) stacked along a new last axis."""
+
+    elements: tuple[Expr, ...]
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True)
+class Ode:
+    """`ode name(time, state) = value`: d state / d time, a vector of `size`. Inside `value`,
+    `time` and `state` are `let` variables local to it; codegen defines it as a function of
+    the two before the first statement that solves it."""
+
+    name: str
+    time: str
+    state: str
+    size: int
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Solve:
+    """`solve(ode, initial, start, times)`: the state at each of `times` (data, after `start`),
+    from `initial` at `start`; `type.shape` is (len(times), ode.size)."""
+
+    ode: Ode
+    initial: Expr
+    start: Expr
+    times: Expr
+    rtol: float
+    atol: float
+    max_steps: int
+    type: Type
+    span: Span
+
+
+Expr = Union[Literal_, Variable, Position, Subscript, Slice, Call, Binary, Negate, Conditional, Vector, Solve]
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
@@ -177,6 +216,14 @@ def variables(expr: Expr):
             yield from variables(right)
         case Negate(operand=operand):
             yield from variables(operand)
+        case Vector(elements=elements):
+            for element in elements:
+                yield from variables(element)
+        case Solve(ode=ode, initial=initial, start=start, times=times):
+            for part in (initial, start, times):
+                yield from variables(part)
+            # What the derivative reads, but for its own time and state.
+            yield from (v for v in variables(ode.value) if v.name not in (ode.time, ode.state))
 
 
 # Statements ----------------------------------------------------------------
@@ -327,6 +374,7 @@ class Model:
     statements: tuple[Statement, ...]
     max_plate_nesting: int
     fixed_indices: tuple[FixedIndex, ...] = ()
+    odes: tuple[Ode, ...] = ()
 
     @property
     def latents(self) -> tuple[Latent, ...]:

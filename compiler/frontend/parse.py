@@ -33,7 +33,7 @@ MAX_CHARACTERS = 2_000_000
 # Integers are sizes, indices and counts: torch holds them in int64.
 MAX_INTEGER = 2**63 - 1
 
-KEYWORDS = ("data", "latent", "param", "let", "observe", "factor", "int", "real")
+KEYWORDS = ("data", "latent", "param", "let", "observe", "factor", "ode", "int", "real")
 
 TOKEN_DESCRIPTIONS = {
     "NAME": "a name",
@@ -62,6 +62,7 @@ TOKEN_DESCRIPTIONS = {
     "LE": "'<='",
     "GE": "'>='",
     "FACTOR": "'factor'",
+    "ODE": "'ode'",
     "DATA": "'data'",
     "LATENT": "'latent'",
     "PARAM": "'param'",
@@ -154,6 +155,10 @@ class ToSyntax(Transformer):
         name, *subscripts, value = children
         return syntax.Factor(self._name(name), self._subs(subscripts), value, span_of(meta))
 
+    def ode_stmt(self, meta, children):
+        name, time, state, value = children
+        return syntax.Ode(self._name(name), self._name(time), self._name(state), value, span_of(meta))
+
     def type(self, meta, children):
         base, *rest = children
         parts = {part.kind: part.items for part in rest}
@@ -212,6 +217,9 @@ class ToSyntax(Transformer):
 
     def slice_to(self, meta, c):
         return syntax.Slice(None, c[0], span_of(meta))
+
+    def vector(self, meta, c):
+        return syntax.Vector(tuple(c), span_of(meta))
 
     def neg(self, meta, c):
         return syntax.Negate(c[0], span_of(meta))

@@ -149,3 +149,6 @@ def indexings(node):
             for end in (start, stop):
                 if end is not None:
                     yield from indexings(end)
+        case syntax.Vector(elements=elements):
+            for element in elements:
+                yield from indexings(element)

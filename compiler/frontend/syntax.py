@@ -83,7 +83,15 @@ class Conditional:
     span: Span
 
 
-Expr = Union[Number, Name, Index, Call, Binary, Negate, Conditional]
+@dataclass(frozen=True)
+class Vector:
+    """`[a, b, ...]`: a vector of scalars."""
+
+    elements: tuple[Expr, ...]
+    span: Span
+
+
+Expr = Union[Number, Name, Index, Call, Binary, Negate, Conditional, Vector]
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,18 @@ class Factor:
     span: Span
 
 
-Statement = Union[DataDecl, LatentDecl, ParamDecl, LetDecl, Observe, Factor]
+@dataclass(frozen=True)
+class Ode:
+    """`ode NAME(time, state) = EXPR`: the derivative of `state` at `time`, for `solve`."""
+
+    name: Name
+    time: Name
+    state: Name
+    value: Expr
+    span: Span
+
+
+Statement = Union[DataDecl, LatentDecl, ParamDecl, LetDecl, Observe, Factor, Ode]
 
 
 @dataclass(frozen=True)

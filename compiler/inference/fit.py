@@ -117,6 +117,9 @@ def _fit(compiled: CompiledModel, data, config: RunConfig, subsampled: bool, con
     and its batches can be corrected by a control variate; `notes`: for the report."""
     started = time.perf_counter()
     _check_options(config, subsampled, controlled, compiled.guide_family)
+    if config.jit and compiled.ir.odes:
+        raise PplError("--jit traces one run of the ELBO, and an ODE solver's steps change with the latents",
+                       compiled.ir.odes[0].span, "drop --jit")
     objective = _objective(compiled, data, config)
     notes = list(objective.notes) + notes
     if config.batch_size is not None and not subsampled:

@@ -124,7 +124,9 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
         initial, potential, transforms, _ = initialize_model(
             scored_model, (scored_data,), max_plate_nesting=compiled.ir.max_plate_nesting)
     geometry = _geometry(compiled, data, config, initial)
-    chains = _Chains(_compiled_energy(potential, geometry, traced=not enumerated), geometry, config)
+    # Not traced where an ODE is solved either: a trace would freeze the solver's adaptive steps.
+    traced = not enumerated and not compiled.ir.odes
+    chains = _Chains(_compiled_energy(potential, geometry, traced=traced), geometry, config)
     runs = _run_chains(chains)
     unconstrained = geometry.latents(torch.stack([torch.as_tensor(run.draws) for run in runs]))  # (chains, samples, D)
     constrained = {site: transforms[site].inv(value) for site, value in geometry.split(unconstrained).items()}

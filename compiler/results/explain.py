@@ -193,6 +193,10 @@ def show(e: ir.Expr, parent: int = -3) -> str:
         case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
             text = f"{show(condition, -2)} ? {show(then, -2)} : {show(otherwise, -3)}"
             return f"({text})" if parent > -3 else text
+        case ir.Vector(elements=elements):
+            return f"[{', '.join(show(element) for element in elements)}]"
+        case ir.Solve(ode=ode, initial=initial, start=start, times=times):
+            return f"solve({ode.name}, {show(initial)}, {show(start)}, {show(times)})"
         case ir.Binary(operator=operator, left=left, right=right) if operator in ir.COMPARISONS:
             text = f"{show(left, 0)} {operator} {show(right, 0)}"
             return f"({text})" if parent > -2 else text
