@@ -358,7 +358,12 @@ class _Emitter:
             rank = max(a.type.rank for a in e.arguments)
             return _template(function.torch, *(self._operand(a, rank, ATOM, real=_is_integer_or_number(a))
                                                for a in e.arguments))
-        return _template(function.torch, *(self._real(a) for a in e.arguments))
+        if function.shape == functions.COVARIANCE:  # the scalars gain the matrix's two axes, right of any sample dims
+            points, *scalars = e.arguments
+            return _template(function.torch, self._real(points), *(
+                self._operand(a, e.type.rank, ATOM, real=_is_integer_or_number(a)) for a in scalars))
+        return _template(function.torch, *(self._real(a, ATOM if f"{{{k}}}." in function.torch else SUM)
+                                           for k, a in enumerate(e.arguments)))  # `{0}.unsqueeze(...)` needs an atom
 
 
 def _tensor_rank(index: ir.Expr, layout: Layout) -> int | None:
@@ -382,8 +387,12 @@ def _template(template: str, *arguments: Code, **named: Code) -> Code:
     for literal, field_name, _, _ in formats.Formatter().parse(template):
         if literal:
             module, dot, _ = literal.partition(".")
-            parts.append(em.imported(module, literal[len(module) + 1:]) if dot and module in em.IMPORTS
-                         else em.text(literal))
+            if dot and module == "rt":
+                parts.append(em.runtime(literal[len("rt."):].removesuffix("(")))
+                parts.append(em.text("("))
+            else:
+                parts.append(em.imported(module, literal[len(module) + 1:]) if dot and module in em.IMPORTS
+                             else em.text(literal))
         if field_name is not None:
             parts.append(arguments[int(field_name)] if field_name.isdigit() else named[field_name])
     return em.joined(*parts)

@@ -131,18 +131,22 @@ class _ProgramChecker:
         self.statements.append(param)
 
     def _latent(self, decl: syntax.LatentDecl) -> None:
-        if decl.vector_type is not None:
+        vector = decl.vector_type
+        if vector is not None and distributions.VECTOR_TYPES[vector.constraint].elements is not None:
             self._constrained_vector(decl)
             return
-        _refuse_recurrence(decl.name, decl.subscripts, decl.distribution)
-        plates = statement_plates(decl.subscripts, [decl.distribution], self.symbols, allow_sizes=True)
+        distribution = decl.distribution or _uniform_distribution(decl)
+        _refuse_recurrence(decl.name, decl.subscripts, distribution)
+        plates = statement_plates(decl.subscripts, [distribution], self.symbols, allow_sizes=True)
         scope = self._scope(plates)
-        use = check_distribution(decl.distribution, scope, plates, self._type)
+        use = check_distribution(distribution, scope, plates, self._type)
         table_row = distributions.TABLE[use.name]
+        if vector is not None:
+            self._check_vector_type(vector, use, distribution)
         if table_row.is_discrete and not table_row.is_finite:
             raise PplError(
                 f"a {use.name} latent has infinitely many values and cannot be summed out",
-                decl.distribution.function_span,
+                distribution.function_span,
                 "discrete latents need a finite support (Bernoulli, Binomial, Categorical)",
             )
         count = use.support.high if table_row.support == distributions.INTEGER_INTERVAL else None
@@ -158,6 +162,20 @@ class _ProgramChecker:
             ir.Latent(decl.name.id, plates, use, shape, table_row.is_discrete, decl.span)
         )
 
+    def _check_vector_type(self, vector: syntax.VectorType, use: ir.DistributionUse, call: syntax.Call) -> None:
+        """`latent theta: simplex[K] ~ Dirichlet(a)`: the type names the support of the distribution's
+        draw, and its size."""
+        declared = distributions.VECTOR_TYPES[vector.constraint]
+        if use.support.kind != declared.kind:
+            fitting = [row.name for row in distributions.TABLE.values() if row.support == declared.kind]
+            raise PplError(f"a {vector.constraint} is drawn from {' or '.join(fitting)}, not {use.name}",
+                           call.function_span, _vector_type_hint(vector.constraint))
+        size = axis_size(vector.size, self.symbols)
+        if use.event_shape != (size,) * declared.event_rank:
+            example = f"Dirichlet(ones({size}))" if declared.kind == distributions.SIMPLEX else f"LKJCholesky({size}, eta)"
+            raise PplError(f"{use.name}(...) draws {shapes.show(use.event_shape)}, but the type says "
+                           f"{vector.constraint}[{size}]", call.span, f"draw one of the type's size, e.g. {example}")
+
     def _constrained_vector(self, decl: syntax.LatentDecl) -> None:
         """`latent mu: ordered[K] ~ D(...)`: K draws of D, restricted to the constraint (the
         density as Stan's constrained parameters have it, unnormalised there)."""
@@ -166,18 +184,21 @@ class _ProgramChecker:
             raise PplError(f"'{decl.name.id}' has both subscripts and a vector type", decl.subscripts[0].span,
                            f"write latent {decl.name.id}: {vector.constraint}[K] ~ ...; arrays of "
                            f"{vector.constraint} vectors are not supported yet")
+        declared = distributions.VECTOR_TYPES[vector.constraint]
+        where, example = (("the real line", "Normal(0, 5)") if declared.elements == distributions.REAL
+                          else ("the positive reals", "Exponential(1) or Gamma(2, 1)"))
+        if decl.distribution is None:
+            raise PplError(f"the elements of {vector.constraint}[...] need a distribution on {where}", vector.span,
+                           f"e.g. latent {decl.name.id}: {vector.constraint}[...] ~ {example.split(' or ')[0]}")
         size = axis_size(vector.size, self.symbols)
         use = check_distribution(decl.distribution, self._scope(), (), self._type)
-        kind, needs = distributions.VECTOR_CONSTRAINTS[vector.constraint]
         row = distributions.TABLE[use.name]
-        if row.support != needs or use.event_shape:
-            where, example = (("the real line", "Normal(0, 5)") if needs == distributions.REAL
-                              else ("the positive reals", "Exponential(1) or Gamma(2, 1)"))
+        if row.support != declared.elements or use.event_shape:
             raise PplError(f"the elements of {vector.constraint}[...] need a distribution on {where}, not {use.name}",
                            decl.distribution.function_span, f"e.g. {example}")
-        use = dataclasses.replace(use, event_shape=(size,), support=ir.Support(kind))
+        use = dataclasses.replace(use, event_shape=(size,), support=ir.Support(declared.kind))
         self._declare(decl.name, Symbol("latent", ir.Type("real", (size,)), decl.name.span, ()))
-        self.statements.append(ir.Latent(decl.name.id, (), use, (size,), False, decl.span, kind))
+        self.statements.append(ir.Latent(decl.name.id, (), use, (size,), False, decl.span, declared.kind))
 
     def _let(self, decl: syntax.LetDecl) -> None:
         _refuse_recurrence(decl.name, decl.subscripts, decl.value)
@@ -273,6 +294,28 @@ class _ProgramChecker:
                 raise PplError("a bound must be a scalar", bound.value.span)
             found[bound.kind] = value
         return found.get("lower"), found.get("upper")
+
+
+def _uniform_distribution(decl: syntax.LatentDecl) -> syntax.Call:
+    """The distribution of a latent declared without `~`: its type's uniform one
+    (`simplex[K]`: Dirichlet(ones(K)), as Stan's `simplex[K] theta;` with no prior)."""
+    vector = decl.vector_type
+    uniform = distributions.VECTOR_TYPES[vector.constraint].uniform if vector is not None else None
+    if uniform is None:
+        if vector is None:
+            raise PplError(f"'{decl.name.id}' has no distribution", decl.name.span,
+                           f"write latent {decl.name.id} ~ Normal(0, 1); only a simplex[K] has a default (uniform) one")
+        raise PplError(f"'{decl.name.id}' has no distribution, and {vector.constraint}[...] has no default one",
+                       vector.span, _vector_type_hint(vector.constraint))
+    span = vector.span
+    ones = syntax.Call("ones", (syntax.Argument(None, vector.size, vector.size.span),), span, span)
+    return syntax.Call(uniform, (syntax.Argument(None, ones, span),), span, span)
+
+
+def _vector_type_hint(constraint: str) -> str:
+    if constraint == "simplex":
+        return "write ~ Dirichlet(alpha), alpha of the simplex's size, or leave `~ ...` out: uniform, Dirichlet(ones(K))"
+    return "write ~ LKJCholesky(K, eta): eta = 1 is uniform over correlation matrices, eta > 1 favours weak correlations"
 
 
 def _refuse_missing_indices(plates: tuple[ir.Plate, ...], value: ir.Expr, span: Span) -> None:

@@ -110,7 +110,8 @@ class DataDecl:
 
 @dataclass(frozen=True)
 class VectorType:
-    """`ordered[K]` or `positive_ordered[K]`: a latent vector constrained as a whole."""
+    """`ordered[K]`, `positive_ordered[K]`, `simplex[K]` or `cholesky_factor_corr[K]`: the type of a
+    latent vector (or Cholesky factor) as a whole (distributions.VECTOR_TYPES)."""
 
     constraint: str
     size: Expr
@@ -121,7 +122,7 @@ class VectorType:
 class LatentDecl:
     name: Name
     subscripts: tuple[Expr, ...]
-    distribution: Call
+    distribution: Call | None  # None: no `~`, the vector type's uniform distribution (check refuses others)
     span: Span
     vector_type: VectorType | None = None
 
