@@ -21,6 +21,7 @@ dims back to the plates. The same code then serves SVI, `Predictive` and NUTS.
 
 from __future__ import annotations
 
+import re
 import string as formats
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -387,9 +388,8 @@ def _template(template: str, *arguments: Code, **named: Code) -> Code:
     for literal, field_name, _, _ in formats.Formatter().parse(template):
         if literal:
             module, dot, _ = literal.partition(".")
-            if dot and module == "rt":
-                parts.append(em.runtime(literal[len("rt."):].removesuffix("(")))
-                parts.append(em.text("("))
+            if helper := re.fullmatch(r"rt\.(\w+)(.*)", literal, re.S):  # `rt.cholesky(`: a runtime helper
+                parts += [em.runtime(helper[1]), em.text(helper[2])]
             else:
                 parts.append(em.imported(module, literal[len(module) + 1:]) if dot and module in em.IMPORTS
                              else em.text(literal))

@@ -135,7 +135,7 @@ class _ProgramChecker:
         if vector is not None and distributions.VECTOR_TYPES[vector.constraint].elements is not None:
             self._constrained_vector(decl)
             return
-        distribution = decl.distribution or _uniform_distribution(decl)
+        distribution = decl.distribution or self._uniform_distribution(decl)
         _refuse_recurrence(decl.name, decl.subscripts, distribution)
         plates = statement_plates(decl.subscripts, [distribution], self.symbols, allow_sizes=True)
         scope = self._scope(plates)
@@ -166,15 +166,31 @@ class _ProgramChecker:
         """`latent theta: simplex[K] ~ Dirichlet(a)`: the type names the support of the distribution's
         draw, and its size."""
         declared = distributions.VECTOR_TYPES[vector.constraint]
+        size = axis_size(vector.size, self.symbols)
+        written = declared.written.format(size=size)
         if use.support.kind != declared.kind:
             fitting = [row.name for row in distributions.TABLE.values() if row.support == declared.kind]
+            uniform = ", or leave `~ ...` out for the uniform one" if declared.uniform else ""
             raise PplError(f"a {vector.constraint} is drawn from {' or '.join(fitting)}, not {use.name}",
-                           call.function_span, _vector_type_hint(vector.constraint))
-        size = axis_size(vector.size, self.symbols)
+                           call.function_span, f"write ~ {written}{uniform}")
         if use.event_shape != (size,) * declared.event_rank:
-            example = f"Dirichlet(ones({size}))" if declared.kind == distributions.SIMPLEX else f"LKJCholesky({size}, eta)"
             raise PplError(f"{use.name}(...) draws {shapes.show(use.event_shape)}, but the type says "
-                           f"{vector.constraint}[{size}]", call.span, f"draw one of the type's size, e.g. {example}")
+                           f"{vector.constraint}[{size}]", call.span, f"draw one of the type's size: {written}")
+
+    def _uniform_distribution(self, decl: syntax.LatentDecl) -> syntax.Call:
+        """The distribution of a latent declared without `~`: its type's uniform one
+        (`simplex[K]`: Dirichlet(ones(K)), as Stan's `simplex[K] theta;` with no prior)."""
+        vector = decl.vector_type
+        if vector is None:
+            raise PplError(f"'{decl.name.id}' has no distribution", decl.name.span,
+                           f"write latent {decl.name.id} ~ Normal(0, 1); only a simplex[K] has a default (uniform) one")
+        declared = distributions.VECTOR_TYPES[vector.constraint]
+        if declared.uniform is None:
+            written = declared.written.format(size=axis_size(vector.size, self.symbols))
+            raise PplError(f"'{decl.name.id}' has no distribution, and {vector.constraint}[...] has no default one",
+                           vector.span, f"write ~ {written}")
+        ones = syntax.Call("ones", (syntax.Argument(None, vector.size, vector.size.span),), vector.span, vector.span)
+        return syntax.Call(declared.uniform, (syntax.Argument(None, ones, vector.span),), vector.span, vector.span)
 
     def _constrained_vector(self, decl: syntax.LatentDecl) -> None:
         """`latent mu: ordered[K] ~ D(...)`: K draws of D, restricted to the constraint (the
@@ -294,28 +310,6 @@ class _ProgramChecker:
                 raise PplError("a bound must be a scalar", bound.value.span)
             found[bound.kind] = value
         return found.get("lower"), found.get("upper")
-
-
-def _uniform_distribution(decl: syntax.LatentDecl) -> syntax.Call:
-    """The distribution of a latent declared without `~`: its type's uniform one
-    (`simplex[K]`: Dirichlet(ones(K)), as Stan's `simplex[K] theta;` with no prior)."""
-    vector = decl.vector_type
-    uniform = distributions.VECTOR_TYPES[vector.constraint].uniform if vector is not None else None
-    if uniform is None:
-        if vector is None:
-            raise PplError(f"'{decl.name.id}' has no distribution", decl.name.span,
-                           f"write latent {decl.name.id} ~ Normal(0, 1); only a simplex[K] has a default (uniform) one")
-        raise PplError(f"'{decl.name.id}' has no distribution, and {vector.constraint}[...] has no default one",
-                       vector.span, _vector_type_hint(vector.constraint))
-    span = vector.span
-    ones = syntax.Call("ones", (syntax.Argument(None, vector.size, vector.size.span),), span, span)
-    return syntax.Call(uniform, (syntax.Argument(None, ones, span),), span, span)
-
-
-def _vector_type_hint(constraint: str) -> str:
-    if constraint == "simplex":
-        return "write ~ Dirichlet(alpha), alpha of the simplex's size, or leave `~ ...` out: uniform, Dirichlet(ones(K))"
-    return "write ~ LKJCholesky(K, eta): eta = 1 is uniform over correlation matrices, eta > 1 favours weak correlations"
 
 
 def _refuse_missing_indices(plates: tuple[ir.Plate, ...], value: ir.Expr, span: Span) -> None:

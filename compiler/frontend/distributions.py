@@ -44,14 +44,17 @@ class VectorType:
     kind: str  # the support of the value
     elements: str | None = None  # the support each element's distribution must have, where it restricts
     event_rank: int = 1  # a vector (1) or a square matrix (2) of the type's size
-    uniform: str | None = None  # the distribution a declaration without `~` gets: `Dirichlet(ones(K))`
+    uniform: str | None = None  # the distribution a declaration without `~` gets, of ones(size): `Dirichlet(ones(K))`
+    written: str = ""  # the distribution, as a hint writes it for a type of `size`
 
 
 VECTOR_TYPES = {
     "ordered": VectorType(ORDERED, elements=REAL),
     "positive_ordered": VectorType(POSITIVE_ORDERED, elements=POSITIVE),
-    "simplex": VectorType(SIMPLEX, uniform="Dirichlet"),
-    "cholesky_factor_corr": VectorType(CORR_CHOLESKY, event_rank=2),
+    "simplex": VectorType(SIMPLEX, uniform="Dirichlet", written="Dirichlet(ones({size}))"),
+    # Stan's implicit prior on a Cholesky factor's coordinates is not LKJ's, so there is no default.
+    "cholesky_factor_corr": VectorType(CORR_CHOLESKY, event_rank=2,
+                                       written="LKJCholesky({size}, eta) (eta = 1: uniform over correlation matrices)"),
 }
 
 CONTINUOUS = frozenset({REAL, POSITIVE, UNIT_INTERVAL, INTERVAL, SIMPLEX, CORR_CHOLESKY})
