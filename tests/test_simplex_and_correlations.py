@@ -73,6 +73,12 @@ def test_misuses_are_located_errors(spec, message):
     assert error.value.span is not None
 
 
+def test_lkj_on_correlation_matrices_points_to_the_cholesky_form():
+    with pytest.raises(PplError, match="unknown distribution 'LKJ'") as error:
+        compile_source("latent C ~ LKJ(3, 2)\n")
+    assert "LKJCholesky(K, eta) for a cholesky_factor_corr[K] L" in error.value.hint
+
+
 # Generated code ------------------------------------------------------------------------------
 
 

@@ -239,7 +239,7 @@ def _unconstraining_inverse(support: ir.Support) -> tuple[str, Code | None]:
             interval = em.call(em.imported("constraints", "interval"), expression(support.low),
                                expression(support.high))
             return "IntervalNormal", em.call(em.imported("torch", "distributions.biject_to"), interval)
-        case distributions.ORDERED | distributions.POSITIVE_ORDERED | distributions.CORR_CHOLESKY:
+        case kind if kind in NORMAL_BY_CONSTRAINT:
             return NORMAL_BY_CONSTRAINT[support.kind], em.call(em.imported("torch", "distributions.biject_to"),
                                                                em.imported("constraints", support.kind))
     raise AssertionError(support.kind)

@@ -281,6 +281,9 @@ SYNONYMS: dict[str, str] = {
     "poisson": "Poisson", "neg_binomial": "NegativeBinomial", "categorical": "Categorical",
     "ordered_logistic": "OrderedLogistic", "dirichlet": "Dirichlet", "multi_normal": "MultivariateNormal",
     "lkj_corr_cholesky": "LKJCholesky(K, eta)", "LKJCholeskyCorr": "LKJCholesky(K, eta)",
+    # Pyro's LKJ does not batch (no `expand`): correlation matrices come from their Cholesky factors.
+    **dict.fromkeys(("lkj_corr", "LKJ", "LKJCorr"),
+                    "LKJCholesky(K, eta) for a cholesky_factor_corr[K] L, the matrix being L @ transpose(L)"),
     "MvNormal": "MultivariateNormal",
     "bernoulli_logit": "Bernoulli(logits=...)", "binomial_logit": "Binomial(n, logits=...)",
     "categorical_logit": "Categorical(logits=...)", "poisson_log": "Poisson(exp(...))",
