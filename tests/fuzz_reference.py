@@ -72,6 +72,23 @@ VECTORS = {
 }
 
 
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of each matrix; NaN for one that is not positive definite."""
+    stacked = a.reshape(-1, *a.shape[-2:])
+    factors = np.full_like(stacked, np.nan)
+    for k, matrix in enumerate(stacked):
+        try:
+            factors[k] = np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            pass
+    return factors.reshape(a.shape)
+
+
+def _exp_quad_cov(x: np.ndarray, magnitude, length_scale) -> np.ndarray:
+    """Stan's gp_exp_quad_cov, written out."""
+    return magnitude ** 2 * np.exp(-(x[..., :, None] - x[..., None, :]) ** 2 / (2 * length_scale ** 2))
+
+
 class Incomparable(Exception):
     """Nothing to compare: a position outside its axis (the generated code refuses it too), an
     enumerated latent (its trace holds all its values at once), or an ODE's solution (a solver's
@@ -177,6 +194,12 @@ class Reference:
                 return x[..., None] * np.eye(x.shape[-1])
             case functions.TRANSPOSE:
                 return np.swapaxes(np.asarray(arguments[0], dtype=float), -1, -2)
+            case functions.SQUARE:
+                return _cholesky(np.asarray(arguments[0], dtype=float))
+            case functions.DIAGONAL_PRODUCT:
+                return np.asarray(arguments[0], dtype=float)[..., :, None] * np.asarray(arguments[1], dtype=float)
+            case functions.COVARIANCE:
+                return _exp_quad_cov(*(np.asarray(a, dtype=float) for a in arguments))
         return ELEMENTWISE[function.name](np.asarray(arguments[0], dtype=float))
 
 

@@ -20,12 +20,15 @@ POSTERIORDB = Path(__file__).resolve().parent.parent / "specs" / "posteriordb"
 MEAN_BAR = 0.3
 # Two of the hardest, fast enough for every run: corr(beta) = -0.998 and -0.99.
 QUICK = ["earnings-logearn_height", "kidiq-kidscore_momiq"]
+# Posteriors the default mean-field guide does not fit to the bar, and the guide docs/inference.md
+# gives them: the Gaussian process's magnitude alpha is skewed and tied to f_tilde (0.72 sds at defaults).
+GUIDES = {"gp_pois_regr-gp_pois_regr": "fullrank"}
 
 
 def worst_mean_error(name: str) -> float:
     spec = POSTERIORDB / f"{name}.ppl"
     reference = json.loads(spec.with_suffix(".reference.json").read_text())["posterior"]
-    report = compile_file(spec).fit(seed=0)
+    report = compile_file(spec, guide=GUIDES.get(name, "normal")).fit(seed=0)
     return max(
         float(np.max(np.abs(np.asarray(report.posterior[site].mean) - np.asarray(expected["mean"]))
                      / np.asarray(expected["sd"])))

@@ -76,6 +76,8 @@ class HalfOf:
 _DIRICHLET_HEADER = "data K: int\ndata a: real<lower=0>[K]\n"
 _MVN_HEADER = "data K: int\ndata m: real[K]\ndata S: real[K, K]\n"
 _MVN_DATA = {"m": [0.1, 0.2], "S": [[2.0, 0.5], [0.5, 1.0]]}
+# The Cholesky factor of a 3 x 3 correlation matrix.
+_CORRELATION_FACTOR = torch.linalg.cholesky(torch.tensor([[1.0, 0.3, -0.2], [0.3, 1.0, 0.4], [-0.2, 0.4, 1.0]])).tolist()
 
 CONTINUOUS: dict[str, LatentCase] = {
     "Normal": LatentCase("Normal(1.5, 2)", lambda: dist.Normal(1.5, 2.0), 0.3),
@@ -101,6 +103,7 @@ CONTINUOUS: dict[str, LatentCase] = {
         "MultivariateNormal(m, S)",
         lambda: dist.MultivariateNormal(tensor(_MVN_DATA["m"]), covariance_matrix=tensor(_MVN_DATA["S"])),
         [0.3, -0.7], _MVN_HEADER, _MVN_DATA),
+    "LKJCholesky": LatentCase("LKJCholesky(3, 2)", lambda: dist.LKJCholesky(3, 2.0), _CORRELATION_FACTOR),
 }
 
 # Other ways of writing a latent's arguments: defaults, keywords, ones(), data-valued bounds.
@@ -127,6 +130,8 @@ LATENT_VARIANTS: dict[str, LatentCase] = {
         "MultivariateNormal(m, scale_tril=S)",
         lambda: dist.MultivariateNormal(tensor(_MVN_DATA["m"]), scale_tril=tensor([[1.0, 0.0], [0.5, 2.0]])),
         [0.3, -0.7], _MVN_HEADER, {"m": _MVN_DATA["m"], "S": [[1.0, 0.0], [0.5, 2.0]]}),
+    "LKJCholesky-data-size-and-default-concentration": LatentCase(
+        "LKJCholesky(K)", lambda: dist.LKJCholesky(3), _CORRELATION_FACTOR, "data K: int\n", {"K": 3}),
 }
 
 PROPER_CONTINUOUS = [name for name, row in distributions.TABLE.items() if not row.is_discrete and not row.improper]
@@ -373,9 +378,11 @@ data w: real[N]
 data R: int
 data C: int
 data M: real[R, C]
+data q: real[R]
+data S: real[R, R]
 """
 FUNCTION_DATA = {"v": [0.5, 1.5, 2.0, 0.25], "u": [0.2, 0.4, 0.7, 0.9], "w": [-1.0, 0.5, 2.0, -0.3],
-                 "M": [[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]]}
+                 "M": [[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]], "q": [2.0, -0.5], "S": [[4.0, 2.0], [2.0, 5.0]]}
 T = {name: tensor(value) for name, value in FUNCTION_DATA.items()}
 
 # id -> (function, let expression, the direct torch value)
@@ -437,6 +444,15 @@ FUNCTION_CASES: dict[str, tuple[str, str, Callable[[], torch.Tensor]]] = {
     "identity": ("identity", "identity(R)", lambda: tensor([[1.0, 0.0], [0.0, 1.0]])),
     "diag_matrix": ("diag_matrix", "diag_matrix(w)", lambda: torch.diag(T["w"])),
     "transpose": ("transpose", "transpose(M)", lambda: tensor([[1.0, 4.0], [2.0, 5.0], [3.0, 7.0]])),
+    # S = [[4, 2], [2, 5]] = L Lᵀ with L = [[2, 0], [1, 2]].
+    "cholesky": ("cholesky", "cholesky(S)", lambda: tensor([[2.0, 0.0], [1.0, 2.0]])),
+    "cholesky-of-a-sum": ("cholesky", "cholesky(S + identity(R))", lambda: torch.linalg.cholesky(T["S"] + torch.eye(2))),
+    "diag_pre_multiply": ("diag_pre_multiply", "diag_pre_multiply(q, M)",
+                          lambda: tensor([[2.0, 4.0, 6.0], [-2.0, -2.5, -3.5]])),
+    "diag_pre_multiply-of-a-sum": ("diag_pre_multiply", "diag_pre_multiply(q + 1, M)",
+                                   lambda: torch.diag(T["q"] + 1) @ T["M"]),
+    "gp_exp_quad_cov": ("gp_exp_quad_cov", "gp_exp_quad_cov(w, 1.5, 0.7)",
+                        lambda: 1.5 ** 2 * torch.exp(-(T["w"][:, None] - T["w"][None, :]) ** 2 / (2 * 0.7 ** 2))),
 }
 
 
@@ -476,6 +492,11 @@ LATENT_FUNCTION_CASES: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tenso
     "cumulative_sum": ("cumulative_sum(x)", lambda x: torch.stack([x[:k + 1].sum() for k in range(len(x))])),
     "log_sum_exp": ("log_sum_exp(x)", lambda x: x.exp().sum().log()), "max": ("max(x)", lambda x: x.max()),
     "min": ("min(x)", lambda x: x.min()), "diag_matrix": ("diag_matrix(x)", torch.diag),
+    "cholesky": ("cholesky(diag_matrix(x) + 1)", lambda x: torch.linalg.cholesky(torch.diag(x) + 1)),
+    "diag_pre_multiply": ("diag_pre_multiply(x, identity(D) + 1)",
+                          lambda x: torch.diag(x) @ (torch.eye(3, dtype=x.dtype) + 1)),
+    "gp_exp_quad_cov": ("gp_exp_quad_cov(x, x[0], x[1])",
+                        lambda x: x[0] ** 2 * torch.exp(-(x[:, None] - x[None, :]) ** 2 / (2 * x[1] ** 2))),
 }
 
 
@@ -688,6 +709,17 @@ INLINE_SPECS = [
     pytest.param("data N: int\ndata y: int<lower=0>[N]\nlatent r ~ Weibull(2, 1.5)\nlatent z ~ Normal(0, 1)\n"
                  "observe y[i] ~ ZeroInflatedNegativeBinomial(r, logits=z, gate=inv_logit(z))\n",
                  {"y": [0, 4, 0, 1]}, id="zero-inflated-negative-binomial-of-latents"),
+    pytest.param("data K: int\ndata y: real[K]\nlatent L: cholesky_factor_corr[K] ~ LKJCholesky(K, 2)\n"
+                 "latent tau[K] ~ HalfNormal(1)\n"
+                 "observe y ~ MultivariateNormal(zeros(K), scale_tril=diag_pre_multiply(tau, L))\n",
+                 {"y": [0.3, -1.2, 0.4]}, id="lkj-cholesky-scaled-by-latent-sds"),
+    pytest.param("data N: int\ndata x: real[N]\ndata y: real[N]\nlatent alpha ~ HalfNormal(1)\n"
+                 "latent rho ~ Gamma(5, 2)\n"
+                 "observe y ~ MultivariateNormal(zeros(N), gp_exp_quad_cov(x, alpha, rho) + identity(N))\n",
+                 {"x": [0.0, 1.0, 2.5], "y": [0.3, -1.2, 0.4]}, id="gaussian-process-of-latent-hyperparameters"),
+    pytest.param("data J: int\ndata K: int\ndata y: int<lower=0, upper=K-1>[J]\nlatent theta[J]: simplex[K]\n"
+                 "observe y[j] ~ Categorical(theta[j])\n",
+                 {"K": 3, "y": [0, 2]}, id="array-of-uniform-simplexes"),
 ]
 
 

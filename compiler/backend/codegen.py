@@ -27,12 +27,11 @@ from compiler.backend.expressions import (
     argument,
     dim_code,
     expression,
-    gathered_variables,
     lift,
-    may_be_number,
     shape_code,
 )
 from compiler.backend.guide import pyro_call
+from compiler.backend.value_kinds import gathered_variables, may_be_number
 from compiler.errors import Span
 from compiler.frontend import distributions, ir
 from compiler.frontend.analysis import collapsed, collapsible, observed_array, solved_odes, spec_names, statistics_key

@@ -21,12 +21,14 @@ dims back to the plates. The same code then serves SVI, `Predictive` and NUTS.
 
 from __future__ import annotations
 
+import re
 import string as formats
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from compiler.backend import emitter as em
 from compiler.backend.emitter import Code
+from compiler.backend.value_kinds import carries_sample_dims, is_comparison, may_be_number
 from compiler.frontend import functions, ir
 
 # Precedence of the Python code we emit, loosest first.
@@ -131,58 +133,6 @@ def lift(code: Code, rank: int, unit_dims: int) -> Code:
     if isinstance(code, Lift) and code.rank == rank and code.unit_dims >= 0:
         return lift(code.value, rank, code.unit_dims + unit_dims)
     return code if unit_dims == 0 else Lift(code, rank, unit_dims)
-
-
-def carries_sample_dims(e: ir.Expr) -> bool:
-    """True when the value may hold particle, draw or enumeration dims: it uses a latent or let."""
-    return any(v.role in ("latent", "let") for v in ir.variables(e))
-
-
-def gathered_variables(e: ir.Expr) -> set[str]:
-    """Index variables used as values or gather indices (they need `rt.position`)."""
-    match e:
-        case ir.Position(plate=plate):
-            return {plate.variable}
-        case ir.Subscript(aligned=True):
-            return set()
-        case ir.Subscript(base=base, subscripts=subscripts):
-            return gathered_variables(base).union(*(gathered_variables(s) for s in subscripts))
-        case ir.Call(arguments=arguments):
-            return set().union(*(gathered_variables(a) for a in arguments))
-        case ir.Binary(left=left, right=right):
-            return gathered_variables(left) | gathered_variables(right)
-        case ir.Negate(operand=operand):
-            return gathered_variables(operand)
-        case ir.Conditional(condition=condition, then=then, otherwise=otherwise):
-            return gathered_variables(condition) | gathered_variables(then) | gathered_variables(otherwise)
-        case ir.Vector(elements=elements):
-            return set().union(*(gathered_variables(element) for element in elements))
-    return set()
-
-
-def is_comparison(e: ir.Expr) -> bool:
-    """A comparison's value is emitted as a float tensor of 0s and 1s (`rt.real(a < b)`), so
-    that arithmetic on it counts (torch's booleans would add as `or` and refuse `-`)."""
-    return isinstance(e, ir.Binary) and e.operator in ir.COMPARISONS
-
-
-def may_be_number(e: ir.Expr) -> bool:
-    """True when the value may be a Python number as the code runs: literals, scalar
-    data (the data give them as numbers), and their sums. Python raises on `1 / 0`,
-    overflows `10.0 ** 400`, turns `(-8) ** 0.5` complex and lets an integer product
-    grow without bound, where torch gives inf or nan; so such a value becomes a
-    tensor (`rt.real`) before it is multiplied, divided, raised to a power or passed
-    to a function, and the results are tensors."""
-    match e:
-        case ir.Literal_():
-            return True
-        case ir.Variable(role="data", type=ir.Type(shape=())):
-            return True
-        case ir.Negate(operand=operand):
-            return may_be_number(operand)
-        case ir.Binary(operator="+" | "-", left=left, right=right):
-            return may_be_number(left) and may_be_number(right)
-    return False
 
 
 class _Emitter:
@@ -381,7 +331,12 @@ class _Emitter:
             rank = max(a.type.rank for a in e.arguments)
             return _template(function.torch, *(self._operand(a, rank, ATOM, real=_is_integer_or_number(a))
                                                for a in e.arguments))
-        return _template(function.torch, *(self._real(a) for a in e.arguments))
+        if function.shape == functions.COVARIANCE:  # the scalars gain the matrix's two axes, right of any sample dims
+            points, *scalars = e.arguments
+            return _template(function.torch, self._real(points), *(
+                self._operand(a, e.type.rank, ATOM, real=_is_integer_or_number(a)) for a in scalars))
+        return _template(function.torch, *(self._real(a, ATOM if f"{{{k}}}." in function.torch else SUM)
+                                           for k, a in enumerate(e.arguments)))  # `{0}.unsqueeze(...)` needs an atom
 
 
 def _tensor_rank(index: ir.Expr, layout: Layout) -> int | None:
@@ -405,8 +360,11 @@ def _template(template: str, *arguments: Code, **named: Code) -> Code:
     for literal, field_name, _, _ in formats.Formatter().parse(template):
         if literal:
             module, dot, _ = literal.partition(".")
-            parts.append(em.imported(module, literal[len(module) + 1:]) if dot and module in em.IMPORTS
-                         else em.text(literal))
+            if helper := re.fullmatch(r"rt\.(\w+)(.*)", literal, re.S):  # `rt.cholesky(`: a runtime helper
+                parts += [em.runtime(helper[1]), em.text(helper[2])]
+            else:
+                parts.append(em.imported(module, literal[len(module) + 1:]) if dot and module in em.IMPORTS
+                             else em.text(literal))
         if field_name is not None:
             parts.append(arguments[int(field_name)] if field_name.isdigit() else named[field_name])
     return em.joined(*parts)

@@ -76,7 +76,7 @@ def factor(latent: ir.Latent, family: str, local: Locals) -> Factor:
     unconstrained = _unconstrained_shape(latent)
     params = [_guide_loc(latent, unconstrained, local),
               _guide_param(latent, "scale", INITIAL_SCALE, local, positive=True, shape=unconstrained)]
-    event_rank = len(latent.distribution.event_shape)
+    event_rank = _unconstrained_event_rank(latent)
     loc_scale = (em.name(local(latent, "loc")), em.name(local(latent, "scale")))
     base: Code = em.call(em.imported("dist", "Normal"), *loc_scale)
     if event_rank:
@@ -92,10 +92,21 @@ def factor(latent: ir.Latent, family: str, local: Locals) -> Factor:
 
 
 def _unconstrained_shape(latent: ir.Latent) -> Sequence[ir.Dim | Code]:
-    """The shape of a latent's coordinates on the real line (a simplex of K has K - 1)."""
-    if latent.distribution.support.kind == distributions.SIMPLEX:
-        return [*latent.shape[:-1], _minus_one(latent.shape[-1])]
+    """The shape of a latent's coordinates on the real line (a simplex of K has K - 1, the Cholesky
+    factor of a K x K correlation matrix K (K - 1) / 2: its elements below the diagonal)."""
+    match latent.distribution.support.kind:
+        case distributions.SIMPLEX:
+            return [*latent.shape[:-1], _minus_one(latent.shape[-1])]
+        case distributions.CORR_CHOLESKY:
+            return [*latent.shape[:-2], _below_diagonal(latent.shape[-1])]
     return latent.shape
+
+
+def _unconstrained_event_rank(latent: ir.Latent) -> int:
+    """The axes of one draw on the real line: a Cholesky factor's K x K are one vector there."""
+    if latent.distribution.support.kind == distributions.CORR_CHOLESKY:
+        return 1
+    return len(latent.distribution.event_shape)
 
 
 # The joint guides ------------------------------------------------------------------
@@ -140,7 +151,7 @@ def joint(latents: Sequence[ir.Latent], family: str, local: Locals) -> list[Stat
     start: list[Code] = []
     for latent in latents:
         arguments = [em.name(local.free("joint")), _sum(start), shape_code(_unconstrained_shape(latent))]
-        if event_rank := len(latent.distribution.event_shape):
+        if event_rank := _unconstrained_event_rank(latent):
             arguments.append(em.keyword("event_rank", em.number(event_rank)))
         statements.append(Assign(local(latent, "unconstrained"), em.call(em.runtime("block"), *arguments)))
         start.append(_size(_unconstrained_shape(latent)))
@@ -231,12 +242,25 @@ def _unconstraining_inverse(support: ir.Support) -> tuple[str, Code | None]:
             interval = em.call(em.imported("constraints", "interval"), expression(support.low),
                                expression(support.high))
             return "IntervalNormal", em.call(em.imported("torch", "distributions.biject_to"), interval)
-        case distributions.ORDERED | distributions.POSITIVE_ORDERED:
-            label = "OrderedNormal" if support.kind == distributions.ORDERED else "PositiveOrderedNormal"
-            return label, em.call(em.imported("torch", "distributions.biject_to"),
-                                  em.imported("constraints", support.kind))
+        case kind if kind in NORMAL_BY_CONSTRAINT:
+            return NORMAL_BY_CONSTRAINT[support.kind], em.call(em.imported("torch", "distributions.biject_to"),
+                                                               em.imported("constraints", support.kind))
     raise AssertionError(support.kind)
 
 
+# The guide family of a latent whose support Pyro names as a constraint (`constraints.<kind>`).
+NORMAL_BY_CONSTRAINT = {distributions.ORDERED: "OrderedNormal", distributions.POSITIVE_ORDERED: "PositiveOrderedNormal",
+                        distributions.CORR_CHOLESKY: "CorrCholeskyNormal"}
+
+
 def _minus_one(dim: ir.Dim) -> ir.Dim | Code:
-    return dim - 1 if isinstance(dim, int) else em.chain(em.name(dim), "-", em.number(1))
+    return dim - 1 if isinstance(dim, int) else em.chain(dim_code(dim), "-", em.number(1))
+
+
+def _below_diagonal(dim: ir.Dim) -> ir.Dim | Code:
+    """K (K - 1) / 2, the elements of a K x K matrix below its diagonal."""
+    if isinstance(dim, int):
+        return dim * (dim - 1) // 2
+    size = dim_code(dim)
+    size = em.parenthesised(size) if isinstance(size, em.Chain) else size
+    return em.chain(em.chain(size, "*", em.parenthesised(_minus_one(dim))), "//", em.number(2))

@@ -350,6 +350,21 @@ def _largest(error: torch.Tensor) -> torch.Tensor:
     return error.abs().max()
 
 
+def cholesky(matrix: torch.Tensor) -> torch.Tensor:
+    """The lower Cholesky factor, NaN where `matrix` is not positive definite: the log density
+    then is not finite, which a fit reports with the site (and retries), as any other numerical
+    failure, where torch would raise."""
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    return torch.where((info == 0)[..., None, None], factor, torch.nan)
+
+
+def gp_exp_quad_cov(points: torch.Tensor, magnitude, length_scale) -> torch.Tensor:
+    """Stan's exponentiated quadratic kernel: magnitude^2 exp(-(x[i] - x[j])^2 / (2 length_scale^2))
+    over points x (their last dim); any dims left of the points are kept."""
+    distance = (points.unsqueeze(-1) - points.unsqueeze(-2)) / length_scale
+    return magnitude ** 2 * torch.exp(-0.5 * distance ** 2)
+
+
 def uniform_init(shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform on (-2, 2): Stan's default initialisation on the unconstrained scale."""
     return torch.rand(shape) * 4 - 2

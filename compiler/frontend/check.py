@@ -162,36 +162,43 @@ class _ProgramChecker(RecurrenceChecks, RestrictionChecks):
         self.statements.append(param)
 
     def _latent(self, decl: syntax.LatentDecl) -> None:
-        if decl.vector_type is not None:
+        vector = decl.vector_type
+        if vector is not None and distributions.VECTOR_TYPES[vector.constraint].elements is not None:
             self._constrained_vector(decl)
             return
+        distribution = decl.distribution or self._uniform_distribution(decl)
         self._refuse_second_step(decl.name, decl.subscripts)
         position = recurrences.initial_position(decl.subscripts)
         recurrent = (position is not None and (position == 0 or self.initial)) or self.initial \
-            or recurrences.is_step(decl.name, decl.subscripts, decl.distribution)
+            or recurrences.is_step(decl.name, decl.subscripts, distribution)
+        if recurrent and decl.distribution is None:
+            raise PplError(f"'{decl.name.id}' has no distribution, which a recurrence needs", decl.name.span,
+                           f"write latent {decl.name.id}[0] ~ D(...), then each later element's distribution")
         if recurrent and decl.restriction is not None:
             raise PplError("a latent recurrence cannot be truncated or censored", decl.restriction.span,
                            "truncate a latent that is not defined from its own earlier elements")
         # `latent x[2] ~ ...` is two draws; `latent x[0] ~ ...` starts a recurrence, which `x[1]`, ... continue.
         if position is not None and (position == 0 or self.initial):
-            use = check_distribution(decl.distribution, self._scope(), (), self._type)
-            self._recurrent_distribution(use, decl.distribution)
+            use = check_distribution(distribution, self._scope(), (), self._type)
+            self._recurrent_distribution(use, distribution)
             self._initial_element(decl, position, use)
             return
-        if self.initial or recurrences.is_step(decl.name, decl.subscripts, decl.distribution):
+        if self.initial or recurrences.is_step(decl.name, decl.subscripts, distribution):
             self._latent_recurrence(decl)
             return
-        plates = statement_plates(decl.subscripts, [decl.distribution, *restriction_bounds(decl.restriction)],
+        plates = statement_plates(decl.subscripts, [distribution, *restriction_bounds(decl.restriction)],
                                   self.symbols, allow_sizes=True)
         scope = self._scope(plates)
-        use = check_distribution(decl.distribution, scope, plates, self._type)
+        use = check_distribution(distribution, scope, plates, self._type)
         if decl.restriction is not None:
             use = self._restricted(use, decl.restriction, scope, plates, latent=True)
         table_row = distributions.TABLE[use.name]
+        if vector is not None:
+            self._check_vector_type(vector, use, distribution)
         if table_row.is_discrete and not table_row.is_finite:
             raise PplError(
                 f"a {use.name} latent has infinitely many values and cannot be summed out",
-                decl.distribution.function_span,
+                distribution.function_span,
                 "discrete latents need a finite support (Bernoulli, Binomial, Categorical)",
             )
         count = use.support.high if table_row.support == distributions.INTEGER_INTERVAL else None
@@ -207,6 +214,36 @@ class _ProgramChecker(RecurrenceChecks, RestrictionChecks):
             ir.Latent(decl.name.id, plates, use, shape, table_row.is_discrete, decl.span)
         )
 
+    def _check_vector_type(self, vector: syntax.VectorType, use: ir.DistributionUse, call: syntax.Call) -> None:
+        """`latent theta: simplex[K] ~ Dirichlet(a)`: the type names the support of the distribution's
+        draw, and its size."""
+        declared = distributions.VECTOR_TYPES[vector.constraint]
+        size = axis_size(vector.size, self.symbols)
+        written = declared.written.format(size=size)
+        if use.support.kind != declared.kind:
+            fitting = [row.name for row in distributions.TABLE.values() if row.support == declared.kind]
+            uniform = ", or leave `~ ...` out for the uniform one" if declared.uniform else ""
+            raise PplError(f"a {vector.constraint} is drawn from {' or '.join(fitting)}, not {use.name}",
+                           call.function_span, f"write ~ {written}{uniform}")
+        if use.event_shape != (size,) * declared.event_rank:
+            raise PplError(f"{use.name}(...) draws {shapes.show(use.event_shape)}, but the type says "
+                           f"{vector.constraint}[{size}]", call.span, f"draw one of the type's size: {written}")
+
+    def _uniform_distribution(self, decl: syntax.LatentDecl) -> syntax.Call:
+        """The distribution of a latent declared without `~`: its type's uniform one
+        (`simplex[K]`: Dirichlet(ones(K)), as Stan's `simplex[K] theta;` with no prior)."""
+        vector = decl.vector_type
+        if vector is None:
+            raise PplError(f"'{decl.name.id}' has no distribution", decl.name.span,
+                           f"write latent {decl.name.id} ~ Normal(0, 1); only a simplex[K] has a default (uniform) one")
+        declared = distributions.VECTOR_TYPES[vector.constraint]
+        if declared.uniform is None:
+            written = declared.written.format(size=axis_size(vector.size, self.symbols))
+            raise PplError(f"'{decl.name.id}' has no distribution, and {vector.constraint}[...] has no default one",
+                           vector.span, f"write ~ {written}")
+        ones = syntax.Call("ones", (syntax.Argument(None, vector.size, vector.size.span),), vector.span, vector.span)
+        return syntax.Call(declared.uniform, (syntax.Argument(None, ones, vector.span),), vector.span, vector.span)
+
     def _constrained_vector(self, decl: syntax.LatentDecl) -> None:
         """`latent mu: ordered[K] ~ D(...)`: K draws of D, restricted to the constraint (the
         density as Stan's constrained parameters have it, unnormalised there)."""
@@ -219,18 +256,21 @@ class _ProgramChecker(RecurrenceChecks, RestrictionChecks):
             raise PplError(f"'{decl.name.id}' has both subscripts and a vector type", decl.subscripts[0].span,
                            f"write latent {decl.name.id}: {vector.constraint}[K] ~ ...; arrays of "
                            f"{vector.constraint} vectors are not supported yet")
+        declared = distributions.VECTOR_TYPES[vector.constraint]
+        where, example = (("the real line", "Normal(0, 5)") if declared.elements == distributions.REAL
+                          else ("the positive reals", "Exponential(1) or Gamma(2, 1)"))
+        if decl.distribution is None:
+            raise PplError(f"the elements of {vector.constraint}[...] need a distribution on {where}", vector.span,
+                           f"e.g. latent {decl.name.id}: {vector.constraint}[...] ~ {example.split(' or ')[0]}")
         size = axis_size(vector.size, self.symbols)
         use = check_distribution(decl.distribution, self._scope(), (), self._type)
-        kind, needs = distributions.VECTOR_CONSTRAINTS[vector.constraint]
         row = distributions.TABLE[use.name]
-        if row.support != needs or use.event_shape:
-            where, example = (("the real line", "Normal(0, 5)") if needs == distributions.REAL
-                              else ("the positive reals", "Exponential(1) or Gamma(2, 1)"))
+        if row.support != declared.elements or use.event_shape:
             raise PplError(f"the elements of {vector.constraint}[...] need a distribution on {where}, not {use.name}",
                            decl.distribution.function_span, f"e.g. {example}")
-        use = dataclasses.replace(use, event_shape=(size,), support=ir.Support(kind))
+        use = dataclasses.replace(use, event_shape=(size,), support=ir.Support(declared.kind))
         self._declare(decl.name, Symbol("latent", ir.Type("real", (size,)), decl.name.span, ()))
-        self.statements.append(ir.Latent(decl.name.id, (), use, (size,), False, decl.span, kind))
+        self.statements.append(ir.Latent(decl.name.id, (), use, (size,), False, decl.span, declared.kind))
 
     def _let(self, decl: syntax.LetDecl) -> None:
         self._refuse_second_step(decl.name, decl.subscripts)

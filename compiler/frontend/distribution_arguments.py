@@ -33,6 +33,8 @@ def check_distribution(call: syntax.Call, scope: Scope, plates, type_fn) -> ir.D
         if row.event_rank and parameter.event_rank >= row.event_rank and not event_shape:
             event_shape = event_part[: row.event_rank]
         arguments.append((parameter.name, typed))
+        if parameter.name == row.size_parameter:
+            event_shape = (_size(row, typed),) * row.event_rank
     return ir.DistributionUse(row.name, tuple(arguments), event_shape,
                               _support(row, dict(arguments)), call.span)
 
@@ -116,6 +118,18 @@ def _check_argument_shape(parameter, typed: ir.Expr, plate_shape: ir.Shape, span
             f"{shapes.show(plate_shape)}", span,
             "arrays must match the indexed axes; use an index variable such as x[i]")
     return event
+
+
+def _size(row: distributions.Distribution, typed: ir.Expr) -> ir.Dim:
+    """The size an argument gives each event axis (LKJCholesky's `dim`): known before the model runs,
+    as the guide's shapes need it; Pyro's LKJCholesky needs at least 2."""
+    match typed:
+        case ir.Literal_(value=int(value)) if value >= 2:
+            return value
+        case ir.Variable(role="data", type=ir.Type(base="int", shape=())):
+            return typed.name
+    raise PplError(f"the {row.size_parameter} of {row.name} must be a size of at least 2", typed.span,
+                   f"an int data name or an integer literal, first: {_signature(row)}")
 
 
 def _check_number_argument(row: distributions.Distribution, parameter, typed: ir.Expr) -> None:

@@ -28,12 +28,36 @@ NONNEGATIVE_INTEGER = "nonnegative_integer"
 INTEGER_INTERVAL = "integer_interval"  # 0 .. the `support_bounds` argument
 CATEGORY = "category"  # 0 .. K-1, K the length of the probabilities
 
+CORR_CHOLESKY = "corr_cholesky"  # lower-triangular, positive diagonal, rows of unit length (LKJCholesky)
 # A latent vector's own constraint (`latent mu: ordered[K] ~ ...`), not any distribution's support.
 ORDERED = "ordered_vector"
 POSITIVE_ORDERED = "positive_ordered_vector"
-VECTOR_CONSTRAINTS = {"ordered": (ORDERED, REAL), "positive_ordered": (POSITIVE_ORDERED, POSITIVE)}  # -> (kind, needs)
 
-CONTINUOUS = frozenset({REAL, POSITIVE, UNIT_INTERVAL, INTERVAL, SIMPLEX})
+
+@dataclass(frozen=True)
+class VectorType:
+    """A latent's type written after its name (`latent mu: ordered[K] ~ ...`). Either it restricts
+    K draws of a scalar distribution on `elements` to `kind` (ordered vectors: Stan's constrained
+    parameters), or (`elements` None) it names the support of a distribution whose draw is the
+    whole value, as `simplex[K]` is the support of Dirichlet, and checks the draw's size."""
+
+    kind: str  # the support of the value
+    elements: str | None = None  # the support each element's distribution must have, where it restricts
+    event_rank: int = 1  # a vector (1) or a square matrix (2) of the type's size
+    uniform: str | None = None  # the distribution a declaration without `~` gets, of ones(size): `Dirichlet(ones(K))`
+    written: str = ""  # the distribution, as a hint writes it for a type of `size`
+
+
+VECTOR_TYPES = {
+    "ordered": VectorType(ORDERED, elements=REAL),
+    "positive_ordered": VectorType(POSITIVE_ORDERED, elements=POSITIVE),
+    "simplex": VectorType(SIMPLEX, uniform="Dirichlet", written="Dirichlet(ones({size}))"),
+    # Stan's implicit prior on a Cholesky factor's coordinates is not LKJ's, so there is no default.
+    "cholesky_factor_corr": VectorType(CORR_CHOLESKY, event_rank=2,
+                                       written="LKJCholesky({size}, eta) (eta = 1: uniform over correlation matrices)"),
+}
+
+CONTINUOUS = frozenset({REAL, POSITIVE, UNIT_INTERVAL, INTERVAL, SIMPLEX, CORR_CHOLESKY})
 FINITE = frozenset({BOOLEAN, INTEGER_INTERVAL, CATEGORY})
 
 
@@ -93,6 +117,9 @@ class Distribution:
     # |X| for X the `pyro_class` centred at 0: a half distribution Pyro has no class for
     # (`dist.FoldedDistribution`, whose density is twice X's on the positive half-line).
     folded: bool = False
+    # The parameter whose value is the size of each event axis (LKJCholesky's `dim`), where no
+    # parameter's shape gives it: it must then be a size, an int data name or an integer literal.
+    size_parameter: str | None = None
 
     @property
     def is_discrete(self) -> bool:
@@ -232,6 +259,10 @@ TABLE: dict[str, Distribution] = {
         Distribution("OrderedLogistic", "OrderedLogistic", (_p("predictor", tensor=True), _p("cutpoints", 1)),
                      CATEGORY),
         Distribution("Dirichlet", "Dirichlet", (_p("concentration", 1),), SIMPLEX, event_rank=1),
+        # Cholesky factors of K x K correlation matrices, density ∝ det(L Lᵀ)^(concentration - 1) (Pyro's
+        # LKJCholesky: Lewandowski, Kurowicka and Joe 2009, as Stan's lkj_corr_cholesky).
+        Distribution("LKJCholesky", "LKJCholesky", (_p("dim", accepts=COUNT), _positive("concentration", default=1.0)),
+                     CORR_CHOLESKY, event_rank=2, size_parameter="dim"),
         Distribution("MultivariateNormal", "MultivariateNormal",
                      (_p("loc", 1), _p("covariance_matrix", 2, group="cov"),
                       _p("precision_matrix", 2, group="cov"), _p("scale_tril", 2, group="cov")),
@@ -255,6 +286,10 @@ SYNONYMS: dict[str, str] = {
     "von_mises": "VonMises", "bernoulli": "Bernoulli", "binomial": "Binomial", "beta_binomial": "BetaBinomial",
     "poisson": "Poisson", "neg_binomial": "NegativeBinomial", "categorical": "Categorical",
     "ordered_logistic": "OrderedLogistic", "dirichlet": "Dirichlet", "multi_normal": "MultivariateNormal",
+    "lkj_corr_cholesky": "LKJCholesky(K, eta)", "LKJCholeskyCorr": "LKJCholesky(K, eta)",
+    # Pyro's LKJ does not batch (no `expand`): correlation matrices come from their Cholesky factors.
+    **dict.fromkeys(("lkj_corr", "LKJ", "LKJCorr"),
+                    "LKJCholesky(K, eta) for a cholesky_factor_corr[K] L, the matrix being L @ transpose(L)"),
     "MvNormal": "MultivariateNormal",
     "bernoulli_logit": "Bernoulli(logits=...)", "binomial_logit": "Binomial(n, logits=...)",
     "categorical_logit": "Categorical(logits=...)", "poisson_log": "Poisson(exp(...))",

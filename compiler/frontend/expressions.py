@@ -352,6 +352,8 @@ class _Typer:
                 return ir.Type("real", (), variables)
             case functions.DIAGONAL | functions.TRANSPOSE:
                 return _matrix_type(function, arguments[0], variables, expr)
+            case functions.SQUARE | functions.DIAGONAL_PRODUCT | functions.COVARIANCE:
+                return ir.Type("real", shapes.matrix_function(function.name, arguments, expr), variables)
         raise AssertionError(function.shape)
 
     def _binary(self, expr: syntax.Binary) -> ir.Expr:

@@ -21,6 +21,9 @@ CONSTRUCT = "construct"  # sizes in; an array of that shape out
 DIAGONAL = "diagonal"  # a vector of K in; the K x K matrix with it on the diagonal out
 TRANSPOSE = "transpose"  # a matrix in; its transpose out
 IDENTITY = "identity"  # one size K in; the K x K identity matrix out
+SQUARE = "square"  # a K x K matrix in; a K x K matrix out (cholesky)
+DIAGONAL_PRODUCT = "diagonal_product"  # a vector of K and a K x C matrix in; the K x C matrix out
+COVARIANCE = "covariance"  # a vector of N points and two scalars in; the N x N matrix of a kernel out
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,13 @@ TABLE: dict[str, Function] = {
         Function("identity", 1, IDENTITY, "torch.eye({size})"),
         Function("diag_matrix", 1, DIAGONAL, "torch.diag_embed({0})"),
         Function("transpose", 1, TRANSPOSE, "{0}.transpose(-2, -1)"),
+        # The lower Cholesky factor; NaN where the matrix is not positive definite, so that a fit
+        # reports the non-finite log density at its site rather than stopping with torch's error.
+        Function("cholesky", 1, SQUARE, "rt.cholesky({0})"),
+        # Stan's diag_pre_multiply(v, L) = diag_matrix(v) @ L: row k of L scaled by v[k].
+        Function("diag_pre_multiply", 2, DIAGONAL_PRODUCT, "torch.mul({0}.unsqueeze(-1), {1})"),
+        # Stan's exponentiated quadratic kernel: alpha^2 exp(-(x[i] - x[j])^2 / (2 rho^2)).
+        Function("gp_exp_quad_cov", 3, COVARIANCE, "rt.gp_exp_quad_cov({0}, {1}, {2})"),
     )
 }
 
@@ -85,7 +95,8 @@ TABLE: dict[str, Function] = {
 SYNONYMS: dict[str, str] = {
     "fabs": "abs", "logsumexp": "log_sum_exp", "cumsum": "cumulative_sum", "expit": "inv_logit",
     "gammaln": "lgamma", "std": "sd", "eye": "identity", "diag": "diag_matrix", "inv_square": "inv",
-    "pow": "write x ^ y", "square_root": "sqrt",
+    "pow": "write x ^ y", "square_root": "sqrt", "cholesky_decompose": "cholesky",
+    "multiply_lower_tri_self_transpose": "write L @ transpose(L)", "cov_exp_quad": "gp_exp_quad_cov",
 }
 # Stan's log densities written as functions (`normal_lpdf(y | mu, sigma)`).
 DENSITY_SUFFIXES = ("_lpdf", "_lpmf", "_lupdf", "_lupmf", "_log")

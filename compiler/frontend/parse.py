@@ -111,9 +111,10 @@ class ToSyntax(Transformer):
 
     def latent_decl(self, meta, children):
         restriction = _restriction_of(children)
-        name, *subscripts, call = children
-        vector_type = next((c for c in subscripts if isinstance(c, syntax.VectorType)), None)
-        subscripts = [c for c in subscripts if not isinstance(c, syntax.VectorType)]
+        name, *rest = children
+        call = rest.pop() if rest and isinstance(rest[-1], syntax.Call) else None
+        vector_type = next((c for c in rest if isinstance(c, syntax.VectorType)), None)
+        subscripts = [c for c in rest if not isinstance(c, syntax.VectorType)]
         return syntax.LatentDecl(self._name(name), self._subs(subscripts), call, span_of(meta), vector_type,
                                  restriction)
 

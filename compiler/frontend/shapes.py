@@ -6,7 +6,8 @@ because the checker cannot know they will be equal when data arrives.
 
 from __future__ import annotations
 
-from compiler.frontend import ir
+from compiler.errors import PplError
+from compiler.frontend import ir, syntax
 from compiler.frontend.ir import Dim, Shape
 
 # The most axes a value (or a statement's plates) may have: the generated code nests one
@@ -42,6 +43,32 @@ def matmul(left: Shape, right: Shape) -> Shape | None:
     if inner_left != inner_right:
         return None
     return left[:-1] + right[1:]
+
+
+def matrix_function(name: str, arguments: tuple[ir.Expr, ...], call: syntax.Call) -> Shape:
+    """The shape out of cholesky(A) (A square), diag_pre_multiply(v, L) (v as long as L has rows)
+    and gp_exp_quad_cov(x, alpha, rho) (x a vector of N points, alpha and rho scalars: N x N)."""
+    first = arguments[0].type.shape
+    spans = [argument.span for argument in call.arguments]
+    if name == "cholesky":
+        if len(first) != 2 or first[0] != first[1]:
+            raise PplError(f"cholesky needs a square matrix, got {show(first)}", spans[0],
+                           "the lower Cholesky factor L of a positive definite K x K matrix A (A = L @ transpose(L))")
+        return first
+    if name == "diag_pre_multiply":
+        matrix = arguments[1].type.shape
+        if len(first) != 1 or len(matrix) != 2 or first[0] != matrix[0]:
+            raise PplError(f"diag_pre_multiply needs a vector of K and a matrix of K rows, got {show(first)} "
+                           f"and {show(matrix)}", call.span, "diag_pre_multiply(v, L) scales row k of L by v[k]")
+        return matrix
+    if len(first) != 1:
+        raise PplError(f"gp_exp_quad_cov needs a vector of points, got {show(first)}", spans[0],
+                       "one real per point: data x: real[N]")
+    for argument, span in zip(arguments[1:], spans[1:]):
+        if argument.type.shape:
+            raise PplError(f"the magnitude and length-scale of gp_exp_quad_cov are scalars, got "
+                           f"{show(argument.type.shape)}", span, "gp_exp_quad_cov(x, alpha, rho)")
+    return first * 2
 
 
 def broadcasts_to(shape: Shape, target: Shape) -> bool:

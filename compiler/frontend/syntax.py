@@ -127,7 +127,8 @@ class DataDecl:
 
 @dataclass(frozen=True)
 class VectorType:
-    """`ordered[K]` or `positive_ordered[K]`: a latent vector constrained as a whole."""
+    """`ordered[K]`, `positive_ordered[K]`, `simplex[K]` or `cholesky_factor_corr[K]`: the type of a
+    latent vector (or Cholesky factor) as a whole (distributions.VECTOR_TYPES)."""
 
     constraint: str
     size: Expr
@@ -161,7 +162,7 @@ class StepRange:
 class LatentDecl:
     name: Name
     subscripts: tuple[Expr | StepRange, ...]
-    distribution: Call
+    distribution: Call | None  # None: no `~`, the vector type's uniform distribution (check refuses others)
     span: Span
     vector_type: VectorType | None = None
     restriction: Restriction | None = None
