@@ -13,6 +13,7 @@ keep the guide's own draws.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,20 +57,27 @@ def posterior(compiled: CompiledModel, data, objective: Objective, config: RunCo
     """Draws for the report from the best approximation this fit affords; `refit(particles)`
     fits again with more fixed draws when the draw check asks for them."""
     if run.interrupted or not gaussian_applies(compiled, data, config, subsampled):
-        checked = None if minibatch.read_by_row_on_disk(compiled, data) else importance(compiled, data, objective)
+        checked = None if minibatch.read_by_row_on_disk(compiled, data) else importance(
+            compiled, data, fitted_draws(run), objective)
         return Posterior(posterior_draws(compiled, data, config.draws), checked, None, False, None, [], run)
     gaussian, notes, run = _gaussian(compiled, objective, config, run, refit)
     draws, weighted, resampled = from_gaussian(compiled, data, objective, gaussian, config.draws, config.seed,
-                                               config.resample)
+                                               config.resample, draw_count(compiled, data, fitted_draws(run))[0])
     return Posterior(draws, weighted.importance, gaussian.kind, resampled, gaussian, notes, run)
 
 
+def fitted_draws(run: Run) -> int:
+    """The draws of the ELBO the fit evaluated with gradients, at least: what diagnostics are priced by."""
+    return run.steps * max(run.particles, 1)
+
+
 def from_gaussian(compiled: CompiledModel, data, objective: Objective, gaussian: linear_response.Gaussian, count: int,
-                  seed: int, resample: bool) -> tuple[dict[str, torch.Tensor], Weighted, bool]:
+                  seed: int, resample: bool, weighted_draws: int) -> tuple[dict[str, torch.Tensor], Weighted, bool]:
     """`count` draws of every latent and let from `gaussian` through the guide's transforms,
-    weighted by PSIS and, with `resample` where the weights can be trusted, resampled by them
-    (whether they were is the last item); the same seed and guide give the same draws."""
-    total, chunk = draw_count(compiled, data)
+    weighted by PSIS over `weighted_draws` importance draws and, with `resample` where the weights
+    can be trusted, resampled by them (whether they were is the last item); the same seed, guide
+    and `weighted_draws` give the same draws."""
+    total, chunk = weighted_draws, min(weighted_draws, draw_count(compiled, data, 0)[1])
     generator = torch.Generator(device="cpu").manual_seed(seed)
     weighted = of_gaussian(compiled, objective, gaussian, total, chunk, generator)
     # Weights that are not all finite (a Gaussian far out, read from a crafted file) are never resampled by.
@@ -92,8 +100,8 @@ def kinds(compiled: CompiledModel, data) -> frozenset[str]:
 
 
 def redraw(compiled: CompiledModel, data, count: int, seed: int, kind: str | None,
-           corrected: tuple[torch.Tensor, torch.Tensor] | None,
-           resample: bool) -> tuple[dict[str, torch.Tensor], linear_response.Gaussian | None]:
+           corrected: tuple[torch.Tensor, torch.Tensor] | None, resample: bool,
+           weighted_draws: int) -> tuple[dict[str, torch.Tensor], linear_response.Gaussian | None]:
     """The draws a fit made, made again from its guide (the param store's) and seed, and the
     Gaussian they came from: the one of `kind` (the linear-response one has `corrected` =
     (mean, scale_tril)), drawn from as `from_gaussian` drew, or with `kind` None the guide itself."""
@@ -101,11 +109,14 @@ def redraw(compiled: CompiledModel, data, count: int, seed: int, kind: str | Non
         pyro.set_rng_seed(seed)
         return posterior_draws(compiled, data, count), None
     objective = Objective(*compiled.scored(data))
+    # A fit saved before diagnostics were priced by the fit's own cost (no `khat_draws`) drew
+    # as many as the terms allowed, as any count does with an unlimited budget.
+    weighted_draws = weighted_draws or draw_count(compiled, data, sys.maxsize)[0]
     if kind == "linear-response":
         gaussian = linear_response.Gaussian(linear_response.blocks(compiled), *corrected, kind)
     else:
         gaussian = joint.gaussian(compiled, objective) if joint.applies(compiled) else linear_response.mean_field(compiled)
-    return from_gaussian(compiled, data, objective, gaussian, count, seed, resample)[0], gaussian
+    return from_gaussian(compiled, data, objective, gaussian, count, seed, resample, weighted_draws)[0], gaussian
 
 
 def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, run: Run,

@@ -11,7 +11,7 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import distributed, joint, params
+from compiler.inference import diagnose, distributed, joint, params
 from compiler.inference.elbo import TERMS_PER_STEP, observed_terms
 from compiler.inference.fixed_draws import FixedNoise, Noise
 from compiler.inference.lbfgs import guided_sites
@@ -21,15 +21,20 @@ from compiler.inference.records import Importance, Objective
 from compiler.inference.stats import khat_threshold, pareto_khat, psis
 
 # Importance ratios behind k̂: PSIS fits the largest 3 sqrt(S) of them, 189 of 4,000.
-# Large data scored one by one get fewer (at least 200), so that k̂ never costs more
-# than about 50 steps' worth of log-densities.
+# They are priced like the fit: their log-densities (no gradient, about a third of the
+# cost of one with it) come to at most DIAGNOSTIC_SHARE of those the fit evaluated with
+# gradients, or FREE_TERMS where that is more (a few milliseconds), and never more than
+# PSIS_TERMS; at least PSIS_MIN_DRAWS draws, whose k̂ the report gives with its error.
 PSIS_DRAWS, PSIS_MIN_DRAWS, PSIS_TERMS = 4000, 200, 50 * TERMS_PER_STEP
+DIAGNOSTIC_SHARE, GRADIENT_COST, FREE_TERMS = 0.1, 3, TERMS_PER_STEP
 
 
-def draw_count(compiled: CompiledModel, data) -> tuple[int, int]:
-    """How many importance draws, and how many at once, for this model and data."""
+def draw_count(compiled: CompiledModel, data, fitted_draws: int) -> tuple[int, int]:
+    """How many importance draws, and how many at once, for this model and data after a fit
+    that evaluated `fitted_draws` draws of the ELBO with their gradients (iterations times particles)."""
     terms = max(observed_terms(compiled, data), 1)
-    count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms))
+    budget = max(FREE_TERMS, DIAGNOSTIC_SHARE * GRADIENT_COST * fitted_draws * terms)
+    count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms, int(budget // terms)))
     return count, min(count, max(1, TERMS_PER_STEP // terms))
 
 
@@ -51,7 +56,7 @@ def of_gaussian(compiled: CompiledModel, objective: Objective, gaussian: Gaussia
     ratios = torch.cat([_gaussian_log_ratios(compiled, objective, gaussian, part) for part in values.split(chunk)])
     smoothed, khat = psis(ratios.cpu().numpy())
     shift = _reweighting_shift(values, torch.as_tensor(smoothed))
-    checked = Importance(khat, ratios.std().item(), khat_threshold(count), shift)
+    checked = Importance(khat, ratios.std().item(), khat_threshold(count), shift, count)
     reliable = khat is None or khat <= khat_threshold(count)
     return Weighted(values, torch.as_tensor(smoothed), checked, reliable)
 
@@ -95,7 +100,7 @@ def noise_at(compiled: CompiledModel, gaussian: Gaussian, values: torch.Tensor) 
     return noise
 
 
-def importance(compiled: CompiledModel, data, objective: Objective | None = None) -> Importance | None:
+def importance(compiled: CompiledModel, data, fitted_draws: int, objective: Objective | None = None) -> Importance | None:
     """PSIS's Pareto k̂ and the spread of the log ratios over draws from the fitted
     guide (the objective's model: in a distributed fit, the mean over the
     processes of their scaled shards' is the full log joint). None for models
@@ -103,18 +108,18 @@ def importance(compiled: CompiledModel, data, objective: Objective | None = None
     and for those without guide factors (q is empty: nothing to check)."""
     if any(latent.enumerated for latent in compiled.ir.latents) or not compiled.ir.guided_latents:
         return None
-    count, chunk = draw_count(compiled, data)
+    count, chunk = draw_count(compiled, data, fitted_draws)
     objective = objective or Objective(*compiled.scored(data))
     ratios = torch.cat([_log_ratios(objective.model, compiled, objective.data, chunk)
                         for _ in range(math.ceil(count / chunk))])
     ratios = distributed.mean(ratios[:count])
-    return Importance(pareto_khat(ratios.cpu().numpy()), ratios.std().item(), khat_threshold(count))
+    return Importance(pareto_khat(ratios.cpu().numpy()), ratios.std().item(), khat_threshold(count), draws=count)
 
 
 def _log_ratios(model, compiled: CompiledModel, data, count: int) -> torch.Tensor:
     """log p(x, z) - log q(z) for `count` guide draws, vectorised under a draws plate."""
     nesting = compiled.ir.max_plate_nesting
-    with torch.no_grad(), pyro.plate(DRAWS_PLATE, count, dim=-(nesting + 1)):
+    with torch.no_grad(), diagnose.checked_once(), pyro.plate(DRAWS_PLATE, count, dim=-(nesting + 1)):
         guide_trace = poutine.trace(compiled.guide).get_trace(data)
         model_trace = poutine.trace(poutine.replay(model, guide_trace)).get_trace(data)
         return per_draw_log_prob(model_trace, count) - per_draw_log_prob(guide_trace, count)

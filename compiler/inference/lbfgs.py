@@ -62,7 +62,8 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
             with bar:
                 maximise(lambda: loss.differentiable_loss(objective.model, compiled.guide, objective.data),
                          params.unconstrained(), progress, draws, rate_factor,
-                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1))
+                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1),
+                         _preconditioner(compiled))
         except interrupt.Interrupted:  # maximise has put back the last finite state
             return Run(progress.elbo, last(progress.elbo), progress.iterations, False, True)
         run = Run(progress.elbo, last(progress.elbo), progress.iterations,
@@ -76,6 +77,16 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
 
 def _bar_title(start: int, starts: int) -> str:
     return "L-BFGS" if starts == 1 else f"L-BFGS start {start + 1}/{starts}"
+
+
+def _preconditioner(compiled: CompiledModel) -> Callable[[], torch.Tensor] | None:
+    """Where every guide factor is normal: the curvature the mean-field optimum would have at the
+    current scales. Group effects measured by very different amounts of data (radon's counties,
+    a thousand groups) differ in curvature by orders of magnitude, which L-BFGS's one scalar
+    initial Hessian cannot span; the guide's own scales can, and they improve as the fit does."""
+    if not params.normal_factors(compiled) or len(params.normal_factors(compiled)) < len(compiled.ir.guided_latents):
+        return None
+    return lambda: params.mean_field_curvature(compiled)
 
 
 def guided_sites(compiled: CompiledModel) -> list[str]:
@@ -128,14 +139,16 @@ class _Unusable(Exception):
 
 
 def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor], progress: Progress,
-             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception]) -> None:
+             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception],
+             curvature: Callable[[], torch.Tensor] | None = None) -> None:
     """Run L-BFGS on `loss_fn` (the negative ELBO) at the fixed draws until
     `progress` says stop. A line search that wanders where the loss or its
     gradient is not finite is undone, and the call repeated with shorter steps
     and a fresh curvature history; a non-finite loss where a call starts raises
     what `on_nonfinite(loss, iteration)` builds, with the parameters put back.
     Ctrl-C (`interrupt`) raises `interrupt.Interrupted` with the parameters where
-    the call started."""
+    the call started. `curvature()`, where given, estimates the Hessian's diagonal at the
+    parameters' values; each call is preconditioned by its inverse."""
     objective = _Evaluations(loss_fn, parameters, draws)
     try:
         objective.value()  # creates every draw, so that they can be whitened together
@@ -153,6 +166,8 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
         interrupt.check()
         start = [p.detach().clone() for p in parameters]
         before, objective.successes = optimizer.iterations, 0
+        if curvature is not None:
+            optimizer.preconditioner = curvature().reciprocal()
         try:
             optimizer.run(objective.closure, min(ITERATIONS_PER_CALL, progress.remaining), EVALUATIONS_PER_CALL)
             elbo = -objective.value()
@@ -215,7 +230,7 @@ class _Evaluations:
 
     def _with_graph(self) -> torch.Tensor:
         try:
-            with self.draws.active():
+            with self.draws.active(), diagnose.checked_once():
                 loss = self.loss_fn()
         except (ValueError, torch.linalg.LinAlgError):  # a distribution refused a non-finite argument
             loss = None

@@ -28,7 +28,7 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import lanczos, params
+from compiler.inference import diagnose, lanczos, params
 from compiler.inference.elbo import observed_terms
 from compiler.inference.fixed_draws import FixedDraws
 from compiler.inference.records import Objective
@@ -137,7 +137,7 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     small = 2 * count * particles * observed_terms(compiled, objective.data) <= DIFFERENCED_TERMS
     locations = _location_columns(compiled, names, parameters, layout)
     if count > MAX_PARAMETERS:
-        inverse = lanczos.inverse_hessian(_hessian_product(loss, parameters), _curvature(compiled, names, parameters),
+        inverse = lanczos.inverse_hessian(_hessian_product(loss, parameters), params.mean_field_curvature(compiled),
                                           locations, torch.Generator().manual_seed(0))
     else:
         hessian = _hessian_by_differences(loss, parameters) if small else _hessian_by_autograd(loss, parameters)
@@ -178,7 +178,7 @@ class DenseInverse:
 def per_draw_losses(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int) -> torch.Tensor:
     """-(log p(x, z_n) - log q(z_n)) for each fixed draw z_n: their mean is the fit's loss."""
     nesting = compiled.ir.max_plate_nesting
-    with draws.active(), pyro.plate("particles", particles, dim=-(nesting + 1)):
+    with draws.active(), diagnose.checked_once(), pyro.plate("particles", particles, dim=-(nesting + 1)):
         guide_trace = poutine.trace(compiled.guide).get_trace(objective.data)
         model_trace = poutine.trace(poutine.replay(objective.model, guide_trace)).get_trace(objective.data)
     return per_draw_log_prob(guide_trace, particles) - per_draw_log_prob(model_trace, particles)
@@ -270,16 +270,6 @@ def _hessian_product(loss, parameters: list[torch.Tensor]):
     """Rows V -> rows of HV, by batched double backward through one gradient."""
     gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss(), parameters, create_graph=True)])
     return lambda vectors: _rows(gradient, parameters, vectors)
-
-
-def _curvature(compiled: CompiledModel, names: list[str], parameters: list[torch.Tensor]) -> torch.Tensor:
-    """The diagonal `lanczos` scales H by: 1/scale² for a location, 2 for a log-scale (what
-    the mean-field optimum has for a Gaussian posterior)."""
-    scales = params.scales(compiled)
-    by_location = {loc: scales[latent] for latent, (loc, _) in params.normal_factors(compiled).items()}
-    return torch.cat([by_location[name].detach().reshape(-1) ** -2 if name in by_location
-                      else torch.full((value.numel(),), 2.0, dtype=torch.float64)
-                      for name, value in zip(names, parameters)])
 
 
 def _location_columns(compiled: CompiledModel, names: list[str], parameters: list[torch.Tensor],

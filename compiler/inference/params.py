@@ -130,6 +130,17 @@ def scales(compiled: CompiledModel) -> dict[str, torch.Tensor]:
     return {latent: value(scale) for latent, (_, scale) in normal_factors(compiled).items() if exists(scale)}
 
 
+def mean_field_curvature(compiled: CompiledModel) -> torch.Tensor:
+    """The -ELBO's Hessian diagonal at the mean-field optimum of a Gaussian posterior, in the
+    unconstrained parameters' order: 1/scale² for a location (the optimum's scale is the
+    conditional sd), 2 for a log-scale and for anything else."""
+    fitted = scales(compiled)
+    by_location = {loc: fitted[latent] for latent, (loc, _) in normal_factors(compiled).items() if latent in fitted}
+    return torch.cat([by_location[name].detach().reshape(-1) ** -2 if name in by_location
+                      else torch.full((value.numel(),), 2.0, dtype=torch.float64)
+                      for name, value in named().items()])
+
+
 def coordinates(compiled: CompiledModel) -> int:
     """How many standard normal numbers a draw from the guide takes: the normal factors'
     locations' size; a joint guide's coordinates (and its rank, for the low-rank one)."""

@@ -3,6 +3,7 @@ notes the report turns into sentences (`results/notes.py`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,15 @@ class Importance:
     # How far reweighting moves the approximation: the largest change of a coordinate's mean
     # (in its sds) or of the log of its sd; None where the draws were not kept (the guide's own).
     shift: float | None = None
+    draws: int = 0  # behind k̂
+
+    @property
+    def khat_error(self) -> float | None:
+        """k̂'s standard error, (1 + k) / sqrt(M) for the M = min(S / 5, 3 sqrt(S)) ratios of the
+        tail PSIS fits: the generalised Pareto maximum-likelihood estimate's asymptotic sd (Smith 1987)."""
+        if self.khat is None or not self.draws:
+            return None
+        return (1 + self.khat) / math.sqrt(min(self.draws / 5, 3 * math.sqrt(self.draws)))
 
 
 @dataclass(frozen=True)

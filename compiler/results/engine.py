@@ -46,7 +46,8 @@ def sample(program: CompiledProgram, data: Data, config: NutsConfig) -> NutsResu
 
 
 def redraw(program: CompiledProgram, data: Data, guide_state: dict[str, Any], count: int, seed: int, kind: str | None,
-           corrected: tuple[list[float], list[list[float]]] | None, resample: bool) -> tuple[dict[str, torch.Tensor], Any]:
+           corrected: tuple[list[float], list[list[float]]] | None, resample: bool,
+           weighted_draws: int) -> tuple[dict[str, torch.Tensor], Any]:
     """The draws a saved fit reported, made again from its guide and seed, and the Gaussian
     they came from (`approximation.redraw`):
     `kind` names the Gaussian they came from, `corrected` is the linear-response one's mean
@@ -62,7 +63,7 @@ def redraw(program: CompiledProgram, data: Data, guide_state: dict[str, Any], co
             scale_tril[row, :row + 1] = torch.as_tensor(values, dtype=torch.float64)
         corrected = torch.as_tensor(mean, dtype=torch.float64), scale_tril
     with params.scope(guide_state):
-        return approximation.redraw(program.compiled, data, count, seed, kind, corrected, resample)
+        return approximation.redraw(program.compiled, data, count, seed, kind, corrected, resample, weighted_draws)
 
 
 def gaussian_kinds(program: CompiledProgram, data: Data) -> frozenset[str]:

@@ -91,7 +91,8 @@ def _notes(report: Report) -> list[str]:
         threshold = report.khat_threshold if report.khat_threshold is not None else KHAT_UNRELIABLE
         shift = "" if report.reweighting_shift is None else (
             f"; reweighting would move a mean or sd by at most {report.reweighting_shift:.2g} sds")
-        lines.append(f"Pareto k̂ {report.khat:.2f} (importance weights reliable below {threshold:.2f}){shift}")
+        error = "" if report.khat_error is None else f" ± {report.khat_error:.2f} from {report.khat_draws} draws"
+        lines.append(f"Pareto k̂ {report.khat:.2f}{error} (importance weights reliable below {threshold:.2f}){shift}")
     return lines
 
 

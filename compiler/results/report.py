@@ -72,6 +72,8 @@ class Report(BaseModel):
     resampled: bool = False  # VI only: the draws were resampled by their PSIS weights
     khat: float | None = None  # SVI only: Pareto k̂ of p(x, z)/q(z) over draws from the approximation
     khat_threshold: float | None = None  # SVI only: k̂ above it makes importance weights unreliable
+    khat_error: float | None = None  # SVI only: k̂'s standard error from this many draws
+    khat_draws: int | None = None  # SVI only: the importance draws behind k̂
     log_ratio_sd: float | None = None  # SVI only: the sd of log p(x, z)/q(z) over the same draws
     reweighting_shift: float | None = None  # SVI only: how far PSIS reweighting moves a mean (sds) or sd (log)
     divergences: int | None = None  # NUTS only

@@ -190,7 +190,7 @@ def redraw(fit: SavedFit, program: CompiledProgram, data: Data, guide_state: dic
         _check_cholesky(fit.linear_response, engine.coordinates(program, guide_state), path)
         corrected = fit.linear_response.mean, fit.linear_response.scale_tril
     draws, gaussian = engine.redraw(program, data, guide_state, fit.draws, fit.report.seed, kind, corrected,
-                                    fit.report.resampled)
+                                    fit.report.resampled, fit.report.khat_draws or 0)
     if not all(values.isfinite().all() for values in draws.values()):
         raise PplError(f"{path}: its guide gives draws that are not finite numbers", hint=REFIT_HINT)
     return draws, gaussian

@@ -83,6 +83,8 @@ def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, da
         resampled=result.resampled,
         khat=checked.khat if checked else None,
         khat_threshold=checked.threshold if checked else None,
+        khat_error=checked.khat_error if checked else None,
+        khat_draws=checked.draws if checked else None,
         log_ratio_sd=checked.log_sd if checked else None,
         reweighting_shift=checked.shift if checked else None,
         warnings=[warning.text for warning in vi_warnings(result, data)],
