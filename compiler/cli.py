@@ -266,8 +266,8 @@ def explain(program: Program, args: argparse.Namespace) -> int:
     if args.html is not None:
         _check_folders(args.html)
         fit = None if args.fit is None else load_fit(args.fit, args.data, spec=args.spec)
-        _write(args.html, lambda path: program.explain_html(path, args.data, fitted=args.fitted, seed=args.seed,
-                                                            fit=fit, progress=False),
+        _write(args.html, lambda path: [program.explain_html(path, args.data, fitted=args.fitted, seed=args.seed,
+                                                             fit=fit, progress=False)],
                "the spec, the model and the guide, linked; the joint; one traced draw; the fit")
         return 0
     if args.trace:

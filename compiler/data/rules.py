@@ -159,7 +159,7 @@ def check_fixed_index(fixed: ir.FixedIndex, values: dict[str, Any], origin: str)
 def check_solver_times(solve: ir.Solve, values: dict[str, Any], origin: str) -> None:
     """`solve(dz, initial, start, times)` reports the state at increasing times after the start."""
     name = solve.times.name
-    times = [ir.constant_value(solve.start, values), *np.asarray(values[name], dtype=float).reshape(-1)]
+    times = [constants.constant_value(solve.start, values), *np.asarray(values[name], dtype=float).reshape(-1)]
     late = next((k for k in range(1, len(times)) if not times[k] > times[k - 1]), None)
     if late is not None:
         before = f"{name}[{late - 2}] = {times[late - 1]:g}" if late > 1 else f"the start time {times[0]:g}"
