@@ -27,6 +27,9 @@ skipped with a note. Medians of --repeats runs (at least 2 at N = 10^6).
 Appends its tables to bench/RESULTS.md with --write.
 
     python bench/time_to_answer.py --repeats 3 --write   # about 20 minutes
+
+The larger models of issue 22 (logistic regression to N = 10^6, radon, J = 1,000 groups) against
+tuned NumPyro and PyMC, with CPU seconds and ratios: bench/scale_models.py.
 """
 
 from __future__ import annotations
@@ -192,7 +195,7 @@ def numpyro_coin(x: np.ndarray, lr: float, cap: float) -> Reached:
         float(params["f_auto_loc"]), float(params["f_auto_scale"]), exact))
 
 
-class _OnBar(Exception):
+class OnBar(Exception):
     pass
 
 
@@ -209,7 +212,7 @@ def pymc_coin(x: np.ndarray, lr: float, cap: float) -> Reached:
         if step % CHECK_EVERY == 0:
             with clock.paused():
                 if logit_normal_on_bar(float(approximation.mean.eval()[0]), float(approximation.std.eval()[0]), exact):
-                    raise _OnBar
+                    raise OnBar
             if clock.seconds() > cap:
                 raise StopIteration
 
@@ -220,7 +223,7 @@ def pymc_coin(x: np.ndarray, lr: float, cap: float) -> Reached:
         try:
             pm.fit(MAX_STEPS, method="advi", obj_optimizer=pm.adam(learning_rate=lr), callbacks=[check],
                    progressbar=False, random_seed=0)
-        except _OnBar:
+        except OnBar:
             return clock.reached(done)
     return clock.reached(None)
 
@@ -342,6 +345,8 @@ class Measured:
     fit: float | None
     whole: float | None
     steps: int | None
+    fit_cpu: float | None = None  # CPU seconds (user + sys, all threads), where measured
+    whole_cpu: float | None = None
 
 
 def in_a_process(kind: str, target: str, args) -> Measured:
@@ -367,18 +372,25 @@ def pplc_command(spec: Path, data_file: str | None, on_bar: Callable[[dict], boo
 
 
 def median_of(runs: list[Measured]) -> Measured:
-    if any(run.whole is None for run in runs):
+    if not runs or any(run.whole is None for run in runs):
         return Measured(None, None, None)
-    fits = [run.fit for run in runs if run.fit is not None]
-    return Measured(statistics.median(fits) if fits else None, statistics.median(run.whole for run in runs),
-                    int(statistics.median(run.steps for run in runs)))
+
+    def median(field: str) -> float | None:
+        values = [getattr(run, field) for run in runs]
+        return None if None in values else statistics.median(values)
+
+    return Measured(median("fit"), median("whole"), int(median("steps")), median("fit_cpu"), median("whole_cpu"))
 
 
 def cell(measured: Measured, cap: float) -> str:
     if measured.whole is None:
         return f"not within {MAX_STEPS:,} steps or {cap:g} s"
-    fit = "" if measured.fit is None else f"fit {measured.fit:.2f} s, "
-    return f"{fit}whole {measured.whole:.2f} s ({measured.steps:,} steps)"
+
+    def cpu(seconds: float | None) -> str:
+        return "" if seconds is None else f" / CPU {seconds:.2f} s"
+
+    fit = "" if measured.fit is None else f"fit {measured.fit:.2f} s{cpu(measured.fit_cpu)}, "
+    return f"{fit}whole {measured.whole:.2f} s{cpu(measured.whole_cpu)} ({measured.steps:,} steps)"
 
 
 def coin_table(args, competitors: list[str]) -> list[str]:
