@@ -28,6 +28,7 @@ pplc / the fastest anchor, whole process and fit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
@@ -40,6 +41,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +98,7 @@ def logistic_data(n: int) -> dict[str, np.ndarray]:
     return {"X": X, "y": (rng.random(n) < 1 / (1 + np.exp(-logits))).astype(np.int64)}
 
 
-def hierarchical_data() -> dict[str, np.ndarray]:
+def hierarchical_data() -> dict[str, np.ndarray | int]:
     """radon.ppl's names: every group has N / J rows; mu_a 1.5, sigma_a 0.3, b -0.6, sigma_y 0.7."""
     rng = np.random.default_rng(GROUPS)
     county = rng.permutation(np.arange(GROUPED_ROWS) % GROUPS)
@@ -106,7 +108,7 @@ def hierarchical_data() -> dict[str, np.ndarray]:
             "log_radon": a[county] - 0.6 * basement + 0.7 * rng.standard_normal(GROUPED_ROWS)}
 
 
-def data_of(row: Row) -> dict[str, np.ndarray]:
+def data_of(row: Row) -> dict[str, np.ndarray | int]:
     if row.name == "radon":
         return read_data(SPECS / "radon.data.json")
     if row.name == "hierarchical_J1000":
@@ -114,10 +116,10 @@ def data_of(row: Row) -> dict[str, np.ndarray]:
     return logistic_data(row.size)
 
 
-def fingerprint(data: dict[str, np.ndarray]) -> str:
+def fingerprint(data: dict[str, np.ndarray | int]) -> str:
     digest = hashlib.sha256()
     for name in sorted(data):
-        digest.update(name.encode() + np.ascontiguousarray(data[name]).tobytes())  # a size: a 0-d array
+        digest.update(name.encode() + np.ascontiguousarray(data[name]).tobytes())  # a size as a 0-d array
     return digest.hexdigest()
 
 
@@ -255,6 +257,15 @@ def nuts_reference(row: Row, data: dict[str, np.ndarray], chains: int, warmup: i
 
 def machine() -> str:
     return f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
+
+
+def versions() -> str:
+    """The libraries timed, as installed (read from their metadata, without importing them)."""
+    found = []
+    for package in ("torch", "pyro-ppl", "jax", "numpyro", "pymc"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{package} {metadata.version(package)}")
+    return ", ".join(found)
 
 
 # One run, in a process of its own -------------------------------------------------------------------------
@@ -447,8 +458,9 @@ def main() -> None:
 
 def write_results(lines: list[str], args, torch_import: float, notes: list[str]) -> None:
     text = ["", f"## Time to answer at scale (`python bench/scale_models.py`), {datetime.date.today().isoformat()}", "",
-            f"{machine()}; `python -c \"import torch, pyro\"` {torch_import:.2f} s. Every run a fresh process, the "
-            f"tools alternated, medians of {args.repeats} runs. Anchors: AutoNormal, Adam lr {LEARNING_RATE} halved "
+            f"{machine()}, {versions()}; `python -c \"import torch, pyro\"` {torch_import:.2f} s. Every run a fresh "
+            f"process, the tools alternated, medians of {args.repeats} runs. pplc: its default fit (posterior draws and k̂ "
+            f"included). Anchors (NumPyro AutoNormal, PyMC mean-field ADVI): Adam lr {LEARNING_RATE} halved "
             f"every {HALVED_EVERY:,} steps, checked every {CHECK_EVERY} steps off the clock and stopped at the first "
             f"check on the bar (an oracle), at most {MAX_STEPS:,} steps or {args.cap:g} s. fit: seconds from the start "
             "of fitting (imports and data excluded); whole: the process's wall time to the answer; CPU: user + sys "
