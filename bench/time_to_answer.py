@@ -68,7 +68,7 @@ class Reached:
     seconds: float | None  # of fitting, until the bar; None: not within the caps
     steps: int | None
     excluded: float = 0.0  # seconds spent checking, off the clock
-    cpu: float | None = None  # CPU seconds (user + sys, all threads) of fitting, the checks' taken off
+    cpu: float | None = None  # CPU seconds (user + sys, all threads) of fitting, the checks taken off
     excluded_cpu: float = 0.0  # CPU seconds spent checking
 
 

@@ -45,3 +45,11 @@ def test_the_files_written_for_pplc_read_back_as_the_generated_data(name, tmp_pa
     loaded = compile_file(scale_models.SPECS / f"{row.spec}.ppl").load_data(str(path))
     for name, value in generated.items():
         assert np.array_equal(np.asarray(loaded[name]), value), name
+
+
+def test_an_anchor_that_leaves_out_a_reference_site_is_not_on_the_bar():
+    row = scale_models.BY_NAME["radon"]
+    reference = scale_models.reference_of(row)
+    exact = {site: np.asarray(summary["mean"]) for site, summary in reference.items()}
+    assert scale_models.on_bar(exact, reference, row)
+    assert not scale_models.on_bar({site: mean for site, mean in exact.items() if site != "a"}, reference, row)
