@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-sys.path.insert(0, str(BENCH))  # the bench scripts import their siblings (common, time_to_answer)
+sys.path.insert(0, str(BENCH))  # the bench scripts import their siblings (common, time_to_answer) ...
 import scale_models  # noqa: E402
+
+sys.path.remove(str(BENCH))  # ... and the rest of the suite must not see bench's run.py, nuts.py, ... as modules
 
 CACHED = [row for row in scale_models.ROWS if scale_models.reference_file(row).exists() and row.name != "radon"]
 
