@@ -15,6 +15,7 @@ import torch
 import compiler
 from compiler import cli
 from compiler.inference.nuts import NutsResult, SampleStats
+from compiler.inference.records import Importance
 from compiler.results.summarise import nuts_warnings, vi_warnings
 
 COIN = "specs/coin.ppl"
@@ -57,7 +58,7 @@ def test_a_fit_without_warnings_raises_none():
 
 
 def test_a_heavy_tailed_khat_is_a_khat_warning():
-    importance = SimpleNamespace(khat=1.2, log_sd=1.0, threshold=0.7, shift=None)
+    importance = Importance(1.2, 1.0, 0.7, None, 4000)
     result = SimpleNamespace(notes=(), interrupted=False, converged=True, steps=10, covariance="mean-field",
                              importance=importance)
     assert [w.kind for w in vi_warnings(result, NO_DATA)] == [compiler.KhatWarning]

@@ -9,7 +9,7 @@ import torch
 
 from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.nuts import NutsResult, SampleStats
-from compiler.inference.records import Note
+from compiler.inference.records import Importance, Note
 from compiler.results.notes import sentence
 from compiler.results.report import MATERIAL_SHIFT, UNIFORM_WEIGHTS_SD
 from compiler.results.summarise import nuts_report, summarise, vi_report
@@ -22,7 +22,7 @@ DRAWS = {"m": torch.linspace(-1, 1, 2001, dtype=torch.float64)}
 def _vi_result(**fields) -> SimpleNamespace:
     defaults = dict(optimizer="lbfgs", elbo_trace=(-3.0,), elbo=-3.0, steps=10, converged=True, draws=DRAWS,
                     params={}, discrete={}, guide_state={}, seconds=0.1, interrupted=False, notes=(),
-                    importance=SimpleNamespace(khat=0.3, log_sd=1.0, threshold=0.7, shift=None),
+                    importance=Importance(0.3, 1.0, 0.7, None, 4000),
                     covariance=None, resampled=False)
     return SimpleNamespace(**{**defaults, **fields})
 
@@ -77,20 +77,20 @@ def _warned(importance: SimpleNamespace) -> bool:
 
 
 def test_a_heavy_tailed_khat_warns():
-    assert _warned(SimpleNamespace(khat=0.8, log_sd=1.0, threshold=0.7, shift=None))
+    assert _warned(Importance(0.8, 1.0, 0.7, None, 4000))
 
 
 def test_a_khat_below_its_threshold_does_not_warn():
-    assert not _warned(SimpleNamespace(khat=0.65, log_sd=1.0, threshold=0.7, shift=None))
+    assert not _warned(Importance(0.65, 1.0, 0.7, None, 4000))
 
 
 def test_weights_that_barely_vary_do_not_warn_whatever_khat():
-    assert not _warned(SimpleNamespace(khat=3.0, log_sd=UNIFORM_WEIGHTS_SD / 2, threshold=0.7, shift=None))
+    assert not _warned(Importance(3.0, UNIFORM_WEIGHTS_SD / 2, 0.7, None, 4000))
 
 
 def test_weights_whose_reweighting_would_barely_move_the_answer_do_not_warn():
-    assert not _warned(SimpleNamespace(khat=0.9, log_sd=1.0, threshold=0.7, shift=MATERIAL_SHIFT / 2))
-    assert _warned(SimpleNamespace(khat=0.9, log_sd=1.0, threshold=0.7, shift=MATERIAL_SHIFT * 2))
+    assert not _warned(Importance(0.9, 1.0, 0.7, MATERIAL_SHIFT / 2, 4000))
+    assert _warned(Importance(0.9, 1.0, 0.7, MATERIAL_SHIFT * 2, 4000))
 
 
 def test_a_nuts_report_has_r_hat_and_ess_and_warns_of_divergences():

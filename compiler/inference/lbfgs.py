@@ -177,6 +177,9 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
                 raise on_nonfinite(unusable.loss, progress.iterations + 1) from None
             shortened += 1
             optimizer = LBFGS(parameters, step_scale * SHORTENING ** shortened, HISTORY)
+            # The guide's scales, far from their optimum early on, can make the preconditioned steps
+            # overshoot (a 1,000-group hierarchy did): the rest of the attempt goes without.
+            curvature = None
             continue
         except interrupt.Interrupted:
             _restore(parameters, start)

@@ -117,6 +117,14 @@ class Fit:
         return self.report.khat
 
     @property
+    def khat_error(self) -> float | None:
+        return self.report.khat_error
+
+    @property
+    def khat_draws(self) -> int | None:
+        return self.report.khat_draws
+
+    @property
     def khat_threshold(self) -> float | None:
         return self.report.khat_threshold
 
