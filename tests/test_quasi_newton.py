@@ -55,29 +55,3 @@ def test_iterations_are_counted_across_calls(float64):
     assert optimizer.iterations == 3
     assert loss() < start / 10
 
-
-def _ill_conditioned(x: torch.Tensor, curvature: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (curvature * (x - 1) ** 2).sum() + 0.01 * ((x[1:] - x[:-1]) ** 2).sum()
-
-
-def _iterations_to_converge(preconditioner: torch.Tensor | None, curvature: torch.Tensor) -> int:
-    x = torch.zeros(len(curvature), requires_grad=True)
-    optimizer = LBFGS([x], history=50, preconditioner=preconditioner)
-
-    def loss():
-        x.grad = None
-        value = _ill_conditioned(x, curvature)
-        value.backward()
-        return value.item()
-
-    while optimizer.iterations < 500 and (x.detach() - 1).abs().max() > 1e-6:
-        optimizer.run(loss, max_iterations=10, max_evaluations=12)
-    return optimizer.iterations
-
-
-def test_a_diagonal_preconditioner_spans_curvatures_one_scale_cannot(float64):
-    # Group effects seen by 1 to 10^4 rows: curvatures six orders of magnitude apart.
-    curvature = torch.logspace(-2, 4, 200, dtype=torch.float64)
-    plain = _iterations_to_converge(None, curvature)
-    preconditioned = _iterations_to_converge(1 / curvature, curvature)
-    assert preconditioned <= 20 < plain

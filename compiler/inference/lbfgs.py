@@ -62,8 +62,7 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
             with bar:
                 maximise(lambda: loss.differentiable_loss(objective.model, compiled.guide, objective.data),
                          params.unconstrained(), progress, draws, rate_factor,
-                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1),
-                         _preconditioner(compiled))
+                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1))
         except interrupt.Interrupted:  # maximise has put back the last finite state
             return Run(progress.elbo, last(progress.elbo), progress.iterations, False, True)
         run = Run(progress.elbo, last(progress.elbo), progress.iterations,
@@ -77,16 +76,6 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
 
 def _bar_title(start: int, starts: int) -> str:
     return "L-BFGS" if starts == 1 else f"L-BFGS start {start + 1}/{starts}"
-
-
-def _preconditioner(compiled: CompiledModel) -> Callable[[], torch.Tensor] | None:
-    """Where every guide factor is normal: the curvature the mean-field optimum would have at the
-    current scales. Group effects measured by very different amounts of data (radon's counties,
-    a thousand groups) differ in curvature by orders of magnitude, which L-BFGS's one scalar
-    initial Hessian cannot span; the guide's own scales can, and they improve as the fit does."""
-    if not params.normal_factors(compiled) or len(params.normal_factors(compiled)) < len(compiled.ir.guided_latents):
-        return None
-    return lambda: params.mean_field_curvature(compiled)
 
 
 def guided_sites(compiled: CompiledModel) -> list[str]:
@@ -139,16 +128,14 @@ class _Unusable(Exception):
 
 
 def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor], progress: Progress,
-             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception],
-             curvature: Callable[[], torch.Tensor] | None = None) -> None:
+             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception]) -> None:
     """Run L-BFGS on `loss_fn` (the negative ELBO) at the fixed draws until
     `progress` says stop. A line search that wanders where the loss or its
     gradient is not finite is undone, and the call repeated with shorter steps
     and a fresh curvature history; a non-finite loss where a call starts raises
     what `on_nonfinite(loss, iteration)` builds, with the parameters put back.
     Ctrl-C (`interrupt`) raises `interrupt.Interrupted` with the parameters where
-    the call started. `curvature()`, where given, estimates the Hessian's diagonal at the
-    parameters' values; each call is preconditioned by its inverse."""
+    the call started."""
     objective = _Evaluations(loss_fn, parameters, draws)
     try:
         objective.value()  # creates every draw, so that they can be whitened together
@@ -166,8 +153,6 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
         interrupt.check()
         start = [p.detach().clone() for p in parameters]
         before, objective.successes = optimizer.iterations, 0
-        if curvature is not None:
-            optimizer.preconditioner = curvature().reciprocal()
         try:
             optimizer.run(objective.closure, min(ITERATIONS_PER_CALL, progress.remaining), EVALUATIONS_PER_CALL)
             elbo = -objective.value()
@@ -177,9 +162,6 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
                 raise on_nonfinite(unusable.loss, progress.iterations + 1) from None
             shortened += 1
             optimizer = LBFGS(parameters, step_scale * SHORTENING ** shortened, HISTORY)
-            # The guide's scales, far from their optimum early on, can make the preconditioned steps
-            # overshoot (a 1,000-group hierarchy did): the rest of the attempt goes without.
-            curvature = None
             continue
         except interrupt.Interrupted:
             _restore(parameters, start)

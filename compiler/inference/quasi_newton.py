@@ -44,9 +44,6 @@ class LBFGS:
     inverse_products: list[torch.Tensor] = field(default_factory=list)
     hessian_diagonal: torch.Tensor | float = 1.0
     previous_gradient: torch.Tensor | None = None
-    # An estimate of the inverse Hessian's diagonal (None: the identity), which the caller may
-    # renew between calls: L-BFGS's initial matrix is this, scaled by the latest curvature pair.
-    preconditioner: torch.Tensor | None = None
 
     @torch.no_grad()
     def run(self, closure: Closure, max_iterations: int, max_evaluations: int) -> None:
@@ -62,7 +59,7 @@ class LBFGS:
             direction = self._direction(gradient)
             previous_loss = loss
             self._remember(gradient)
-            step = min(1.0, 1.0 / float(direction.abs().sum())) * self.step_scale if self.iterations == 1 \
+            step = min(1.0, 1.0 / float(gradient.abs().sum())) * self.step_scale if self.iterations == 1 \
                 else self.step_scale
             self.direction, self.step = direction, step
             slope = gradient.dot(direction)
@@ -85,7 +82,7 @@ class LBFGS:
         if self.iterations == 1:
             self.steps_taken, self.gradient_changes, self.inverse_products = [], [], []
             self.hessian_diagonal = 1.0
-            return self._preconditioned(gradient).neg()
+            return gradient.neg()
         change = gradient.sub(self.previous_gradient)
         taken = self.direction.mul(self.step)
         curvature = change.dot(taken)
@@ -97,20 +94,17 @@ class LBFGS:
             self.gradient_changes.append(change)
             self.steps_taken.append(taken)
             self.inverse_products.append(1.0 / curvature)
-            self.hessian_diagonal = curvature / change.dot(self._preconditioned(change))
+            self.hessian_diagonal = curvature / change.dot(change)
         alphas = [None] * len(self.gradient_changes)
         q = gradient.neg()
         for i in range(len(self.gradient_changes) - 1, -1, -1):
             alphas[i] = self.steps_taken[i].dot(q) * self.inverse_products[i]
             q.add_(self.gradient_changes[i], alpha=-alphas[i])
-        r = self._preconditioned(q).mul_(self.hessian_diagonal)
+        r = torch.mul(q, self.hessian_diagonal)
         for i in range(len(self.gradient_changes)):
             beta = self.gradient_changes[i].dot(r) * self.inverse_products[i]
             r.add_(self.steps_taken[i], alpha=alphas[i] - beta)
         return r
-
-    def _preconditioned(self, vector: torch.Tensor) -> torch.Tensor:
-        return vector.clone() if self.preconditioner is None else vector * self.preconditioner
 
     def _remember(self, gradient: torch.Tensor) -> None:
         if self.previous_gradient is None:
