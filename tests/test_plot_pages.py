@@ -21,18 +21,25 @@ def many():
     return compile_source(MANY, "many.ppl").fit(steps=20, draws=200)
 
 
-def test_every_marginal_is_drawn_on_as_many_pngs_as_it_takes(many, tmp_path):
-    written = many.write_plot(tmp_path / "fit.png")
+@pytest.fixture(scope="module")
+def pages(many, tmp_path_factory):
+    """The PNG pages of `many`'s plot, drawn once for the tests that read them."""
+    folder = tmp_path_factory.mktemp("pages")
+    return folder, many.write_plot(folder / "fit.png")
+
+
+def test_every_marginal_is_drawn_on_as_many_pngs_as_it_takes(many, pages):
+    folder, written = pages
     assert len(columns(many.draws)) + 1 == 31 and PANELS_PER_PAGE == 12
-    assert written == [tmp_path / "fit.png", tmp_path / "fit-2.png", tmp_path / "fit-3.png"]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["fit-2.png", "fit-3.png", "fit.png"]
+    assert written == [folder / "fit.png", folder / "fit-2.png", folder / "fit-3.png"]
+    assert sorted(path.name for path in folder.iterdir()) == ["fit-2.png", "fit-3.png", "fit.png"]
     for path in written:
         with Image.open(path) as image:
             assert image.format == "PNG"
 
 
-def test_the_last_page_holds_only_what_is_left(many, tmp_path):
-    first, _, last = many.write_plot(tmp_path / "fit.png")
+def test_the_last_page_holds_only_what_is_left(pages):
+    first, _, last = pages[1]
     with Image.open(first) as full, Image.open(last) as rest:  # 12 panels are 3 rows; the last 7 are 2
         assert rest.size[1] < full.size[1]
 
