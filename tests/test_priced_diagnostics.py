@@ -38,7 +38,7 @@ def program():
 def test_a_large_fit_spends_a_tenth_of_its_own_terms_on_khat(program):
     data = program.load_data(_logistic_data(100_000))
     fitted = 30 * 20  # iterations times particles: a fit of 10^5 rows this cheap affords few draws
-    count, _ = importance.draw_count(program.compiled, data, fitted)
+    count = importance.draw_count(program.compiled, data, fitted)
     terms = 100_000
     budget = max(importance.FREE_TERMS, importance.DIAGNOSTIC_SHARE * importance.GRADIENT_COST * fitted * terms)
     assert count == max(importance.PSIS_MIN_DRAWS, int(budget // terms))
@@ -47,7 +47,7 @@ def test_a_large_fit_spends_a_tenth_of_its_own_terms_on_khat(program):
 
 def test_small_data_keep_every_importance_draw(program):
     data = program.load_data(_logistic_data(50))
-    assert importance.draw_count(program.compiled, data, 1)[0] == importance.PSIS_DRAWS
+    assert importance.draw_count(program.compiled, data, 1) == importance.PSIS_DRAWS
     assert 50 * importance.PSIS_DRAWS <= TERMS_PER_STEP  # the free budget covers them
 
 

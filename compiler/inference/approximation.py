@@ -24,7 +24,7 @@ from compiler.backend.build import CompiledModel
 from compiler.inference import joint, lanczos, linear_response, minibatch, params
 from compiler.inference.config import RunConfig
 from compiler.inference.elbo import MAX_LBFGS_PARTICLES
-from compiler.inference.importance import Weighted, draw_count, importance, noise_at, of_gaussian
+from compiler.inference.importance import Weighted, draw_count, draws_at_once, importance, noise_at, of_gaussian
 from compiler.inference.posterior import posterior_draws
 from compiler.inference.records import Importance, Note, Objective, Run
 
@@ -62,7 +62,7 @@ def posterior(compiled: CompiledModel, data, objective: Objective, config: RunCo
         return Posterior(posterior_draws(compiled, data, config.draws), checked, None, False, None, [], run)
     gaussian, notes, run = _gaussian(compiled, objective, config, run, refit)
     draws, weighted, resampled = from_gaussian(compiled, data, objective, gaussian, config.draws, config.seed,
-                                               config.resample, draw_count(compiled, data, fitted_draws(run))[0])
+                                               config.resample, draw_count(compiled, data, fitted_draws(run)))
     return Posterior(draws, weighted.importance, gaussian.kind, resampled, gaussian, notes, run)
 
 
@@ -77,7 +77,7 @@ def from_gaussian(compiled: CompiledModel, data, objective: Objective, gaussian:
     weighted by PSIS over `weighted_draws` importance draws and, with `resample` where the weights
     can be trusted, resampled by them (whether they were is the last item); the same seed, guide
     and `weighted_draws` give the same draws."""
-    total, chunk = weighted_draws, min(weighted_draws, draw_count(compiled, data, 0)[1])
+    total, chunk = weighted_draws, draws_at_once(compiled, data, weighted_draws)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     weighted = of_gaussian(compiled, objective, gaussian, total, chunk, generator)
     # Weights that are not all finite (a Gaussian far out, read from a crafted file) are never resampled by.
@@ -111,7 +111,7 @@ def redraw(compiled: CompiledModel, data, count: int, seed: int, kind: str | Non
     objective = Objective(*compiled.scored(data))
     # A fit saved before diagnostics were priced by the fit's own cost (no `khat_draws`) drew
     # as many as the terms allowed, as any count does with an unlimited budget.
-    weighted_draws = weighted_draws or draw_count(compiled, data, sys.maxsize)[0]
+    weighted_draws = weighted_draws or draw_count(compiled, data, sys.maxsize)
     if kind == "linear-response":
         gaussian = linear_response.Gaussian(linear_response.blocks(compiled), *corrected, kind)
     else:

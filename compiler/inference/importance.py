@@ -29,13 +29,17 @@ PSIS_DRAWS, PSIS_MIN_DRAWS, PSIS_TERMS = 4000, 200, 50 * TERMS_PER_STEP
 DIAGNOSTIC_SHARE, GRADIENT_COST, FREE_TERMS = 0.1, 3, TERMS_PER_STEP
 
 
-def draw_count(compiled: CompiledModel, data, fitted_draws: int) -> tuple[int, int]:
-    """How many importance draws, and how many at once, for this model and data after a fit
-    that evaluated `fitted_draws` draws of the ELBO with their gradients (iterations times particles)."""
+def draw_count(compiled: CompiledModel, data, fitted_draws: int) -> int:
+    """How many importance draws for this model and data after a fit that evaluated
+    `fitted_draws` draws of the ELBO with their gradients (iterations times particles)."""
     terms = max(observed_terms(compiled, data), 1)
     budget = max(FREE_TERMS, DIAGNOSTIC_SHARE * GRADIENT_COST * fitted_draws * terms)
-    count = max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms, int(budget // terms)))
-    return count, min(count, max(1, TERMS_PER_STEP // terms))
+    return max(PSIS_MIN_DRAWS, min(PSIS_DRAWS, PSIS_TERMS // terms, int(budget // terms)))
+
+
+def draws_at_once(compiled: CompiledModel, data, count: int) -> int:
+    """How many of `count` importance draws one vectorised evaluation takes: a step's terms."""
+    return min(count, max(1, TERMS_PER_STEP // max(observed_terms(compiled, data), 1)))
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ def importance(compiled: CompiledModel, data, fitted_draws: int, objective: Obje
     and for those without guide factors (q is empty: nothing to check)."""
     if any(latent.enumerated for latent in compiled.ir.latents) or not compiled.ir.guided_latents:
         return None
-    count, chunk = draw_count(compiled, data, fitted_draws)
+    count = draw_count(compiled, data, fitted_draws)
+    chunk = draws_at_once(compiled, data, count)
     objective = objective or Objective(*compiled.scored(data))
     ratios = torch.cat([_log_ratios(objective.model, compiled, objective.data, chunk)
                         for _ in range(math.ceil(count / chunk))])
