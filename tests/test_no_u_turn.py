@@ -18,10 +18,10 @@ def _standard_normal(u: torch.Tensor) -> torch.Tensor:
 
 
 def _sample(energy, warmup: int = 200, samples: int = 2000, seed: int = 0, target: float = 0.8,
-            dimension: int = DIMENSION, start: torch.Tensor | None = None) -> no_u_turn.Chain:
-    generator = torch.Generator().manual_seed(seed)
-    start = torch.randn(dimension, generator=generator, dtype=torch.float64) if start is None else start
-    return no_u_turn.Sampler(energy, target, generator).run(start, warmup, samples)
+            dimension: int = DIMENSION, start: np.ndarray | None = None) -> no_u_turn.Chain:
+    generator = np.random.default_rng(seed)
+    start = generator.standard_normal(dimension) if start is None else start
+    return no_u_turn.Sampler(no_u_turn.with_gradient(energy), target, generator).run(start, warmup, samples)
 
 
 def test_draws_of_a_standard_normal_have_its_mean_and_variance():
@@ -62,7 +62,7 @@ def test_a_step_off_a_cliff_is_a_divergence():
     def cliff(u: torch.Tensor) -> torch.Tensor:
         return _standard_normal(u) + torch.where(u[0] > 1.5, torch.tensor(math.inf, dtype=u.dtype), 0.0)
 
-    chain = _sample(cliff, samples=500, start=torch.zeros(DIMENSION, dtype=torch.float64))
+    chain = _sample(cliff, samples=500, start=np.zeros(DIMENSION))
     assert chain.diverging.any()
     assert (chain.draws[:, 0] <= 1.5).all()
 
@@ -71,3 +71,9 @@ def test_the_same_seed_gives_the_same_chain():
     assert np.array_equal(_sample(_standard_normal, samples=100).draws, _sample(_standard_normal, samples=100).draws)
     assert not np.array_equal(_sample(_standard_normal, samples=100).draws,
                               _sample(_standard_normal, samples=100, seed=1).draws)
+
+
+def test_a_chain_started_far_in_the_tails_comes_in_without_error():
+    # The first steps lower the energy by thousands: min(1, exp(-ΔH)) is 1, not an overflow.
+    chain = _sample(_standard_normal, samples=200, start=np.full(DIMENSION, 100.0))
+    assert np.abs(chain.draws).max() < 6

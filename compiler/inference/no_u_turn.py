@@ -3,7 +3,9 @@
 Pyro's NUTS spends more time on its own bookkeeping than on the model (radon:
 0.9 ms per leapfrog step beside 0.6 ms for the potential and its gradient: a dict
 of tensors per state, `pyro.sample` for every coin flip of the tree). This is the
-same algorithm on a flat tensor with Python floats for the energies: multinomial
+same algorithm on one flat NumPy vector with Python floats for the energies (a torch
+operation on a vector this small costs more in dispatch than NumPy's; the potential is
+evaluated in torch, on the same memory): multinomial
 NUTS (Betancourt 2017, "A conceptual introduction to Hamiltonian Monte Carlo",
 appendix A; Stan's sampler), the U-turn criterion on the summed momenta, an
 identity mass matrix (the caller has whitened the space), and Nesterov dual
@@ -31,6 +33,26 @@ MAX_ENERGY_ERROR = 1000.0  # a step whose energy grows by more than this diverge
 SHRINKAGE, STABILISATION, DECAY = 0.05, 10.0, 0.75
 
 Energy = Callable[[torch.Tensor], torch.Tensor]  # u -> U(u), a scalar with a gradient
+EnergyAndGradient = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # u -> (U(u), ∇U(u))
+
+
+def with_gradient(energy: Energy) -> EnergyAndGradient:
+    """U -> u ↦ (U(u), ∇U(u)) by autograd."""
+    def evaluate(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = u.detach().requires_grad_()
+        value = energy(u)
+        (gradient,) = torch.autograd.grad(value, u)
+        return value.detach(), gradient
+
+    return evaluate
+
+
+def _on_arrays(evaluate: EnergyAndGradient) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    def on_arrays(u: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = evaluate(torch.from_numpy(u))
+        return float(value), gradient.numpy()
+
+    return on_arrays
 
 
 @dataclass(frozen=True)
@@ -46,10 +68,10 @@ class Chain:
 
 @dataclass
 class _State:
-    u: torch.Tensor
-    p: torch.Tensor
+    u: np.ndarray
+    p: np.ndarray
     energy: float  # U(u)
-    gradient: torch.Tensor
+    gradient: np.ndarray
 
 
 @dataclass
@@ -58,7 +80,7 @@ class _Tree:
     right: _State
     proposal: _State
     log_weight: float  # log of the summed exp(-H) over the tree's states, relative to the start's
-    momentum: torch.Tensor  # the sum of the tree's momenta
+    momentum: np.ndarray  # the sum of the tree's momenta
     turning: bool
     diverging: bool
     acceptance: float  # summed min(1, exp(-ΔH)) over its steps
@@ -68,13 +90,13 @@ class _Tree:
 class Sampler:
     """One chain: `run` warms up (adapting the step size) and then draws."""
 
-    def __init__(self, energy: Energy, target_accept: float, generator: torch.Generator):
-        self.energy, self.target_accept, self.generator = energy, target_accept, generator
+    def __init__(self, evaluate: EnergyAndGradient, target_accept: float, generator: np.random.Generator):
+        self.evaluate, self.target_accept, self.generator = _on_arrays(evaluate), target_accept, generator
 
-    def run(self, start: torch.Tensor, warmup: int, samples: int, after_each: Callable[[], None] | None = None
+    def run(self, start: np.ndarray, warmup: int, samples: int, after_each: Callable[[], None] | None = None
             ) -> Chain:
         """`warmup` iterations, then `samples` draws; `after_each` is told after each (a progress count)."""
-        state = self._state(start, torch.zeros_like(start))
+        state = self._state(np.asarray(start, dtype=np.float64), np.zeros_like(start))
         step_size = self._reasonable_step_size(state)
         adaptation = _DualAveraging(step_size, self.target_accept)
         draws, stats = [], []
@@ -90,10 +112,10 @@ class Sampler:
             draws.append(state.u)
             stats.append((tree.diverging, tree.steps, depth, step_size))
         diverging, steps, depths, sizes = (np.asarray(column) for column in zip(*stats))
-        return Chain(torch.stack(draws).numpy(), diverging.astype(bool), steps, depths, sizes)
+        return Chain(np.stack(draws), diverging.astype(bool), steps, depths, sizes)
 
     def _transition(self, state: _State, step_size: float, max_depth: int) -> tuple[_State, _Tree, int]:
-        momentum = torch.randn(state.u.shape, generator=self.generator, dtype=state.u.dtype)
+        momentum = self.generator.standard_normal(state.u.shape)
         start = _State(state.u, momentum, state.energy, state.gradient)
         initial = state.energy + 0.5 * float(momentum @ momentum)
         tree = _Tree(start, start, start, 0.0, momentum, False, False, 0.0, 0)
@@ -132,7 +154,7 @@ class Sampler:
             error = total - initial
             diverging = not math.isfinite(total) or error > MAX_ENERGY_ERROR
             return _Tree(new, new, new, -error if math.isfinite(error) else -math.inf, new.p, False, diverging,
-                         min(1.0, math.exp(-error)) if math.isfinite(error) else 0.0, 1)
+                         math.exp(-max(error, 0.0)) if math.isfinite(error) else 0.0, 1)
         first = self._build(state, direction, depth - 1, step_size, initial)
         if first.turning or first.diverging:
             return first
@@ -154,19 +176,17 @@ class Sampler:
         moved = self._state(state.u + step * half, half)
         return _State(moved.u, half - 0.5 * step * moved.gradient, moved.energy, moved.gradient)
 
-    def _state(self, u: torch.Tensor, p: torch.Tensor) -> _State:
-        u = u.detach().requires_grad_()
-        energy = self.energy(u)
-        if not torch.isfinite(energy):
-            return _State(u.detach(), p, math.inf, torch.zeros_like(u))
-        (gradient,) = torch.autograd.grad(energy, u)
-        return _State(u.detach(), p, float(energy.detach()), gradient)
+    def _state(self, u: np.ndarray, p: np.ndarray) -> _State:
+        energy, gradient = self.evaluate(u)
+        if not math.isfinite(energy):
+            return _State(u, p, math.inf, np.zeros_like(u))
+        return _State(u, p, energy, gradient)
 
     def _reasonable_step_size(self, state: _State) -> float:
         """Hoffman & Gelman's heuristic: double or halve from 1 until one step's acceptance crosses 1/2."""
         step_size, direction = 1.0, 0
         for _ in range(50):
-            momentum = torch.randn(state.u.shape, generator=self.generator, dtype=state.u.dtype)
+            momentum = self.generator.standard_normal(state.u.shape)
             start = _State(state.u, momentum, state.energy, state.gradient)
             new = self._leapfrog(start, step_size)
             error = (new.energy + 0.5 * float(new.p @ new.p)) - (state.energy + 0.5 * float(momentum @ momentum))
@@ -178,10 +198,10 @@ class Sampler:
         return step_size
 
     def _uniform(self) -> float:
-        return float(torch.rand((), generator=self.generator, dtype=torch.float64))
+        return self.generator.random()
 
 
-def _turning(left: _State, right: _State, momentum: torch.Tensor) -> bool:
+def _turning(left: _State, right: _State, momentum: np.ndarray) -> bool:
     """The trajectory turns back on itself: the summed momentum points against an end's."""
     return float(momentum @ left.p) <= 0 or float(momentum @ right.p) <= 0
 
