@@ -119,9 +119,12 @@ def _error(spec: str) -> PplError:
      "did you mean 'hill'?"),
     ("fun f(x) = foo(x)\n", 1, 12, "unknown function 'foo'", "see docs/language.md for the function table"),
     ("fun f(x) = lambda\n", 1, 12, "'lambda' is not a parameter of f", "make it a parameter: fun f(x, lambda)"),
+    ("fun f(x) = 2 * x\ndata d: real\nlet h = f + d\n", 3, 9, "'f' is a function, not a value",
+     "call it with its arguments: f(...)"),
 ], ids=["arity", "keyword", "recursion", "mutual recursion", "call above the definition", "shadows a function",
         "shadows a distribution", "a distribution as body", "a spec name in the body", "a parameter twice",
-        "a name declared twice", "a misspelt user function", "an unknown function in a body", "unknown name"])
+        "a name declared twice", "a misspelt user function", "an unknown function in a body", "unknown name",
+        "a function as a value"])
 def test_a_mistake_with_a_function_is_a_spec_error_where_it_is_made(spec, line, column, message, hint):
     error = _error(spec)
     assert (error.span.line, error.span.column, error.message) == (line, column, message)

@@ -127,6 +127,9 @@ class _Inliner:
             return node
         if isinstance(node, syntax.Name) and parameters is not None:
             self._refuse_unknown_name(node, parameters, defining)
+        elif isinstance(node, syntax.Name) and node.id in self.defined_later:
+            raise PplError(f"'{node.id}' is a function, not a value", node.span,
+                           f"call it with its arguments: {node.id}(...)")
         changes = {}
         for field in dataclasses.fields(node):
             value = getattr(node, field.name)
