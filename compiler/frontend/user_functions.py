@@ -224,7 +224,12 @@ def _size(node) -> int:
 
 
 def _depth(node) -> int:
-    return 1 + max((_depth(child) for child in _children(node)), default=0)
+    """As the parser counts nesting: an argument is no level of its own."""
+    return _level(node) + max((_depth(child) for child in _children(node)), default=0)
+
+
+def _level(node) -> int:
+    return 0 if isinstance(node, syntax.Argument) else 1
 
 
 def _uses(node, parameter: str) -> int:
@@ -250,7 +255,7 @@ class _PutIn:
             value, inner = self.value(getattr(node, field))
             values.append(value)
             depth = max(depth, inner)
-        return type(node)(*values), depth + 1
+        return type(node)(*values), depth + _level(node)
 
     def value(self, value) -> tuple[object, int]:
         if isinstance(value, Span):
