@@ -26,7 +26,7 @@ from compiler.frontend.parse import MAX_NESTING
 
 # Calls put bodies in bodies: a function of four uses of its parameter, called in a function called
 # ten deep, is 4^10 nodes. These bound what inlining may build, as the parser bounds what is written.
-MAX_INLINED_NODES = 50_000  # added to the whole spec
+MAX_INLINED_NODES = 100_000  # added to the whole spec
 BUILTIN_CALLS = ("solve",)  # called like functions, but not rows of the function table
 
 
