@@ -105,3 +105,14 @@ def test_the_traced_log_joint_of_restricted_and_recurrent_terms_is_the_models():
     expected = poutine.trace(poutine.replay(program.model, guide_trace)).get_trace(data).log_prob_sum().item()
     assert result.log_joint == pytest.approx(expected, rel=1e-12)
     assert sum(row.log_prob_sum for row in result.model_sites) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_html_page_gives_a_restricted_terms_density_beside_it():
+    from html import escape
+
+    from compiler.results import explain_html
+
+    program = compile_source(TRUNCATED_AND_CENSORED)
+    data = program.load_data({"N": 2, "y": [1.0, 2.0], "c": [0.5, 1.0], "w": [-0.5, 1.0]})
+    section = explain_html.page(program, data, None)
+    assert escape("; Normal(0, 5) truncated to [0, ∞): log Normal(sigma | 0, 5) − log(1 − F(0)), F its CDF") in section
