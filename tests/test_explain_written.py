@@ -114,5 +114,5 @@ def test_the_html_page_gives_a_restricted_terms_density_beside_it():
 
     program = compile_source(TRUNCATED_AND_CENSORED)
     data = program.load_data({"N": 2, "y": [1.0, 2.0], "c": [0.5, 1.0], "w": [-0.5, 1.0]})
-    section = explain_html.page(program, data, None)
-    assert escape("; Normal(0, 5) truncated to [0, ∞): log Normal(sigma | 0, 5) − log(1 − F(0)), F its CDF") in section
+    html = explain_html.page(program, data, None)
+    assert escape("; Normal(0, 5) truncated to [0, ∞): log Normal(sigma | 0, 5) − log(1 − F(0)), F its CDF") in html
