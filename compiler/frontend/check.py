@@ -20,10 +20,12 @@ from compiler.frontend.identifiers import check_identifier
 from compiler.frontend.plates import axis_size, plates_of_axes, statement_plates
 from compiler.frontend.recurrences import RecurrenceChecks
 from compiler.frontend.restrictions import RestrictionChecks, restriction_bounds
+from compiler.frontend.user_functions import errors_at_call_sites, inline_functions
 
 
 def check_program(program: syntax.Program, source_name: str) -> ir.Model:
-    return _ProgramChecker(program).run(source_name)
+    with errors_at_call_sites():
+        return _ProgramChecker(inline_functions(program)).run(source_name)
 
 
 class _ProgramChecker(RecurrenceChecks, RestrictionChecks):

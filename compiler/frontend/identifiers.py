@@ -17,7 +17,7 @@ GENERATED_NAMES = frozenset({
 })
 RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | GENERATED_NAMES
 # The words of the language itself (grammar/ppl.lark); the parser would take them as names.
-KEYWORDS = frozenset({"data", "latent", "param", "let", "observe", "factor", "ode", "int", "real"})
+KEYWORDS = frozenset({"data", "latent", "param", "let", "observe", "factor", "ode", "fun", "int", "real"})
 
 
 def check_identifier(name: syntax.Name) -> None:

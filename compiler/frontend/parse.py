@@ -33,7 +33,7 @@ MAX_CHARACTERS = 2_000_000
 # Integers are sizes, indices and counts: torch holds them in int64.
 MAX_INTEGER = 2**63 - 1
 
-KEYWORDS = ("data", "latent", "param", "let", "observe", "factor", "ode", "int", "real")
+KEYWORDS = ("data", "latent", "param", "let", "observe", "factor", "ode", "fun", "int", "real")
 
 TOKEN_DESCRIPTIONS = {
     "NAME": "a name",
@@ -63,6 +63,7 @@ TOKEN_DESCRIPTIONS = {
     "GE": "'>='",
     "FACTOR": "'factor'",
     "ODE": "'ode'",
+    "FUN": "'fun'",
     "DATA": "'data'",
     "LATENT": "'latent'",
     "PARAM": "'param'",
@@ -159,6 +160,10 @@ class ToSyntax(Transformer):
     def ode_stmt(self, meta, children):
         name, time, state, value = children
         return syntax.Ode(self._name(name), self._name(time), self._name(state), value, span_of(meta))
+
+    def fun_decl(self, meta, children):
+        name, *parameters, value = children
+        return syntax.FunctionDecl(self._name(name), tuple(self._name(p) for p in parameters), value, span_of(meta))
 
     def type(self, meta, children):
         base, *rest = children

@@ -214,7 +214,17 @@ class Ode:
     span: Span
 
 
-Statement = Union[DataDecl, LatentDecl, ParamDecl, LetDecl, Observe, Factor, Ode]
+@dataclass(frozen=True)
+class FunctionDecl:
+    """`fun NAME(p, q, ...) = EXPR`: an expression of its parameters, put in place of each call."""
+
+    name: Name
+    parameters: tuple[Name, ...]
+    value: Expr
+    span: Span
+
+
+Statement = Union[DataDecl, LatentDecl, ParamDecl, LetDecl, Observe, Factor, Ode, FunctionDecl]
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,14 @@ model is replayed with it).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from compiler.frontend import ir
+from compiler.errors import Source, Span
+from compiler.frontend import analysis, ir
+from compiler.frontend.user_functions import InlinedSpan
 from compiler.results import engine
 
 if TYPE_CHECKING:
@@ -29,7 +32,9 @@ ROLES = {
     "param": "a point estimate θ, learned by maximising the ELBO",
     "enumerated": "summed out: the joint keeps Σ over z's values of this factor times those that use z",
     "factor": "a term added to the log joint as it is (pyro.factor), never sampled",
+    "ode": "the state's derivative in time, integrated by solve",
 }
+DEFINITIONS = ("let", "param", "ode")  # shown after the joint's terms, as `where ...`
 
 
 class Term(BaseModel):
@@ -40,6 +45,7 @@ class Term(BaseModel):
     formula: str
     role: str
     plates: list[str]
+    density: str = ""  # a truncated or censored term: the density it stands for
 
 
 class Explanation(BaseModel):
@@ -100,8 +106,10 @@ def explain(program: CompiledProgram) -> Explanation:
     latents = [s.name for s in model.guided_latents]
     theta = "; θ" if model.params else ""
     joint = f"log p({', '.join(observed + latents) or '∅'}{theta})"
-    terms = [_term(statement) for statement in model.statements
+    statements = [_calls_as_written(s, program.source) for s in model.statements]
+    terms = [_term(statement, program.source) for statement in statements
              if not (isinstance(statement, ir.Let) and statement.transformed_data)]
+    terms += [_ode_term(_calls_as_written(ode, program.source), statements) for ode in model.odes]
     guide = [_guide_term(latent, program.code, program.guide_family) for latent in model.guided_latents]
     z = ", ".join(latents) or "∅"
     x = ", ".join(observed) or "∅"
@@ -109,15 +117,20 @@ def explain(program: CompiledProgram) -> Explanation:
     return Explanation(spec=program.source.name, joint=joint, terms=terms, guide=guide, elbo=elbo)
 
 
-def _term(statement: ir.Statement) -> Term:
+def _term(statement: ir.Statement, source: Source) -> Term:
     plates = [_plate_text(p) for p in getattr(statement, "plates", ())]
+    density = ""
     match statement:
+        case ir.Latent(recurrence=ir.Recurrence()):
+            kind, formula = "latent", _latent_recurrence(statement, source)
         case ir.Latent(enumerated=True):
             kind, formula = "enumerated", _summed(statement.plates, f"log {_density(statement)}")
-        case ir.Latent():
-            kind, formula = "latent", _summed(statement.plates, f"log {_density(statement)}")
-        case ir.Observe():
-            kind, formula = "observed", _summed(statement.plates, f"log {_density(statement)}")
+        case ir.Latent() | ir.Observe():
+            kind = "latent" if isinstance(statement, ir.Latent) else "observed"
+            formula = _summed(statement.plates, f"log {_density(statement)}{_restriction(statement.distribution)}")
+            density = _restricted_density(statement)
+        case ir.Let(recurrence=ir.Recurrence()):
+            kind, formula = "let", _let_recurrence(statement, source)
         case ir.Let():
             kind, formula = "let", f"{_lhs(statement.name, statement.plates)} = {show(statement.value)}"
         case ir.Param():
@@ -125,7 +138,89 @@ def _term(statement: ir.Statement) -> Term:
         case ir.Factor():
             summed = f"sum({show(statement.value)})" if statement.value.type.rank else show(statement.value)
             kind, formula = "factor", _summed(statement.plates, summed)
-    return Term(site=statement.name, kind=kind, formula=formula, role=ROLES[kind], plates=plates)
+    return Term(site=statement.name, kind=kind, formula=formula, role=ROLES[kind], plates=plates, density=density)
+
+
+def _ode_term(ode: ir.Ode, statements: list[ir.Statement]) -> Term:
+    """`ode dz(t, z) = [...]`, and the statements that solve it."""
+    solvers = [f"{_kind(s)} {s.name}" for s in statements if ode.name in {o.name for o in analysis.solved_odes(s)}]
+    role = f"{ROLES['ode']}; solved in {', '.join(solvers)}" if solvers else f"{ROLES['ode']}; never solved"
+    formula = f"{ode.name}({ode.time}, {ode.state}) = d{ode.state}/d{ode.time} = {show(ode.value)}"
+    return Term(site=ode.name, kind="ode", formula=formula, role=role, plates=[])
+
+
+# Truncation and censoring: the bounds as written, and the density they stand for ------------------
+
+def _restriction(use: ir.DistributionUse) -> str:
+    restriction = use.restriction
+    if restriction is None:
+        return ""
+    word = "T" if restriction.kind == ir.TRUNCATED else "censored"
+    lower, upper = ("" if bound is None else show(bound) for bound in (restriction.lower, restriction.upper))
+    return f" {word}[{lower}, {upper}]"
+
+
+def _restricted_density(statement: ir.Latent | ir.Observe) -> str:
+    """What `T[lo, hi]` or `censored[lo, hi]` makes of the density p, F being the distribution's CDF."""
+    use = statement.distribution
+    restriction = use.restriction
+    if restriction is None:
+        return ""
+    lower, upper = (None if bound is None else show(bound) for bound in (restriction.lower, restriction.upper))
+    written = f"{use.name}({', '.join(show(e) for _, e in use.arguments)})"
+    p = f"log {_density(statement)}"
+    value = show(statement.value) if isinstance(statement, ir.Observe) else _lhs(statement.name, statement.plates)
+    if restriction.kind == ir.TRUNCATED:
+        interval = f"{'(−∞' if lower is None else f'[{lower}'}, {'∞)' if upper is None else f'{upper}]'}"
+        mass = (f"F({upper}) − F({lower})" if lower is not None and upper is not None
+                else f"1 − F({lower})" if lower is not None else f"F({upper})")
+        return f"{written} truncated to {interval}: {p} − log({mass}), F its CDF"
+    below = [f"log F({lower}) where {value} = {lower}"] if lower is not None else []
+    above = [f"log(1 − F({upper})) where {value} = {upper}"] if upper is not None else []
+    beyond = " and ".join([f"below {lower}"] * len(below) + [f"above {upper}"] * len(above))
+    return f"{written} censored {beyond}: {', '.join(below + above)}, else {p}; F its CDF"
+
+
+# Recurrences: the first elements and the step as the spec wrote them ---------------------------
+
+def _written(source: Source, span: Span) -> str:
+    """The spec's text at `span` (a statement or part of one: a single line); at a user
+    function's body put in at a call, the call."""
+    if isinstance(span, InlinedSpan):
+        span = span.call
+    return source.line(span.line)[span.column - 1:span.end_column - 1]
+
+
+def _calls_as_written(node, source: Source):
+    """`node` (a statement, or an ode) with the body of each user function put in at a call
+    shown as the call the spec wrote: a name whose text is the call, for `show` alone."""
+    if isinstance(node, tuple):
+        return tuple(_calls_as_written(item, source) for item in node)
+    if not dataclasses.is_dataclass(node) or isinstance(node, (Span, ir.Type, ir.Plate)):
+        return node
+    if isinstance(getattr(node, "span", None), InlinedSpan) and isinstance(getattr(node, "type", None), ir.Type):
+        return ir.Variable(_written(source, node.span), "let", node.type, node.span)
+    return dataclasses.replace(node, **{field.name: _calls_as_written(getattr(node, field.name), source)
+                                        for field in dataclasses.fields(node) if field.init})
+
+
+def _let_recurrence(let: ir.Let, source: Source) -> str:
+    """`x[0] = a; x[t] = f(x[t - 1])`: the first elements' values, then the step statement."""
+    first = [f"{let.name}[{position}] = {show(value)}" for position, value in enumerate(let.recurrence.initial)]
+    return "; ".join([*first, _written(source, let.span).removeprefix("let ")])
+
+
+def _latent_recurrence(latent: ir.Latent, source: Source) -> str:
+    """`log D0(x[0] | ...) + Σ_t log D(x[t] | ... x[t - 1] ...)`: each first element's
+    density, then the step's for each later position, its arguments as written."""
+    first = [f"log {use.name}({latent.name}[{position}] | {', '.join(show(e) for _, e in use.arguments)})"
+             for position, use in enumerate(latent.recurrence.initial)]
+    step = _written(source, latent.span)
+    target = step.removeprefix("latent").split("~")[0].strip()  # `h[t]` or `h[t in 1:T]`
+    variable = target[len(latent.name) + 1:].split(" in ")[0].strip(" ]")
+    arguments = ", ".join(_written(source, e.span) for _, e in latent.distribution.arguments)
+    use = latent.distribution
+    return " + ".join([*first, f"Σ_{variable} log {use.name}({latent.name}[{variable}] | {arguments})"])
 
 
 def _plate_text(plate: ir.Plate) -> str:
@@ -278,10 +373,12 @@ def render_explanation(explanation: Explanation) -> str:
     lines = [f"{explanation.spec}: the joint, the guide and the ELBO", ""]
     width = max((len(t.formula) for t in explanation.terms + explanation.guide), default=0)
     lead = explanation.joint + " ="
-    for index, term in enumerate(t for t in explanation.terms if t.kind not in ("let", "param")):
+    for index, term in enumerate(t for t in explanation.terms if t.kind not in DEFINITIONS):
         prefix = lead if index == 0 else " " * (len(lead) - 1) + "+"
         lines.append(f"{prefix} {term.formula.ljust(width)}   {_comment(term)}")
-    for term in (t for t in explanation.terms if t.kind in ("let", "param")):
+        if term.density:
+            lines.append(f"{' ' * len(lead)}   ({term.density})")
+    for term in (t for t in explanation.terms if t.kind in DEFINITIONS):
         lines.append(f"{'where'.rjust(len(lead))} {term.formula.ljust(width)}   {_comment(term)}")
     lines.append("")
     q = "log q(" + ", ".join(t.site for t in explanation.guide) + ") ="

@@ -122,8 +122,8 @@ def _pane(kind: str, heading: str, lines: list[str], first: int, sites: dict[int
 
 
 def _joint_section(explanation: explain.Explanation) -> str:
-    factors = [t for t in explanation.terms if t.kind not in ("let", "param")]
-    defined = [t for t in explanation.terms if t.kind in ("let", "param")]
+    factors = [t for t in explanation.terms if t.kind not in explain.DEFINITIONS]
+    defined = [t for t in explanation.terms if t.kind in explain.DEFINITIONS]
     rows = [_term_row(explanation.joint + " =" if i == 0 else "+", t) for i, t in enumerate(factors)]
     rows += [_term_row("where", t) for t in defined]
     q = "log q(" + ", ".join(t.site for t in explanation.guide) + ") ="
@@ -136,6 +136,7 @@ def _joint_section(explanation: explain.Explanation) -> str:
 
 def _term_row(lead: str, term: explain.Term) -> str:
     over = f"; {'; '.join(term.plates)}" if term.plates else ""
+    over += f"; {term.density}" if term.density else ""
     return (f'<tr data-site="{escape(term.site)}"><td class="lead">{escape(lead)}</td>'
             f'<td class="formula">{escape(term.formula)}</td>'
             f'<td class="role">{escape(term.kind)} {escape(term.site)}: {escape(term.role)}{escape(over)}</td></tr>')
