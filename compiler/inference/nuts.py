@@ -29,6 +29,7 @@ import contextlib
 import functools
 import math
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import warnings
@@ -125,12 +126,12 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
         params.fresh(config.seed)
         initial, potential, transforms, _ = initialize_model(
             scored_model, (scored_data,), max_plate_nesting=compiled.ir.max_plate_nesting)
-    geometry = _geometry(compiled, data, config, initial)
     # Not traced where a latent is enumerated (Pyro sums it out with Python control flow a trace would
     # freeze) or an ODE is solved (a trace would freeze the solver's adaptive steps).
-    traceable = not enumerated and not compiled.ir.odes
-    chains = _Chains(_whitened(potential, geometry), geometry, config, traceable)
-    runs = _run_chains(chains)
+    chains = _Chains(potential, config, traceable=not enumerated and not compiled.ir.odes)
+    with _workers(chains) as pool:  # forked now: they load torch's tracer while the warm start's VI fit runs
+        geometry = _geometry(compiled, data, config, initial)
+        runs = _run_chains(chains, geometry, pool)
     unconstrained = geometry.latents(torch.stack([torch.as_tensor(run.draws) for run in runs]))  # (chains, samples, D)
     constrained = {site: transforms[site].inv(value) for site, value in geometry.split(unconstrained).items()}
     chain_draws = _with_lets(compiled, data, constrained, config.chains)
@@ -207,55 +208,69 @@ def _tracing() -> Iterator[None]:
 
 
 class _Chains:
-    """Runs chain k in the geometry: everything a forked worker needs, held before the fork.
+    """Runs chain k in a geometry: everything a forked worker needs, held before the fork.
     Warm (the space whitened by the VI fit's Gaussian): pplc's `no_u_turn` sampler, the step
-    size adapted. Cold: Pyro's NUTS, adapting a diagonal mass matrix as well."""
+    size adapted. Cold: Pyro's NUTS, adapting a diagonal mass matrix as well. The potential in
+    the geometry is built once per process, by the first chain that runs there (one fit has one
+    geometry)."""
 
-    def __init__(self, energy: Energy, geometry: Geometry, config: NutsConfig, traceable: bool):
-        self.geometry, self.config = geometry, config
-        example = torch.zeros_like(geometry.centre)
+    def __init__(self, potential, config: NutsConfig, traceable: bool):
+        self.potential, self.config, self.traceable = potential, config, traceable
         self.evaluate: EnergyAndGradient | None = None  # warm, for pplc's sampler: the potential with its gradient
         self.energy: Energy | None = None  # cold, for Pyro's: the potential
-        if geometry.warm:
-            self.evaluate = _flat_with_gradient(energy, example) if traceable else no_u_turn.with_gradient(energy)
-        else:
-            self.energy = _traced(energy, example) if traceable else energy
-        self.warmup = config.warmup or (WARM_WARMUP if geometry.warm else COLD_WARMUP)
-        self.iterations = config.chains * (self.warmup + config.samples)  # every chain's, all told
         # Iterations done per chain, in memory the forked workers share: each writes its own slot,
         # the parent reads them all for the progress bar.
         self.done = multiprocessing.get_context("fork").RawArray("q", config.chains)
         self.after_each: Callable[[], None] | None = None  # chains run in this process: the bar, told directly
 
-    def run(self, chain: int) -> no_u_turn.Chain:
-        config, dimension = self.config, self.geometry.centre.numel()
-        if self.geometry.warm:
-            generator = np.random.default_rng(config.seed + chain)
-            start = generator.standard_normal(dimension)  # a draw from the Gaussian
-            # (outside a support the transforms do not cover)
-            if not torch.isfinite(self.evaluate(torch.from_numpy(start))[0]):
-                start = np.zeros_like(start)  # the Gaussian's mean, the VI fit's optimum
-            return no_u_turn.Sampler(self.evaluate, config.target_accept, generator).run(
-                start, self.warmup, config.samples, functools.partial(self._count, chain))
-        return self._run_pyro(chain)
+    def warmup(self, geometry: Geometry) -> int:
+        return self.config.warmup or (WARM_WARMUP if geometry.warm else COLD_WARMUP)
+
+    def iterations(self, geometry: Geometry) -> int:
+        """Every chain's, all told."""
+        return self.config.chains * (self.warmup(geometry) + self.config.samples)
+
+    def run(self, chain: int, geometry: Geometry) -> no_u_turn.Chain:
+        if not geometry.warm:
+            return self._run_pyro(chain, geometry)
+        config, evaluate = self.config, self._evaluator(geometry)
+        generator = np.random.default_rng(config.seed + chain)
+        start = generator.standard_normal(geometry.centre.numel())  # a draw from the Gaussian
+        if not torch.isfinite(evaluate(torch.from_numpy(start))[0]):  # (outside a support the transforms miss)
+            start = np.zeros_like(start)  # the Gaussian's mean, the VI fit's optimum
+        return no_u_turn.Sampler(evaluate, config.target_accept, generator).run(
+            start, self.warmup(geometry), config.samples, functools.partial(self._count, chain))
+
+    def _evaluator(self, geometry: Geometry) -> EnergyAndGradient:
+        if self.evaluate is None:
+            energy, example = _whitened(self.potential, geometry), torch.zeros_like(geometry.centre)
+            self.evaluate = _flat_with_gradient(energy, example) if self.traceable else no_u_turn.with_gradient(energy)
+        return self.evaluate
+
+    def _potential(self, geometry: Geometry) -> Energy:
+        if self.energy is None:
+            energy = _whitened(self.potential, geometry)
+            self.energy = _traced(energy, torch.zeros_like(geometry.centre)) if self.traceable else energy
+        return self.energy
 
     def _count(self, chain: int) -> None:
         self.done[chain] += 1
         if self.after_each is not None:
             self.after_each()
 
-    def show(self, bar: ProgressBar) -> None:
+    def show(self, bar: ProgressBar, geometry: Geometry) -> None:
         """Every chain's iterations against all of them, and how many chains are still warming up."""
-        warming = sum(done < self.warmup for done in self.done)
-        bar.count(sum(self.done), self.iterations,
+        warming = sum(done < self.warmup(geometry) for done in self.done)
+        bar.count(sum(self.done), self.iterations(geometry),
                   f"{warming} of {self.config.chains} chains warming up" if warming else "drawing")
 
-    def _run_pyro(self, chain: int) -> no_u_turn.Chain:
+    def _run_pyro(self, chain: int, geometry: Geometry) -> no_u_turn.Chain:
         config, evaluations, steps, step_sizes = self.config, [0], [], []
+        potential = self._potential(geometry)
 
         def energy(values: dict[str, torch.Tensor]) -> torch.Tensor:
             evaluations[0] += 1
-            return self.energy(values["u"])
+            return potential(values["u"])
 
         def record(kernel, samples, stage, i):
             if stage == "Sample":
@@ -266,8 +281,8 @@ class _Chains:
 
         pyro.set_rng_seed(config.seed + chain)
         kernel = NUTS(potential_fn=energy, target_accept_prob=config.target_accept)
-        mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=self.warmup,
-                    initial_params={"u": torch.zeros_like(self.geometry.centre)}, hook_fn=record, disable_progbar=True)
+        mcmc = MCMC(kernel, num_samples=config.samples, warmup_steps=self.warmup(geometry),
+                    initial_params={"u": torch.zeros_like(geometry.centre)}, hook_fn=record, disable_progbar=True)
         mcmc.run()
         diverging = np.zeros(config.samples, dtype=bool)
         diverging[list(mcmc.diagnostics()["divergences"]["chain 0"])] = True
@@ -284,35 +299,46 @@ WARM_WARMUP, COLD_WARMUP = 200, 500
 _WORK: _Chains | None = None  # the chains a forked worker runs (inherited, never pickled)
 
 
-def _run_chains(chains: _Chains) -> list[no_u_turn.Chain]:
-    """Every chain, in parallel processes where there are cores for them. Ctrl-C reaches only
-    this process, whose pool then ends the workers (no worker prints a traceback)."""
-    count = chains.config.chains
-    workers = min(count, len(os.sched_getaffinity(0)))
-    with ProgressBar(chains.config.progress, "iteration", "NUTS", chains.iterations) as bar:
-        if workers < 2:
-            chains.after_each = functools.partial(chains.show, bar)
-            return [chains.run(chain) for chain in range(count)]
-        global _WORK
-        _WORK = chains
-        try:
-            with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
-                result = pool.map_async(_run_forked, range(count))
-                while not result.ready():  # the chains count their iterations in shared memory; shown from here
-                    result.wait(ProgressBar.REFRESH_SECONDS)
-                    chains.show(bar)
-                return result.get()
-        finally:
-            _WORK = None
+@contextlib.contextmanager
+def _workers(chains: _Chains) -> Iterator[multiprocessing.pool.Pool | None]:
+    """A process per chain where there are cores for them (forked: the potential is inherited,
+    never pickled), or None. Ctrl-C reaches only this process, whose pool then ends the workers
+    (no worker prints a traceback)."""
+    workers = min(chains.config.chains, len(os.sched_getaffinity(0)))
+    if workers < 2:
+        yield None
+        return
+    global _WORK
+    _WORK = chains
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
+            yield pool
+    finally:
+        _WORK = None
+
+
+def _run_chains(chains: _Chains, geometry: Geometry, pool: multiprocessing.pool.Pool | None) -> list[no_u_turn.Chain]:
+    """Every chain: in the pool's processes, or one after another in this one."""
+    with ProgressBar(chains.config.progress, "iteration", "NUTS", chains.iterations(geometry)) as bar:
+        if pool is None:
+            chains.after_each = functools.partial(chains.show, bar, geometry)
+            return [chains.run(chain, geometry) for chain in range(chains.config.chains)]
+        result = pool.starmap_async(_run_forked, [(chain, geometry) for chain in range(chains.config.chains)])
+        while not result.ready():  # the chains count their iterations in shared memory; shown from here
+            result.wait(ProgressBar.REFRESH_SECONDS)
+            chains.show(bar, geometry)
+        return result.get()
 
 
 def _worker_setup() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # one core per chain
+    if _WORK.traceable and _WORK.config.warm_start:
+        make_fx(torch.neg)(torch.zeros(1))  # its first use loads torch's tracer: a second, off the critical path
 
 
-def _run_forked(chain: int) -> no_u_turn.Chain:
-    return _WORK.run(chain)
+def _run_forked(chain: int, geometry: Geometry) -> no_u_turn.Chain:
+    return _WORK.run(chain, geometry)
 
 
 def _with_lets(compiled: CompiledModel, data, samples: dict[str, torch.Tensor], chains: int) -> dict[str, torch.Tensor]:
