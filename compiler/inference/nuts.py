@@ -13,10 +13,13 @@ fast three ways:
   the sampler is pplc's own (`no_u_turn`: Pyro's spends more per step on bookkeeping
   than radon's model costs). Without a Gaussian the chains start cold on Pyro's NUTS,
   which adapts a diagonal mass matrix as well.
-- **A compiled potential**: the whitened potential traced once (torch.jit.trace, as
-  Pyro's `jit_compile`), where no latent is enumerated.
-- **Chains in parallel** processes, one per core (forked: the compiled model is
-  inherited, not pickled), chain k seeded with seed + k.
+- **A compiled potential**: the whitened potential and its gradient as one graph of forward
+  and backward operations (make_fx records what autograd does; torch.jit traces and freezes
+  it), so that a step builds no autograd graph. Cold, Pyro's NUTS gets the traced potential
+  (as its `jit_compile`); where a latent is enumerated or an ODE solved, nothing is traced.
+- **Chains in parallel** processes, one per core, forked before the warm start's VI fit (the
+  potential is inherited, not pickled; they load torch's tracer meanwhile), chain k seeded with
+  seed + k.
 
 Kept per chain: the draws, and per draw whether it diverged, its leapfrog steps, tree
 depth and step size (ArviZ's `sample_stats`). R̂ and ESS are the rank-normalised
