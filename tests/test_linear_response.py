@@ -138,3 +138,14 @@ def test_too_many_coordinates_for_a_dense_covariance_keep_the_mean_field_with_a_
     report = compile_source(KNOWN_NOISE).fit(_regression_data(), seed=0)
     assert report.covariance == "mean-field"
     assert any("more than the 1 pplc forms" in warning for warning in report.warnings)
+
+
+def test_the_gaussians_log_density_is_torchs_multivariate_normal():
+    generator = torch.Generator().manual_seed(0)
+    root = torch.randn(5, 5, generator=generator, dtype=torch.float64)
+    scale_tril = torch.linalg.cholesky(root @ root.T + torch.eye(5, dtype=torch.float64))
+    mean = torch.randn(5, generator=generator, dtype=torch.float64)
+    gaussian = linear_response.Gaussian((), mean, scale_tril, "linear-response")
+    values = torch.randn(7, 5, generator=generator, dtype=torch.float64)
+    expected = torch.distributions.MultivariateNormal(mean, scale_tril=scale_tril).log_prob(values)
+    assert torch.allclose(gaussian.log_prob(values), expected, rtol=0, atol=1e-12)

@@ -86,7 +86,12 @@ class Gaussian:
         return self.mean + noise @ self.scale_tril.T
 
     def log_prob(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.distributions.MultivariateNormal(self.mean, scale_tril=self.scale_tril).log_prob(values)
+        # MultivariateNormal's density, written out: constructing one imports sympy (torch's
+        # broadcast_shapes), 0.4 s of a small model's whole run (tests/test_linear_response.py).
+        centred = (values - self.mean).unsqueeze(-1)
+        whitened = torch.linalg.solve_triangular(self.scale_tril, centred, upper=False).squeeze(-1)
+        return (-0.5 * (whitened ** 2).sum(-1) - self.scale_tril.diagonal().log().sum()
+                - 0.5 * self.dim * math.log(2 * math.pi))
 
 
 @dataclass(frozen=True)
@@ -240,8 +245,9 @@ def _rows(outputs: torch.Tensor, parameters: list[torch.Tensor], basis: torch.Te
     pass, or one pass a row (batching loads torch's compiler, whose import costs more than a
     small model's whole Hessian: DIFFERENCED_TERMS)."""
     if not batched:
+        # (a scalar per row, not grad_outputs=row, for which torch imports sympy to check shapes)
         return torch.stack([torch.cat([part.reshape(-1) for part in torch.autograd.grad(
-            outputs, parameters, grad_outputs=row, retain_graph=True, allow_unused=True, materialize_grads=True)])
+            (outputs * row).sum(), parameters, retain_graph=True, allow_unused=True, materialize_grads=True)])
             for row in basis]).detach()
     parts = torch.autograd.grad(outputs, parameters, grad_outputs=basis, is_grads_batched=True, retain_graph=True,
                                 allow_unused=True, materialize_grads=True)
