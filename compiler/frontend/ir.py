@@ -284,6 +284,7 @@ class Recurrence:
     initial: tuple[Expr, ...] | tuple[DistributionUse, ...]
     previous: str
     length: Dim
+    states: Dim | None = None  # a chain of discrete states 0..states-1 (a hidden Markov model), summed out
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,11 @@ class Latent:
     span: Span
     constraint: str | None = None  # a vector constrained as a whole: distributions.ORDERED, POSITIVE_ORDERED
     recurrence: Recurrence | None = None  # set where each element after the first follows from the one before
+
+    @property
+    def chain(self) -> bool:
+        """A discrete chain, summed out with the observations it feeds (`analysis.chain_read`)."""
+        return self.recurrence is not None and self.recurrence.states is not None
 
 
 @dataclass(frozen=True)
