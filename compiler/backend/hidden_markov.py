@@ -28,7 +28,8 @@ def _states_last(value: torch.Tensor, nesting: int) -> torch.Tensor:
 
 def _state_logits(distribution: dist.TorchDistribution, states: int) -> torch.Tensor:
     """log P(state k) under `distribution`, for every k, on a new last dim."""
-    values = torch.arange(states).reshape((states,) + (1,) * len(distribution.batch_shape))
+    # As floats: Bernoulli scores floats, Categorical rounds them to its indices.
+    values = torch.arange(states, dtype=torch.get_default_dtype()).reshape((states,) + (1,) * len(distribution.batch_shape))
     return distribution.log_prob(values).movedim(0, -1)
 
 

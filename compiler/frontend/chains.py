@@ -44,7 +44,6 @@ class ChainChecks:
         if len(initial) > 1:
             raise PplError(f"the chain '{name}' has {len(initial)} first states: a chain starts from one",
                            decl.name.span, f"give {name}[0] only; every later state follows from the one before")
-        _refuse_time_in_step(name, positions.variable, decl.distribution)
         states = _state_count(initial[0])
         if _state_count(step) != states:
             raise PplError(f"the step of '{name}' draws from {_state_count(step)} states, its first state from "
@@ -54,7 +53,17 @@ class ChainChecks:
         self._declare(decl.name, Symbol("latent", ir.Type("int", shape), decl.name.span, own_time))
         self.steps[name] = decl.span
         recurrence = ir.Recurrence(tuple(initial), positions.previous, positions.steps, states)
-        self.statements.append(ir.Latent(name, (), step, shape, True, decl.span, recurrence=recurrence))
+        self.statements.append(ir.Latent(name, (), step, shape, False, decl.span, recurrence=recurrence))
+
+    def _refuse_time_in_step(self, name: str, variable: str, step: syntax.Expr) -> None:
+        """The step reads the previous state and values fixed over time, never the time itself: Pyro's
+        HMM takes one transition matrix for every step."""
+        previous = {id(inner) for node in syntax_nodes(step) if _reads_self(node, name) for inner in syntax_nodes(node)}
+        for node in syntax_nodes(step):
+            if isinstance(node, syntax.Name) and node.id == variable and id(node) not in previous:
+                raise PplError(f"the step of the chain '{name}' reads the time '{variable}' here: its transition "
+                               "probabilities are the same at every step", node.span,
+                               f"the step may read {name}[{variable} - 1] and values that do not change with {variable}")
 
 
 def _state_count(use: ir.DistributionUse) -> ir.Dim:
@@ -65,17 +74,6 @@ def _state_count(use: ir.DistributionUse) -> ir.Dim:
     return probabilities.type.shape[-1]
 
 
-def _refuse_time_in_step(name: str, variable: str, step: syntax.Expr) -> None:
-    """The step reads the previous state and values fixed over time, never the time itself: Pyro's
-    HMM takes one transition matrix for every step."""
-    previous = {id(inner) for node in syntax_nodes(step) if _reads_self(node, name) for inner in syntax_nodes(node)}
-    for node in syntax_nodes(step):
-        if isinstance(node, syntax.Name) and node.id == variable and id(node) not in previous:
-            raise PplError(f"the step of the chain '{name}' reads the time '{variable}' here: its transition "
-                           "probabilities are the same at every step", node.span,
-                           f"the step may read {name}[{variable} - 1] and values that do not change with {variable}")
-
-
 def check_chain_uses(statements: list[ir.Statement]) -> None:
     """Chains are read only as `z[t]` in observe statements over their own positions, one chain each,
     and no other latent is summed out beside them."""
@@ -83,7 +81,7 @@ def check_chain_uses(statements: list[ir.Statement]) -> None:
     if not chains:
         return
     for statement in statements:
-        if isinstance(statement, ir.Latent) and statement.enumerated and not statement.chain:
+        if isinstance(statement, ir.Latent) and statement.enumerated:
             raise PplError(f"'{statement.name}' is summed out beside the chain '{sorted(chains)[0]}'", statement.span,
                            "a model with a chain of discrete states has no other discrete latents")
         reads = [v for v in statement_variables(statement) if v.name in chains]

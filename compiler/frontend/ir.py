@@ -305,7 +305,7 @@ class Latent:
     plates: tuple[Plate, ...]
     distribution: DistributionUse
     shape: Shape  # plate sizes, then the event shape
-    enumerated: bool
+    enumerated: bool  # summed out by Pyro's enumeration (a chain is summed out by its own site instead)
     span: Span
     constraint: str | None = None  # a vector constrained as a whole: distributions.ORDERED, POSITIVE_ORDERED
     recurrence: Recurrence | None = None  # set where each element after the first follows from the one before
@@ -388,8 +388,8 @@ class Model:
 
     @property
     def guided_latents(self) -> tuple[Latent, ...]:
-        """Latents with a guide factor: every one that is not enumerated out."""
-        return tuple(s for s in self.latents if not s.enumerated)
+        """Latents with a guide factor: every one that is not summed out (enumerated, or a chain)."""
+        return tuple(s for s in self.latents if not s.enumerated and not s.chain)
 
     @property
     def observed(self) -> tuple[Observe, ...]:

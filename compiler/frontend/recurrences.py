@@ -308,10 +308,12 @@ class RecurrenceChecks:
         density is its first elements' and D's of each later element given the one before."""
         name = decl.name.id
         initial, positions = self._step_positions(decl, decl.distribution)
+        chain = distributions.TABLE[initial[0].name].is_discrete
+        if chain:
+            self._refuse_time_in_step(name, positions.variable, decl.distribution)
         right = rewrite_step(name, decl.distribution, positions.variable, len(initial), positions.length,
                                          positions.previous)
         steps = (ir.Plate("", positions.steps, -1, None),)  # the step's arguments: one value, or one per position
-        chain = distributions.TABLE[initial[0].name].is_discrete
         use = check_distribution(right, positions.scope(self, "int" if chain else "real"), steps, self._type)
         self._recurrent_distribution(use, decl.distribution)
         kinds = {u.support.kind for u in [*initial, use]}

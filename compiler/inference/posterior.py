@@ -16,7 +16,7 @@ from pyro.infer import Predictive, infer_discrete
 from pyro.poutine.messenger import Messenger
 
 from compiler.backend.build import CompiledModel
-from compiler.errors import DataError
+from compiler.errors import DataError, FitError
 from compiler.frontend import ir
 from compiler.inference import diagnose, minibatch, params
 from compiler.inference.fixed_draws import FixedNoise, Noise
@@ -89,9 +89,20 @@ class ReleaseObserved(Messenger):
             msg["value"] = None
 
 
+def refuse_chains(compiled: CompiledModel) -> None:
+    """Predictions draw each observe statement's site; a chain's observations are one site, which
+    scores them with the states summed out and draws none."""
+    chain = next((s for s in compiled.ir.latents if s.chain), None)
+    if chain is not None:
+        raise FitError(f"no predictive draws for a model with a chain of discrete states ('{chain.name}'): its "
+                       "observations are scored together, the states summed out", chain.span,
+                       "the posterior of the other latents is reported as usual")
+
+
 def prior_predictive(compiled: CompiledModel, data, count: int, seed: int) -> dict[str, torch.Tensor]:
     """Draws of every observed site, sampled rather than scored, with every latent
     drawn from its prior, vectorised over a draws plate by `pyro.infer.Predictive`."""
+    refuse_chains(compiled)
     data = _in_memory(compiled, data)
     observed = {s.name for s in compiled.ir.observed}
     with params.scope():
@@ -109,6 +120,7 @@ def posterior_predictive(compiled: CompiledModel, data, latents: dict[str, torch
     every guided latent, (count, *shape)): the model conditioned on them under a draws
     plate, its observe statements sampled rather than scored, its lets recomputed, its
     enumerated latents drawn given the rest, and the spec's params from `guide_state`."""
+    refuse_chains(compiled)
     data = _in_memory(compiled, data)
     _refuse_new_shapes(compiled, data, latents)
     model_ir = compiled.ir
