@@ -204,3 +204,11 @@ def test_a_chain_state_read_outside_its_own_time_in_an_observation_is_refused(ex
     assert message in str(error)
     line = source.splitlines()[error.span.line - 1]
     assert line[error.span.column - 1:].startswith(marked)
+
+
+def test_explain_shows_the_chain_summed_out_with_the_densities_of_its_observations():
+    text = compile_source(TWO_EMISSIONS).explain().text()
+    assert ("log p(u, v) = log Σ_z Categorical(z[0] | ones(K) / K) Π_t Categorical(z[t] | theta[z[t - 1]]) "
+            "p(u[t] | z[t]) p(v[t] | z[t])") in text
+    assert "where p(u[t] | z[t]) = Exponential(u[t] | rate_u[z[t]])" in text
+    assert "where p(v[t] | z[t]) = Exponential(v[t] | rate_v[z[t]])" in text

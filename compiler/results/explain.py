@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from compiler.frontend import ir
+from compiler.frontend.analysis import chain_observations, chain_read
 from compiler.results import engine
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ ROLES = {
     "param": "a point estimate θ, learned by maximising the ELBO",
     "enumerated": "summed out: the joint keeps Σ over z's values of this factor times those that use z",
     "factor": "a term added to the log joint as it is (pyro.factor), never sampled",
+    "chain": "summed out with the observations it feeds: one DiscreteHMM site, Pyro's forward algorithm",
+    "emission": "scored in its chain's site, given each state",
 }
 
 
@@ -36,7 +39,7 @@ class Term(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     site: str
-    kind: str  # latent | observed | let | param | enumerated
+    kind: str  # latent | observed | let | param | enumerated | factor | chain | emission
     formula: str
     role: str
     plates: list[str]
@@ -100,7 +103,7 @@ def explain(program: CompiledProgram) -> Explanation:
     latents = [s.name for s in model.guided_latents]
     theta = "; θ" if model.params else ""
     joint = f"log p({', '.join(observed + latents) or '∅'}{theta})"
-    terms = [_term(statement) for statement in model.statements
+    terms = [_term(statement, model) for statement in model.statements
              if not (isinstance(statement, ir.Let) and statement.transformed_data)]
     guide = [_guide_term(latent, program.code, program.guide_family) for latent in model.guided_latents]
     z = ", ".join(latents) or "∅"
@@ -109,9 +112,13 @@ def explain(program: CompiledProgram) -> Explanation:
     return Explanation(spec=program.source.name, joint=joint, terms=terms, guide=guide, elbo=elbo)
 
 
-def _term(statement: ir.Statement) -> Term:
+def _term(statement: ir.Statement, model: ir.Model) -> Term:
     plates = [_plate_text(p) for p in getattr(statement, "plates", ())]
     match statement:
+        case ir.Latent() if statement.chain:
+            kind, formula = "chain", _chain_formula(statement, model)
+        case ir.Observe() if (chain := chain_read(statement, model)) is not None:
+            kind, formula = "emission", f"p({show(statement.value)} | {chain.name}[t]) = {_density(statement)}"
         case ir.Latent(enumerated=True):
             kind, formula = "enumerated", _summed(statement.plates, f"log {_density(statement)}")
         case ir.Latent():
@@ -126,6 +133,16 @@ def _term(statement: ir.Statement) -> Term:
             summed = f"sum({show(statement.value)})" if statement.value.type.rank else show(statement.value)
             kind, formula = "factor", _summed(statement.plates, summed)
     return Term(site=statement.name, kind=kind, formula=formula, role=ROLES[kind], plates=plates)
+
+
+def _chain_formula(chain: ir.Latent, model: ir.Model) -> str:
+    """log Σ_z p(z[0]) Π_t p(z[t] | z[t - 1]) p(y[t] | z[t]): the chain summed out with its observations."""
+    def density(use: ir.DistributionUse, value: str) -> str:
+        arguments = ", ".join(show(e) for _, e in use.arguments).replace(chain.recurrence.previous, f"{chain.name}[t - 1]")
+        return f"{use.name}({value} | {arguments})"
+    observations = " ".join(f"p({show(o.value)} | {chain.name}[t])" for o in chain_observations(model, chain))
+    return (f"log Σ_{chain.name} {density(chain.recurrence.initial[0], f'{chain.name}[0]')} "
+            f"Π_t {density(chain.distribution, f'{chain.name}[t]')} {observations}")
 
 
 def _plate_text(plate: ir.Plate) -> str:
@@ -240,6 +257,8 @@ def _kind(statement: ir.Statement) -> str:
     match statement:
         case ir.Latent(enumerated=True):
             return "enumerated"
+        case ir.Latent() if statement.chain:
+            return "chain"
         case ir.Latent():
             return "latent"
         case ir.Observe():
@@ -274,14 +293,17 @@ def _rows(trace, kinds: dict[str, str]) -> list[SiteRow]:
 # Rendering ----------------------------------------------------------------------------
 
 
+WHERE = ("let", "param", "emission")  # terms that define a name the sum uses, rather than add to it
+
+
 def render_explanation(explanation: Explanation) -> str:
     lines = [f"{explanation.spec}: the joint, the guide and the ELBO", ""]
     width = max((len(t.formula) for t in explanation.terms + explanation.guide), default=0)
     lead = explanation.joint + " ="
-    for index, term in enumerate(t for t in explanation.terms if t.kind not in ("let", "param")):
+    for index, term in enumerate(t for t in explanation.terms if t.kind not in WHERE):
         prefix = lead if index == 0 else " " * (len(lead) - 1) + "+"
         lines.append(f"{prefix} {term.formula.ljust(width)}   {_comment(term)}")
-    for term in (t for t in explanation.terms if t.kind in ("let", "param")):
+    for term in (t for t in explanation.terms if t.kind in WHERE):
         lines.append(f"{'where'.rjust(len(lead))} {term.formula.ljust(width)}   {_comment(term)}")
     lines.append("")
     q = "log q(" + ", ".join(t.site for t in explanation.guide) + ") ="
