@@ -212,3 +212,31 @@ def test_explain_shows_the_chain_summed_out_with_the_densities_of_its_observatio
             "p(u[t] | z[t]) p(v[t] | z[t])") in text
     assert "where p(u[t] | z[t]) = Exponential(u[t] | rate_u[z[t]])" in text
     assert "where p(v[t] | z[t]) = Exponential(v[t] | rate_v[z[t]])" in text
+
+
+def _smoothed_by_every_path(data: dict) -> np.ndarray:
+    """P(z[t] = k | y) for every t and k, from the joint probability of every path of states."""
+    rho, theta = np.array(data["rho"]), np.array(data["theta"])
+    mu, sigma, y = np.array(data["mu"]), np.array(data["sigma"]), np.array(data["y"])
+    marginals = np.zeros((data["T"], data["K"]))
+    for path in itertools.product(range(data["K"]), repeat=data["T"]):
+        weight = rho[path[0]] * np.prod([theta[a, b] for a, b in zip(path, path[1:])])
+        weight *= np.prod([np.exp(-0.5 * ((y[t] - mu[k]) / sigma[k]) ** 2) / sigma[k] for t, k in enumerate(path)])
+        marginals[np.arange(data["T"]), path] += weight
+    return marginals / marginals.sum(1, keepdims=True)
+
+
+def test_discrete_reports_each_state_s_probability_at_each_time_point_given_all_observations():
+    data = _random_hmm(3, 5, seed=4)
+    fit = compile_source(HMM).fit(data, discrete=True)
+    reported = np.asarray(fit.report.discrete["z"])
+    assert reported.shape == (5, 3)
+    assert reported == pytest.approx(_smoothed_by_every_path(data), abs=1e-9)
+
+
+def test_a_chain_along_the_rows_a_minibatch_splits_is_refused():
+    program = compile_source(HMM.replace("data mu: real[K]", "latent mu[K] ~ Normal(0, 1)"))
+    data = {k: v for k, v in _random_hmm(2, 8, seed=1).items() if k != "mu"}
+    with pytest.raises(PplError) as caught:
+        program.fit(data, batch_size=4)
+    assert "the chain 'z' runs along them" in str(caught.value)

@@ -40,16 +40,17 @@ class Emissions(dist.TorchDistribution):
     arg_constraints: dict = {}
     support = constraints.real_vector
 
-    def __init__(self, parts: list[dist.TorchDistribution], nesting: int, length: int):
-        self.parts, self.nesting = parts, nesting
+    def __init__(self, parts: list[dist.TorchDistribution], nesting: int, length: int,
+                 shift: torch.Tensor | None = None):
+        self.parts, self.nesting, self.shift = parts, nesting, shift  # shift: added to each state's log density
         shape = torch.broadcast_shapes(*(d.batch_shape for d in parts), (1,) * (nesting + 2))
         batch = _states_last(torch.empty(shape, device="meta"), nesting).shape
         super().__init__(batch[:-2] + (length, batch[-1]), torch.Size([len(parts)]), validate_args=False)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """`value` (time, 1, parts), as `DiscreteHMM` passes it: (sample..., time, K) log densities."""
-        total = sum(d.log_prob(value[..., 0, j]) for j, d in enumerate(self.parts))
-        return _states_last(total, self.nesting)
+        total = _states_last(sum(d.log_prob(value[..., 0, j]) for j, d in enumerate(self.parts)), self.nesting)
+        return total if self.shift is None else total + self.shift
 
 
 def hidden_markov(initial: dist.TorchDistribution, step, states: int, length: int,
@@ -65,6 +66,20 @@ def hidden_markov(initial: dist.TorchDistribution, step, states: int, length: in
     transitions = torch.cat([first.unsqueeze(-3), later.unsqueeze(-3).expand(*later.shape[:-2], length - 1,
                                                                               states, states)], -3)
     return dist.DiscreteHMM(torch.zeros(states), transitions, observations)
+
+
+def state_marginals(hmm: dist.DiscreteHMM, observed: torch.Tensor) -> torch.Tensor:
+    """P(z[t] = k | the observations), (*batch, time, K): forward-backward smoothing, as the
+    gradient of log p(y) with respect to a shift of each state's log density at each time
+    point (the forward algorithm differentiated; `DiscreteHMM` itself only filters)."""
+    emissions = hmm.observation_dist
+    with torch.enable_grad():
+        # The HMM's own batch shape: a plate of draws may have expanded it past its observations'.
+        shift = torch.zeros(hmm.batch_shape + emissions.batch_shape[-2:], requires_grad=True)
+        shifted = Emissions(emissions.parts, emissions.nesting, emissions.batch_shape[-2], shift)
+        log_evidence = dist.DiscreteHMM(hmm.initial_logits, hmm.transition_logits, shifted).log_prob(observed)
+        (marginals,) = torch.autograd.grad(log_evidence.sum(), shift)
+    return marginals
 
 
 def emitted(*observed) -> torch.Tensor:

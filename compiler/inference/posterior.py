@@ -16,6 +16,7 @@ from pyro.infer import Predictive, infer_discrete
 from pyro.poutine.messenger import Messenger
 
 from compiler.backend.build import CompiledModel
+from compiler.backend.hidden_markov import state_marginals
 from compiler.errors import DataError, FitError
 from compiler.frontend import ir
 from compiler.inference import diagnose, minibatch, params
@@ -173,10 +174,12 @@ def _refuse_new_shapes(compiled: CompiledModel, data, latents: dict[str, torch.T
 
 def discrete_posterior(compiled: CompiledModel, data, count: int) -> dict[str, torch.Tensor]:
     """P(z = k) per element of every enumerated latent: Pyro's `infer_discrete`
-    samples z given each of `count` guide draws, and the frequencies are averaged."""
+    samples z given each of `count` guide draws, and the frequencies are averaged; a chain's
+    P(z[t] = k) are its smoothed marginals at each draw (`state_marginals`), averaged."""
     model_ir = compiled.ir
     enumerated = [s for s in model_ir.latents if s.enumerated]
-    if not enumerated:
+    chains = [s for s in model_ir.latents if s.chain]
+    if not enumerated and not chains:
         return {}
     nesting = model_ir.max_plate_nesting
     draws_plate = pyro.plate(DRAWS_PLATE, count, dim=-(nesting + 1))
@@ -189,8 +192,12 @@ def discrete_posterior(compiled: CompiledModel, data, count: int) -> dict[str, t
                 return poutine.replay(compiled.model, guide_trace)(data)
 
         sampler = infer_discrete(replayed_model, first_available_dim=-(nesting + 2), temperature=1)
-        trace = poutine.trace(sampler).get_trace(data)
+        trace = poutine.trace(sampler if enumerated else replayed_model).get_trace(data)
     probabilities: dict[str, Any] = {}
+    for chain in chains:  # its site is the chain with its observations; smoothing gives each state's probability
+        site = trace.nodes[chain.name]
+        marginals = state_marginals(site["fn"], site["value"])
+        probabilities[chain.name] = marginals.reshape((-1,) + marginals.shape[-2:]).mean(0)
     for latent in enumerated:
         site = trace.nodes[latent.name]
         values = site["fn"].enumerate_support(expand=False).reshape(-1)
