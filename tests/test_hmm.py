@@ -240,3 +240,11 @@ def test_a_chain_along_the_rows_a_minibatch_splits_is_refused():
     with pytest.raises(PplError) as caught:
         program.fit(data, batch_size=4)
     assert "the chain 'z' runs along them" in str(caught.value)
+
+
+def test_a_chain_beside_a_statement_over_two_plates_keeps_the_forward_algorithm_s_density():
+    data = _random_hmm(2, 6, seed=3)
+    data["X"] = np.random.default_rng(0).normal(size=(6, 2)).tolist()
+    source = HMM + "data X: real[T, K]\nobserve X[i, j] ~ Normal(mu[j], 1)\n"  # two plates: the states' dim moves left
+    others = torch.distributions.Normal(torch.tensor(data["mu"]), 1).log_prob(torch.tensor(data["X"])).sum()
+    assert _log_joint(source, data) == pytest.approx(_forward_algorithm(data) + float(others), rel=1e-6)
