@@ -193,7 +193,7 @@ def test_a_misused_chain_step_is_refused_where_it_goes_wrong(step, message, mark
 
 @pytest.mark.parametrize(("extra", "message", "marked"), [
     ("let m[t] = mu[z[t]]\n", "read only in their observe statements", "z[t]]"),
-    ("observe w[t] ~ Normal(mu[z[t - 1]], 1)\n", "summed out element by element", "z[t - 1]"),
+    ("observe w[t] ~ Normal(mu[z[t - 1]], 1)\n", "at its own time point only", "z[t - 1]"),
     ("factor f = sum(mu[z])\n", "summed out element by element", "z])"),
 ])
 def test_a_chain_state_read_outside_its_own_time_in_an_observation_is_refused(extra, message, marked):

@@ -55,6 +55,17 @@ class ChainChecks:
         recurrence = ir.Recurrence(tuple(initial), positions.previous, positions.steps, states)
         self.statements.append(ir.Latent(name, (), step, shape, False, decl.span, recurrence=recurrence))
 
+    def _refuse_chain_at_another_time(self, observe: syntax.Observe) -> None:
+        """An observation reads a chain at its own time point only: `z[t]`, t an index of its own."""
+        chains = {s.name for s in self.statements if isinstance(s, ir.Latent) and s.chain}
+        for node in syntax_nodes(observe.distribution):
+            if (isinstance(node, syntax.Index) and isinstance(node.base, syntax.Name) and node.base.id in chains
+                    and not (len(node.subscripts) == 1 and isinstance(node.subscripts[0], syntax.Name))):
+                name = node.base.id
+                raise PplError(f"an observation reads the chain '{name}' at its own time point only, as {name}[t]",
+                               node.span, f"the chain is summed out over its states at each time point; its step "
+                               f"reads {name}[t - 1]")
+
     def _refuse_time_in_step(self, name: str, variable: str, step: syntax.Expr) -> None:
         """The step reads the previous state and values fixed over time, never the time itself: Pyro's
         HMM takes one transition matrix for every step."""

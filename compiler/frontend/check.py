@@ -296,6 +296,7 @@ class _ProgramChecker(RecurrenceChecks, ChainChecks, RestrictionChecks):
 
     def _observe(self, statement: syntax.Observe) -> None:
         target = self._observed_symbol(statement.name)
+        self._refuse_chain_at_another_time(statement)
         first = self.observed.setdefault(statement.name.id, statement.name.span)
         if first is not statement.name.span:
             raise PplError(f"'{statement.name.id}' is already observed on line {first.line}", statement.name.span,
