@@ -57,11 +57,11 @@ def compare(report, reference: dict) -> tuple[float, str, float, float, float | 
         ref_mean, ref_sd = np.asarray(expected["mean"], float), np.asarray(expected["sd"], float)
         mean = np.asarray(fitted.mean, float).reshape(ref_mean.shape)
         sd = np.asarray(fitted.sd, float).reshape(ref_sd.shape)
-        errors.extend(np.atleast_1d(np.abs(mean - ref_mean) / ref_sd))
+        errors.extend(np.ravel(np.abs(mean - ref_mean) / ref_sd))  # in element_names' (C) order
         names.extend(element_names(site, ref_mean.shape))
-        ratios.extend(np.atleast_1d(sd / ref_sd))
+        ratios.extend(np.ravel(sd / ref_sd))
         if "meanfield_sd_ratio" in expected:
-            meanfield.extend(np.atleast_1d(expected["meanfield_sd_ratio"]))
+            meanfield.extend(np.ravel(expected["meanfield_sd_ratio"]))
     worst = int(np.argmax(errors))
     return errors[worst], names[worst], min(ratios), max(ratios), (min(meanfield) if meanfield else None)
 

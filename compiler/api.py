@@ -152,6 +152,8 @@ class Program:
             text += f"; let: {names(m.lets)}"
         if enumerated:
             text += f"; enumerated: {names(enumerated)}"
+        if chains := [s for s in m.latents if s.chain]:
+            text += f"; chain: {names(chains)}"
         return text
 
     def default_data_path(self) -> Path | None:

@@ -112,7 +112,9 @@ def test_the_emitted_code_is_the_code_that_runs(specs):
     assert "pyro.sample(\"x\"" in program.code.source
 
 
-GENERATED_LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_(plate|loc|scale|alpha|beta|concentration|rate|previous)_*")
+# A guide parameter, a plate, a recurrence's previous elements, or an observation given a chain's states.
+GENERATED_LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*_(plate|loc|scale|alpha|beta|concentration|rate|previous)_*"
+                             r"|[A-Za-z_][A-Za-z0-9_]*_given_[A-Za-z_][A-Za-z0-9_]*")
 
 
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.ppl")) + sorted(SPECS.glob("posteriordb/*.ppl")),

@@ -317,7 +317,7 @@ def test_a_gaussian_random_walk_has_the_exact_posterior_mean():
 
 
 @pytest.mark.parametrize(("lines", "message", "marked"), [
-    ("latent z[0] ~ Bernoulli(0.5)\n", "discrete chain", "Bernoulli"),
+    ("latent z[0] ~ Poisson(0.5)\n", "infinitely many values", "Poisson"),
     ("latent z[0] ~ Normal(0, 1)\nlatent z[t in 1:T] ~ LogNormal(z[t - 1], 1)\n", "different sets", "LogNormal"),
     ("latent z[0] ~ Uniform(0, 2)\n", "on a fixed set", "Uniform"),
     ("latent z[t in 1:T] ~ Normal(z[t - 1], 1)\n", "needs its first element", "[t in"),

@@ -34,7 +34,16 @@ from compiler.backend.guide import pyro_call
 from compiler.backend.value_kinds import gathered_variables, may_be_number
 from compiler.errors import Span
 from compiler.frontend import distributions, ir
-from compiler.frontend.analysis import collapsed, collapsible, observed_array, solved_odes, spec_names, statistics_key
+from compiler.frontend.analysis import (
+    chain_observations,
+    chain_read,
+    collapsed,
+    collapsible,
+    observed_array,
+    solved_odes,
+    spec_names,
+    statistics_key,
+)
 
 GUIDE_FAMILIES = ("normal", "native", "fullrank", "lowrank")
 @dataclass(frozen=True)
@@ -137,12 +146,16 @@ def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function
         match statement:
             case ir.Param():
                 runs.append(((), [_param(statement)]))
+            case ir.Latent() if statement.chain:
+                runs.append(((), [_chain_states(statement, model)]))
             case ir.Latent():
                 runs.append((statement.plates, _latent(statement, layout.within(statement.plates))))
             case ir.Let(transformed_data=False):
                 runs.append(((), _let_site(statement, model, layout)))
             case ir.Observe() if collapsed and collapsible(statement):
                 runs.append(((), [_collapsed_observe(statement, layout.within(statement.plates))]))
+            case ir.Observe() if (chain := chain_read(statement, model)) is not None:
+                runs += _emission(statement, chain, model, layout)
             case ir.Observe():
                 runs.append((statement.plates, _observe(statement, layout.within(statement.plates))))
             case ir.Factor():
@@ -237,6 +250,38 @@ def _observe(observe: ir.Observe, layout: Layout) -> list[Statement]:
     sample = pyro_call("sample", em.string(observe.name), _distribution(observe.distribution, layout),
                    em.keyword("obs", observed))
     return _positions(observe.plates, values) + [Line(sample)]
+
+
+def _chain_states(chain: ir.Latent, model: ir.Model) -> Statement:
+    """A chain is summed out with its observations: its name holds its states 0..K-1, which its
+    observe statements read to build their distribution given each state (`rt.chain_states`)."""
+    states = em.call(em.runtime("chain_states"), dim_code(chain.recurrence.states), em.number(model.max_plate_nesting))
+    return Assign(chain.name, states)
+
+
+def _emission_name(observe: ir.Observe, chain: ir.Latent, model: ir.Model) -> str:
+    return factors.Locals(spec_names(model)).free(f"{observe.name}_given_{chain.name}")
+
+
+def _emission(observe: ir.Observe, chain: ir.Latent, model: ir.Model,
+              layout: Layout) -> list[tuple[tuple[ir.Plate, ...], list[Statement]]]:
+    """An observation the chain feeds: its distribution given each state, and after the chain's last
+    one, the chain and all its observations as one site, Pyro's `DiscreteHMM` (`rt.hidden_markov`)."""
+    within = layout.within(observe.plates)
+    values = [observe.value, *observe.distribution.expressions]
+    given = Assign(_emission_name(observe, chain, model), _distribution(observe.distribution, within))
+    runs = [(observe.plates, _positions(observe.plates, values) + [given])]
+    observations = chain_observations(model, chain)
+    if observe is observations[-1]:
+        recurrence = chain.recurrence
+        step = em.joined(f"lambda {recurrence.previous}: ", _distribution(chain.distribution, layout, whole=True))
+        emissions = em.Bracketed(None, "[", tuple(em.name(_emission_name(o, chain, model)) for o in observations), "]")
+        observed = em.call(em.runtime("emitted"), *(expression(o.value, layout.within(o.plates)) for o in observations))
+        hmm = em.call(em.runtime("hidden_markov"), _distribution(recurrence.initial[0], layout), step,
+                      dim_code(recurrence.states), dim_code(chain.shape[0]), emissions,
+                      em.number(model.max_plate_nesting))
+        runs.append(((), [Line(pyro_call("sample", em.string(chain.name), hmm, em.keyword("obs", observed)))]))
+    return runs
 
 
 def _factor(factor: ir.Factor, layout: Layout) -> list[Statement]:

@@ -77,6 +77,8 @@ def _stored_unit_dims(statement: ir.Latent | ir.Let, nesting: int) -> int:
     looks as a Pyro user expects (a scalar is a scalar)."""
     if isinstance(statement, ir.Let) and not statement.plates:
         return 0
+    if isinstance(statement, ir.Latent) and statement.chain:  # read as z[t]: like a site under t's plate
+        return nesting - 1
     return nesting - len(statement.plates)
 
 

@@ -14,6 +14,7 @@ import torch
 from pyro.distributions import constraints
 
 from compiler.arrays import CHUNK_ROWS, tensor
+from compiler.backend.hidden_markov import chain_states, emitted, hidden_markov  # noqa: F401 - generated code calls them
 from compiler.frontend import distributions
 
 

@@ -75,6 +75,18 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
         yield from (v for v in ir.variables(expression) if v.name != previous)
 
 
+def chain_read(observe: ir.Observe, model: ir.Model) -> ir.Latent | None:
+    """The chain of discrete states an observe statement reads (`mu[z[t]]`), if any: it is scored
+    with the chain, not on its own (`chains` checks that it reads at most one)."""
+    chains = {s.name: s for s in model.latents if s.chain}
+    return next((chains[v.name] for v in statement_variables(observe) if v.name in chains), None)
+
+
+def chain_observations(model: ir.Model, chain: ir.Latent) -> list[ir.Observe]:
+    """The observe statements `chain` feeds, in spec order."""
+    return [s for s in model.observed if (read := chain_read(s, model)) is not None and read.name == chain.name]
+
+
 def model_solves(model: ir.Model) -> list[ir.Solve]:
     """Every `solve` of the model, in order."""
     return [s for statement in model.statements for e in statement_expressions(statement) for s in solves(e)]

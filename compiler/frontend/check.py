@@ -14,6 +14,7 @@ import dataclasses
 
 from compiler.errors import PplError, Span, did_you_mean
 from compiler.frontend import constants, distributions, ir, recurrences, shapes, syntax
+from compiler.frontend.chains import ChainChecks, check_chain_uses
 from compiler.frontend.distribution_arguments import check_distribution
 from compiler.frontend.expressions import Scope, Symbol, depends_on_model, type_expression
 from compiler.frontend.identifiers import check_identifier
@@ -28,7 +29,7 @@ def check_program(program: syntax.Program, source_name: str) -> ir.Model:
         return _ProgramChecker(inline_functions(program)).run(source_name)
 
 
-class _ProgramChecker(RecurrenceChecks, RestrictionChecks):
+class _ProgramChecker(RecurrenceChecks, ChainChecks, RestrictionChecks):
     """Walks the statements in order; each declaration extends the scope (recurrences: `RecurrenceChecks`)."""
 
     def __init__(self, program: syntax.Program):
@@ -69,6 +70,7 @@ class _ProgramChecker(RecurrenceChecks, RestrictionChecks):
                 case syntax.Ode():
                     self._ode(statement)
         self._expect_step(None)
+        check_chain_uses(self.statements)
         data = tuple(
             dataclasses.replace(d, index_range=self.index_arrays.get(d.name)) for d in self.data
         )
@@ -296,6 +298,7 @@ class _ProgramChecker(RecurrenceChecks, RestrictionChecks):
 
     def _observe(self, statement: syntax.Observe) -> None:
         target = self._observed_symbol(statement.name)
+        self._refuse_chain_at_another_time(statement)
         first = self.observed.setdefault(statement.name.id, statement.name.span)
         if first is not statement.name.span:
             raise PplError(f"'{statement.name.id}' is already observed on line {first.line}", statement.name.span,

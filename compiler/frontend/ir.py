@@ -284,6 +284,7 @@ class Recurrence:
     initial: tuple[Expr, ...] | tuple[DistributionUse, ...]
     previous: str
     length: Dim
+    states: Dim | None = None  # a chain of discrete states 0..states-1 (a hidden Markov model), summed out
 
 
 @dataclass(frozen=True)
@@ -304,10 +305,15 @@ class Latent:
     plates: tuple[Plate, ...]
     distribution: DistributionUse
     shape: Shape  # plate sizes, then the event shape
-    enumerated: bool
+    enumerated: bool  # summed out by Pyro's enumeration (a chain is summed out by its own site instead)
     span: Span
     constraint: str | None = None  # a vector constrained as a whole: distributions.ORDERED, POSITIVE_ORDERED
     recurrence: Recurrence | None = None  # set where each element after the first follows from the one before
+
+    @property
+    def chain(self) -> bool:
+        """A discrete chain, summed out with the observations it feeds (`analysis.chain_read`)."""
+        return self.recurrence is not None and self.recurrence.states is not None
 
 
 @dataclass(frozen=True)
@@ -382,8 +388,8 @@ class Model:
 
     @property
     def guided_latents(self) -> tuple[Latent, ...]:
-        """Latents with a guide factor: every one that is not enumerated out."""
-        return tuple(s for s in self.latents if not s.enumerated)
+        """Latents with a guide factor: every one that is not summed out (enumerated, or a chain)."""
+        return tuple(s for s in self.latents if not s.enumerated and not s.chain)
 
     @property
     def observed(self) -> tuple[Observe, ...]:

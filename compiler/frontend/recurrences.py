@@ -39,7 +39,7 @@ def is_step(name: syntax.Name, subscripts: tuple, right: syntax.Expr) -> bool:
     """`x[t in a:b]`, or `x[t]` whose right side reads elements of x."""
     if any(isinstance(s, syntax.StepRange) for s in subscripts):
         return True
-    return bool(subscripts) and any(_is_self(node, name.id) for node in _nodes(right))
+    return bool(subscripts) and any(_is_self(node, name.id) for node in syntax_nodes(right))
 
 
 def rewrite_step(name: str, right: syntax.Expr, variable: str, first: int, length: ir.Dim,
@@ -161,35 +161,35 @@ def _not_affine(node: syntax.Expr, previous: str) -> syntax.Expr | None:
 
 
 def _reads(node: syntax.Expr, name: str) -> bool:
-    return any(isinstance(n, syntax.Name) and n.id == name for n in _nodes(node))
+    return any(isinstance(n, syntax.Name) and n.id == name for n in syntax_nodes(node))
 
 
 def _is_self(node, name: str) -> bool:
     return isinstance(node, syntax.Index) and isinstance(node.base, syntax.Name) and node.base.id == name
 
 
-def _nodes(node):
+def syntax_nodes(node):
     """Every syntax node inside an expression, itself first."""
     yield node
     match node:
         case syntax.Index(base=base, subscripts=subscripts):
             for part in (base, *subscripts):
-                yield from _nodes(part)
+                yield from syntax_nodes(part)
         case syntax.Call(arguments=arguments):
             for a in arguments:
-                yield from _nodes(a.value)
+                yield from syntax_nodes(a.value)
         case syntax.Binary(left=left, right=right):
-            yield from _nodes(left)
-            yield from _nodes(right)
+            yield from syntax_nodes(left)
+            yield from syntax_nodes(right)
         case syntax.Negate(operand=operand):
-            yield from _nodes(operand)
+            yield from syntax_nodes(operand)
         case syntax.Conditional(condition=condition, then=then, otherwise=otherwise):
             for part in (condition, then, otherwise):
-                yield from _nodes(part)
+                yield from syntax_nodes(part)
         case syntax.Slice(start=start, stop=stop):
             for end in (start, stop):
                 if end is not None:
-                    yield from _nodes(end)
+                    yield from syntax_nodes(end)
 
 
 def _size_syntax(name: str | None, offset: int, span: Span) -> syntax.Expr:
@@ -209,7 +209,7 @@ def _signed(offset: int) -> str:
 
 
 @dataclass(frozen=True)
-class _StepPositions:
+class StepPositions:
     """Where a recurrence's step runs: index `variable` over positions first..length-1 (`steps` of
     them), reading the previous elements as the variable `previous`."""
 
@@ -220,16 +220,18 @@ class _StepPositions:
     previous: str
     span: Span  # the recurrence's name in its step
 
-    def scope(self, checker: RecurrenceChecks) -> Scope:
-        """The checker's scope, with the previous elements (one per position) as a value of their own."""
-        previous = Symbol("let", ir.Type("real", (self.steps,)), self.span)
+    def scope(self, checker: RecurrenceChecks, base: str = "real") -> Scope:
+        """The checker's scope, with the previous elements (one per position) as a value of their own
+        (a chain's: int states, which may index)."""
+        previous = Symbol("let", ir.Type(base, (self.steps,)), self.span)
         return Scope({**checker.symbols, self.previous: previous}, {}, checker.declared_later, self.name)
 
 
 class RecurrenceChecks:
     """The checker's part for recurrences, which `check._ProgramChecker` inherits (with its
-    `_type`, `_scope`, `_declare` and `_refuse_redeclaration`): a recurrence's first elements are
-    kept in `initial` until the step comes, and then become one statement."""
+    `_type`, `_scope`, `_declare` and `_refuse_redeclaration`, and `chains.ChainChecks`' `_chain`):
+    a recurrence's first elements are kept in `initial` until the step comes, and then become one
+    statement."""
 
     symbols: dict[str, Symbol]
     declared_later: dict[str, Span]
@@ -306,16 +308,22 @@ class RecurrenceChecks:
         density is its first elements' and D's of each later element given the one before."""
         name = decl.name.id
         initial, positions = self._step_positions(decl, decl.distribution)
+        chain = distributions.TABLE[initial[0].name].is_discrete
+        if chain:
+            self._refuse_time_in_step(name, positions.variable, decl.distribution)
         right = rewrite_step(name, decl.distribution, positions.variable, len(initial), positions.length,
                                          positions.previous)
         steps = (ir.Plate("", positions.steps, -1, None),)  # the step's arguments: one value, or one per position
-        use = check_distribution(right, positions.scope(self), steps, self._type)
+        use = check_distribution(right, positions.scope(self, "int" if chain else "real"), steps, self._type)
         self._recurrent_distribution(use, decl.distribution)
         kinds = {u.support.kind for u in [*initial, use]}
         if len(kinds) > 1:
             raise PplError(f"the elements of '{name}' follow distributions on different sets ({', '.join(sorted(kinds))})",
                            decl.distribution.function_span, "its first elements and its step need one support, "
                            "e.g. Normal for all, or LogNormal for all")
+        if chain:
+            self._chain(decl, initial, use, positions)
+            return
         shape = (positions.length,)
         self._declare(decl.name, Symbol("latent", ir.Type("real", shape), decl.name.span))
         self.steps[name] = decl.span
@@ -327,10 +335,8 @@ class RecurrenceChecks:
         """A latent recurrence's elements: continuous scalars on a fixed set (real, positive, unit interval)."""
         row = distributions.TABLE[use.name]
         if row.is_discrete:
-            raise PplError(f"a latent recurrence of {use.name} draws (a discrete chain, as in a hidden Markov model) "
-                           "is not supported yet", call.function_span,
-                           "a continuous latent state (Normal, LogNormal, ...) is; discrete states are summed out only "
-                           "when independent")
+            self._chain_distribution(use, call)
+            return
         if row.improper or use.event_shape or use.support.low is not None or use.support.high is not None:
             raise PplError(f"the elements of a latent recurrence are scalars of a proper distribution on a fixed set, "
                            f"not {use.name}(...)", call.function_span,
@@ -338,7 +344,7 @@ class RecurrenceChecks:
                            "such a latent")
 
     def _step_positions(self, decl: syntax.LetDecl | syntax.LatentDecl,
-                        right: syntax.Expr) -> tuple[list, _StepPositions]:
+                        right: syntax.Expr) -> tuple[list, StepPositions]:
         """The first elements given above the step `decl`, and the positions the step covers."""
         name = decl.name.id
         initial, self.initial = self.initial, []
@@ -362,7 +368,7 @@ class RecurrenceChecks:
         while previous in self.symbols or previous in self.declared_later:
             previous += "_"
         steps = ir.size_dim(stop_name, stop_offset - first)
-        return [value for _, value in initial], _StepPositions(name, variable, length, steps, previous, decl.name.span)
+        return [value for _, value in initial], StepPositions(name, variable, length, steps, previous, decl.name.span)
 
     def _step_range(self, decl: syntax.LetDecl | syntax.LatentDecl, right: syntax.Expr,
                     first: int) -> tuple[str, ir.Dim]:

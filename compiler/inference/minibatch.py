@@ -118,6 +118,10 @@ def split_rows(compiled: CompiledModel, data: Mapping[str, Any], longer_than: in
 
 def _refuse_local_latents(model_ir: ir.Model, size: str, option: str) -> None:
     for latent in model_ir.latents:
+        if latent.chain and latent.shape[0] == size:
+            raise PplError(f"{option} splits the rows of '{size}', but the chain '{latent.name}' runs along them: "
+                           "its states are summed out over the whole series at once", latent.span,
+                           f"fit without {option}")
         if any(plate.size == size for plate in latent.plates):
             raise PplError(f"{option} splits the rows of '{size}', but latent '{latent.name}' has one "
                            f"element per row: a local latent needs a guide factor for every row",

@@ -25,7 +25,7 @@ TERMS_AT_ONCE = 10_000_000
 
 def log_likelihood(compiled: CompiledModel, data, draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """{observed site: (draws, *its data's batch shape)} at each of `draws` ({latent: (draws, *shape)})."""
-    if enumerated := [s for s in compiled.ir.latents if s.enumerated]:
+    if enumerated := [s for s in compiled.ir.latents if s.enumerated or s.chain]:
         raise FitError(f"no pointwise log-likelihood for a model with a discrete latent summed out "
                        f"('{enumerated[0].name}'): each observation's likelihood would need it summed per draw",
                        compiled.ir.site_spans[enumerated[0].name],

@@ -16,7 +16,8 @@ from pyro.infer import Predictive, infer_discrete
 from pyro.poutine.messenger import Messenger
 
 from compiler.backend.build import CompiledModel
-from compiler.errors import DataError
+from compiler.backend.hidden_markov import state_marginals
+from compiler.errors import DataError, FitError
 from compiler.frontend import ir
 from compiler.inference import diagnose, minibatch, params
 from compiler.inference.fixed_draws import FixedNoise, Noise
@@ -89,9 +90,20 @@ class ReleaseObserved(Messenger):
             msg["value"] = None
 
 
+def refuse_chains(compiled: CompiledModel) -> None:
+    """Predictions draw each observe statement's site; a chain's observations are one site, which
+    scores them with the states summed out and draws none."""
+    chain = next((s for s in compiled.ir.latents if s.chain), None)
+    if chain is not None:
+        raise FitError(f"no predictive draws for a model with a chain of discrete states ('{chain.name}'): its "
+                       "observations are scored together, the states summed out", chain.span,
+                       "the posterior of the other latents is reported as usual")
+
+
 def prior_predictive(compiled: CompiledModel, data, count: int, seed: int) -> dict[str, torch.Tensor]:
     """Draws of every observed site, sampled rather than scored, with every latent
     drawn from its prior, vectorised over a draws plate by `pyro.infer.Predictive`."""
+    refuse_chains(compiled)
     data = _in_memory(compiled, data)
     observed = {s.name for s in compiled.ir.observed}
     with params.scope():
@@ -109,6 +121,7 @@ def posterior_predictive(compiled: CompiledModel, data, latents: dict[str, torch
     every guided latent, (count, *shape)): the model conditioned on them under a draws
     plate, its observe statements sampled rather than scored, its lets recomputed, its
     enumerated latents drawn given the rest, and the spec's params from `guide_state`."""
+    refuse_chains(compiled)
     data = _in_memory(compiled, data)
     _refuse_new_shapes(compiled, data, latents)
     model_ir = compiled.ir
@@ -161,10 +174,12 @@ def _refuse_new_shapes(compiled: CompiledModel, data, latents: dict[str, torch.T
 
 def discrete_posterior(compiled: CompiledModel, data, count: int) -> dict[str, torch.Tensor]:
     """P(z = k) per element of every enumerated latent: Pyro's `infer_discrete`
-    samples z given each of `count` guide draws, and the frequencies are averaged."""
+    samples z given each of `count` guide draws, and the frequencies are averaged; a chain's
+    P(z[t] = k) are its smoothed marginals at each draw (`state_marginals`), averaged."""
     model_ir = compiled.ir
     enumerated = [s for s in model_ir.latents if s.enumerated]
-    if not enumerated:
+    chains = [s for s in model_ir.latents if s.chain]
+    if not enumerated and not chains:
         return {}
     nesting = model_ir.max_plate_nesting
     draws_plate = pyro.plate(DRAWS_PLATE, count, dim=-(nesting + 1))
@@ -177,8 +192,12 @@ def discrete_posterior(compiled: CompiledModel, data, count: int) -> dict[str, t
                 return poutine.replay(compiled.model, guide_trace)(data)
 
         sampler = infer_discrete(replayed_model, first_available_dim=-(nesting + 2), temperature=1)
-        trace = poutine.trace(sampler).get_trace(data)
+        trace = poutine.trace(sampler if enumerated else replayed_model).get_trace(data)
     probabilities: dict[str, Any] = {}
+    for chain in chains:  # its site is the chain with its observations; smoothing gives each state's probability
+        site = trace.nodes[chain.name]
+        marginals = state_marginals(site["fn"], site["value"])
+        probabilities[chain.name] = marginals.reshape((-1,) + marginals.shape[-2:]).mean(0)
     for latent in enumerated:
         site = trace.nodes[latent.name]
         values = site["fn"].enumerate_support(expand=False).reshape(-1)

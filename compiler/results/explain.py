@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from compiler.errors import Source, Span
 from compiler.frontend import analysis, ir
+from compiler.frontend.analysis import chain_observations, chain_read
 from compiler.frontend.user_functions import InlinedSpan
 from compiler.results import engine
 
@@ -33,15 +34,16 @@ ROLES = {
     "enumerated": "summed out: the joint keeps Σ over z's values of this factor times those that use z",
     "factor": "a term added to the log joint as it is (pyro.factor), never sampled",
     "ode": "the state's derivative in time, integrated by solve",
+    "chain": "summed out with the observations it feeds: one DiscreteHMM site, Pyro's forward algorithm",
+    "emission": "scored in its chain's site, given each state",
 }
-DEFINITIONS = ("let", "param", "ode")  # shown after the joint's terms, as `where ...`
 
 
 class Term(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     site: str
-    kind: str  # latent | observed | let | param | enumerated
+    kind: str  # latent | observed | let | param | enumerated | factor | chain | emission
     formula: str
     role: str
     plates: list[str]
@@ -107,7 +109,7 @@ def explain(program: CompiledProgram) -> Explanation:
     theta = "; θ" if model.params else ""
     joint = f"log p({', '.join(observed + latents) or '∅'}{theta})"
     statements = [_calls_as_written(s, program.source) for s in model.statements]
-    terms = [_term(statement, program.source) for statement in statements
+    terms = [_term(statement, program.source, model) for statement in statements
              if not (isinstance(statement, ir.Let) and statement.transformed_data)]
     terms += [_ode_term(_calls_as_written(ode, program.source), statements) for ode in model.odes]
     guide = [_guide_term(latent, program.code, program.guide_family) for latent in model.guided_latents]
@@ -117,10 +119,14 @@ def explain(program: CompiledProgram) -> Explanation:
     return Explanation(spec=program.source.name, joint=joint, terms=terms, guide=guide, elbo=elbo)
 
 
-def _term(statement: ir.Statement, source: Source) -> Term:
+def _term(statement: ir.Statement, source: Source, model: ir.Model) -> Term:
     plates = [_plate_text(p) for p in getattr(statement, "plates", ())]
     density = ""
     match statement:
+        case ir.Latent() if statement.chain:
+            kind, formula = "chain", _chain_formula(statement, model)
+        case ir.Observe() if (chain := chain_read(statement, model)) is not None:
+            kind, formula = "emission", f"p({show(statement.value)} | {chain.name}[t]) = {_density(statement)}"
         case ir.Latent(recurrence=ir.Recurrence()):
             kind, formula = "latent", _latent_recurrence(statement, source)
         case ir.Latent(enumerated=True):
@@ -221,6 +227,16 @@ def _latent_recurrence(latent: ir.Latent, source: Source) -> str:
     arguments = ", ".join(_written(source, e.span) for _, e in latent.distribution.arguments)
     use = latent.distribution
     return " + ".join([*first, f"Σ_{variable} log {use.name}({latent.name}[{variable}] | {arguments})"])
+
+
+def _chain_formula(chain: ir.Latent, model: ir.Model) -> str:
+    """log Σ_z p(z[0]) Π_t p(z[t] | z[t - 1]) p(y[t] | z[t]): the chain summed out with its observations."""
+    def density(use: ir.DistributionUse, value: str) -> str:
+        arguments = ", ".join(show(e) for _, e in use.arguments).replace(chain.recurrence.previous, f"{chain.name}[t - 1]")
+        return f"{use.name}({value} | {arguments})"
+    observations = " ".join(f"p({show(o.value)} | {chain.name}[t])" for o in chain_observations(model, chain))
+    return (f"log Σ_{chain.name} {density(chain.recurrence.initial[0], f'{chain.name}[0]')} "
+            f"Π_t {density(chain.distribution, f'{chain.name}[t]')} {observations}")
 
 
 def _plate_text(plate: ir.Plate) -> str:
@@ -335,6 +351,8 @@ def _kind(statement: ir.Statement) -> str:
     match statement:
         case ir.Latent(enumerated=True):
             return "enumerated"
+        case ir.Latent() if statement.chain:
+            return "chain"
         case ir.Latent():
             return "latent"
         case ir.Observe():
@@ -369,16 +387,19 @@ def _rows(trace, kinds: dict[str, str]) -> list[SiteRow]:
 # Rendering ----------------------------------------------------------------------------
 
 
+WHERE = ("let", "param", "ode", "emission")  # terms that define a name the sum uses, shown as `where ...`
+
+
 def render_explanation(explanation: Explanation) -> str:
     lines = [f"{explanation.spec}: the joint, the guide and the ELBO", ""]
     width = max((len(t.formula) for t in explanation.terms + explanation.guide), default=0)
     lead = explanation.joint + " ="
-    for index, term in enumerate(t for t in explanation.terms if t.kind not in DEFINITIONS):
+    for index, term in enumerate(t for t in explanation.terms if t.kind not in WHERE):
         prefix = lead if index == 0 else " " * (len(lead) - 1) + "+"
         lines.append(f"{prefix} {term.formula.ljust(width)}   {_comment(term)}")
         if term.density:
             lines.append(f"{' ' * len(lead)}   ({term.density})")
-    for term in (t for t in explanation.terms if t.kind in DEFINITIONS):
+    for term in (t for t in explanation.terms if t.kind in WHERE):
         lines.append(f"{'where'.rjust(len(lead))} {term.formula.ljust(width)}   {_comment(term)}")
     lines.append("")
     q = "log q(" + ", ".join(t.site for t in explanation.guide) + ") ="

@@ -122,8 +122,8 @@ def _pane(kind: str, heading: str, lines: list[str], first: int, sites: dict[int
 
 
 def _joint_section(explanation: explain.Explanation) -> str:
-    factors = [t for t in explanation.terms if t.kind not in explain.DEFINITIONS]
-    defined = [t for t in explanation.terms if t.kind in explain.DEFINITIONS]
+    factors = [t for t in explanation.terms if t.kind not in explain.WHERE]
+    defined = [t for t in explanation.terms if t.kind in explain.WHERE]
     rows = [_term_row(explanation.joint + " =" if i == 0 else "+", t) for i, t in enumerate(factors)]
     rows += [_term_row("where", t) for t in defined]
     q = "log q(" + ", ".join(t.site for t in explanation.guide) + ") ="

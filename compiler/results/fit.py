@@ -221,8 +221,8 @@ class Fit:
     @property
     def has_log_likelihood(self) -> bool:
         """Whether each observation's likelihood can be computed: not where a discrete latent
-        is summed out, nor without the data."""
-        return self.data is not None and not any(s.enumerated for s in self.program.ir.latents)
+        (or chain) is summed out, nor without the data."""
+        return self.data is not None and not any(s.enumerated or s.chain for s in self.program.ir.latents)
 
     def write_draws(self, path: str | Path) -> None:
         """The draws as CSV, one column per scalar element (`beta[0]`, ...), and for NUTS a
