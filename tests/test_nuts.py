@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from compiler import FitError, compile_file
+from compiler import FitError, compile_file, compile_source
 from compiler.cli import main
 from compiler.inference import stats
 
@@ -27,6 +27,18 @@ def test_nuts_on_the_coin_matches_beta_16_14_within_monte_carlo_error(coin):
     # Four Monte Carlo standard errors, from the chains' own effective sample size.
     assert abs(summary.mean - exact_mean) < 4 * exact_sd / math.sqrt(summary.ess)
     assert summary.sd == pytest.approx(exact_sd, rel=4 / math.sqrt(2 * summary.ess))
+
+
+def test_nuts_samples_a_latent_with_an_improper_prior():
+    # s ~ HalfFlat and y ~ Normal(0, s): s² | y is InverseGamma((N - 1) / 2, Σy² / 2), so
+    # E[s | y] = sqrt(β) Γ(α - 1/2) / Γ(α). Pyro's init_to_uniform cannot draw from the prior.
+    y = [0.5, 1.2, -0.3, 2.0, 0.1]
+    fit = compile_source("data N: int\ndata y: real[N]\nlatent s ~ HalfFlat()\nobserve y[i] ~ Normal(0, s)\n"
+                         ).sample({"N": len(y), "y": y}, seed=0, **QUICK)
+    alpha, beta = (len(y) - 1) / 2, sum(v * v for v in y) / 2
+    exact_mean = math.sqrt(beta) * math.exp(math.lgamma(alpha - 0.5) - math.lgamma(alpha))
+    summary = fit.posterior["s"]
+    assert abs(summary.mean - exact_mean) < 4 * summary.sd / math.sqrt(summary.ess)
 
 
 def test_nuts_reports_r_hat_and_ess_per_element(specs):

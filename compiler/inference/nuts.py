@@ -43,8 +43,10 @@ import numpy as np
 import pyro
 import torch
 from pyro import poutine
+from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc import MCMC, NUTS
 from pyro.infer.mcmc.util import initialize_model
+from torch.distributions import transform_to
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from compiler.backend.build import CompiledModel
@@ -128,7 +130,7 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
     with params.scope():
         params.fresh(config.seed)
         initial, potential, transforms, _ = initialize_model(
-            scored_model, (scored_data,), max_plate_nesting=compiled.ir.max_plate_nesting)
+            scored_model, (scored_data,), max_plate_nesting=compiled.ir.max_plate_nesting, init_strategy=_initial_value)
     # Not traced where a latent is enumerated (Pyro sums it out with Python control flow a trace would
     # freeze) or an ODE is solved (a trace would freeze the solver's adaptive steps).
     chains = _Chains(potential, config, traceable=not enumerated and not compiled.ir.odes)
@@ -144,6 +146,17 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
             for name, value in chain_draws.items()}
     ess = {name: stats.ess(value) for name, value in chain_draws.items()}
     return NutsResult(chain_draws, rhat, ess, sampler)
+
+
+def _initial_value(site: dict) -> torch.Tensor:
+    """Pyro's `init_to_uniform`: a uniform point in (-2, 2) of the unconstrained space. It takes the
+    shape from a draw, which an improper prior (Flat, HalfFlat) cannot give: those take it from
+    the distribution's shape instead."""
+    try:
+        return init_to_uniform(site)
+    except NotImplementedError:
+        transform = transform_to(site["fn"].support)
+        return transform(torch.rand(transform.inverse_shape(site["fn"].shape())) * 4 - 2)
 
 
 def _geometry(compiled: CompiledModel, data, config: NutsConfig, initial: dict[str, torch.Tensor]) -> Geometry:
