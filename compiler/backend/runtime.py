@@ -14,6 +14,9 @@ import torch
 from pyro.distributions import constraints
 
 from compiler.arrays import CHUNK_ROWS, tensor
+
+# Generated code calls these as rt.*: they live apart only to keep this module short.
+from compiler.backend.linear_statistics import linear_normal_log_likelihood, linear_normal_statistics  # noqa: F401
 from compiler.frontend import distributions
 
 

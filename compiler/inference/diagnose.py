@@ -12,9 +12,9 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
+from compiler.backend.linear_normal import summarised
 from compiler.errors import FitError
 from compiler.frontend import ir
-from compiler.frontend.analysis import collapsible
 from compiler.inference import params
 from compiler.inference.records import Objective
 
@@ -27,7 +27,7 @@ def statements_fitted(compiled: CompiledModel) -> list:
     """The statements whose plates the fit's models declare: every latent, and every
     observation not scored from sufficient statistics."""
     return [s for s in compiled.ir.statements
-            if isinstance(s, ir.Latent) or (isinstance(s, ir.Observe) and not collapsible(s))]
+            if isinstance(s, ir.Latent) or (isinstance(s, ir.Observe) and not summarised(s))]
 
 
 def statements_of_model(compiled: CompiledModel) -> list:

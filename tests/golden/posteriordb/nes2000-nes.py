@@ -79,3 +79,51 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma", dist.LogNormal(sigma_loc, sigma_scale))
+
+
+def sufficient_statistics(data):
+    """The data with the statistics collapsed_model scores partyid7 from."""
+    return {
+        **data,
+        "partyid7.statistics": rt.linear_normal_statistics(
+            data["partyid7"],
+            None,
+            [
+                data["real_ideo"],
+                data["race_adj"],
+                data["age30_44"],
+                data["age45_64"],
+                data["age65up"],
+                data["educ1"],
+                data["gender"],
+                data["income"],
+            ],
+        ),
+    }
+
+
+def collapsed_model(data):
+    """model(data) with partyid7 scored from sufficient statistics: the same log joint."""
+    size_9_plate = pyro.plate("9", 9, dim=-1)
+    with size_9_plate:
+        beta = pyro.sample("beta", dist.ImproperUniform(constraints.real, (), ()))
+    sigma = pyro.sample("sigma", dist.ImproperUniform(constraints.positive, (), ()))
+    pyro.factor(
+        "partyid7",
+        rt.linear_normal_log_likelihood(
+            None,
+            beta[..., 0, None],
+            [
+                beta[..., 1, None],
+                beta[..., 2, None],
+                beta[..., 3, None],
+                beta[..., 4, None],
+                beta[..., 5, None],
+                beta[..., 6, None],
+                beta[..., 7, None],
+                beta[..., 8, None],
+            ],
+            sigma,
+            data["partyid7.statistics"],
+        ),
+    )
