@@ -25,8 +25,8 @@ from compiler.frontend.analysis import collapsible, data_array, observed_array
 class LinearMean:
     """The mean as `groups[index[i]] + sum of coefficient * feature[i] + sum of offsets`."""
 
-    groups: ir.Expr | None  # a whole vector, one element per group
-    index: str | None  # the index array (data) picking each row's group
+    groups: ir.Expr  # a whole vector, one element per group
+    index: str  # the index array (data) picking each row's group
     features: tuple[tuple[ir.Expr, bool, str], ...]  # (coefficient, negated, data array)
     offsets: tuple[tuple[ir.Expr, bool], ...]  # (scalar, negated)
 
@@ -47,10 +47,11 @@ def linear_mean(observe: ir.Observe) -> LinearMean | None:
             groups.append(grouped)
         else:
             return None
-    if len(groups) > 1 or (not groups and not features):  # no features, no groups: the i.i.d. statistics apply
+    # Without a group term the rows' cost was already small beside the latents' (a few coefficients),
+    # and --batch-size and --distributed keep splitting such a regression's rows.
+    if len(groups) != 1:
         return None
-    group, index = groups[0] if groups else (None, None)
-    return LinearMean(group, index, tuple(features), tuple(offsets))
+    return LinearMean(*groups[0], tuple(features), tuple(offsets))
 
 
 def scored_linearly(observe: ir.Observe) -> bool:
@@ -68,13 +69,13 @@ def statistics_call(observe: ir.Observe, data: Callable[[str], Code]) -> Code:
     mean = linear_mean(observe)
     features = em.Bracketed(None, "[", tuple(data(name) for _, _, name in mean.features), "]")
     return em.call(em.runtime("linear_normal_statistics"), data(observed_array(observe)),
-                   data(mean.index) if mean.index else em.text("None"), features)
+                   data(mean.index), features)
 
 
 def log_likelihood_call(observe: ir.Observe, layout: Layout, statistics: Code) -> Code:
     """`rt.linear_normal_log_likelihood(groups, offset, [coefficients], scale, statistics)`."""
     mean, layout = linear_mean(observe), layout.within(())
-    groups = expression(mean.groups, layout) if mean.groups is not None else em.text("None")
+    groups = expression(mean.groups, layout)
     offset: Code = em.number(0.0)
     for k, (term, negated) in enumerate(mean.offsets):
         part = _operand(expression(term, layout))

@@ -18,10 +18,10 @@ from compiler.frontend.distributions import LOG_SQRT_2PI
 
 
 def linear_normal_statistics(values, index, features) -> tuple[torch.Tensor, ...]:
-    """(n_g, ȳ_g, x̄_g, W_yy, W_xy, W_xx) of the observed `values`, grouped by `index` (all rows
-    one group where it is None), with `features` the data arrays the coefficients multiply."""
+    """(n_g, ȳ_g, x̄_g, W_yy, W_xy, W_xx) of the observed `values`, grouped by `index`, with
+    `features` the data arrays the coefficients multiply."""
     y = _flat(values)
-    groups = torch.zeros(len(y), dtype=torch.long) if index is None else torch.as_tensor(index).reshape(-1).long()
+    groups = torch.as_tensor(index).reshape(-1).long()
     x = torch.stack([_flat(feature) for feature in features]) if features else y.new_zeros((0, len(y)))
     size = int(groups.max()) + 1 if len(groups) else 0
     counts = torch.bincount(groups, minlength=size).to(y.dtype)
@@ -36,13 +36,12 @@ def linear_normal_statistics(values, index, features) -> tuple[torch.Tensor, ...
 
 def linear_normal_log_likelihood(groups, offset, coefficients, scale, statistics: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """log p(y | u, β, σ) summed over the rows, the mean of row i being u_g(i) + β·x_i: u_g is
-    `groups` (a whole vector, its groups along its last dim; None: no groups) plus `offset`,
+    `groups` (a whole vector, its groups along its last dim) plus `offset`,
     β the `coefficients` (scalars, one per feature), σ the `scale`. Scalars come as whole values
     (their sample dims, then unit dims), so the groups' dim is added to them on the right."""
     counts, y_means, x_means, within_yy, within_xy, within_xx = statistics
-    gaps = y_means - torch.as_tensor(offset, dtype=counts.dtype).unsqueeze(-1)
-    if groups is not None:
-        gaps = gaps - groups[..., :len(counts)]
+    # A group past the largest index has no rows, and no statistics.
+    gaps = y_means - torch.as_tensor(offset, dtype=counts.dtype).unsqueeze(-1) - groups[..., :len(counts)]
     squares = within_yy
     for k, beta in enumerate(coefficients):
         squares = squares - 2 * beta * within_xy[k]

@@ -71,33 +71,3 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma", dist.LogNormal(sigma_loc, sigma_scale))
-
-
-def sufficient_statistics(data):
-    """The data with the statistics collapsed_model scores log_earn from."""
-    return {
-        **data,
-        "log_earn.statistics": rt.linear_normal_statistics(
-            data["log_earn"],
-            None,
-            [data["z_height"], data["male"], data["inter"]],
-        ),
-    }
-
-
-def collapsed_model(data):
-    """model(data) with log_earn scored from sufficient statistics: the same log joint."""
-    size_4_plate = pyro.plate("4", 4, dim=-1)
-    with size_4_plate:
-        beta = pyro.sample("beta", dist.ImproperUniform(constraints.real, (), ()))
-    sigma = pyro.sample("sigma", dist.ImproperUniform(constraints.positive, (), ()))
-    pyro.factor(
-        "log_earn",
-        rt.linear_normal_log_likelihood(
-            None,
-            beta[..., 0, None],
-            [beta[..., 1, None], beta[..., 2, None], beta[..., 3, None]],
-            sigma,
-            data["log_earn.statistics"],
-        ),
-    )

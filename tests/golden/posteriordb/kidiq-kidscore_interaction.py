@@ -68,33 +68,3 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma", dist.LogNormal(sigma_loc, sigma_scale))
-
-
-def sufficient_statistics(data):
-    """The data with the statistics collapsed_model scores kid_score from."""
-    return {
-        **data,
-        "kid_score.statistics": rt.linear_normal_statistics(
-            data["kid_score"],
-            None,
-            [data["mom_hs"], data["mom_iq"], data["inter"]],
-        ),
-    }
-
-
-def collapsed_model(data):
-    """model(data) with kid_score scored from sufficient statistics: the same log joint."""
-    size_4_plate = pyro.plate("4", 4, dim=-1)
-    with size_4_plate:
-        beta = pyro.sample("beta", dist.ImproperUniform(constraints.real, (), ()))
-    sigma = pyro.sample("sigma", dist.HalfCauchy(2.5))
-    pyro.factor(
-        "kid_score",
-        rt.linear_normal_log_likelihood(
-            None,
-            beta[..., 0, None],
-            [beta[..., 1, None], beta[..., 2, None], beta[..., 3, None]],
-            sigma,
-            data["kid_score.statistics"],
-        ),
-    )

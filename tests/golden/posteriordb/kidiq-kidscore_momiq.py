@@ -51,33 +51,3 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma", dist.LogNormal(sigma_loc, sigma_scale))
-
-
-def sufficient_statistics(data):
-    """The data with the statistics collapsed_model scores kid_score from."""
-    return {
-        **data,
-        "kid_score.statistics": rt.linear_normal_statistics(
-            data["kid_score"],
-            None,
-            [data["mom_iq"]],
-        ),
-    }
-
-
-def collapsed_model(data):
-    """model(data) with kid_score scored from sufficient statistics: the same log joint."""
-    size_2_plate = pyro.plate("2", 2, dim=-1)
-    with size_2_plate:
-        beta = pyro.sample("beta", dist.ImproperUniform(constraints.real, (), ()))
-    sigma = pyro.sample("sigma", dist.HalfCauchy(2.5))
-    pyro.factor(
-        "kid_score",
-        rt.linear_normal_log_likelihood(
-            None,
-            beta[..., 0, None],
-            [beta[..., 1, None]],
-            sigma,
-            data["kid_score.statistics"],
-        ),
-    )

@@ -56,23 +56,3 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma", dist.LogNormal(sigma_loc, sigma_scale))
-
-
-def sufficient_statistics(data):
-    """The data with the statistics collapsed_model scores y from."""
-    return {**data, "y.statistics": rt.linear_normal_statistics(data["y"], None, [data["x"]])}
-
-
-def collapsed_model(data):
-    """model(data) with y scored from sufficient statistics: the same log joint."""
-    pmualpha = data["pmualpha"]
-    psalpha = data["psalpha"]
-    pmubeta = data["pmubeta"]
-    psbeta = data["psbeta"]
-    alpha = pyro.sample("alpha", dist.Normal(pmualpha, psalpha))
-    beta = pyro.sample("beta", dist.Normal(pmubeta, psbeta))
-    sigma = pyro.sample("sigma", dist.ImproperUniform(constraints.positive, (), ()))
-    pyro.factor(
-        "y",
-        rt.linear_normal_log_likelihood(None, alpha, [beta], sigma, data["y.statistics"]),
-    )

@@ -66,33 +66,3 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma", dist.LogNormal(sigma_loc, sigma_scale))
-
-
-def sufficient_statistics(data):
-    """The data with the statistics collapsed_model scores log_weight from."""
-    return {
-        **data,
-        "log_weight.statistics": rt.linear_normal_statistics(
-            data["log_weight"],
-            None,
-            [data["log_canopy_volume"]],
-        ),
-    }
-
-
-def collapsed_model(data):
-    """model(data) with log_weight scored from sufficient statistics: the same log joint."""
-    size_2_plate = pyro.plate("2", 2, dim=-1)
-    with size_2_plate:
-        beta = pyro.sample("beta", dist.ImproperUniform(constraints.real, (), ()))
-    sigma = pyro.sample("sigma", dist.ImproperUniform(constraints.positive, (), ()))
-    pyro.factor(
-        "log_weight",
-        rt.linear_normal_log_likelihood(
-            None,
-            beta[..., 0, None],
-            [beta[..., 1, None]],
-            sigma,
-            data["log_weight.statistics"],
-        ),
-    )
