@@ -4,6 +4,7 @@ the rows' own, at a cost that does not grow with the rows."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyro.distributions as dist
 import pytest
 import torch
@@ -119,3 +120,15 @@ def test_the_hierarchy_scores_all_its_rows_in_one_term():
     trace = poutine.trace(scored_model).get_trace(scored_data)
     trace.compute_log_prob()
     assert trace.nodes["y"]["log_prob"].numel() == 1
+
+
+def test_arrays_mapped_from_files_give_the_statistics_of_the_same_arrays_in_memory(tmp_path):
+    index, x, y = _rows(groups=4, rows=50, features=1)
+    mapped = {}
+    for name, values in {"y": y.numpy(), "g": index.numpy(), "x": x[0].numpy()}.items():
+        np.save(tmp_path / f"{name}.npy", values)
+        mapped[name] = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+    from_files = runtime.linear_normal_statistics(mapped["y"], mapped["g"], [mapped["x"]])
+    in_memory = runtime.linear_normal_statistics(y, index, [x[0]])
+    for mine, theirs in zip(from_files, in_memory):
+        assert torch.equal(mine, theirs)

@@ -12,17 +12,18 @@ Centring first keeps the sums free of cancellation where the data sit far from 0
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from compiler.arrays import tensor
 from compiler.frontend.distributions import LOG_SQRT_2PI
 
 
 def linear_normal_statistics(values, index, features) -> tuple[torch.Tensor, ...]:
     """(n_g, ȳ_g, x̄_g, W_yy, W_xy, W_xx) of the observed `values`, grouped by `index`, with
     `features` the data arrays the coefficients multiply."""
-    y = _flat(values)
-    groups = torch.as_tensor(index).reshape(-1).long()
-    x = torch.stack([_flat(feature) for feature in features]) if features else y.new_zeros((0, len(y)))
+    y, groups = flat(values), flat(index, index=True)
+    x = torch.stack([flat(feature) for feature in features]) if features else y.new_zeros((0, len(y)))
     size = int(groups.max()) + 1 if len(groups) else 0
     counts = torch.bincount(groups, minlength=size).to(y.dtype)
 
@@ -52,5 +53,8 @@ def linear_normal_log_likelihood(groups, offset, coefficients, scale, statistics
     return -counts.sum() * (scale.log() + LOG_SQRT_2PI) - squares / (2 * scale.pow(2))
 
 
-def _flat(values) -> torch.Tensor:
-    return torch.as_tensor(values, dtype=torch.get_default_dtype()).reshape(-1)
+def flat(values, index: bool = False) -> torch.Tensor:
+    """Values as one flat tensor of the default float (`index`: of integers)."""
+    if isinstance(values, np.ndarray):  # rows of a memory-mapped file: copied, as torch wants them writable
+        return tensor(values, index).reshape(-1)
+    return torch.as_tensor(values, dtype=torch.long if index else torch.get_default_dtype()).reshape(-1)
