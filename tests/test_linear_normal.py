@@ -132,3 +132,20 @@ def test_arrays_mapped_from_files_give_the_statistics_of_the_same_arrays_in_memo
     in_memory = runtime.linear_normal_statistics(y, index, [x[0]])
     for mine, theirs in zip(from_files, in_memory):
         assert torch.equal(mine, theirs)
+
+
+def test_the_collapsed_model_has_the_log_joint_of_the_model_at_the_same_latents():
+    source = HIERARCHY.replace("data y: real[N]", "data y: real[N]\ndata w: real[N]") + (
+        "latent z[J] ~ Normal(0, 1)\nlatent c ~ Normal(0, 1)\nlet u[j] = mu + tau * z[j]\n"
+        "observe y[i] ~ Normal(2.5 - b * x[i] + u[g[i]] + c * w[i] - c, sigma)")
+    program = compile_source(source)
+    index, x, y = _rows(groups=9, rows=300, features=2)
+    data = program.load_data({"N": 300, "J": 10, "g": index.tolist(), "x": x[0].tolist(), "w": x[1].tolist(),
+                              "y": y.tolist()})
+    scored_model, scored_data = program.compiled.scored(data)
+    assert scored_model is not program.model
+    latents = {name: site["value"] for name, site in poutine.trace(program.model).get_trace(data).nodes.items()
+               if site["type"] == "sample" and not site["is_observed"]}
+    row_by_row = poutine.trace(poutine.condition(program.model, latents)).get_trace(data).log_prob_sum()
+    collapsed = poutine.trace(poutine.condition(scored_model, latents)).get_trace(scored_data).log_prob_sum()
+    assert collapsed.item() == pytest.approx(row_by_row.item(), rel=1e-10)
