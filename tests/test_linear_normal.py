@@ -135,9 +135,10 @@ def test_arrays_mapped_from_files_give_the_statistics_of_the_same_arrays_in_memo
 
 
 def test_the_collapsed_model_has_the_log_joint_of_the_model_at_the_same_latents():
+    """Offsets, a subtracted feature, a coefficient shared with an offset, an int feature, a let's groups."""
     source = HIERARCHY.replace("data y: real[N]", "data y: real[N]\ndata w: real[N]") + (
         "latent z[J] ~ Normal(0, 1)\nlatent c ~ Normal(0, 1)\nlet u[j] = mu + tau * z[j]\n"
-        "observe y[i] ~ Normal(2.5 - b * x[i] + u[g[i]] + c * w[i] - c, sigma)")
+        "observe y[i] ~ Normal(2.5 - b * x[i] + u[g[i]] + c * w[i] - c + mu * g[i], sigma)")
     program = compile_source(source)
     index, x, y = _rows(groups=9, rows=300, features=2)
     data = program.load_data({"N": 300, "J": 10, "g": index.tolist(), "x": x[0].tolist(), "w": x[1].tolist(),

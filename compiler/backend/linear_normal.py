@@ -102,11 +102,12 @@ def _terms(e: ir.Expr, negated: bool):
 
 
 def _feature(term: ir.Expr) -> tuple[ir.Expr, str] | None:
-    """(coefficient, data array) of `b * x[i]` or `x[i] * b`."""
+    """(coefficient, data array) of `b * x[i]` or `x[i] * b`, x real or int."""
     if not (isinstance(term, ir.Binary) and term.operator == "*"):
         return None
     for coefficient, feature in ((term.left, term.right), (term.right, term.left)):
-        if _whole_scalar(coefficient) and _row_of_data(feature, "real") and coefficient.type.base == "real":
+        if (_whole_scalar(coefficient) and coefficient.type.base == "real"
+                and (_row_of_data(feature, "real") or _row_of_data(feature, "int"))):
             return coefficient, data_array(feature)
     return None
 
