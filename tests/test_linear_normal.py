@@ -150,3 +150,13 @@ def test_the_collapsed_model_has_the_log_joint_of_the_model_at_the_same_latents(
     row_by_row = poutine.trace(poutine.condition(program.model, latents)).get_trace(data).log_prob_sum()
     collapsed = poutine.trace(poutine.condition(scored_model, latents)).get_trace(scored_data).log_prob_sum()
     assert collapsed.item() == pytest.approx(row_by_row.item(), rel=1e-10)
+
+
+def test_a_hierarchy_with_no_rows_is_fitted_and_its_rows_add_nothing():
+    program = compile_source(HIERARCHY + "observe y[i] ~ Normal(a[g[i]] + b * x[i], sigma)")
+    data = program.load_data({"N": 0, "J": 3, "g": [], "x": [], "y": []})
+    assert program.fit(data, seed=0).converged  # not refused: no plate is declared for the rows
+    scored_model, scored_data = program.compiled.scored(data)
+    trace = poutine.trace(scored_model).get_trace(scored_data)
+    trace.compute_log_prob()
+    assert torch.equal(trace.nodes["y"]["log_prob"], torch.zeros_like(trace.nodes["y"]["log_prob"]))

@@ -48,8 +48,9 @@ def refuse_empty_plates(data, statements) -> None:
     if found := empty_plate(data, statements):
         statement, plate = found
         raise FitError(f"'{statement.name}' ranges over {plate.size} = 0 elements, and Pyro's plates need at "
-                       "least one; only an observe statement whose arguments are the same for every element "
-                       "(scored from sufficient statistics) can have none",
+                       "least one; only an observe statement scored from sufficient statistics (its arguments "
+                       "the same for every element, or a Normal mean of group effects linear in data) can have "
+                       "none",
                        statement.span, f"give {plate.size} at least one element, or leave the statement out")
 
 
