@@ -160,7 +160,7 @@ def test_the_coin_scores_its_flips_in_one_term(coin):
 
 
 def test_observations_whose_arguments_vary_are_scored_one_by_one(specs):
-    program = compile_file(specs / "radon.ppl")
+    program = compile_file(specs / "logistic_regression.ppl")
     assert "collapsed_model" not in program.code.source
     assert program.compiled.scored(program.load_data())[0] is program.model
 

@@ -21,15 +21,9 @@ from pathlib import PurePath
 
 from compiler.backend import emitter as em
 from compiler.backend import guide as factors
+from compiler.backend import linear_normal
 from compiler.backend.emitter import Assign, Code, Def, Function, Line, Return, Statement, With
-from compiler.backend.expressions import (
-    Layout,
-    argument,
-    dim_code,
-    expression,
-    lift,
-    shape_code,
-)
+from compiler.backend.expressions import Layout, argument, dim_code, expression, lift, shape_code
 from compiler.backend.guide import pyro_call
 from compiler.backend.value_kinds import gathered_variables, may_be_number
 from compiler.errors import Span
@@ -37,8 +31,6 @@ from compiler.frontend import distributions, ir
 from compiler.frontend.analysis import (
     chain_observations,
     chain_read,
-    collapsed,
-    collapsible,
     observed_array,
     solved_odes,
     spec_names,
@@ -68,7 +60,7 @@ def generate(model: ir.Model, guide_family: str = "normal") -> GeneratedCode:
     functions = [_model(model, layout), guide]
     if any(s.transformed_data for s in model.lets):
         functions.insert(0, _transform_data(model, layout))
-    if collapsed(model):
+    if _summarised(model):
         functions += [_sufficient_statistics(model), _model(model, layout, collapsed=True)]
     module = em.Module(_docstring(model, guide_family), (_MAX_PLATE_NESTING(model),), tuple(functions))
     rendered = em.render_module(module)
@@ -136,7 +128,7 @@ def _transform_data(model: ir.Model, layout: Layout) -> Function:
 
 def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function:
     plated = [s for s in model.statements if not isinstance(s, (ir.Param, ir.Let))
-              and not (collapsed and isinstance(s, ir.Observe) and collapsible(s))]
+              and not (collapsed and isinstance(s, ir.Observe) and linear_normal.summarised(s))]
     plates = _PlateNames(model, plated)
     runs: list[tuple[tuple[ir.Plate, ...], list[Statement]]] = []
     defined = _Derivatives(layout)
@@ -152,7 +144,7 @@ def _model(model: ir.Model, layout: Layout, collapsed: bool = False) -> Function
                 runs.append((statement.plates, _latent(statement, layout.within(statement.plates))))
             case ir.Let(transformed_data=False):
                 runs.append(((), _let_site(statement, model, layout)))
-            case ir.Observe() if collapsed and collapsible(statement):
+            case ir.Observe() if collapsed and linear_normal.summarised(statement):
                 runs.append(((), [_collapsed_observe(statement, layout.within(statement.plates))]))
             case ir.Observe() if (chain := chain_read(statement, model)) is not None:
                 runs += _emission(statement, chain, model, layout)
@@ -303,24 +295,36 @@ def _integer_tensor(observe: ir.Observe, layout: Layout) -> bool:
         observed.role == "transformed" or observed.name in (layout.index_ranges or {}))
 
 
+def _summarised(model: ir.Model) -> list[ir.Observe]:
+    """The observe statements `collapsed_model` scores from statistics of all their rows, in spec order."""
+    return [s for s in model.observed if linear_normal.summarised(s)]
+
+
 def _collapsed_names(model: ir.Model) -> str:
-    return ", ".join(s.name for s in collapsed(model))
+    return ", ".join(s.name for s in _summarised(model))
 
 
 def _sufficient_statistics(model: ir.Model) -> Function:
-    entries = [em.joined(em.string(statistics_key(s)), ": ", em.call(
-        em.runtime("sufficient_statistics"), em.string(s.distribution.name), _data(observed_array(s))))
-        for s in collapsed(model)]
+    entries = [em.joined(em.string(statistics_key(s)), ": ", _statistics(s)) for s in _summarised(model)]
     statistics = em.Bracketed(None, "{", (em.joined("**", em.name("data")), *entries), "}")
     docstring = f"The data with the statistics collapsed_model scores {_collapsed_names(model)} from."
     # Reads the observed arrays through `data[...]` itself: they may still be on disk.
     return Function("sufficient_statistics", ("data",), docstring, (Return(statistics),))
 
 
+def _statistics(observe: ir.Observe) -> Code:
+    if linear_normal.scored_linearly(observe):
+        return linear_normal.statistics_call(observe, _data)
+    return em.call(em.runtime("sufficient_statistics"), em.string(observe.distribution.name),
+                   _data(observed_array(observe)))
+
+
 def _collapsed_observe(observe: ir.Observe, layout: Layout) -> Statement:
-    use = observe.distribution
-    likelihood = em.call(em.runtime("log_likelihood"), em.string(use.name), _distribution(use, layout),
-                         _data(statistics_key(observe)))
+    use, statistics = observe.distribution, _data(statistics_key(observe))
+    if linear_normal.scored_linearly(observe):
+        likelihood = linear_normal.log_likelihood_call(observe, layout, statistics)
+    else:
+        likelihood = em.call(em.runtime("log_likelihood"), em.string(use.name), _distribution(use, layout), statistics)
     return Line(pyro_call("factor", em.string(observe.name), likelihood))
 
 

@@ -13,8 +13,12 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
 
-from compiler.arrays import CHUNK_ROWS, tensor
+from compiler.arrays import CHUNK_ROWS
 from compiler.backend.hidden_markov import chain_states, emitted, hidden_markov  # noqa: F401 - generated code calls them
+
+# Generated code calls the linear_normal_* as rt.*: they live apart only to keep this module short.
+from compiler.backend.linear_statistics import flat as _flat
+from compiler.backend.linear_statistics import linear_normal_log_likelihood, linear_normal_statistics  # noqa: F401
 from compiler.frontend import distributions
 
 
@@ -400,12 +404,6 @@ def sufficient_statistics(name: str, values) -> tuple:
     chunks = (statistics.of_data(_flat(values[start:start + CHUNK_ROWS]))
               for start in range(0, max(len(values), 1), CHUNK_ROWS))  # no rows: one empty chunk
     return functools.reduce(statistics.combine, chunks)
-
-
-def _flat(values) -> torch.Tensor:
-    if isinstance(values, np.ndarray):  # rows of a memory-mapped file: copied, as torch wants them writable
-        return tensor(values).reshape(-1)
-    return torch.as_tensor(values, dtype=torch.get_default_dtype()).reshape(-1)
 
 
 def log_likelihood(name: str, distribution, statistics: tuple) -> torch.Tensor:

@@ -12,9 +12,9 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
+from compiler.backend.linear_normal import summarised
 from compiler.errors import FitError
 from compiler.frontend import ir
-from compiler.frontend.analysis import collapsible
 from compiler.inference import params
 from compiler.inference.records import Objective
 
@@ -27,7 +27,7 @@ def statements_fitted(compiled: CompiledModel) -> list:
     """The statements whose plates the fit's models declare: every latent, and every
     observation not scored from sufficient statistics."""
     return [s for s in compiled.ir.statements
-            if isinstance(s, ir.Latent) or (isinstance(s, ir.Observe) and not collapsible(s))]
+            if isinstance(s, ir.Latent) or (isinstance(s, ir.Observe) and not summarised(s))]
 
 
 def statements_of_model(compiled: CompiledModel) -> list:
@@ -48,8 +48,9 @@ def refuse_empty_plates(data, statements) -> None:
     if found := empty_plate(data, statements):
         statement, plate = found
         raise FitError(f"'{statement.name}' ranges over {plate.size} = 0 elements, and Pyro's plates need at "
-                       "least one; only an observe statement whose arguments are the same for every element "
-                       "(scored from sufficient statistics) can have none",
+                       "least one; only an observe statement scored from sufficient statistics (its arguments "
+                       "the same for every element, or a Normal mean of group effects linear in data) can have "
+                       "none",
                        statement.span, f"give {plate.size} at least one element, or leave the statement out")
 
 

@@ -62,7 +62,11 @@ def too_few_pairs(particles: int, coordinates: int) -> list[Note]:
 def observed_terms(compiled: CompiledModel, data, batch_size: int | None = None) -> int:
     """Log-density terms per particle an evaluation computes: one per observation (per
     row of a batch, with `batch_size`), one per statement scored from sufficient
-    statistics."""
+    statistics. A statement scored from per-group statistics (`linear_normal`) counts its
+    rows, as scored one by one, so that it keeps the particles it had: counted by its
+    groups, a 1,000-group hierarchy on 10^5 rows would whiten with 2,008 particles (1.3 s
+    an evaluation) where its 20 (0.02 s) reach the bench's bar, and where they leave too
+    large a sampling error the linear-response check doubles them."""
     terms = 0
     for observe in compiled.ir.observed:
         if collapsible(observe):

@@ -31,9 +31,10 @@ from pyro.poutine.messenger import Messenger
 
 from compiler.arrays import tensor
 from compiler.backend.build import CompiledModel
+from compiler.backend.linear_normal import summarised
 from compiler.errors import PplError
 from compiler.frontend import ir
-from compiler.frontend.analysis import collapsible, statement_variables, summarised_only
+from compiler.frontend.analysis import statement_variables, summarised_only
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def split_rows(compiled: CompiledModel, data: Mapping[str, Any], longer_than: in
     observe statement scored row by row, where longer than `longer_than`. Statements
     scored from sufficient statistics of all their rows are not split, nor scaled."""
     model_ir: ir.Model = compiled.ir
-    by_row = [o for o in model_ir.observed if o.plates and not collapsible(o)]
+    by_row = [o for o in model_ir.observed if o.plates and not summarised(o)]
     sizes = {o.plates[0].size: int(data[o.plates[0].size]) for o in by_row if isinstance(o.plates[0].size, str)}
     sizes = {size: length for size, length in sizes.items() if length > longer_than}
     for size in sizes:

@@ -67,3 +67,37 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma_y", dist.LogNormal(sigma_y_loc, sigma_y_scale))
+
+
+def sufficient_statistics(data):
+    """The data with the statistics collapsed_model scores log_radon from."""
+    return {
+        **data,
+        "log_radon.statistics": rt.linear_normal_statistics(
+            data["log_radon"],
+            data["county"],
+            [data["basement"]],
+        ),
+    }
+
+
+def collapsed_model(data):
+    """model(data) with log_radon scored from sufficient statistics: the same log joint."""
+    J = data["J"]
+    J_plate = pyro.plate("J", J, dim=-1)
+    mu_a = pyro.sample("mu_a", dist.Normal(0, 10))
+    sigma_a = pyro.sample("sigma_a", dist.HalfNormal(5))
+    with J_plate:
+        a = pyro.sample("a", dist.Normal(mu_a, sigma_a))
+    b = pyro.sample("b", dist.Normal(0, 10))
+    sigma_y = pyro.sample("sigma_y", dist.HalfNormal(5))
+    pyro.factor(
+        "log_radon",
+        rt.linear_normal_log_likelihood(
+            rt.lift(a, 1, 1),
+            0.0,
+            [b],
+            sigma_y,
+            data["log_radon.statistics"],
+        ),
+    )

@@ -87,3 +87,41 @@ def guide(data):
         constraint=constraints.positive,
     )
     pyro.sample("sigma_y", dist.LogNormal(sigma_y_loc, sigma_y_scale))
+
+
+def sufficient_statistics(data):
+    """The data with the statistics collapsed_model scores log_radon from."""
+    return {
+        **data,
+        "log_radon.statistics": rt.linear_normal_statistics(
+            data["log_radon"],
+            data["county_idx"],
+            [data["floor_measure"]],
+        ),
+    }
+
+
+def collapsed_model(data):
+    """model(data) with log_radon scored from sufficient statistics: the same log joint."""
+    J = data["J"]
+    J_plate = pyro.plate("J", J, dim=-1)
+    with J_plate:
+        alpha_raw = pyro.sample("alpha_raw", dist.Normal(0, 1))
+    beta = pyro.sample("beta", dist.Normal(0, 10))
+    mu_alpha = pyro.sample("mu_alpha", dist.Normal(0, 10))
+    sigma_alpha = pyro.sample("sigma_alpha", dist.HalfNormal(1))
+    sigma_y = pyro.sample("sigma_y", dist.HalfNormal(1))
+    alpha = pyro.deterministic(
+        "alpha",
+        rt.lift(mu_alpha[..., None] + sigma_alpha[..., None] * rt.lift(alpha_raw, 1, 1), 1, -1),
+    )
+    pyro.factor(
+        "log_radon",
+        rt.linear_normal_log_likelihood(
+            rt.lift(alpha, 1, 1),
+            0.0,
+            [beta],
+            sigma_y,
+            data["log_radon.statistics"],
+        ),
+    )
