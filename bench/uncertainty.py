@@ -79,7 +79,8 @@ def measure(spec: Path, options: dict) -> dict:
     error, low, high = compare(spec, report)
     varied = [float(m.group(1)) for w in report.warnings if (m := DRAWS_VARIED.search(w))]
     return {"error": error, "low": low, "high": high, "seconds": seconds, "khat": report.khat,
-            "khat_error": report.khat_error, "khat_draws": report.khat_draws, "log_sd": report.log_ratio_sd,
+            "khat_error": report.khat_error, "khat_draws": report.khat_draws, "threshold": report.khat_threshold,
+            "log_sd": report.log_ratio_sd,
             "shift": report.reweighting_shift, "resampled": report.resampled, "draws_varied": max(varied, default=None),
             "off": error > MEAN_OFF or low < SD_LOW or high > SD_HIGH,
             "warned": any(doubt in w for w in report.warnings for doubt in DOUBTS)}
