@@ -10,21 +10,30 @@ posterior and method:
     worst mean err  max over elements of |mean - reference mean| / reference sd
     sd ratio        min-max over elements of sd / reference sd
     s               wall seconds of the fit (compiling and loading the data excluded)
-    k̂ (sd)          PSIS's k̂ on the reported approximation and the sd of its log weights
-    off / warned    truly off (a mean off by > 0.25 reference sd or an sd outside
-                    0.75-1.33x) / the report warned that its answer may be wrong
+    k̂ ± se (S)      PSIS's k̂ on the reported approximation, its standard error and the
+                    number of importance draws behind it
+    sd log w        the sd of its log weights
+    shift           how far reweighting moves some coordinate's mean (in sds) or its log sd
+    rs              whether the reported draws were resampled by those weights (y/n)
+    draws var       how far the fitted means varied over the choice of fixed draws, where
+                    the fit noted it (and repeated itself with more)
+    off / warned    the REPORTED answer (after any resampling) truly off (a mean off by
+                    > 0.25 reference sd or an sd outside 0.75-1.33x) / the report warned
+                    that its answer may be wrong
 
 then the confusion table of warned against truly off for the default. The table in
 docs/inference.md is this script's output. Run from the repository root:
 
     python bench/uncertainty.py                 # every posterior (about 10 minutes on a quiet machine)
     python bench/uncertainty.py --only radon    # those whose name contains "radon"
+    python bench/uncertainty.py --record rows.jsonl   # also each row's numbers, one JSON object a line
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -37,6 +46,7 @@ MEAN_OFF, SD_LOW, SD_HIGH = 0.25, 0.75, 1.33
 METHODS = {"default": {}, "mean-field": {"covariance": "mean-field", "resample": False}}
 # Warnings that say the approximation itself may be wrong (not, e.g., that data were dropped).
 DOUBTS = ("Pareto k̂", "sds of correlated latents may be too small")
+DRAWS_VARIED = re.compile(r"varied by up to ([0-9.e+-]+) posterior sds")
 
 
 def specs(only: str | None) -> list[Path]:
@@ -67,25 +77,44 @@ def measure(spec: Path, options: dict) -> dict:
     report = program.fit(data, seed=0, **options)
     seconds = time.perf_counter() - started
     error, low, high = compare(spec, report)
+    varied = [float(m.group(1)) for w in report.warnings if (m := DRAWS_VARIED.search(w))]
     return {"error": error, "low": low, "high": high, "seconds": seconds, "khat": report.khat,
-            "log_sd": report.log_ratio_sd, "off": error > MEAN_OFF or low < SD_LOW or high > SD_HIGH,
+            "khat_error": report.khat_error, "khat_draws": report.khat_draws, "threshold": report.khat_threshold,
+            "log_sd": report.log_ratio_sd,
+            "shift": report.reweighting_shift, "resampled": report.resampled, "draws_varied": max(varied, default=None),
+            "off": error > MEAN_OFF or low < SD_LOW or high > SD_HIGH,
             "warned": any(doubt in w for w in report.warnings for doubt in DOUBTS)}
+
+
+def _number(value: float | None, form: str) -> str:
+    return "-" if value is None else format(value, form)
+
+
+def table_row(spec: Path, method: str, row: dict) -> str:
+    khat = "-" if row["khat"] is None else (
+        f"{row['khat']:.2f} ± {_number(row['khat_error'], '.2f')} ({row['khat_draws']})")
+    return (f"| {spec.stem} | {method} | {row['error']:.2f} | {row['low']:.2f}-{row['high']:.2f} | "
+            f"{row['seconds']:.1f} | {khat} | {_number(row['log_sd'], '.2g')} | {_number(row['shift'], '.2f')} | "
+            f"{'y' if row['resampled'] else 'n'} | {_number(row['draws_varied'], '.2g')} | "
+            f"{'off' if row['off'] else 'ok'} / {'warned' if row['warned'] else '-'} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only")
+    parser.add_argument("--record", type=Path, help="append each row's numbers to this file, one JSON object a line")
     args = parser.parse_args()
-    print("| posterior | method | worst mean err | sd ratio | s | k̂ (sd log w) | off / warned |")
-    print("|---|---|---|---|---|---|---|")
+    print("| posterior | method | worst mean err | sd ratio | s | k̂ ± se (draws) | sd log w | shift | rs | "
+          "draws var | off / warned |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     confusion = {(off, warned): 0 for off in (True, False) for warned in (True, False)}
     for spec in specs(args.only):
         for method, options in METHODS.items():
             row = measure(spec, options)
-            khat = "-" if row["khat"] is None else f"{row['khat']:.2f} ({row['log_sd']:.2g})"
-            print(f"| {spec.stem} | {method} | {row['error']:.2f} | {row['low']:.2f}-{row['high']:.2f} | "
-                  f"{row['seconds']:.1f} | {khat} | {'off' if row['off'] else 'ok'} / "
-                  f"{'warned' if row['warned'] else '-'} |", flush=True)
+            print(table_row(spec, method, row), flush=True)
+            if args.record:
+                with args.record.open("a") as record:
+                    record.write(json.dumps({"posterior": spec.stem, "method": method, **row}) + "\n")
             if method == "default":
                 confusion[(row["off"], row["warned"])] += 1
     print(f"\ndefault: off and warned {confusion[(True, True)]}, off and not warned (misses) "

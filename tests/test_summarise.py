@@ -11,7 +11,7 @@ from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.nuts import NutsResult, SampleStats
 from compiler.inference.records import Importance, Note
 from compiler.results.notes import sentence
-from compiler.results.report import MATERIAL_SHIFT, UNIFORM_WEIGHTS_SD
+from compiler.results.report import FAR_SHIFT, MATERIAL_SHIFT, UNIFORM_WEIGHTS_SD
 from compiler.results.summarise import nuts_report, summarise, vi_report
 
 PROGRAM = SimpleNamespace(source=SimpleNamespace(name="s.ppl"), code=SimpleNamespace(guide_families={"m": "Normal"}))
@@ -72,8 +72,13 @@ def test_an_interrupted_fit_says_where_it_stopped():
     assert report.warnings[-1] == "interrupted at step 10: this is the posterior reached so far"
 
 
-def _warned(importance: SimpleNamespace) -> bool:
-    return any("Pareto k̂" in w for w in vi_report(PROGRAM, _vi_result(importance=importance), RunConfig(), DATA).warnings)
+def _warnings(importance: Importance, covariance: str | None = None) -> list[str]:
+    result = _vi_result(importance=importance, covariance=covariance)
+    return [w for w in vi_report(PROGRAM, result, RunConfig(), DATA).warnings if "k̂" in w]
+
+
+def _warned(importance: Importance) -> bool:
+    return bool(_warnings(importance))
 
 
 def test_a_heavy_tailed_khat_warns():
@@ -91,6 +96,38 @@ def test_weights_that_barely_vary_do_not_warn_whatever_khat():
 def test_weights_whose_reweighting_would_barely_move_the_answer_do_not_warn():
     assert not _warned(Importance(0.9, 1.0, 0.7, MATERIAL_SHIFT / 2, 4000))
     assert _warned(Importance(0.9, 1.0, 0.7, MATERIAL_SHIFT * 2, 4000))
+
+
+def test_a_far_reweighting_warns_although_khat_is_below_its_threshold():
+    # gp_pois_regr at defaults: k̂ 0.56 from 4,000 draws, reweighting would move alpha 0.71 sds.
+    assert _warned(Importance(0.56, 1.0, 0.7, FAR_SHIFT * 1.2, 4000))
+
+
+def test_a_reweighting_short_of_far_does_not_warn_while_khat_is_below_its_threshold():
+    # eight schools' mean-field Gaussian: k̂ 0.62, reweighting would move a mean 0.27 sds, and its answer is right.
+    assert not _warned(Importance(0.56, 1.0, 0.7, FAR_SHIFT * 0.8, 4000))
+
+
+def test_a_far_reweighting_of_weights_that_barely_vary_does_not_warn():
+    assert not _warned(Importance(0.3, UNIFORM_WEIGHTS_SD / 2, 0.7, FAR_SHIFT * 2, 4000))
+
+
+def test_a_far_reweighting_warns_from_few_draws_too():
+    # Large-data fits price k̂'s draws by the fit's cost: from 200 draws k̂ reads lower still.
+    assert _warned(Importance(0.2, 1.0, 0.57, FAR_SHIFT * 1.2, 200))
+
+
+def test_the_far_reweighting_warning_says_how_far_and_what_to_do():
+    [warning] = _warnings(Importance(0.56, 234.0, 0.7, 0.71, 4000), covariance="linear-response")
+    assert warning.startswith("reweighting by the importance weights p(x, z)/q(z) would move a mean or sd by 0.71 "
+                              "sds although Pareto k̂ = 0.56 ≤ 0.70 (4000 draws): the posterior lies partly where "
+                              "the linear-response Gaussian barely reaches")
+    assert warning.endswith("check with --method nuts or `pplc vi-vs-nuts`, or refit with --guide fullrank")
+
+
+def test_a_full_rank_gaussian_is_not_told_to_refit_with_a_full_rank_guide():
+    [warning] = _warnings(Importance(0.56, 1.0, 0.7, FAR_SHIFT * 2, 4000), covariance="full-rank")
+    assert "--method nuts" in warning and "--guide fullrank" not in warning
 
 
 def test_a_nuts_report_has_r_hat_and_ess_and_warns_of_divergences():

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from compiler.frontend import ir
 from compiler.results import engine
-from compiler.results.report import MATERIAL_SHIFT, Report, Summary, weights_uniform
+from compiler.results.report import FAR_SHIFT, MATERIAL_SHIFT, Report, Summary, weights_uniform
 from compiler.results.warned import ConvergenceWarning, DataWarning, DivergenceWarning, FitWarning, KhatWarning, Warned
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from compiler.inference.config import NutsConfig, RunConfig
     from compiler.inference.fit import FitResult
     from compiler.inference.nuts import NutsResult
+    from compiler.inference.records import Importance
     from compiler.results.program import CompiledProgram
 
 
@@ -123,11 +124,30 @@ def _vi_notes(result: FitResult) -> list[Warned]:
         notes.append(Warned(ConvergenceWarning, f"the ELBO was still changing after {result.steps} steps: "
                             "the fit has not converged; try more --steps or a larger --max-steps"))
     checked = result.importance
-    if checked and checked.khat is not None and checked.khat > checked.threshold and not weights_uniform(checked.log_sd) \
-            and (checked.shift is None or checked.shift >= MATERIAL_SHIFT):
-        approximation = f"the {result.covariance} Gaussian" if result.covariance else "the guide"
-        notes.append(Warned(KhatWarning, f"Pareto k̂ = {checked.khat:.2f} > {checked.threshold:.2f}: the posterior "
-                            f"has regions {approximation} barely reaches (heavy-tailed importance ratios "
-                            "p(x, z)/q(z)), so these means may be off and the sds wrong; check with --method nuts "
-                            "or `pplc vi-vs-nuts`"))
+    if checked and not weights_uniform(checked.log_sd):
+        notes += _importance_notes(checked, result.covariance)
     return notes
+
+
+def _importance_notes(checked: Importance, covariance: str | None) -> list[Warned]:
+    """Whether the approximation may be materially off, judged from importance weights that do vary:
+    k̂ above its threshold (a tail the draws barely reach), or k̂ below it while reweighting would still
+    move the answer far (the draws barely reach the posterior at all, so too few land there for k̂
+    to see the tail: see FAR_SHIFT)."""
+    approximation = f"the {covariance} Gaussian" if covariance else "the guide"
+    heavy_tailed = checked.khat is not None and checked.khat > checked.threshold
+    if heavy_tailed and (checked.shift is None or checked.shift >= MATERIAL_SHIFT):
+        return [Warned(KhatWarning, f"Pareto k̂ = {checked.khat:.2f} > {checked.threshold:.2f}: the posterior "
+                       f"has regions {approximation} barely reaches (heavy-tailed importance ratios "
+                       "p(x, z)/q(z)), so these means may be off and the sds wrong; check with --method nuts "
+                       "or `pplc vi-vs-nuts`")]
+    if not heavy_tailed and checked.shift is not None and checked.shift >= FAR_SHIFT:
+        khat = ("k̂ finds no heavy tail" if checked.khat is None
+                else f"Pareto k̂ = {checked.khat:.2f} ≤ {checked.threshold:.2f}")
+        fullrank = "" if covariance == "full-rank" else ", or refit with --guide fullrank"
+        return [Warned(KhatWarning, f"reweighting by the importance weights p(x, z)/q(z) would move a mean or sd "
+                       f"by {checked.shift:.2f} sds although {khat} ({checked.draws} draws): the posterior lies "
+                       f"partly where {approximation} barely reaches, too few of its draws land there to show "
+                       "the tail, and reweighted draws cannot move far enough, so these means may be off and the "
+                       f"sds wrong; check with --method nuts or `pplc vi-vs-nuts`{fullrank}")]
+    return []
