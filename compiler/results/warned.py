@@ -32,7 +32,8 @@ class ConvergenceWarning(PplcWarning):
 
 
 class KhatWarning(PplcWarning):
-    """Pareto k̂ says the approximation misses regions of the posterior that matter (docs/inference.md)."""
+    """The importance weights say the approximation misses regions of the posterior that matter: Pareto
+    k̂ above its threshold, or reweighting that would move a mean or sd far (docs/inference.md)."""
 
 
 class DivergenceWarning(PplcWarning):
