@@ -23,12 +23,16 @@ QUICK = ["earnings-logearn_height", "kidiq-kidscore_momiq"]
 # Posteriors the default mean-field guide does not fit to the bar, and the guide docs/inference.md
 # gives them: the Gaussian process's magnitude alpha is skewed and tied to f_tilde (0.72 sds at defaults).
 GUIDES = {"gp_pois_regr-gp_pois_regr": "fullrank"}
+# And those sampled by NUTS, which their report recommends: the centred eight schools' funnel (tau 1.13
+# sds off at defaults, with a k̂ warning; NUTS 0.08).
+SAMPLED = {"eight_schools-eight_schools_centered"}
 
 
 def worst_mean_error(name: str) -> float:
     spec = POSTERIORDB / f"{name}.ppl"
     reference = json.loads(spec.with_suffix(".reference.json").read_text())["posterior"]
-    report = compile_file(spec, guide=GUIDES.get(name, "normal")).fit(seed=0)
+    program = compile_file(spec, guide=GUIDES.get(name, "normal"))
+    report = program.sample(seed=0) if name in SAMPLED else program.fit(seed=0)
     return max(
         float(np.max(np.abs(np.asarray(report.posterior[site].mean) - np.asarray(expected["mean"]))
                      / np.asarray(expected["sd"])))
