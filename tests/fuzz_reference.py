@@ -61,6 +61,7 @@ ELEMENTWISE = {
 BROADCASTS = {
     "normal_lcdf": lambda x, mu, sigma: log_ndtr((x - mu) / sigma),
     "normal_lccdf": lambda x, mu, sigma: log_ndtr((mu - x) / sigma),
+    "log_mix": lambda theta, a, b: np.logaddexp(np.log(theta) + a, np.log1p(-theta) + b),
 }
 REDUCTIONS = {"sum": np.sum, "mean": np.mean, "sd": lambda x: np.std(x, ddof=1),
               "log_sum_exp": lambda x: np.logaddexp.reduce(x, axis=None), "max": np.max, "min": np.min}

@@ -429,6 +429,8 @@ FUNCTION_CASES: dict[str, tuple[str, str, Callable[[], torch.Tensor]]] = {
                               lambda: tensor(norm.logcdf(0.5, T["w"], T["v"]))),
     "normal_lccdf-broadcast": ("normal_lccdf", "normal_lccdf(w, 0.5, v)",
                                lambda: tensor(norm.logsf(T["w"], 0.5, T["v"]))),
+    "log_mix-broadcast": ("log_mix", "log_mix(u, w, 0.5)",
+                          lambda: torch.log(T["u"] * torch.exp(T["w"]) + (1 - T["u"]) * math.exp(0.5))),
     "square": ("square", "square(w)", lambda: T["w"] * T["w"]),
     "inv": ("inv", "inv(v)", lambda: 1 / T["v"]),
     "log_softmax": ("log_softmax", "log_softmax(w)", lambda: T["w"] - T["w"].exp().sum().log()),

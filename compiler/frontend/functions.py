@@ -59,6 +59,9 @@ TABLE: dict[str, Function] = {
         Function("std_normal_lccdf", 1, ELEMENTWISE, "torch.special.log_ndtr(torch.neg({0}))"),
         Function("normal_lcdf", 3, BROADCAST, "torch.special.log_ndtr(({0} - {1}) / {2})"),
         Function("normal_lccdf", 3, BROADCAST, "torch.special.log_ndtr(({1} - {0}) / {2})"),
+        # Stan's log_mix(theta, lp1, lp2): log(theta e^lp1 + (1 - theta) e^lp2), a two-component mixture's
+        # log density from its components' (for a `factor`), without overflow.
+        Function("log_mix", 3, BROADCAST, "torch.logaddexp(torch.log({0}) + {1}, torch.log1p(torch.neg({0})) + {2})"),
         Function("lgamma", 1, ELEMENTWISE, "torch.lgamma({0})"),
         Function("square", 1, ELEMENTWISE, "torch.square({0})"),
         Function("inv", 1, ELEMENTWISE, "torch.reciprocal({0})"),
