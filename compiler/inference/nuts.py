@@ -212,7 +212,8 @@ def flat_with_gradient(energy: Energy, example: torch.Tensor) -> EnergyAndGradie
     except RuntimeError:
         return no_u_turn.with_gradient(_traced(energy, example))
     with _tracing():
-        return torch.jit.freeze(torch.jit.trace(graph, (example,), check_trace=False).eval())
+        # (train(False) is what nn.Module.eval does: freezing wants a module out of training mode)
+        return torch.jit.freeze(torch.jit.trace(graph, (example,), check_trace=False).train(False))
 
 
 @contextlib.contextmanager
