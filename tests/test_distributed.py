@@ -58,7 +58,9 @@ def guide_fits(linear_regression):
             for optimizer in ("lbfgs", "adam")}
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+# Adam's two-process fit (14 s) and the batched one (20 s) run with -m slow, to keep the default run
+# under five minutes; L-BFGS's two-process fit (5 s) runs by default.
+@pytest.mark.parametrize("optimizer", ["lbfgs", pytest.param("adam", marks=pytest.mark.slow)])
 def test_two_processes_on_loopback_fit_the_posterior_of_one(optimizer, guide_fits):
     single = _as_printed(guide_fits[optimizer])
     double = _fit_in_two_processes(["--optimizer", optimizer])
@@ -70,6 +72,7 @@ def test_two_processes_on_loopback_fit_the_posterior_of_one(optimizer, guide_fit
         assert torch.allclose(torch.tensor(double["posterior"][name]["sd"]), sd, rtol=0.01), name
 
 
+@pytest.mark.slow
 def test_two_processes_with_batches_fit_the_posterior_of_one_over_all_the_rows(guide_fits):
     single = _as_printed(guide_fits["lbfgs"])
     double = _fit_in_two_processes(["--batch-size", "50"])
