@@ -78,7 +78,9 @@ def statement_variables(statement: ir.Statement) -> Iterator[ir.Variable]:
 def chain_read(observe: ir.Observe, model: ir.Model) -> ir.Latent | None:
     """The chain of discrete states an observe statement reads (`mu[z[t]]`), if any: it is scored
     with the chain, not on its own (`chains` checks that it reads at most one)."""
-    chains = {s.name: s for s in model.latents if s.chain}
+    chains = model.chains
+    if not chains:
+        return None
     return next((chains[v.name] for v in statement_variables(observe) if v.name in chains), None)
 
 

@@ -7,6 +7,7 @@ the index variables it varies over); every statement knows its plates. Sizes
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal, Union
 
@@ -385,6 +386,11 @@ class Model:
     @property
     def latents(self) -> tuple[Latent, ...]:
         return tuple(s for s in self.statements if isinstance(s, Latent))
+
+    @functools.cached_property
+    def chains(self) -> dict[str, Latent]:
+        """The discrete chains by name: computed once, as every observe statement asks (`analysis.chain_read`)."""
+        return {s.name: s for s in self.latents if s.chain}
 
     @property
     def guided_latents(self) -> tuple[Latent, ...]:
