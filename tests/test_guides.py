@@ -84,6 +84,7 @@ def test_the_low_rank_guide_is_exact_where_its_rank_and_diagonal_span_every_cova
     assert torch.allclose(_covariance(result), _exact_covariance(data), rtol=1e-6, atol=0)
 
 
+@pytest.mark.slow  # (4 s: three fits of radon)
 def test_the_low_rank_guide_lies_between_mean_field_and_full_rank_where_its_rank_falls_short():
     data, exact = _wide_data()
     fits = {guide: infer.fit(compile_source(WIDE, guide=guide).compiled,
