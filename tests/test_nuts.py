@@ -41,6 +41,32 @@ def test_nuts_samples_a_latent_with_an_improper_prior():
     assert abs(summary.mean - exact_mean) < 4 * summary.sd / math.sqrt(summary.ess)
 
 
+def test_the_compiled_gradient_is_autograds_on_the_potential(specs):
+    # One graph of the forward and backward operations (make_fx, frozen): the same value and gradient
+    # as autograd through Pyro's potential, at points away from the one it was traced at.
+    from pyro.infer.mcmc.util import initialize_model
+
+    from compiler.inference import no_u_turn, nuts, params
+
+    program = compile_file(specs / "radon.ppl")
+    model, data = program.compiled.scored(program.load_data())
+    with params.scope():
+        params.fresh(0)
+        initial, potential, _, _ = initialize_model(model, (data,), max_plate_nesting=program.compiled.ir.max_plate_nesting)
+    sites = tuple(sorted(initial))
+    centre = torch.cat([initial[site].detach().reshape(-1) for site in sites]).double()
+    geometry = nuts.Geometry(sites, tuple(initial[site].shape for site in sites), centre,
+                             torch.eye(len(centre), dtype=torch.float64), warm=True)
+    energy = nuts.whitened(potential, geometry)
+    compiled = nuts.flat_with_gradient(energy, torch.zeros_like(centre))
+    for seed in (1, 2):
+        u = 0.1 * torch.randn(len(centre), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        value, gradient = compiled(u)
+        expected_value, expected_gradient = no_u_turn.with_gradient(energy)(u)
+        assert float(value) == pytest.approx(float(expected_value), rel=1e-12)
+        assert torch.allclose(gradient, expected_gradient, rtol=1e-10, atol=1e-10)
+
+
 def test_nuts_reports_r_hat_and_ess_per_element(specs):
     # What is reported, not how well: a short run does (the coin's test above checks the accuracy).
     report = compile_file(specs / "eight_schools.ppl").sample(seed=0, warmup=50, samples=50, chains=2)
