@@ -4,7 +4,8 @@ For each model of `bench/nuts.py`, in this one process, one thread: milliseconds
 evaluation of U(z) and ∇U(z) at the same point, by
 - Pyro: `initialize_model`'s potential_fn (what Pyro's NUTS calls), with autograd for
   the gradient as Pyro's `potential_grad` does; eager, and with `jit_compile=True`;
-- pplc: `nuts.flat_with_gradient` (the forward and backward operations as one frozen graph).
+- pplc: `compiled_potential.flat_with_gradient` (the forward and backward operations as one frozen
+  graph, after its peephole pass), whitened around it as the chains are (`compiled_potential.whitened`).
 All three on the same generated Pyro model and data; the values are checked equal.
 
     python bench/nuts_potential.py
@@ -23,7 +24,7 @@ from nuts import MODELS, spec_and_data
 from pyro.infer.mcmc.util import initialize_model
 
 from compiler import compile_file
-from compiler.inference import nuts, params
+from compiler.inference import compiled_potential, nuts, params
 from compiler.inference.no_u_turn import with_gradient
 
 CALLS, BLOCKS = 200, 5
@@ -55,13 +56,14 @@ def evaluators(spec: Path, data: Path) -> tuple[dict, torch.Tensor]:
     sites = tuple(sorted(initial))
     shapes = tuple(initial[site].shape for site in sites)
     centre = torch.cat([initial[site].detach().reshape(-1) for site in sites])
-    geometry = nuts.Geometry(sites, shapes, centre, torch.eye(len(centre), dtype=centre.dtype), warm=True)
-    example = torch.zeros_like(centre)
+    identity = torch.eye(len(centre), dtype=centre.dtype)
+    geometry = nuts.Geometry(sites, shapes, centre, identity, warm=True)
+    flat = compiled_potential.flat_with_gradient(lambda z: potentials[False](geometry.split(z)), centre)
     return {
         "pyro": with_gradient(nuts.whitened(potentials[False], geometry)),
         "pyro, jit_compile": with_gradient(nuts.whitened(potentials[True], geometry)),
-        "pplc": nuts.flat_with_gradient(nuts.whitened(potentials[False], geometry), example),
-    }, example
+        "pplc": compiled_potential.whitened(flat, centre, identity),
+    }, torch.zeros_like(centre)
 
 
 def main() -> None:

@@ -42,11 +42,12 @@ def test_nuts_samples_a_latent_with_an_improper_prior():
 
 
 def test_the_compiled_gradient_is_autograds_on_the_potential(specs):
-    # One graph of the forward and backward operations (make_fx, frozen): the same value and gradient
-    # as autograd through Pyro's potential, at points away from the one it was traced at.
+    # The graph built in a process of its own (make_fx, simplified, frozen, handed back by torch.jit.save)
+    # and whitened around it: the same value and gradient as autograd through Pyro's whitened potential,
+    # at points away from the one it was traced at.
     from pyro.infer.mcmc.util import initialize_model
 
-    from compiler.inference import no_u_turn, nuts, params
+    from compiler.inference import compiled_potential, no_u_turn, nuts, params
 
     program = compile_file(specs / "radon.ppl")
     model, data = program.compiled.scored(program.load_data())
@@ -54,15 +55,19 @@ def test_the_compiled_gradient_is_autograds_on_the_potential(specs):
         params.fresh(0)
         initial, potential, _, _ = initialize_model(model, (data,), max_plate_nesting=program.compiled.ir.max_plate_nesting)
     sites = tuple(sorted(initial))
+    shapes = tuple(initial[site].shape for site in sites)
     centre = torch.cat([initial[site].detach().reshape(-1) for site in sites]).double()
-    geometry = nuts.Geometry(sites, tuple(initial[site].shape for site in sites), centre,
-                             torch.eye(len(centre), dtype=torch.float64), warm=True)
-    energy = nuts.whitened(potential, geometry)
-    compiled = nuts.flat_with_gradient(energy, torch.zeros_like(centre))
+    generator = torch.Generator().manual_seed(0)
+    scale_tril = torch.eye(len(centre), dtype=torch.float64) + 0.01 * torch.randn(
+        len(centre), len(centre), generator=generator, dtype=torch.float64).tril()
+    cold = nuts.Geometry(sites, shapes, centre, torch.eye(len(centre), dtype=torch.float64), warm=False)
+    with compiled_potential.built_aside(lambda z: potential(cold.split(z)), centre) as built:
+        compiled = compiled_potential.whitened(built(), centre, scale_tril)
+    autograd = no_u_turn.with_gradient(nuts.whitened(potential, nuts.Geometry(sites, shapes, centre, scale_tril, True)))
     for seed in (1, 2):
         u = 0.1 * torch.randn(len(centre), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         value, gradient = compiled(u)
-        expected_value, expected_gradient = no_u_turn.with_gradient(energy)(u)
+        expected_value, expected_gradient = autograd(u)
         assert float(value) == pytest.approx(float(expected_value), rel=1e-12)
         assert torch.allclose(gradient, expected_gradient, rtol=1e-10, atol=1e-10)
 

@@ -60,7 +60,7 @@ def posterior(compiled: CompiledModel, data, objective: Objective, config: RunCo
         checked = None if minibatch.read_by_row_on_disk(compiled, data) else importance(
             compiled, data, fitted_draws(run), objective)
         return Posterior(posterior_draws(compiled, data, config.draws), checked, None, False, None, [], run)
-    gaussian, notes, run = _gaussian(compiled, objective, config, run, refit)
+    gaussian, notes, run = gaussian_of_fit(compiled, objective, config, run, refit)
     draws, weighted, resampled = from_gaussian(compiled, data, objective, gaussian, config.draws, config.seed,
                                                config.resample, draw_count(compiled, data, fitted_draws(run)))
     return Posterior(draws, weighted.importance, gaussian.kind, resampled, gaussian, notes, run)
@@ -119,11 +119,11 @@ def redraw(compiled: CompiledModel, data, count: int, seed: int, kind: str | Non
     return from_gaussian(compiled, data, objective, gaussian, count, seed, resample, weighted_draws)[0], gaussian
 
 
-def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, run: Run,
-              refit: Callable[[int], Run]) -> tuple[linear_response.Gaussian, list[Note], Run]:
+def gaussian_of_fit(compiled: CompiledModel, objective: Objective, config: RunConfig, run: Run,
+                    refit: Callable[[int], Run] | None = None) -> tuple[linear_response.Gaussian, list[Note], Run]:
     """The linear-response Gaussian where it applies and H is positive definite (after
-    the draw check, refitting with more draws while it asks for them), else the mean-field one;
-    a joint guide's own Gaussian (`joint`)."""
+    the draw check, refitting with more draws while it asks for them; without `refit`, as
+    first measured), else the mean-field one; a joint guide's own Gaussian (`joint`)."""
     if joint.applies(compiled):
         return joint.gaussian(compiled, objective), [], run
     if config.covariance == "mean-field" or run.fixed_draws is None:
@@ -140,7 +140,8 @@ def _gaussian(compiled: CompiledModel, objective: Objective, config: RunConfig, 
         if not corrected.converged:
             notes.append(Note("lanczos_unsettled", {"vectors": lanczos.MAX_VECTORS}))
         more = min(2 * run.particles, MAX_LBFGS_PARTICLES)
-        if corrected.draw_error <= linear_response.DRAW_ERROR or more == run.particles or len(notes) == MAX_DOUBLINGS:
+        if (refit is None or corrected.draw_error <= linear_response.DRAW_ERROR or more == run.particles
+                or len(notes) == MAX_DOUBLINGS):
             return corrected.gaussian, notes, run
         notes.append(Note("more_draws", {"error": corrected.draw_error, "particles": run.particles, "more": more}))
         run = refit(more)

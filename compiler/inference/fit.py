@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from pyro import poutine
@@ -30,6 +32,7 @@ from compiler.inference import (
     improper,
     interrupt,
     lbfgs,
+    linear_response,
     minibatch,
     params,
     rounds,
@@ -47,12 +50,28 @@ RETRY_RATE_FACTOR = 0.1
 # models (batches of N/5) the rounds then diverged or stopped far away, where Adam
 # steps did not (docs/scaling.md).
 ROWS_PER_COORDINATE = 5
+Fitted = TypeVar("Fitted")
 
 
 def fit(compiled: CompiledModel, data, config: RunConfig) -> FitResult:
     """Fit on `config.device` (see `devices.on_device`); the result holds CPU tensors. Arrays
     in memory-mapped files are read whole unless each step takes a batch of them, or the
     fit needs only their sufficient statistics."""
+    return _prepared(compiled, data, config, _fit)
+
+
+def gaussian(compiled: CompiledModel, data, config: RunConfig) -> linear_response.Gaussian | None:
+    """Only the Gaussian a fit's report would draw from (None where none applies), measured once
+    at the fit's own fixed draws: no refits for the draw check, no importance weights, no draws.
+    For NUTS's warm start, which needs a Gaussian that whitens the space, not the report's
+    precision (the hierarchical logistic regression of bench/nuts.py: the draw check's two refits
+    and three measurements were 3.5 s of a 4.5 s fit). Ctrl-C during the fit raises KeyboardInterrupt."""
+    return _prepared(compiled, data, config, _gaussian_only)
+
+
+def _prepared(compiled: CompiledModel, data, config: RunConfig, then: Callable[..., Fitted]) -> Fitted:
+    """`then(compiled, data, config, subsampled, controlled, notes)` on the fit's device, in a
+    param store of its own, with the data and the optimizer settled."""
     diagnose.refuse_empty_plates(data, diagnose.statements_fitted(compiled))
     if _nothing_to_fit(compiled):  # how to fit does not matter: the answer is computed exactly
         config = config.model_copy(update={"batch_size": None, "optimizer": config.optimizer or "lbfgs"})
@@ -69,7 +88,7 @@ def fit(compiled: CompiledModel, data, config: RunConfig) -> FitResult:
         if config.optimizer is None:
             optimizer, why = _default_optimizer(compiled, data, config, subsampled, controlled)
             config, notes = config.model_copy(update={"optimizer": optimizer}), [why] if why else []
-        return _fit(compiled, data, config, subsampled, controlled, notes)
+        return then(compiled, data, config, subsampled, controlled, notes)
 
 
 def _check_options(config: RunConfig, subsampled: bool, controlled: bool, guide_family: str) -> None:
@@ -143,6 +162,19 @@ def _fit(compiled: CompiledModel, data, config: RunConfig, subsampled: bool, con
                      run.converged and not run.interrupted, draws, point, discrete, devices.on_cpu(params.state()),
                      time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), answer.importance,
                      answer.covariance, answer.resampled, answer.gaussian)
+
+
+def _gaussian_only(compiled: CompiledModel, data, config: RunConfig, subsampled: bool, controlled: bool,
+                   notes: list[Note]) -> linear_response.Gaussian | None:
+    _check_options(config, subsampled, controlled, compiled.guide_family)
+    objective = _objective(compiled, data, config)
+    run = _attempt_with_retry(compiled, data, objective, config, subsampled, notes)
+    if run.interrupted:
+        raise KeyboardInterrupt  # (the fit caught Ctrl-C to stop early: here it stops what waits for the fit)
+    _refuse_improper(compiled, objective, config, subsampled)
+    if not approximation.gaussian_applies(compiled, data, config, subsampled):
+        return None
+    return approximation.gaussian_of_fit(compiled, objective, config, run)[0]
 
 
 def _attempt_with_retry(compiled: CompiledModel, data, objective: Objective, config: RunConfig, subsampled: bool,

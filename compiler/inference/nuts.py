@@ -13,13 +13,12 @@ fast three ways:
   the sampler is pplc's own (`no_u_turn`: Pyro's spends more per step on bookkeeping
   than radon's model costs). Without a Gaussian the chains start cold on Pyro's NUTS,
   which adapts a diagonal mass matrix as well.
-- **A compiled potential**: the whitened potential and its gradient as one graph of forward
-  and backward operations (make_fx records what autograd does; torch.jit traces and freezes
-  it), so that a step builds no autograd graph. Cold, Pyro's NUTS gets the traced potential
-  (as its `jit_compile`); where a latent is enumerated or an ODE solved, nothing is traced.
-- **Chains in parallel** processes, one per core, forked before the warm start's VI fit (the
-  potential is inherited, not pickled; they load torch's tracer meanwhile), chain k seeded with
-  seed + k.
+- **A compiled potential**: the potential and its gradient as one frozen graph of forward
+  and backward operations (`compiled_potential`), built in a process of its own while the
+  warm start's VI fit runs. Cold, Pyro's NUTS gets the traced potential (as its
+  `jit_compile`); where a latent is enumerated or an ODE solved, nothing is traced.
+- **Chains in parallel** processes, one per core, forked once the graph is loaded (the
+  potential and graph are inherited, not pickled), chain k seeded with seed + k.
 
 Kept per chain: the draws, and per draw whether it diverged, its leapfrog steps, tree
 depth and step size (ArviZ's `sample_stats`). R̂ and ESS are the rank-normalised
@@ -35,7 +34,6 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import signal
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -47,11 +45,10 @@ from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc import MCMC, NUTS
 from pyro.infer.mcmc.util import initialize_model
 from torch.distributions import transform_to
-from torch.fx.experimental.proxy_tensor import make_fx
 
 from compiler.backend.build import CompiledModel
 from compiler.errors import FitError
-from compiler.inference import no_u_turn, params, stats
+from compiler.inference import compiled_potential, no_u_turn, params, stats
 from compiler.inference.config import NutsConfig, RunConfig
 from compiler.inference.diagnose import initialise
 from compiler.inference.no_u_turn import Energy, EnergyAndGradient
@@ -134,8 +131,12 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
     # Not traced where a latent is enumerated (Pyro sums it out with Python control flow a trace would
     # freeze) or an ODE is solved (a trace would freeze the solver's adaptive steps).
     chains = _Chains(potential, config, traceable=not enumerated and not compiled.ir.odes)
-    with _workers(chains) as pool:  # forked now: they load torch's tracer while the warm start's VI fit runs
-        geometry = _geometry(compiled, data, config, initial)
+    cold = _cold(initial)
+    with _built_aside(chains, cold) as compiled_gradient:  # while the warm start's VI fit runs
+        geometry = _geometry(compiled, data, config, cold)
+        if geometry.warm and compiled_gradient is not None:
+            chains.evaluate = compiled_potential.whitened(compiled_gradient(), geometry.centre, geometry.scale_tril)
+    with _workers(chains) as pool:
         runs = _run_chains(chains, geometry, pool)
     unconstrained = geometry.latents(torch.stack([torch.as_tensor(run.draws) for run in runs]))  # (chains, samples, D)
     constrained = {site: transforms[site].inv(value) for site, value in geometry.split(unconstrained).items()}
@@ -159,31 +160,33 @@ def _initial_value(site: dict) -> torch.Tensor:
         return transform(torch.rand(transform.inverse_shape(site["fn"].shape())) * 4 - 2)
 
 
-def _geometry(compiled: CompiledModel, data, config: NutsConfig, initial: dict[str, torch.Tensor]) -> Geometry:
-    """The VI fit's linear-response Gaussian where there is one (see `approximation`); the
-    identity around Pyro's initial point otherwise, or when warm starts are off."""
+def _cold(initial: dict[str, torch.Tensor]) -> Geometry:
+    """The identity around Pyro's initial point."""
     sites = tuple(sorted(initial))
-    shapes = tuple(initial[site].shape for site in sites)
-    if config.warm_start and not any(s.enumerated for s in compiled.ir.latents):
-        from compiler.inference import fit as infer
-
-        try:
-            fitted = infer.fit(compiled, data, RunConfig(seed=config.seed, resample=False, draws=100,
-                                                         particles=WARM_START_PARTICLES,
-                                                         progress=config.progress))  # the warm start's own bar
-        except FitError:  # (a fit that fails is no start: NUTS starts cold, as it would without one)
-            fitted = None
-        if fitted is not None and fitted.interrupted:
-            raise KeyboardInterrupt  # the fit caught Ctrl-C to stop early: here it stops the sampling
-        gaussian = fitted.gaussian if fitted is not None else None
-        if gaussian is not None and {b.latent for b in gaussian.blocks} == set(sites):
-            order = {b.latent: b for b in gaussian.blocks}
-            index = torch.cat([torch.arange(order[s].start, order[s].start + order[s].size) for s in sites])
-            covariance = gaussian.scale_tril @ gaussian.scale_tril.T
-            scale_tril = torch.linalg.cholesky(covariance[index][:, index])
-            return Geometry(sites, shapes, gaussian.mean[index], scale_tril, warm=True)
     centre = torch.cat([initial[site].detach().reshape(-1) for site in sites])
-    return Geometry(sites, shapes, centre, torch.eye(len(centre), dtype=centre.dtype), warm=False)
+    return Geometry(sites, tuple(initial[site].shape for site in sites), centre,
+                    torch.eye(len(centre), dtype=centre.dtype), warm=False)
+
+
+def _geometry(compiled: CompiledModel, data, config: NutsConfig, cold: Geometry) -> Geometry:
+    """The VI fit's linear-response Gaussian where there is one (see `approximation`); `cold`
+    otherwise, or when warm starts are off."""
+    if not config.warm_start or any(s.enumerated for s in compiled.ir.latents):
+        return cold
+    from compiler.inference import fit as infer
+
+    try:
+        gaussian = infer.gaussian(compiled, data, RunConfig(seed=config.seed, particles=WARM_START_PARTICLES,
+                                                           progress=config.progress))  # the warm start's own bar
+    except FitError:  # (a fit that fails is no start: NUTS starts cold, as it would without one)
+        return cold
+    if gaussian is None or {b.latent for b in gaussian.blocks} != set(cold.sites):
+        return cold
+    order = {b.latent: b for b in gaussian.blocks}
+    index = torch.cat([torch.arange(order[s].start, order[s].start + order[s].size) for s in cold.sites])
+    covariance = gaussian.scale_tril @ gaussian.scale_tril.T
+    scale_tril = torch.linalg.cholesky(covariance[index][:, index])
+    return Geometry(cold.sites, cold.shapes, gaussian.mean[index], scale_tril, warm=True)
 
 
 def whitened(potential, geometry: Geometry) -> Energy:
@@ -194,35 +197,18 @@ def whitened(potential, geometry: Geometry) -> Energy:
     return energy
 
 
-def _traced(energy: Energy, example: torch.Tensor) -> Energy:
-    """The potential as one graph traced by torch.jit.trace (as Pyro's own `jit_compile`
-    does, with the whitening inside), traced once before the chains fork."""
-    with _tracing():
-        return torch.jit.trace(energy, (example,), check_trace=False)
-
-
-def flat_with_gradient(energy: Energy, example: torch.Tensor) -> EnergyAndGradient:
-    """u -> (U(u), ∇U(u)) as one traced graph of the forward and backward operations together
-    (make_fx records what autograd does), so that no autograd graph is built at each step: radon's
-    potential and gradient in 0.29 ms of CPU against 0.71 ms for the traced potential under autograd),
-    frozen (constants folded). Where the potential has control flow on values make_fx cannot record,
-    the traced potential under autograd. make_fx's first use imports torch's compiler stack: about a second of CPU."""
-    try:
-        with pyro.validation_enabled(False):  # (the checks branch on values; the data were checked at load)
-            graph = make_fx(no_u_turn.with_gradient(energy))(example)
-    except RuntimeError:
-        return no_u_turn.with_gradient(_traced(energy, example))
-    with _tracing():
-        # (train(False) is what nn.Module.eval does: freezing wants a module out of training mode)
-        return torch.jit.freeze(torch.jit.trace(graph, (example,), check_trace=False).train(False))
-
-
 @contextlib.contextmanager
-def _tracing() -> Iterator[None]:
-    with warnings.catch_warnings():  # torch.jit.trace is deprecated from torch 2.13 on (pinned below 2.14)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        yield
+def _built_aside(chains: _Chains, cold: Geometry) -> Iterator[Callable[[], EnergyAndGradient] | None]:
+    """The compiled potential and gradient over the flat latents z, built while the warm start's fit
+    runs (`compiled_potential`); None where it is not traced or there is no warm start."""
+    if not chains.traceable or not chains.config.warm_start:
+        yield None
+        return
+    def energy(z: torch.Tensor) -> torch.Tensor:
+        return chains.potential(cold.split(z))
+
+    with compiled_potential.built_aside(energy, cold.centre) as built:
+        yield built
 
 
 class _Chains:
@@ -260,15 +246,14 @@ class _Chains:
             start, self.warmup(geometry), config.samples, functools.partial(self._count, chain))
 
     def _evaluator(self, geometry: Geometry) -> EnergyAndGradient:
-        if self.evaluate is None:
-            energy, example = whitened(self.potential, geometry), torch.zeros_like(geometry.centre)
-            self.evaluate = flat_with_gradient(energy, example) if self.traceable else no_u_turn.with_gradient(energy)
+        if self.evaluate is None:  # (not traceable: `fit_nuts` sets the compiled one otherwise)
+            self.evaluate = no_u_turn.with_gradient(whitened(self.potential, geometry))
         return self.evaluate
 
     def _potential(self, geometry: Geometry) -> Energy:
         if self.energy is None:
             energy = whitened(self.potential, geometry)
-            self.energy = _traced(energy, torch.zeros_like(geometry.centre)) if self.traceable else energy
+            self.energy = compiled_potential.traced(energy, torch.zeros_like(geometry.centre)) if self.traceable else energy
         return self.energy
 
     def _count(self, chain: int) -> None:
@@ -355,8 +340,6 @@ def _run_chains(chains: _Chains, geometry: Geometry, pool: multiprocessing.pool.
 def _worker_setup() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)  # one core per chain
-    if _WORK.traceable and _WORK.config.warm_start:
-        make_fx(torch.neg)(torch.zeros(1))  # its first use loads torch's tracer: a second, off the critical path
 
 
 def _run_forked(chain: int, geometry: Geometry) -> no_u_turn.Chain:
