@@ -72,6 +72,25 @@ def test_the_compiled_gradient_is_autograds_on_the_potential(specs):
         assert torch.allclose(gradient, expected_gradient, rtol=1e-10, atol=1e-10)
 
 
+def test_the_warm_start_measures_the_fits_gaussian_once_where_the_report_would_refit(specs, monkeypatch):
+    # NUTS needs a Gaussian that whitens the space: the draw check's refits buy the report precision it does not use.
+    from compiler.inference import fit as infer
+    from compiler.inference import linear_response
+    from compiler.inference.config import RunConfig
+
+    measured = []
+    measure = linear_response.measure
+    monkeypatch.setattr(linear_response, "measure", lambda *args: measured.append(1) or measure(*args))
+    program = compile_file(specs / "eight_schools.ppl")
+    data = program.load_data()
+    infer.fit(program.compiled, data, RunConfig(particles=2, draws=100))
+    report_measurements, measured[:] = len(measured), []
+    gaussian = infer.gaussian(program.compiled, data, RunConfig(particles=2))
+    assert report_measurements > 1
+    assert len(measured) == 1
+    assert gaussian.kind == "linear-response"
+
+
 def test_nuts_reports_r_hat_and_ess_per_element(specs):
     # What is reported, not how well: a short run does (the coin's test above checks the accuracy).
     report = compile_file(specs / "eight_schools.ppl").sample(seed=0, warmup=50, samples=50, chains=2)
