@@ -7,7 +7,8 @@ same algorithm on one flat NumPy vector with Python floats for the energies (a t
 operation on a vector this small costs more in dispatch than NumPy's; the potential is
 evaluated in torch, on the same memory): multinomial
 NUTS (Betancourt 2017, "A conceptual introduction to Hamiltonian Monte Carlo",
-appendix A; Stan's sampler), the U-turn criterion on the summed momenta, an
+appendix A; Stan's sampler), the U-turn criterion on the summed momenta (with Stan's
+checks across merged subtrees), an
 identity mass matrix (the caller has whitened the space), and Nesterov dual
 averaging of the step size during warm-up (Hoffman & Gelman 2014, algorithm 5,
 with Stan's constants). tests/test_no_u_turn.py checks it on Gaussians of known
@@ -66,7 +67,7 @@ class Chain:
     step_size: np.ndarray
 
 
-@dataclass
+@dataclass(slots=True)  # (slots: the tree builds thousands of these a second)
 class _State:
     u: np.ndarray
     p: np.ndarray
@@ -74,7 +75,7 @@ class _State:
     gradient: np.ndarray
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tree:
     left: _State
     right: _State
@@ -139,11 +140,10 @@ class Sampler:
         """The tree grown by a branch on one side; the proposal moves into the branch with
         probability min(1, w_branch / w_tree) (biased progressive sampling)."""
         take = math.log(self._uniform()) < branch.log_weight - tree.log_weight
-        left, right = (tree.left, branch.right) if direction > 0 else (branch.left, tree.right)
-        momentum = tree.momentum + branch.momentum
-        return _Tree(left, right, branch.proposal if take else tree.proposal,
-                     float(np.logaddexp(tree.log_weight, branch.log_weight)), momentum,
-                     _turning(left, right, momentum), False, tree.acceptance + branch.acceptance,
+        before, after = (tree, branch) if direction > 0 else (branch, tree)
+        return _Tree(before.left, after.right, branch.proposal if take else tree.proposal,
+                     _log_add_exp(tree.log_weight, branch.log_weight), tree.momentum + branch.momentum,
+                     _merged_turning(before, after), False, tree.acceptance + branch.acceptance,
                      tree.steps + branch.steps)
 
     def _build(self, state: _State, direction: int, depth: int, step_size: float, initial: float) -> _Tree:
@@ -163,13 +163,12 @@ class Sampler:
         if second.turning or second.diverging:
             return _Tree(first.left, first.right, first.proposal, first.log_weight, first.momentum, second.turning,
                          second.diverging, acceptance, steps)
-        log_weight = float(np.logaddexp(first.log_weight, second.log_weight))
+        log_weight = _log_add_exp(first.log_weight, second.log_weight)
         # Within a subtree, the proposal is drawn in proportion to the weights (uniform progressive sampling).
         take = math.log(self._uniform()) < second.log_weight - log_weight
-        left, right = (first.left, second.right) if direction > 0 else (second.left, first.right)
-        momentum = first.momentum + second.momentum
-        return _Tree(left, right, second.proposal if take else first.proposal, log_weight, momentum,
-                     _turning(left, right, momentum), False, acceptance, steps)
+        before, after = (first, second) if direction > 0 else (second, first)
+        return _Tree(before.left, after.right, second.proposal if take else first.proposal, log_weight,
+                     first.momentum + second.momentum, _merged_turning(before, after), False, acceptance, steps)
 
     def _leapfrog(self, state: _State, step: float) -> _State:
         half = state.p - 0.5 * step * state.gradient
@@ -199,6 +198,23 @@ class Sampler:
 
     def _uniform(self) -> float:
         return self.generator.random()
+
+
+def _log_add_exp(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) on Python floats (NumPy's costs a microsecond of dispatch on scalars)."""
+    high, low = (a, b) if a >= b else (b, a)
+    return high if low == -math.inf else high + math.log1p(math.exp(low - high))
+
+
+def _merged_turning(before: _Tree, after: _Tree) -> bool:
+    """Whether two adjacent subtrees (`before` first along the trajectory) turn back once merged:
+    across the whole, and, as Stan checks since 2.23, across each subtree with the neighbouring
+    state of the other. Without those two checks a trajectory on a Gaussian, the whitened space's
+    target, can circle past its U-turn: a third of the draws on a 10-dimensional standard normal
+    ran to the 1,023-step limit (357 steps a draw on average; tests/test_no_u_turn.py)."""
+    return (_turning(before.left, after.right, before.momentum + after.momentum)
+            or _turning(before.left, after.left, before.momentum + after.left.p)
+            or _turning(before.right, after.right, after.momentum + before.right.p))
 
 
 def _turning(left: _State, right: _State, momentum: np.ndarray) -> bool:
