@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.inference.importance import _reweighting_shift
+from compiler.inference.importance import Weighted, _reweighting_shift
+from compiler.inference.records import Importance
 from compiler.inference.stats import khat_threshold, psis
 
 
@@ -45,3 +46,27 @@ def test_weights_that_favour_one_side_move_its_mean():
 @pytest.mark.parametrize("log_ratios", [np.r_[np.zeros(999), 1e-15], np.linspace(0.0, 1e-14, 1000)])
 def test_ratios_equal_but_for_rounding_have_no_tail_to_fit(log_ratios):
     assert psis(log_ratios)[1] is None or math.isfinite(psis(log_ratios)[1])
+
+
+def _weighted(draws: int, log_weights: torch.Tensor, dimension: int = 6) -> Weighted:
+    values = torch.randn(draws, dimension, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    normalised = log_weights - torch.logsumexp(log_weights, 0)
+    shift = _reweighting_shift(values, normalised)
+    return Weighted(values, normalised, Importance(0.3, float(log_weights.std()), 0.7, shift, draws), True)
+
+
+def test_many_effective_draws_are_resampled_by_even_when_they_move_little():
+    noise = 0.01 * torch.randn(4000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert _weighted(4000, noise).worth_resampling
+
+
+def test_few_draws_whose_weights_move_no_more_than_chance_are_not_resampled_by():
+    # 200 draws (a large data set's budget): resampling by near-uniform weights would only add their
+    # Monte Carlo error, about 1 / sqrt(200) = 0.07 sds, to every mean.
+    noise = 0.01 * torch.randn(200, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert not _weighted(200, noise).worth_resampling
+
+
+def test_few_draws_whose_weights_move_a_mean_far_past_chance_are_resampled_by():
+    values = torch.randn(200, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert _weighted(200, 1.5 * values[:, 0]).worth_resampling  # tilted toward the first coordinate

@@ -81,7 +81,8 @@ def from_gaussian(compiled: CompiledModel, data, objective: Objective, gaussian:
     generator = torch.Generator(device="cpu").manual_seed(seed)
     weighted = of_gaussian(compiled, objective, gaussian, total, chunk, generator)
     # Weights that are not all finite (a Gaussian far out, read from a crafted file) are never resampled by.
-    resample = resample and weighted.reliable and bool(weighted.log_weights.isfinite().all())
+    resample = (resample and weighted.reliable and bool(weighted.log_weights.isfinite().all())
+                and weighted.worth_resampling)
     if resample:
         chosen = torch.multinomial(weighted.log_weights.exp(), count, replacement=True, generator=generator)
         values = weighted.values[chosen]

@@ -27,6 +27,7 @@ from compiler.inference.stats import khat_threshold, pareto_khat, psis
 # PSIS_TERMS; at least PSIS_MIN_DRAWS draws, whose k̂ the report gives with its error.
 PSIS_DRAWS, PSIS_MIN_DRAWS, PSIS_TERMS = 4000, 200, 50 * TERMS_PER_STEP
 DIAGNOSTIC_SHARE, GRADIENT_COST, FREE_TERMS = 0.1, 3, TERMS_PER_STEP
+RESAMPLING_ESS = 1000  # (`Weighted.worth_resampling`)
 
 
 def draw_count(compiled: CompiledModel, data, fitted_draws: int) -> int:
@@ -50,6 +51,21 @@ class Weighted:
     log_weights: torch.Tensor  # (draws,), Pareto-smoothed and normalised
     importance: Importance
     reliable: bool  # k̂ below the threshold for this many draws: the weights can be used
+
+    @property
+    def worth_resampling(self) -> bool:
+        """Resampling by these weights adds the Monte Carlo error of their effective draws to every
+        mean, about 1 / sqrt(ESS) sds: with RESAMPLING_ESS or more that is at most 0.03, and they are
+        resampled by (the correction matters most in the tails of constrained sites, which a shift in
+        the unconstrained space understates: eight schools' tau, sd 2.2x the reference without it).
+        With fewer (importance draws priced by a large data set's terms), only where the shift is
+        more than the largest of the 2D moves (means in sds and log sds), each with that error, would
+        reach by chance (sqrt(2 ln 2D) errors) plus one error: logistic regression at N = 10^5
+        (200 draws) had a coefficient resampled 0.13 sds off, and 0.01 without."""
+        weights = torch.softmax(self.log_weights, 0)
+        effective = 1 / float((weights * weights).sum())
+        chance = math.sqrt(2 * math.log(2 * self.values.shape[-1])) + 1
+        return effective >= RESAMPLING_ESS or (self.importance.shift or 0.0) > chance / math.sqrt(effective)
 
 
 def of_gaussian(compiled: CompiledModel, objective: Objective, gaussian: Gaussian, count: int, chunk: int,
