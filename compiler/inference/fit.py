@@ -160,7 +160,8 @@ def _fit(compiled: CompiledModel, data, config: RunConfig, subsampled: bool, con
                  if config.discrete else {}).items()}
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, point, discrete, devices.on_cpu(params.state()),
-                     time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), answer.importance,
+                     time.perf_counter() - started, run.interrupted,
+                     tuple(approximation.still_apply(run.notes, answer.covariance) + notes), answer.importance,
                      answer.covariance, answer.resampled, answer.gaussian)
 
 
