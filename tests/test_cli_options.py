@@ -3,6 +3,7 @@ default, bound and help text per option, written once in `inference/config.py`."
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -94,3 +95,19 @@ def test_check_never_reads_the_configurations(specs):
             f"code = main(['check', {str(specs / 'coin.ppl')!r}])\nprint(code, 'pydantic' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.splitlines()[-1] == "0 False", result.stderr[-2000:]
+
+
+
+def _wait_policy(environment: dict[str, str]) -> str:
+    # (torch loads when a model is built, later than the command line sets this, which it must precede)
+    code = "import os, sys, compiler.cli; assert 'torch' not in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
+    return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_the_command_makes_openmp_threads_sleep_between_operations():
+    assert _wait_policy({key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}) == "PASSIVE"
+
+
+def test_a_wait_policy_the_user_set_is_kept():
+    assert _wait_policy({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
