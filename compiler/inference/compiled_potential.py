@@ -76,13 +76,15 @@ def built_aside(energy: Energy, example: torch.Tensor) -> Iterator[Callable[[], 
         yield lambda: flat_with_gradient(energy, example)
         return
     global _ENERGY
-    _ENERGY = energy, example
+    _ENERGY, threads = (energy, example), torch.get_num_threads()
     try:
         with multiprocessing.get_context("fork").Pool(1, initializer=_ignore_interrupts) as pool:
             pending = pool.apply_async(_serialized)
+            torch.set_num_threads(max(1, threads - 1))  # (the builder has a core of its own meanwhile)
             yield lambda: _loaded(pending.get(), energy, example)
     finally:
         _ENERGY = None
+        torch.set_num_threads(threads)
 
 
 def _serialized() -> bytes | None:
