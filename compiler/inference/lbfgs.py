@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import diagnose, distributed, interrupt, params
+from compiler.inference import diagnose, distributed, interrupt, params, scale_reset
 from compiler.inference.config import RunConfig
 from compiler.inference.elbo import default_particles, elbo, too_few_pairs
 from compiler.inference.fixed_draws import FixedDraws
@@ -62,7 +62,8 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
             with bar:
                 maximise(lambda: loss.differentiable_loss(objective.model, compiled.guide, objective.data),
                          params.unconstrained(), progress, draws, rate_factor,
-                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1))
+                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1),
+                         params.log_scales(compiled))
         except interrupt.Interrupted:  # maximise has put back the last finite state
             return Run(progress.elbo, last(progress.elbo), progress.iterations, False, True)
         run = Run(progress.elbo, last(progress.elbo), progress.iterations,
@@ -128,14 +129,17 @@ class _Unusable(Exception):
 
 
 def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor], progress: Progress,
-             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception]) -> None:
+             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception],
+             log_scales: list[torch.Tensor] = ()) -> None:
     """Run L-BFGS on `loss_fn` (the negative ELBO) at the fixed draws until
     `progress` says stop. A line search that wanders where the loss or its
     gradient is not finite is undone, and the call repeated with shorter steps
     and a fresh curvature history; a non-finite loss where a call starts raises
     what `on_nonfinite(loss, iteration)` builds, with the parameters put back.
-    Ctrl-C (`interrupt`) raises `interrupt.Interrupted` with the parameters where
-    the call started."""
+    Before each call, `log_scales` (some of `parameters`: normal factors' log-scales)
+    far from their conditional optima are moved there (`scale_reset`) where that
+    lowers the loss. Ctrl-C (`interrupt`) raises `interrupt.Interrupted` with the
+    parameters where the call started."""
     objective = _Evaluations(loss_fn, parameters, draws)
     try:
         objective.value()  # creates every draw, so that they can be whitened together
@@ -151,6 +155,8 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
     shortened = 0
     while progress.remaining > 0:
         interrupt.check()
+        if log_scales and _reset_scales(objective, log_scales):
+            optimizer = LBFGS(parameters, optimizer.step_scale, HISTORY)  # its curvature pairs span the old point
         start = [p.detach().clone() for p in parameters]
         before, objective.successes = optimizer.iterations, 0
         try:
@@ -167,6 +173,28 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
             _restore(parameters, start)
             raise
         progress.record(elbo, progress.iterations + optimizer.iterations - before)
+
+
+def _reset_scales(objective: _Evaluations, log_scales: list[torch.Tensor]) -> bool:
+    """`scale_reset.steps` taken where the loss falls (and is finite there); whether they were."""
+    try:
+        before = objective.closure()  # the gradient where the last call ended (kept from its last evaluation)
+    except _Unusable:
+        return False
+    moves = scale_reset.steps([p.grad if p.grad is not None else torch.zeros_like(p) for p in log_scales])
+    if not any(move.any() for move in moves):
+        return False
+    start = [p.detach().clone() for p in log_scales]
+    with torch.no_grad():
+        for p, move in zip(log_scales, moves):
+            p.add_(move)
+    try:
+        if objective.value() < before:
+            return True
+    except _Unusable:
+        pass
+    _restore(log_scales, start)
+    return False
 
 
 class _Evaluations:
