@@ -1,5 +1,5 @@
 """The normal factors' log-scales reset to their conditional optima between L-BFGS calls
-(compiler/inference/scale_reset.py): read off the gradient, exact for a Gaussian posterior,
+(`lbfgs.scale_steps`): read off the gradient, exact for a Gaussian posterior,
 kept only where the loss falls."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import math
 import torch
 
 from compiler.inference.fixed_draws import FixedDraws
-from compiler.inference.lbfgs import Progress, maximise
-from compiler.inference.scale_reset import FURTHEST, RESOLVED, steps
+from compiler.inference.lbfgs import RESET_BEYOND, RESOLVED, Progress, maximise, scale_steps
 
 CURVATURES = torch.tensor([4.0, 1e4], dtype=torch.float64)  # a Gaussian posterior's precisions: sds 0.5 and 0.01
 
@@ -34,21 +33,21 @@ def _fit(iterations: int, reset: bool) -> torch.Tensor:
 def test_a_step_goes_to_the_scale_that_zeroes_the_gradient_of_a_quadratic_log_density(float64):
     log_scale = torch.tensor([-12.0, 3.0])
     gradient = -1 + CURVATURES * (2 * log_scale).exp()  # d/du of -u + H e^(2u) / 2
-    (moved,) = steps([gradient])
+    (moved,) = scale_steps([gradient])
     assert torch.allclose(log_scale + moved, -CURVATURES.log() / 2)
 
 
 def test_a_log_scale_whose_curvature_is_lost_to_rounding_moves_up_by_the_resolution(float64):
     gradient = -1 + CURVATURES * torch.tensor(-50.0).exp()  # H s² under 1e-16: exactly -1 in float64
-    (moved,) = steps([gradient])
+    (moved,) = scale_steps([gradient])
     assert torch.equal(gradient, torch.full((2,), -1.0))
     assert torch.allclose(moved, torch.full((2,), -math.log(RESOLVED * torch.finfo(torch.float64).eps) / 2))
 
 
 def test_no_step_where_the_optimum_is_near_or_the_implied_curvature_is_not_positive(float64):
-    near = math.log(1.5)  # the scale a factor 1.5 from its optimum: within FURTHEST
-    assert near < FURTHEST
-    (moved,) = steps([torch.tensor([1.5**2 - 1, -1.5, -3.0])])
+    near = math.log(1.5)  # the scale a factor 1.5 from its optimum: within RESET_BEYOND
+    assert near < RESET_BEYOND
+    (moved,) = scale_steps([torch.tensor([1.5**2 - 1, -1.5, -3.0])])
     assert torch.equal(moved, torch.zeros(3))
 
 
