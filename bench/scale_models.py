@@ -23,6 +23,7 @@ pplc / the fastest anchor, whole process and fit.
     python bench/scale_models.py --quick            # one repeat, logistic N = 10^4 and radon
     python bench/scale_models.py --repeats 3 --write
     python bench/scale_models.py --reference hierarchical_J1000   # recompute a cached reference
+    python bench/scale_models.py --rows hierarchical_J1000 --tools pplc-run pplc-fit --repeats 1   # pplc alone
 """
 
 from __future__ import annotations
@@ -413,8 +414,8 @@ def measure_row(row: Row, tools: list[str], args, folder: Path) -> str:
     medians = {tool: median_of(measured) for tool, measured in runs.items()}
     anchors = [medians[tool] for tool in tools if tool not in ("pplc-run", "pplc-fit")]
     cells = [cell(medians[tool], args.cap) for tool in tools]
-    cells.append(ratio(medians["pplc-run"].whole, [anchor.whole for anchor in anchors]))
-    cells.append(ratio(medians["pplc-fit"].fit, [anchor.fit for anchor in anchors]))
+    cells.append(ratio(medians.get("pplc-run", MISSED).whole, [anchor.whole for anchor in anchors]))
+    cells.append(ratio(medians.get("pplc-fit", MISSED).fit, [anchor.fit for anchor in anchors]))
     return f"| {row.title} | " + " | ".join(cells) + " |"
 
 
@@ -427,6 +428,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help=f"one repeat, the rows of at most {QUICK_SIZE:,} data rows")
     parser.add_argument("--rows", nargs="+", choices=list(BY_NAME), help="these rows only")
+    parser.add_argument("--tools", nargs="+", choices=list(TOOLS), help="these tools only (pplc-run, pplc-fit: pplc's)")
     parser.add_argument("--cap", type=float, default=120.0, help="seconds of fitting before an anchor's run is given up")
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     parser.add_argument("--reference", choices=[row.name for row in ROWS if row.name != "radon"],
@@ -446,8 +448,9 @@ def main() -> None:
         args.repeats = 1
     rows = [BY_NAME[name] for name in args.rows] if args.rows else ROWS
     rows = [row for row in rows if row.size <= QUICK_SIZE] if args.quick else rows
-    tools = [tool for tool, module in TOOLS.items() if available(module)]
-    notes = [f"{TOOLS[tool]} is not installed: its column is left out" for tool in TOOLS if tool not in tools]
+    tools = [tool for tool, module in TOOLS.items() if available(module) and (not args.tools or tool in args.tools)]
+    notes = [f"{TOOLS[tool]} is not installed: its column is left out" for tool in TOOLS
+             if tool not in tools and (not args.tools or tool in args.tools)]
     torch_import = import_seconds("torch, pyro", args.repeats)
     lines = ["| model | " + " | ".join(COLUMN_TITLES[tool] for tool in tools) + " | pplc / fastest anchor, whole "
              "| pplc / fastest anchor, fit |", "|---" * (len(tools) + 3) + "|"]

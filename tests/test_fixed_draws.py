@@ -4,8 +4,11 @@ factor's location and scale."""
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import pyro.distributions as dist
+import pytest
 import torch
 
 from compiler.inference.fixed_draws import FixedDraws, FixedNoise, at_the_centre, no_noise
@@ -70,3 +73,39 @@ def test_observed_and_replayed_sites_keep_their_values():
     with FixedNoise(["a"], no_noise):
         value = pyro.sample("a", dist.Normal(5.0, 1.0), obs=torch.tensor(2.0))
     assert value == 2.0
+
+
+def _log_normal_site(loc: torch.Tensor, log_scale: torch.Tensor, draws: FixedDraws) -> tuple[torch.Tensor, ...]:
+    """A LogNormal guide factor's draw at the fixed noise and the log density the trace scores it with."""
+    with draws.active():
+        trace = pyro.poutine.trace(lambda: pyro.sample(
+            "s", dist.LogNormal(loc, log_scale.exp()).expand([8]).to_event(1))).get_trace()
+    trace.compute_log_prob()
+    return trace.nodes["s"]["value"], trace.nodes["s"]["log_prob"]
+
+
+def test_a_draw_is_scored_from_its_noise_even_where_its_scale_is_below_its_locations_rounding(float64):
+    # At a scale of e^-124, loc + scale * e rounds to loc, and inverting the draw (log, then
+    # (z - loc) / scale) divides that rounding by the scale: once a log density of about -1e75.
+    loc, log_scale = torch.tensor(-0.36), torch.tensor(-124.0)
+    draws = FixedDraws(["s"], seed=2)
+    value, log_density = _log_normal_site(loc, log_scale, draws)
+    e = draws.draws["s"]
+    x = loc + log_scale.exp() * e  # before exp; log |d exp(x) / dx| = x
+    exact = (-log_scale - e**2 / 2 - 0.5 * math.log(2 * math.pi) - x).sum()
+    assert torch.allclose(log_density, exact, rtol=1e-12)
+    assert torch.equal(value, x.exp())
+
+
+def test_collapsing_a_scale_costs_the_fixed_draw_elbo_a_nat_per_unit_of_log_scale(float64):
+    """The ELBO of the guide's own part (its entropy at the draws) falls with the log-scale, however
+    small: no floor to run down. Its gradient in the log-scale is -1 there, not 1e75."""
+    draws = FixedDraws(["s"], seed=2)
+    at = {}
+    for log_scale in (-20.0, -124.0):
+        u = torch.tensor(log_scale, requires_grad=True)
+        _, log_density = _log_normal_site(torch.tensor(-0.36), u, draws)
+        log_density.backward()
+        at[log_scale] = log_density.item(), u.grad.item()
+    assert at[-124.0][0] - at[-20.0][0] == pytest.approx(8 * 104, rel=1e-12)  # log q: 8 draws, -log s each
+    assert at[-124.0][1] == pytest.approx(-8.0, rel=1e-12)

@@ -4,6 +4,8 @@ the rows' own, at a cost that does not grow with the rows."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyro.distributions as dist
 import pytest
@@ -84,6 +86,24 @@ def test_the_gradient_from_group_statistics_is_the_rows_gradient():
     rows = torch.autograd.grad(_row_by_row(y, index, x, by_group, offset, coefficients, scale).sum(), inputs)
     for mine, theirs in zip(fast, rows):
         assert torch.allclose(mine, theirs, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale, shift", [(1e-6, 0.0), (1e6, 0.0), (0.7, -32.0), (math.exp(-0.36), 1e3)])
+def test_the_statistics_match_the_rows_at_extreme_scales_and_far_off_locations(scale, shift):
+    """Where the 1,000-group hierarchy's first attempt went (a scale collapsing, `mu_a` at -32):
+    the statistics' log-likelihood and its gradient are still the rows' own there, so the fit's
+    divergence came from elsewhere (the guide's log density, tests/test_fixed_draws.py)."""
+    index, x, y = _rows(groups=6, rows=120, features=1)
+    values = _particles(torch.Generator().manual_seed(5), 6, 1)
+    by_group = (values[0] + shift).requires_grad_()
+    coefficient, scales = values[2][0].clone().requires_grad_(), torch.full_like(values[3], scale).requires_grad_()
+    inputs = [by_group, coefficient, scales]
+    statistics = runtime.linear_normal_statistics(y, index, list(x))
+    fast = runtime.linear_normal_log_likelihood(by_group, values[1], [coefficient], scales, statistics)
+    rows = _row_by_row(y, index, x, by_group, values[1], [coefficient], scales)
+    assert torch.allclose(fast, rows, rtol=1e-9, atol=0)
+    for mine, theirs in zip(torch.autograd.grad(fast.sum(), inputs), torch.autograd.grad(rows.sum(), inputs)):
+        assert torch.allclose(mine, theirs, rtol=1e-9, atol=1e-9 * theirs.abs().max().item())
 
 
 @pytest.mark.parametrize("mean", ["a[g[i]] + b * x[i]", "mu - b * x[i] + a[g[i]]", "a[g[i]]", "a[g] + 2.5"])

@@ -3,6 +3,8 @@ fixed draws, and the Gaussian the report's draws come from."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,12 @@ def test_the_gaussians_log_density_is_torchs_multivariate_normal():
     values = torch.randn(7, 5, generator=generator, dtype=torch.float64)
     expected = torch.distributions.MultivariateNormal(mean, scale_tril=scale_tril).log_prob(values)
     assert torch.allclose(gaussian.log_prob(values), expected, rtol=0, atol=1e-12)
+
+
+def test_the_gaussians_log_density_of_one_draw_is_a_scalar():
+    scale_tril = torch.diag(torch.tensor([2.0, 0.5], dtype=torch.float64))
+    gaussian = linear_response.Gaussian((), torch.zeros(2, dtype=torch.float64), scale_tril, "linear-response")
+    value = torch.tensor([2.0, -0.5], dtype=torch.float64)  # one sd out on each coordinate
+    expected = -1.0 - math.log(2.0 * 0.5) - math.log(2 * math.pi)
+    assert gaussian.log_prob(value).shape == ()
+    assert gaussian.log_prob(value).item() == pytest.approx(expected, rel=1e-12)

@@ -17,6 +17,16 @@ means and scales (the full-rank guide's: the posterior's mean and covariance).
 Whitening needs at least as many antithetic pairs as coordinates; with fewer,
 each coordinate is standardised on its own and the scales of strongly
 correlated coordinates keep a small bias.
+
+A fixed draw is scored by the guide from its noise (`Scored`): log q(z) is
+-log scale - e²/2 - log √(2π), less the transforms' log-Jacobians, exactly as the
+distribution's own `log_prob` would give it in exact arithmetic. The distribution's
+own way inverts the draw, (z - loc) / scale after log(exp(.)), and where a scale has
+collapsed below the rounding of its location that quotient is rounding error divided
+by the scale: a log q of about -10^75 at a scale of e^-124, a loss without a floor
+that L-BFGS ran down until it diverged (the 1,000-group hierarchy, bench/RESULTS.md).
+From the noise, log q falls by one nat per unit of log-scale, so a collapsing scale
+costs the ELBO what it should.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 import torch
+from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.poutine.messenger import Messenger
 from torch.distributions import (
     Independent,
@@ -33,6 +44,8 @@ from torch.distributions import (
     Normal,
     TransformedDistribution,
 )
+
+from compiler.frontend.distributions import LOG_SQRT_2PI
 
 # (site, shape) -> e: the batch shape of a normal; batch + (D,) of a multivariate normal over D
 # coordinates, batch + (rank + D,) of a low-rank one
@@ -55,46 +68,89 @@ class FixedNoise(Messenger):
         if msg["name"] not in self.sites or msg["is_observed"] or msg["value"] is not None:
             return
         fn = msg["fn"]
-        if isinstance(fn, (MultivariateNormal, LowRankMultivariateNormal)):
-            msg["value"] = self._joint(msg["name"], fn)
+        drawn = self._drawn(msg["name"], fn)
+        if drawn is None:
             return
-        normal, transforms = _normal_inside(fn)
-        if normal is None:
-            return
-        e = self._noise(msg["name"], normal.batch_shape, normal.loc)
-        value = normal.loc + e * normal.scale
-        for transform in transforms:
-            value = transform(value)
-        msg["value"] = value
+        msg["value"], log_density = drawn
+        if log_density is not None:
+            msg["fn"] = Scored(fn, msg["value"], log_density)
 
-    def _joint(self, site: str, fn: MultivariateNormal | LowRankMultivariateNormal) -> torch.Tensor:
-        """A joint guide's draw: loc + L e (L the Cholesky factor), or for the low-rank one
-        loc + W e1 + sqrt(d) e2 with (e1, e2) one noise vector of rank + D coordinates, as
-        torch's own `rsample` computes them."""
+    def _drawn(self, site: str, fn) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The draw of `fn` at this site's noise and fn's log density there, from the noise;
+        None where fn does not draw through a normal."""
         if isinstance(fn, MultivariateNormal):
-            e = self._noise(site, fn.batch_shape + fn.event_shape, fn.loc)
-            return fn.loc + (fn.scale_tril @ e.unsqueeze(-1)).squeeze(-1)
-        rank = fn.cov_factor.shape[-1]
-        e = self._noise(site, fn.batch_shape + (rank + fn.event_shape[-1],), fn.loc)
-        return fn.loc + (fn.cov_factor @ e[..., :rank].unsqueeze(-1)).squeeze(-1) + fn.cov_diag.sqrt() * e[..., rank:]
+            return self._joint(site, fn)
+        if isinstance(fn, LowRankMultivariateNormal):  # its log density needs its covariance's factors: fn's own
+            rank = fn.cov_factor.shape[-1]
+            e = self._noise(site, fn.batch_shape + (rank + fn.event_shape[-1],), fn.loc)
+            return (fn.loc + (fn.cov_factor @ e[..., :rank].unsqueeze(-1)).squeeze(-1)
+                    + fn.cov_diag.sqrt() * e[..., rank:], None)
+        if isinstance(fn, Normal):
+            e = self._noise(site, fn.batch_shape, fn.loc)
+            return fn.loc + e * fn.scale, -fn.scale.log() - e.pow(2) / 2 - LOG_SQRT_2PI
+        if isinstance(fn, Independent):
+            inner = self._drawn(site, fn.base_dist)
+            return None if inner is None else (inner[0], _sum_rightmost(inner[1], fn.reinterpreted_batch_ndims))
+        if isinstance(fn, TransformedDistribution):
+            inner = self._drawn(site, fn.base_dist)
+            return None if inner is None else _transformed(fn, *inner)
+        return None
+
+    def _joint(self, site: str, fn: MultivariateNormal) -> tuple[torch.Tensor, torch.Tensor]:
+        """The full-rank guide's draw loc + L e (L the Cholesky factor, as torch's own `rsample`)."""
+        e = self._noise(site, fn.batch_shape + fn.event_shape, fn.loc)
+        log_density = (-fn.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1) - e.pow(2).sum(-1) / 2
+                       - fn.event_shape[-1] * LOG_SQRT_2PI)
+        return fn.loc + (fn.scale_tril @ e.unsqueeze(-1)).squeeze(-1), log_density
 
     def _noise(self, site: str, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
         return self.noise(site, shape).to(dtype=like.dtype, device=like.device)
 
 
-def _normal_inside(fn) -> tuple[Normal | None, list]:
-    """The normal a guide distribution draws through, and the transforms applied after it."""
-    transforms: list = []
-    while True:
-        if isinstance(fn, Independent):
-            fn = fn.base_dist
-        elif isinstance(fn, TransformedDistribution):
-            transforms = list(fn.transforms) + transforms
-            fn = fn.base_dist
-        elif isinstance(fn, Normal):
-            return fn, transforms
-        else:
-            return None, []
+def _transformed(fn: TransformedDistribution, base: torch.Tensor,
+                 log_density: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The base's draw carried through fn's transforms, and its log density less their
+    log-Jacobians, summed over the event dims as `TransformedDistribution.log_prob` sums them."""
+    event_dim = len(fn.event_shape) + sum(t.domain.event_dim - t.codomain.event_dim for t in fn.transforms)
+    log_density = _sum_rightmost(log_density, event_dim - len(fn.base_dist.event_shape))
+    value = base
+    for transform in fn.transforms:
+        moved = transform(value)
+        log_density = log_density - _sum_rightmost(transform.log_abs_det_jacobian(value, moved),
+                                                   event_dim - transform.domain.event_dim)
+        event_dim += transform.codomain.event_dim - transform.domain.event_dim
+        value = moved
+    return value, log_density
+
+
+def _sum_rightmost(values: torch.Tensor, dims: int) -> torch.Tensor:
+    return values.sum(tuple(range(-dims, 0))) if dims > 0 else values
+
+
+class Scored(TorchDistribution):
+    """A guide distribution at its fixed draw: `log_prob` of that draw is the log density
+    computed from the noise (module docstring); anything else is `fn`'s own."""
+
+    def __init__(self, fn, value: torch.Tensor, log_density: torch.Tensor):
+        self.fn, self.value, self.log_density = fn, value, log_density
+        super().__init__(fn.batch_shape, fn.event_shape, validate_args=False)
+
+    @property
+    def support(self):
+        return self.fn.support
+
+    @property
+    def has_rsample(self) -> bool:
+        return self.fn.has_rsample
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return self.fn.rsample(sample_shape)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return self.fn.sample(sample_shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.log_density if value is self.value else self.fn.log_prob(value)
 
 
 class FixedDraws:

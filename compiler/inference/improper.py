@@ -101,7 +101,10 @@ def _hessian(loss, locations: list[torch.Tensor], at_once: int) -> torch.Tensor 
     count = sum(location.numel() for location in locations)
     try:
         value = loss()
-        gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, locations, create_graph=True)])
+        # allow_unused: with nothing but a Flat latent, no term reads its location (the guide's
+        # own log density is computed from the noise, fixed_draws.Scored).
+        gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, locations, create_graph=True,
+                                                                         allow_unused=True, materialize_grads=True)])
         local = torch.cat([_rows(gradient, locations, basis) for basis in torch.eye(count).split(at_once)]).detach()
     except ValueError:  # a distribution refused a non-finite argument: no curvature to read
         local = torch.full((count, count), math.nan)

@@ -41,6 +41,11 @@ HISTORY = 50  # curvature pairs L-BFGS keeps
 # A call whose line search reached non-finite values is repeated from where it
 # started with steps a quarter as long, at most this many times in a fit.
 MAX_SHORTENINGS, SHORTENING = 8, 0.25
+# A log-scale is reset when its conditional optimum is further than this from it (a factor
+# of e in the scale); nearer, L-BFGS's own steps are as good, and keep their curvature history.
+RESET_BEYOND = 1.0
+# H s² is resolved beside the entropy's 1 where it exceeds this many float epsilons.
+RESOLVED = 4
 
 
 def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config: RunConfig, seed: int,
@@ -65,7 +70,8 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
             with bar:
                 maximise(lambda: loss.differentiable_loss(objective.model, compiled.guide, objective.data),
                          params.unconstrained(), progress, draws, rate_factor,
-                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1))
+                         lambda value, iteration: diagnose.diverged(compiled, objective, value, iteration - 1),
+                         params.log_scales(compiled))
         except interrupt.Interrupted:  # maximise has put back the last finite state
             return Run(progress.elbo, last(progress.elbo), progress.iterations, False, True)
         run = Run(progress.elbo, last(progress.elbo), progress.iterations,
@@ -131,14 +137,17 @@ class _Unusable(Exception):
 
 
 def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor], progress: Progress,
-             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception]) -> None:
+             draws: FixedDraws, step_scale: float, on_nonfinite: Callable[[float, int], Exception],
+             log_scales: list[torch.Tensor] = ()) -> None:
     """Run L-BFGS on `loss_fn` (the negative ELBO) at the fixed draws until
     `progress` says stop. A line search that wanders where the loss or its
     gradient is not finite is undone, and the call repeated with shorter steps
     and a fresh curvature history; a non-finite loss where a call starts raises
     what `on_nonfinite(loss, iteration)` builds, with the parameters put back.
-    Ctrl-C (`interrupt`) raises `interrupt.Interrupted` with the parameters where
-    the call started."""
+    Before each call, `log_scales` (some of `parameters`: normal factors' log-scales)
+    far from their conditional optima are moved there (`scale_steps`) where that
+    lowers the loss. Ctrl-C (`interrupt`) raises `interrupt.Interrupted` with the
+    parameters where the call started."""
     objective = _Evaluations(loss_fn, parameters, draws)
     try:
         objective.value()  # creates every draw, so that they can be whitened together
@@ -154,6 +163,8 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
     shortened = 0
     while progress.remaining > 0:
         interrupt.check()
+        if log_scales and _reset_scales(objective, log_scales):
+            optimizer = LBFGS(parameters, optimizer.step_scale, HISTORY)  # its curvature pairs span the old point
         start = [p.detach().clone() for p in parameters]
         before, objective.successes = optimizer.iterations, 0
         try:
@@ -170,6 +181,54 @@ def maximise(loss_fn: Callable[[], torch.Tensor], parameters: list[torch.Tensor]
             _restore(parameters, start)
             raise
         progress.record(elbo, progress.iterations + optimizer.iterations - before)
+
+
+def scale_steps(log_scale_gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each normal factor's log-scale's step to its conditional optimum (`maximise` takes them
+    between calls), 0 where that is within RESET_BEYOND or the curvature the gradient implies is
+    negative (no optimum along it).
+
+    For a factor z = m + s e (e the fixed draws, zero mean and unit mean square per coordinate),
+    the negative ELBO's derivative in u = log s is -1 (the entropy) plus s E[e g(z)], g the
+    derivative of -log p in z. Where -log p is quadratic in z with curvature H, s E[e g(z)] =
+    H s², so the derivative is d = H s² - 1, and the u that zeroes it (s² = 1/H) is
+    u - log(d + 1) / 2, read off the gradient L-BFGS already has. Far below its optimum a
+    log-scale's derivative is about -1 however far it is (the entropy's slope), and L-BFGS, its
+    steps scaled by the steep coordinates' curvature (the locations'), brings it back a little
+    each iteration: the 1,000-group hierarchy's `sigma_y` log-scale, driven to -51 while the
+    group locations were still far off, took some 300 iterations to climb back to -6.1. Where
+    H s² is lost to rounding beside the 1, the optimum is at least -log(RESOLVED eps) / 2 above:
+    a step that long, the next call's reset going on from there. The step is exact for a
+    Gaussian posterior; elsewhere `maximise` keeps it only where the loss falls."""
+    moves = []
+    for gradient in log_scale_gradients:
+        resolved = RESOLVED * torch.finfo(gradient.dtype).eps
+        curvature = gradient + 1  # H s², by the identity above
+        move = torch.where(curvature > -resolved, -curvature.clamp(min=resolved).log() / 2, 0.0)
+        moves.append(torch.where(move.abs() > RESET_BEYOND, move, 0.0))
+    return moves
+
+
+def _reset_scales(objective: _Evaluations, log_scales: list[torch.Tensor]) -> bool:
+    """`scale_steps` taken where the loss falls (and is finite there); whether they were."""
+    try:
+        before = objective.closure()  # the gradient where the last call ended (kept from its last evaluation)
+    except _Unusable:
+        return False
+    moves = scale_steps([p.grad if p.grad is not None else torch.zeros_like(p) for p in log_scales])
+    if not any(move.any() for move in moves):
+        return False
+    start = [p.detach().clone() for p in log_scales]
+    with torch.no_grad():
+        for p, move in zip(log_scales, moves):
+            p.add_(move)
+    try:
+        if objective.value() < before:
+            return True
+    except _Unusable:
+        pass
+    _restore(log_scales, start)
+    return False
 
 
 class _Evaluations:

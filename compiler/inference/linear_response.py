@@ -88,8 +88,10 @@ class Gaussian:
     def log_prob(self, values: torch.Tensor) -> torch.Tensor:
         # MultivariateNormal's density, written out: constructing one imports sympy (torch's
         # broadcast_shapes), 0.4 s of a small model's whole run (tests/test_linear_response.py).
-        centred = (values - self.mean).unsqueeze(-1)
-        whitened = torch.linalg.solve_triangular(self.scale_tril, centred, upper=False).squeeze(-1)
+        # One solve with the draws as columns: batched along them, each draw got its own copy of
+        # the D x D factor (0.22 s a chunk of 40 draws at D = 1,004, against milliseconds).
+        centred = (values - self.mean).reshape(-1, self.dim).T
+        whitened = torch.linalg.solve_triangular(self.scale_tril, centred, upper=False).T.reshape(values.shape)
         return (-0.5 * (whitened ** 2).sum(-1) - self.scale_tril.diagonal().log().sum()
                 - 0.5 * self.dim * math.log(2 * math.pi))
 

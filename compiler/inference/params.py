@@ -130,6 +130,12 @@ def scales(compiled: CompiledModel) -> dict[str, torch.Tensor]:
     return {latent: value(scale) for latent, (_, scale) in normal_factors(compiled).items() if exists(scale)}
 
 
+def log_scales(compiled: CompiledModel) -> list[torch.Tensor]:
+    """The normal factors' scales in unconstrained space (their logs), as the optimiser moves them."""
+    names = {scale for _, scale in normal_factors(compiled).values()}
+    return [value for name, value in named().items() if name in names]
+
+
 def mean_field_curvature(compiled: CompiledModel) -> torch.Tensor:
     """The -ELBO's Hessian diagonal at the mean-field optimum of a Gaussian posterior, in the
     unconstrained parameters' order: 1/scale² for a location (the optimum's scale is the
