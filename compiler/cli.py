@@ -8,6 +8,7 @@ error (a bug in pplc), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -39,6 +40,17 @@ DATA_HELP = ("data file (.json, .csv, .npy, .arrow, .parquet) or a folder of the
              "default: SPEC's stem + .data.json beside it")
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+
+
+def command() -> int:
+    """The `pplc` command (and `python -m compiler`): `main`, after which the process ends. Freezing the
+    garbage collector's objects spares interpreter shutdown a last full collection of torch's and pyro's
+    (`pplc run specs/coin.ppl`: 0.39-0.46 s from `main` returning to the process ending, 0.12-0.19 s frozen;
+    the whole process 2.75 s -> 2.35 s, medians of five alternated). `main` itself leaves the collector
+    alone, for callers that go on."""
+    code = main()
+    gc.freeze()
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

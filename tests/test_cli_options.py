@@ -111,3 +111,16 @@ def test_the_command_makes_openmp_threads_sleep_between_operations():
 
 def test_a_wait_policy_the_user_set_is_kept():
     assert _wait_policy({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+
+
+def test_the_command_freezes_the_collector_once_main_returns_and_main_alone_does_not(monkeypatch):
+    # (interpreter shutdown then skips a last full collection of torch's and pyro's objects)
+    import gc
+
+    from compiler import cli
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(sys, "argv", ["pplc", "check", "specs/coin.ppl"])
+    assert cli.main(["check", "specs/coin.ppl"]) == 0 and not frozen
+    assert cli.command() == 0 and frozen == [True]
