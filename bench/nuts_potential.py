@@ -5,7 +5,7 @@ evaluation of U(z) and ∇U(z) at the same point, by
 - Pyro: `initialize_model`'s potential_fn (what Pyro's NUTS calls), with autograd for
   the gradient as Pyro's `potential_grad` does; eager, and with `jit_compile=True`;
 - pplc: `compiled_potential.flat_with_gradient` (the forward and backward operations as one frozen
-  graph, after its peephole pass), whitened around it as the chains are (`compiled_potential.whitened`).
+  graph, after its peephole pass), whitened around it as the chains are (`compiled_potential.whitened_with_gradient`).
 All three on the same generated Pyro model and data; the values are checked equal.
 
     python bench/nuts_potential.py
@@ -62,7 +62,7 @@ def evaluators(spec: Path, data: Path) -> tuple[dict, torch.Tensor]:
     return {
         "pyro": with_gradient(nuts.whitened(potentials[False], geometry)),
         "pyro, jit_compile": with_gradient(nuts.whitened(potentials[True], geometry)),
-        "pplc": compiled_potential.whitened(flat, centre, identity),
+        "pplc": compiled_potential.whitened_with_gradient(flat, centre, identity),
     }, torch.zeros_like(centre)
 
 

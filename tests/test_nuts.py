@@ -62,7 +62,7 @@ def test_the_compiled_gradient_is_autograds_on_the_potential(specs):
         len(centre), len(centre), generator=generator, dtype=torch.float64).tril()
     cold = nuts.Geometry(sites, shapes, centre, torch.eye(len(centre), dtype=torch.float64), warm=False)
     with compiled_potential.built_aside(lambda z: potential(cold.split(z)), centre) as built:
-        compiled = compiled_potential.whitened(built(), centre, scale_tril)
+        compiled = compiled_potential.whitened_with_gradient(built(), centre, scale_tril)
     autograd = no_u_turn.with_gradient(nuts.whitened(potential, nuts.Geometry(sites, shapes, centre, scale_tril, True)))
     for seed in (1, 2):
         u = 0.1 * torch.randn(len(centre), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

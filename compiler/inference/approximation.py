@@ -23,7 +23,7 @@ import torch
 from compiler.backend.build import CompiledModel
 from compiler.inference import joint, lanczos, linear_response, minibatch, params
 from compiler.inference.config import RunConfig
-from compiler.inference.elbo import MAX_LBFGS_PARTICLES
+from compiler.inference.elbo import MAX_LBFGS_PARTICLES, too_few_pairs
 from compiler.inference.importance import Weighted, draw_count, draws_at_once, importance, noise_at, of_gaussian
 from compiler.inference.posterior import posterior_draws
 from compiler.inference.records import Importance, Note, Objective, Run
@@ -66,15 +66,15 @@ def posterior(compiled: CompiledModel, data, objective: Objective, config: RunCo
     return Posterior(draws, weighted.importance, gaussian.kind, resampled, gaussian, notes, run)
 
 
-def still_apply(notes: list[Note], covariance: str | None) -> list[Note]:
-    """The fit's notes that still hold for the report's draws. Too few antithetic pairs to decorrelate
-    the guide's draws biases the guide's own scales, not a covariance measured from the ELBO's
-    curvature, to which every draw contributes a full Hessian: on a logistic regression with
-    predictors correlated 0.95 (N = 2,000), one pair gave the mean-field sds 22 % below 32 pairs'
-    and the linear-response sds within 0.3 % of them."""
-    if covariance in (None, "mean-field"):
-        return notes
-    return [note for note in notes if note.kind != "too_few_pairs"]
+def guide_scale_notes(compiled: CompiledModel, run: Run, covariance: str | None) -> list[Note]:
+    """Where the report's sds are an L-BFGS guide's own scales (mean-field, or the guide's draws): whether
+    it had too few antithetic pairs to decorrelate its draws, which biases those scales. A covariance
+    measured from the ELBO's curvature, to which every draw contributes a full Hessian, is not biased
+    by it: on a logistic regression with predictors correlated 0.95 (N = 2,000), one pair gave the
+    mean-field sds 22 % below 32 pairs' and the linear-response sds within 0.3 % of them."""
+    if run.fixed_draws is None or covariance not in (None, "mean-field"):
+        return []
+    return too_few_pairs(run.particles, params.coordinates(compiled))
 
 
 def fitted_draws(run: Run) -> int:

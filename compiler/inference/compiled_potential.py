@@ -14,7 +14,7 @@ and the chain processes forked afterwards inherit it. Before, each chain process
 imported the stack itself, three processes on two cores while the fit ran.
 
 The graph takes the flat unconstrained latents z; a chain in the whitened space
-z = centre + L u maps u and the gradient around it (`whitened`).
+z = centre + L u maps u and the gradient around it (`whitened_with_gradient`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def traced(energy: Energy, example: torch.Tensor) -> Energy:
         return torch.jit.trace(energy, (example,), check_trace=False)
 
 
-def whitened(evaluate: EnergyAndGradient, centre: torch.Tensor, scale_tril: torch.Tensor) -> EnergyAndGradient:
+def whitened_with_gradient(evaluate: EnergyAndGradient, centre: torch.Tensor, scale_tril: torch.Tensor) -> EnergyAndGradient:
     """u -> (U(z), ∇ᵤU) at z = centre + L u: the gradient is Lᵀ ∇U(z)."""
     def at(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         value, gradient = evaluate(centre + scale_tril @ u)
@@ -95,7 +95,10 @@ def _serialized() -> bytes | None:
     if graph is None:
         return None
     buffer = io.BytesIO()
-    torch.jit.save(_frozen(graph, example), buffer)
+    try:
+        torch.jit.save(_frozen(graph, example), buffer)
+    except RuntimeError:  # (a graph TorchScript cannot trace or save: the parent traces the potential instead)
+        return None
     return buffer.getvalue()
 
 

@@ -155,15 +155,14 @@ def _fit(compiled: CompiledModel, data, config: RunConfig, subsampled: bool, con
 
     answer = approximation.posterior(compiled, data, objective, config, subsampled, run, refit)
     run, draws = answer.run, {name: value.cpu() for name, value in answer.draws.items()}
-    notes += answer.notes + _left_out(compiled, data)
+    notes += answer.notes + approximation.guide_scale_notes(compiled, run, answer.covariance) + _left_out(compiled, data)
     point = {p.name: params.value(p.name).detach().cpu().clone() for p in compiled.ir.params}
     discrete = {name: value.cpu() for name, value in
                 (discrete_posterior(compiled, data.in_memory() if minibatch.on_disk(data) else data, DISCRETE_DRAWS)
                  if config.discrete else {}).items()}
     return FitResult(config.optimizer, tuple(run.elbo), run.estimate, run.steps,
                      run.converged and not run.interrupted, draws, point, discrete, devices.on_cpu(params.state()),
-                     time.perf_counter() - started, run.interrupted,
-                     tuple(approximation.still_apply(run.notes, answer.covariance) + notes), answer.importance,
+                     time.perf_counter() - started, run.interrupted, tuple(run.notes + notes), answer.importance,
                      answer.covariance, answer.resampled, answer.gaussian)
 
 

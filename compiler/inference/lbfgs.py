@@ -20,7 +20,7 @@ import torch
 from compiler.backend.build import CompiledModel
 from compiler.inference import diagnose, distributed, interrupt, params
 from compiler.inference.config import RunConfig
-from compiler.inference.elbo import default_particles, elbo, too_few_pairs
+from compiler.inference.elbo import default_particles, elbo
 from compiler.inference.fixed_draws import FixedDraws
 from compiler.inference.progress import ProgressBar
 from compiler.inference.quasi_newton import LBFGS
@@ -75,8 +75,7 @@ def fit_from_starts(compiled: CompiledModel, data, objective: Objective, config:
         except interrupt.Interrupted:  # maximise has put back the last finite state
             return Run(progress.elbo, last(progress.elbo), progress.iterations, False, True)
         run = Run(progress.elbo, last(progress.elbo), progress.iterations,
-                  progress.converged or config.steps is not None, False, too_few_pairs(particles, coordinates),
-                  draws, particles)
+                  progress.converged or config.steps is not None, False, [], draws, particles)
         if best is None or run.estimate > best[0].estimate:
             best = run, params.state()
     params.set_state(best[1])

@@ -135,7 +135,8 @@ def fit_nuts(compiled: CompiledModel, data, config: NutsConfig) -> NutsResult:
     with _built_aside(chains, cold) as compiled_gradient:  # while the warm start's VI fit runs
         geometry = _geometry(compiled, data, config, cold)
         if geometry.warm and compiled_gradient is not None:
-            chains.evaluate = compiled_potential.whitened(compiled_gradient(), geometry.centre, geometry.scale_tril)
+            chains.evaluate = compiled_potential.whitened_with_gradient(compiled_gradient(), geometry.centre,
+                                                                         geometry.scale_tril)
     with _workers(chains) as pool:
         runs = _run_chains(chains, geometry, pool)
     unconstrained = geometry.latents(torch.stack([torch.as_tensor(run.draws) for run in runs]))  # (chains, samples, D)
@@ -204,6 +205,7 @@ def _built_aside(chains: _Chains, cold: Geometry) -> Iterator[Callable[[], Energ
     if not chains.traceable or not chains.config.warm_start:
         yield None
         return
+
     def energy(z: torch.Tensor) -> torch.Tensor:
         return chains.potential(cold.split(z))
 

@@ -17,11 +17,12 @@ from pyro.ops.stats import effective_sample_size, fit_generalized_pareto, gelman
 HDI_PROB = 0.94
 
 
-def hdi(draws: torch.Tensor, prob: float = HDI_PROB) -> torch.Tensor:
-    """The narrowest interval holding `prob` of the draws (leading dim), per
-    element: (..., 2) of (low, high), both draws themselves. (Sorted with each element's draws
-    contiguous in memory: 10,000 draws of 1,000 elements in 0.53 s instead of 0.93.)"""
-    return hpdi(torch.movedim(draws, 0, -1).contiguous(), prob, dim=-1)
+def hdi(draws: torch.Tensor, prob: float = HDI_PROB, dim: int = 0) -> torch.Tensor:
+    """The narrowest interval holding `prob` of the draws (along `dim`), per element: (..., 2) of
+    (low, high), both draws themselves. (Sorted with each element's draws contiguous in memory:
+    10,000 draws of 1,000 elements in 0.53 s instead of 0.93; draws already laid out so, dim -1,
+    are not copied.)"""
+    return hpdi(torch.movedim(draws, dim, -1).contiguous(), prob, dim=-1)
 
 
 def pareto_khat(log_ratios: np.ndarray) -> float | None:

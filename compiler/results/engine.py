@@ -132,11 +132,11 @@ def note_sentences(result: FitResult) -> list[str]:
     return [notes.sentence(note) for note in result.notes]
 
 
-def hdi(draws: torch.Tensor) -> torch.Tensor:
-    """The 94 % highest-density interval over the leading (draws) dim: (..., 2)."""
+def hdi(draws: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """The 94 % highest-density interval along the draws' dim (the leading one by default): (..., 2)."""
     from compiler.inference import stats
 
-    return stats.hdi(draws)
+    return stats.hdi(draws, dim=dim)
 
 
 def reports_here() -> bool:
