@@ -29,12 +29,6 @@ if TYPE_CHECKING:
     from compiler.data.values import Data
     from compiler.results.fit import Fit
 
-# torch loads later (when a model is built), so its OpenMP threads still take this: between parallel
-# operations they sleep rather than spin. Spinning threads of a process that shares its cores burn
-# them: with other work running, `pplc run specs/radon.ppl` took 5.4-15.0 s (5.6-14.7 s of CPU) with
-# spinning threads and 3.9-4.4 s (3.4-3.9 s) with sleeping ones. A value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 EXIT_CODES = {"spec": 2, "data": 3, "fit": 4}
 DATA_HELP = ("data file (.json, .csv, .npy, .arrow, .parquet) or a folder of them; "
              "default: SPEC's stem + .data.json beside it")

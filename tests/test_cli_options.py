@@ -98,19 +98,21 @@ def test_check_never_reads_the_configurations(specs):
 
 
 
-def _wait_policy(environment: dict[str, str]) -> str:
-    # (torch loads when a model is built, later than the command line sets this, which it must precede)
-    code = "import os, sys, compiler.cli; assert 'torch' not in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
+def _wait_policy(environment: dict[str, str], module: str) -> str:
+    # (torch loads when a model is built, later than importing pplc sets this, which it must precede)
+    code = f"import os, sys, {module}; assert 'torch' not in sys.modules; print(os.environ['OMP_WAIT_POLICY'])"
     return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True,
                           check=True).stdout.strip()
 
 
-def test_the_command_makes_openmp_threads_sleep_between_operations():
-    assert _wait_policy({key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}) == "PASSIVE"
+@pytest.mark.parametrize("module", ["compiler", "compiler.cli"])
+def test_the_library_and_the_command_make_openmp_threads_sleep_between_operations(module):
+    unset = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    assert _wait_policy(unset, module) == "PASSIVE"
 
 
 def test_a_wait_policy_the_user_set_is_kept():
-    assert _wait_policy({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+    assert _wait_policy({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}, "compiler") == "ACTIVE"
 
 
 def test_the_command_freezes_the_collector_once_main_returns_and_main_alone_does_not(monkeypatch):

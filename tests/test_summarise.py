@@ -23,7 +23,7 @@ def _vi_result(**fields) -> SimpleNamespace:
     defaults = dict(optimizer="lbfgs", elbo_trace=(-3.0,), elbo=-3.0, steps=10, converged=True, draws=DRAWS,
                     params={}, discrete={}, guide_state={}, seconds=0.1, interrupted=False, notes=(),
                     importance=Importance(0.3, 1.0, 0.7, None, 4000),
-                    covariance=None, resampled=False)
+                    covariance=None, resampled=False, gaussian=None)
     return SimpleNamespace(**{**defaults, **fields})
 
 

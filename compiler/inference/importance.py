@@ -11,7 +11,7 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import diagnose, distributed, joint, params
+from compiler.inference import diagnose, distributed, joint, params, sampled_rows
 from compiler.inference.elbo import TERMS_PER_STEP, observed_terms
 from compiler.inference.fixed_draws import FixedNoise, Noise
 from compiler.inference.lbfgs import guided_sites
@@ -71,12 +71,20 @@ class Weighted:
 def of_gaussian(compiled: CompiledModel, objective: Objective, gaussian: Gaussian, count: int, chunk: int,
                 generator: torch.Generator) -> Weighted:
     """Draws z = T(u), u from `gaussian`, and their importance ratios p(x, z) / q(z), with q the
-    Gaussian pushed through the guide's transforms: log p(x, z) + log |J(u)| - log N(u)."""
+    Gaussian pushed through the guide's transforms: log p(x, z) + log |J(u)| - log N(u). On a
+    large data set the ratios score a sample of the rows (`sampled_rows`) where its error allows."""
     values = torch.cat([gaussian.sample(min(chunk, count - start), generator) for start in range(0, count, chunk)])
-    ratios = torch.cat([_gaussian_log_ratios(compiled, objective, gaussian, part) for part in values.split(chunk)])
+
+    def score(model, data, part: torch.Tensor):
+        return _gaussian_log_ratios(compiled, model, data, gaussian, part)
+
+    estimate = sampled_rows.log_ratios(compiled, objective, values, score, generator)
+    ratios = estimate.log_ratios if estimate else torch.cat(
+        [score(objective.model, objective.data, part)[0] for part in values.split(chunk)])
     smoothed, khat = psis(ratios.cpu().numpy())
     shift = _reweighting_shift(values, torch.as_tensor(smoothed))
-    checked = Importance(khat, ratios.std().item(), khat_threshold(count), shift, count)
+    checked = Importance(khat, ratios.std().item(), khat_threshold(count), shift, count,
+                         estimate.sampled if estimate else None)
     reliable = khat is None or khat <= khat_threshold(count)
     return Weighted(values, torch.as_tensor(smoothed), checked, reliable)
 
@@ -90,15 +98,15 @@ def _reweighting_shift(values: torch.Tensor, log_weights: torch.Tensor) -> float
     return max(((weighted_mean - mean).abs() / sd).max().item(), (weighted_sd / sd).log().abs().max().item())
 
 
-def _gaussian_log_ratios(compiled: CompiledModel, objective: Objective, gaussian: Gaussian,
-                         values: torch.Tensor) -> torch.Tensor:
+def _gaussian_log_ratios(compiled: CompiledModel, model, data, gaussian: Gaussian, values: torch.Tensor):
+    """Each of `values`' log ratio, and the model's trace that scored it."""
     with FixedNoise(guided_sites(compiled), noise_at(compiled, gaussian, values)):
         # The guide's log q(z) is log N(u; m, s) - log |J(u)| for its own N (mean-field or joint).
-        ratios = _log_ratios(objective.model, compiled, objective.data, len(values))
+        ratios, model_trace = _log_ratios(model, compiled, data, len(values))
     own = joint.log_density(compiled, values) if joint.applies(compiled) else sum(
         torch.distributions.Normal(location.detach().reshape(-1), scale.detach().reshape(-1))
         .log_prob(values[:, b.start:b.start + b.size]).sum(-1) for b, location, scale in _factors(compiled, gaussian))
-    return ratios + own - gaussian.log_prob(values)
+    return ratios + own - gaussian.log_prob(values), model_trace
 
 
 def _factors(compiled: CompiledModel, gaussian: Gaussian):
@@ -131,16 +139,16 @@ def importance(compiled: CompiledModel, data, fitted_draws: int, objective: Obje
     count = draw_count(compiled, data, fitted_draws)
     chunk = draws_at_once(compiled, data, count)
     objective = objective or Objective(*compiled.scored(data))
-    ratios = torch.cat([_log_ratios(objective.model, compiled, objective.data, chunk)
+    ratios = torch.cat([_log_ratios(objective.model, compiled, objective.data, chunk)[0]
                         for _ in range(math.ceil(count / chunk))])
     ratios = distributed.mean(ratios[:count])
     return Importance(pareto_khat(ratios.cpu().numpy()), ratios.std().item(), khat_threshold(count), draws=count)
 
 
-def _log_ratios(model, compiled: CompiledModel, data, count: int) -> torch.Tensor:
-    """log p(x, z) - log q(z) for `count` guide draws, vectorised under a draws plate."""
+def _log_ratios(model, compiled: CompiledModel, data, count: int):
+    """log p(x, z) - log q(z) for `count` guide draws, vectorised under a draws plate, and the model's trace."""
     nesting = compiled.ir.max_plate_nesting
     with torch.no_grad(), diagnose.checked_once(), pyro.plate(DRAWS_PLATE, count, dim=-(nesting + 1)):
         guide_trace = poutine.trace(compiled.guide).get_trace(data)
         model_trace = poutine.trace(poutine.replay(model, guide_trace)).get_trace(data)
-        return per_draw_log_prob(model_trace, count) - per_draw_log_prob(guide_trace, count)
+        return per_draw_log_prob(model_trace, count) - per_draw_log_prob(guide_trace, count), model_trace

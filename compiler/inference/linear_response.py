@@ -20,6 +20,7 @@ latent's posterior sd, the fit is repeated with twice the draws.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -28,10 +29,10 @@ import torch
 from pyro import poutine
 
 from compiler.backend.build import CompiledModel
-from compiler.inference import diagnose, lanczos, params
+from compiler.inference import diagnose, lanczos, params, sampled_rows
 from compiler.inference.elbo import observed_terms
 from compiler.inference.fixed_draws import FixedDraws
-from compiler.inference.records import Objective
+from compiler.inference.records import Objective, SampledRows
 
 # A Hessian row costs about two gradients; beyond this many unconstrained parameters the
 # dense Hessian would cost more than a typical fit (radon's 89 latents, 180 parameters,
@@ -76,6 +77,7 @@ class Gaussian:
     mean: torch.Tensor  # (D,)
     scale_tril: torch.Tensor  # (D, D)
     kind: str  # "linear-response" | "mean-field"; a joint guide's own: "full-rank" | "low-rank"
+    rows: SampledRows | None = None  # where the covariance was measured on samples of the rows; None: every row
 
     @property
     def dim(self) -> int:
@@ -137,17 +139,16 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     layout = blocks(compiled)
     names = list(params.named())
     parameters = [params.named()[name] for name in names]
-    def loss() -> torch.Tensor:
-        return per_draw_losses(compiled, objective, draws, particles).mean()
-
     count = sum(p.numel() for p in parameters)
-    small = 2 * count * particles * observed_terms(compiled, objective.data) <= DIFFERENCED_TERMS
+    small = _small(compiled, objective, count, particles)
     locations = _location_columns(compiled, names, parameters, layout)
+    sampled = None
     if count > MAX_PARAMETERS:
+        loss = functools.partial(_mean_loss, compiled, objective, draws, particles)
         inverse = lanczos.inverse_hessian(_hessian_product(loss, parameters), params.mean_field_curvature(compiled),
                                           locations, torch.Generator().manual_seed(0))
     else:
-        hessian = _hessian_by_differences(loss, parameters) if small else _hessian_by_autograd(loss, parameters)
+        hessian, sampled = _hessian(compiled, objective, draws, particles, parameters, locations, small)
         inverse = DenseInverse.of(hessian)
     if inverse is None:
         return LinearResponse(None, math.nan, True)
@@ -160,7 +161,35 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     per_draw = _per_draw_gradients(losses, parameters, batched=not small)
     draw_error = (_sampling_variances(inverse, per_draw, units, locations).clamp(min=0).sqrt()
                   / covariance.diagonal().sqrt()).max().item()
-    return LinearResponse(Gaussian(layout, mean, scale_tril, "linear-response"), draw_error, inverse.converged)
+    return LinearResponse(Gaussian(layout, mean, scale_tril, "linear-response", sampled), draw_error,
+                          inverse.converged)
+
+
+def _hessian(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int,
+             parameters: list[torch.Tensor], locations: torch.Tensor,
+             differenced: bool) -> tuple[torch.Tensor, SampledRows | None]:
+    """H in all the parameters' coordinates: on samples of the rows where the data are large
+    enough for their error to allow it (`sampled_rows`), else on every row. Differenced as the
+    whole data's would be: a sample is small, but the per-draw gradients load the compiler anyway."""
+    def of(part: Objective) -> torch.Tensor:
+        loss = functools.partial(_mean_loss, compiled, part, draws, particles)
+        return _hessian_by_differences(loss, parameters) if differenced else _hessian_by_autograd(loss, parameters)
+
+    def sds(hessian: torch.Tensor) -> torch.Tensor | None:
+        inverse = DenseInverse.of(hessian)
+        return None if inverse is None else inverse.block(locations).diagonal().sqrt()
+
+    found = sampled_rows.hessian(compiled, objective, of, sds, torch.Generator().manual_seed(0))
+    return (of(objective), None) if found is None else (found.hessian, found.sampled)
+
+
+def _small(compiled: CompiledModel, objective: Objective, count: int, particles: int) -> bool:
+    """Whether two gradients per parameter are cheap enough to difference (DIFFERENCED_TERMS)."""
+    return 2 * count * particles * observed_terms(compiled, objective.data) <= DIFFERENCED_TERMS
+
+
+def _mean_loss(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int) -> torch.Tensor:
+    return per_draw_losses(compiled, objective, draws, particles).mean()
 
 
 @dataclass(frozen=True)

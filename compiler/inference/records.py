@@ -20,6 +20,15 @@ class Note:
 
 
 @dataclass(frozen=True)
+class SampledRows:
+    """Importance ratios scored on a sample of the rows (`sampled_rows`)."""
+
+    rows: int  # sampled, with replacement
+    out_of: int  # all of them
+    error: float  # the root mean square over the draws of each log ratio's standard error
+
+
+@dataclass(frozen=True)
 class Importance:
     """How far the fitted guide q is from the posterior, read from the importance
     ratios p(x, z)/q(z) over draws from q (Yao, Vehtari, Simpson & Gelman 2018)."""
@@ -31,6 +40,7 @@ class Importance:
     # (in its sds) or of the log of its sd; None where the draws were not kept (the guide's own).
     shift: float | None = None
     draws: int = 0  # behind k̂
+    sampled: SampledRows | None = None  # where the ratios scored a sample of the rows; None: every row
 
     @property
     def khat_error(self) -> float | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.errors import PplError
 from compiler.precision import in_float64
 from compiler.results import engine, render, saved, summarise, warned
-from compiler.results.report import Nested, Report, Summary
+from compiler.results.report import Nested, Report, RowSample, Summary
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -135,6 +135,14 @@ class Fit:
     @property
     def log_ratio_sd(self) -> float | None:
         return self.report.log_ratio_sd
+
+    @property
+    def khat_rows(self) -> RowSample | None:
+        return self.report.khat_rows
+
+    @property
+    def covariance_rows(self) -> RowSample | None:
+        return self.report.covariance_rows
 
     @property
     def divergences(self) -> int | None:

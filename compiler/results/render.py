@@ -93,7 +93,21 @@ def _notes(report: Report) -> list[str]:
             f"; reweighting would move a mean or sd by at most {report.reweighting_shift:.2g} sds")
         error = "" if report.khat_error is None else f" ± {report.khat_error:.2f} from {report.khat_draws} draws"
         lines.append(f"Pareto k̂ {report.khat:.2f}{error} (importance weights reliable below {threshold:.2f}){shift}")
+    sampled = _sampled_rows(report)
+    if sampled:
+        lines.append(f"measured on a sample of the rows: {'; '.join(sampled)} (standard errors of the sampling)")
     return lines
+
+
+def _sampled_rows(report: Report) -> list[str]:
+    found = []
+    if report.covariance_rows is not None:
+        rows = report.covariance_rows
+        found.append(f"the covariance on {rows.rows:,} of {rows.out_of:,}, each sd within ±{rows.error:.1%}")
+    if report.khat_rows is not None:
+        rows = report.khat_rows
+        found.append(f"the importance weights on {rows.rows:,} of {rows.out_of:,}, each log p/q within ±{rows.error:.2g}")
+    return found
 
 
 def compare(vi: Report, nuts: Report) -> list[ComparedElement]:

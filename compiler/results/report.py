@@ -43,6 +43,18 @@ MATERIAL_SHIFT = 0.2
 FAR_SHIFT = 0.5
 
 
+class RowSample(BaseModel):
+    """A diagnostic measured on a uniform sample of the data's rows (inference/sampled_rows.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int
+    out_of: int
+    # Its standard error from sampling the rows: of each log p(x, z)/q(z) (k̂), or the largest of an
+    # sd's, relative to that sd (the covariance).
+    error: float
+
+
 class Summary(BaseModel):
     """Posterior summary of one site; arrays are nested lists shaped like the site."""
 
@@ -84,6 +96,8 @@ class Report(BaseModel):
     khat_error: float | None = None  # SVI only: k̂'s standard error from this many draws
     khat_draws: int | None = None  # SVI only: the importance draws behind k̂
     log_ratio_sd: float | None = None  # SVI only: the sd of log p(x, z)/q(z) over the same draws
+    khat_rows: RowSample | None = None  # SVI only: where the ratios behind k̂ scored a sample of the rows
+    covariance_rows: RowSample | None = None  # SVI only: where the linear-response covariance did
     reweighting_shift: float | None = None  # SVI only: how far PSIS reweighting moves a mean (sds) or sd (log)
     divergences: int | None = None  # NUTS only
     warnings: list[str] = []

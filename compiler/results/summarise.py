@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from compiler.frontend import ir
 from compiler.results import engine
-from compiler.results.report import FAR_SHIFT, MATERIAL_SHIFT, Report, Summary, weights_uniform
+from compiler.results.report import FAR_SHIFT, MATERIAL_SHIFT, Report, RowSample, Summary, weights_uniform
 from compiler.results.warned import ConvergenceWarning, DataWarning, DivergenceWarning, FitWarning, KhatWarning, Warned
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from compiler.inference.config import NutsConfig, RunConfig
     from compiler.inference.fit import FitResult
     from compiler.inference.nuts import NutsResult
-    from compiler.inference.records import Importance
+    from compiler.inference.records import Importance, SampledRows
     from compiler.results.program import CompiledProgram
 
 
@@ -88,10 +88,16 @@ def vi_report(program: CompiledProgram, result: FitResult, config: RunConfig, da
         khat_error=checked.khat_error if checked else None,
         khat_draws=checked.draws if checked else None,
         log_ratio_sd=checked.log_sd if checked else None,
+        khat_rows=_row_sample(checked.sampled if checked else None),
+        covariance_rows=_row_sample(result.gaussian.rows if result.gaussian is not None else None),
         reweighting_shift=checked.shift if checked else None,
         warnings=[warning.text for warning in vi_warnings(result, data)],
         **labelled_axes(program, data),
     )
+
+
+def _row_sample(sampled: SampledRows | None) -> RowSample | None:
+    return None if sampled is None else RowSample(rows=sampled.rows, out_of=sampled.out_of, error=sampled.error)
 
 
 def labelled_axes(program: CompiledProgram, data: Data) -> dict[str, dict]:
