@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from compiler import compile_file
-from compiler.inference import sampled_rows
+from compiler.inference import linear_response, sampled_rows
 from compiler.results.render import render_table
 
 
@@ -100,3 +100,20 @@ def test_the_same_seed_samples_the_same_rows(regression, small_samples):
     program, data = regression
     first, second = (program.fit(data, draws=500, seed=3).report for _ in range(2))
     assert first.khat_rows == second.khat_rows and first.posterior == second.posterior
+
+
+def test_the_draw_check_on_the_hessians_sample_finds_every_rows_draw_error(regression, small_samples, monkeypatch):
+    found, original, sampled_hessian = [], linear_response.measure, sampled_rows.hessian
+
+    def both(compiled, objective, draws, particles):
+        on_a_sample = original(compiled, objective, draws, particles)
+        monkeypatch.setattr(sampled_rows, "hessian", lambda *arguments: None)  # every row, for H and the draws
+        found.append((on_a_sample.draw_error, original(compiled, objective, draws, particles).draw_error))
+        monkeypatch.setattr(sampled_rows, "hessian", sampled_hessian)
+        return on_a_sample
+
+    monkeypatch.setattr(linear_response, "measure", both)
+    program, data = regression
+    program.fit(data, draws=500)
+    sample, every_row = found[0]
+    assert sample == pytest.approx(every_row, rel=0.05)

@@ -142,13 +142,13 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     count = sum(p.numel() for p in parameters)
     small = _small(compiled, objective, count, particles)
     locations = _location_columns(compiled, names, parameters, layout)
-    sampled = None
+    sampled, rows = None, objective
     if count > MAX_PARAMETERS:
         loss = functools.partial(_mean_loss, compiled, objective, draws, particles)
         inverse = lanczos.inverse_hessian(_hessian_product(loss, parameters), params.mean_field_curvature(compiled),
                                           locations, torch.Generator().manual_seed(0))
     else:
-        hessian, sampled = _hessian(compiled, objective, draws, particles, parameters, locations, small)
+        hessian, sampled, rows = _hessian(compiled, objective, draws, particles, parameters, locations, small)
         inverse = DenseInverse.of(hessian)
     if inverse is None:
         return LinearResponse(None, math.nan, True)
@@ -157,7 +157,9 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     if failed:
         return LinearResponse(None, math.nan, True)
     mean = torch.cat([params.locations(compiled)[b.latent].detach().reshape(-1) for b in layout])
-    losses = per_draw_losses(compiled, objective, draws, particles)
+    # (on a sample of the rows where H was: the draws' gradients differ by sums over rows of coherent
+    # terms, which a sample of m rows scaled up keeps to a relative error of about 1 / sqrt(m))
+    losses = per_draw_losses(compiled, rows, draws, particles)
     per_draw = _per_draw_gradients(losses, parameters, batched=not small)
     draw_error = (_sampling_variances(inverse, per_draw, units, locations).clamp(min=0).sqrt()
                   / covariance.diagonal().sqrt()).max().item()
@@ -167,10 +169,11 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
 
 def _hessian(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int,
              parameters: list[torch.Tensor], locations: torch.Tensor,
-             differenced: bool) -> tuple[torch.Tensor, SampledRows | None]:
+             differenced: bool) -> tuple[torch.Tensor, SampledRows | None, Objective]:
     """H in all the parameters' coordinates: on samples of the rows where the data are large
-    enough for their error to allow it (`sampled_rows`), else on every row. Differenced as the
-    whole data's would be: a sample is small, but the per-draw gradients load the compiler anyway."""
+    enough for their error to allow it (`sampled_rows`), else on every row; and the objective of
+    one sample, or of every row. Differenced as the whole data's would be: a sample is small, but
+    the per-draw gradients load the compiler anyway."""
     def of(part: Objective) -> torch.Tensor:
         loss = functools.partial(_mean_loss, compiled, part, draws, particles)
         return _hessian_by_differences(loss, parameters) if differenced else _hessian_by_autograd(loss, parameters)
@@ -180,7 +183,7 @@ def _hessian(compiled: CompiledModel, objective: Objective, draws: FixedDraws, p
         return None if inverse is None else inverse.block(locations).diagonal().sqrt()
 
     found = sampled_rows.hessian(compiled, objective, of, sds, torch.Generator().manual_seed(0))
-    return (of(objective), None) if found is None else (found.hessian, found.sampled)
+    return (of(objective), None, objective) if found is None else (found.hessian, found.sampled, found.sample)
 
 
 def _small(compiled: CompiledModel, objective: Objective, count: int, particles: int) -> bool:

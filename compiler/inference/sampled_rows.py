@@ -70,6 +70,7 @@ class Estimate:
 class SampledHessian:
     hessian: torch.Tensor
     sampled: SampledRows  # its error: the largest relative error of an sd
+    sample: Objective  # the first of the samples, scaled up
 
 
 def log_ratios(compiled: CompiledModel, objective: Objective, values: torch.Tensor, score: Score,
@@ -98,12 +99,13 @@ def hessian(compiled: CompiledModel, objective: Objective, of: Callable[[Objecti
     def measured(wanted: int) -> SampledHessian:
         batching = minibatch.Batching(rows, wanted // HESSIAN_GROUPS)
         model = minibatch.ScaleObservations(batching.scales)(objective.model)
-        each = [of(Objective(model, batching.sample(objective.data, generator))) for _ in range(HESSIAN_GROUPS)]
+        samples = [Objective(model, batching.sample(objective.data, generator)) for _ in range(HESSIAN_GROUPS)]
+        each = [of(sample) for sample in samples]
         pooled = torch.stack(each).mean(0)
         own, sd = [sds(h) for h in each], sds(pooled)
         error = math.inf if sd is None or any(s is None for s in own) else (
             (torch.stack(own).std(0) / math.sqrt(HESSIAN_GROUPS) / sd).max().item())
-        return SampledHessian(pooled, SampledRows(wanted, everything, error))
+        return SampledHessian(pooled, SampledRows(wanted, everything, error), samples[0])
 
     return _grown(rows, HESSIAN_ROWS, HESSIAN_GROUPS, COVARIANCE_ERROR, measured)
 
