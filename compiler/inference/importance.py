@@ -12,10 +12,10 @@ from pyro import poutine
 
 from compiler.backend.build import CompiledModel
 from compiler.inference import diagnose, distributed, joint, params, sampled_rows
-from compiler.inference.elbo import TERMS_PER_STEP, observed_terms
+from compiler.inference.elbo import TERMS_PER_STEP, observed_terms, per_draw_log_prob
 from compiler.inference.fixed_draws import FixedNoise, Noise
 from compiler.inference.lbfgs import guided_sites
-from compiler.inference.linear_response import Gaussian, per_draw_log_prob
+from compiler.inference.linear_response import Gaussian
 from compiler.inference.posterior import DRAWS_PLATE
 from compiler.inference.records import Importance, Objective
 from compiler.inference.stats import khat_threshold, pareto_khat, psis

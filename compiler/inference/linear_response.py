@@ -30,9 +30,10 @@ from pyro import poutine
 
 from compiler.backend.build import CompiledModel
 from compiler.inference import diagnose, lanczos, params, sampled_rows
-from compiler.inference.elbo import observed_terms
+from compiler.inference.elbo import observed_terms, per_draw_log_prob
 from compiler.inference.fixed_draws import FixedDraws
 from compiler.inference.records import Objective, SampledRows
+from compiler.inference.replicated import Replicas
 
 # A Hessian row costs about two gradients; beyond this many unconstrained parameters the
 # dense Hessian would cost more than a typical fit (radon's 89 latents, 180 parameters,
@@ -143,12 +144,16 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     small = _small(compiled, objective, count, particles)
     locations = _location_columns(compiled, names, parameters, layout)
     sampled, rows = None, objective
+    replicas = Replicas.of(compiled, objective, draws, particles)
     if count > MAX_PARAMETERS:
         loss = functools.partial(_mean_loss, compiled, objective, draws, particles)
-        inverse = lanczos.inverse_hessian(_hessian_product(loss, parameters), params.mean_field_curvature(compiled),
-                                          locations, torch.Generator().manual_seed(0))
+        product = replicas.products if replicas and replicas.cheap_for(lanczos.BLOCK) else _hessian_product(
+            loss, parameters)
+        inverse = lanczos.inverse_hessian(product, params.mean_field_curvature(compiled), locations,
+                                          torch.Generator().manual_seed(0))
     else:
-        hessian, sampled, rows = _hessian(compiled, objective, draws, particles, parameters, locations, small)
+        hessian, sampled, rows = _hessian(compiled, objective, draws, particles, parameters, locations, small,
+                                          replicas)
         inverse = DenseInverse.of(hessian)
     if inverse is None:
         return LinearResponse(None, math.nan, True)
@@ -159,8 +164,10 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
     mean = torch.cat([params.locations(compiled)[b.latent].detach().reshape(-1) for b in layout])
     # (on a sample of the rows where H was: the draws' gradients differ by sums over rows of coherent
     # terms, which a sample of m rows scaled up keeps to a relative error of about 1 / sqrt(m))
-    losses = per_draw_losses(compiled, rows, draws, particles)
-    per_draw = _per_draw_gradients(losses, parameters, batched=not small)
+    if replicas:  # (one backward pass, where autograd takes one a draw or a batched one)
+        per_draw = replicas.on(rows).gradients()
+    else:
+        per_draw = _per_draw_gradients(per_draw_losses(compiled, rows, draws, particles), parameters, batched=not small)
     draw_error = (_sampling_variances(inverse, per_draw, units, locations).clamp(min=0).sqrt()
                   / covariance.diagonal().sqrt()).max().item()
     return LinearResponse(Gaussian(layout, mean, scale_tril, "linear-response", sampled), draw_error,
@@ -169,14 +176,21 @@ def measure(compiled: CompiledModel, objective: Objective, draws: FixedDraws, pa
 
 def _hessian(compiled: CompiledModel, objective: Objective, draws: FixedDraws, particles: int,
              parameters: list[torch.Tensor], locations: torch.Tensor,
-             differenced: bool) -> tuple[torch.Tensor, SampledRows | None, Objective]:
+             differenced: bool, replicas: Replicas | None) -> tuple[torch.Tensor, SampledRows | None, Objective]:
     """H in all the parameters' coordinates: on samples of the rows where the data are large
     enough for their error to allow it (`sampled_rows`), else on every row; and the objective of
-    one sample, or of every row. Differenced as the whole data's would be: a sample is small, but
-    the per-draw gradients load the compiler anyway."""
+    one sample, or of every row. Differenced where the whole data's would be (`_small`: some
+    second derivatives load torch's compiler), else from `replicated` particles where every
+    parameter is a normal factor's and the model is cheap enough to replicate, else by batched
+    autograd."""
     def of(part: Objective) -> torch.Tensor:
         loss = functools.partial(_mean_loss, compiled, part, draws, particles)
-        return _hessian_by_differences(loss, parameters) if differenced else _hessian_by_autograd(loss, parameters)
+        if differenced:
+            return _hessian_by_differences(loss, parameters)
+        replicated = replicas.on(part) if replicas else None
+        if replicated and replicated.cheap_for(sum(p.numel() for p in parameters)):
+            return replicated.hessian()
+        return _hessian_by_autograd(loss, parameters)
 
     def sds(hessian: torch.Tensor) -> torch.Tensor | None:
         inverse = DenseInverse.of(hessian)
@@ -221,17 +235,6 @@ def per_draw_losses(compiled: CompiledModel, objective: Objective, draws: FixedD
         guide_trace = poutine.trace(compiled.guide).get_trace(objective.data)
         model_trace = poutine.trace(poutine.replay(objective.model, guide_trace)).get_trace(objective.data)
     return per_draw_log_prob(guide_trace, particles) - per_draw_log_prob(model_trace, particles)
-
-
-def per_draw_log_prob(trace, count: int) -> torch.Tensor:
-    """Each site's log-density summed over everything but the draws dim (the leftmost)."""
-    trace.compute_log_prob()
-    total = torch.zeros(count, dtype=torch.float64)
-    for site in trace.nodes.values():
-        if site["type"] == "sample":
-            log_prob = site["log_prob"]
-            total = total + (log_prob.reshape(log_prob.shape[0], -1).sum(-1) if log_prob.dim() else log_prob)
-    return total
 
 
 def _hessian_by_autograd(loss, parameters: list[torch.Tensor]) -> torch.Tensor:

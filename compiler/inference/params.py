@@ -54,6 +54,11 @@ def set_state(values: State) -> None:
     pyro.get_param_store().set_state(values)
 
 
+def constraints() -> dict[str, Any]:
+    """Each parameter's constraint, by name (its value is `transform_to(constraint)` of its unconstrained one)."""
+    return dict(pyro.get_param_store().get_state()["constraints"])
+
+
 def named() -> dict[str, torch.Tensor]:
     """Each parameter in unconstrained space, by name."""
     return dict(pyro.get_param_store().named_parameters())
