@@ -80,18 +80,21 @@ class Replicas:
         return torch.cat([self._products(part) for part in vectors.split(self.vectors_at_once)])
 
     def hessian(self) -> torch.Tensor:
+        """H in all the parameters' coordinates, symmetrised."""
         count = sum(value.numel() for value in params.named().values())
         hessian = self.products(torch.eye(count, dtype=torch.float64))
         return (hessian + hessian.T) / 2
 
     def _products(self, vectors: torch.Tensor) -> torch.Tensor:
         copies, losses = self._losses(len(vectors))
+        at = vectors.device
+        vectors = vectors.to(copies[0].device)
         gradients = torch.autograd.grad(losses.sum(), copies, create_graph=True)
         # (particle r = j n + i is draw i with vector j)
         directions = vectors.repeat_interleave(self.particles, dim=0).split([c[0].numel() for c in copies], dim=1)
         along = sum((g * d.reshape(g.shape)).sum() for g, d in zip(gradients, directions))
         rows = _flat(torch.autograd.grad(along, copies), len(losses))
-        return rows.reshape(len(vectors), self.particles, -1).mean(1)
+        return rows.reshape(len(vectors), self.particles, -1).mean(1).to(at)
 
     def _losses(self, replicas: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The copies, (n b, *shape) each, and each particle's -(log p(x, z) - log q(z))."""
