@@ -99,6 +99,7 @@ def test_a_sample_whose_error_stays_above_the_bar_gives_way_to_every_row(regress
 def test_the_same_seed_samples_the_same_rows(regression, small_samples):
     program, data = regression
     first, second = (program.fit(data, draws=500, seed=3).report for _ in range(2))
+    assert first.khat_rows is not None and first.covariance_rows is not None
     assert first.khat_rows == second.khat_rows and first.posterior == second.posterior
 
 

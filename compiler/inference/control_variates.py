@@ -189,15 +189,27 @@ def _unbounded_above(support) -> bool:
     return support is constraints.real or isinstance(support, constraints.greater_than)  # positive included
 
 
-def _split_log_likelihood(model: Callable, data, point: dict[str, torch.Tensor], transforms: dict[str, Transform],
-                          sites: frozenset[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The split sites' log-likelihood (with their scales) with the latents at the
-    unconstrained `point`, and its gradient there."""
+def split_trace(model: Callable, data, point: dict[str, torch.Tensor], transforms: dict[str, Transform],
+                sites: frozenset[str]) -> tuple[dict[str, torch.Tensor], Any]:
+    """The model's trace with the latents at the unconstrained `point`, through leaves that
+    require gradients (returned with it), and the split sites' log-densities computed."""
     leaves = {name: value.detach().clone().requires_grad_() for name, value in point.items()}
     values = {name: transforms[name](leaf) for name, leaf in leaves.items()}
     trace = poutine.trace(poutine.condition(model, data=values)).get_trace(data)
     trace.compute_log_prob(site_filter=lambda name, site: name in sites)
+    return leaves, trace
+
+
+def gradients(value: torch.Tensor, leaves: dict[str, torch.Tensor], retain: bool = False) -> dict[str, torch.Tensor]:
+    """d value / d each leaf (zeros where it does not depend on one)."""
+    found = torch.autograd.grad(value, list(leaves.values()), retain_graph=retain, allow_unused=True)
+    return {name: torch.zeros_like(leaf) if g is None else g for (name, leaf), g in zip(leaves.items(), found)}
+
+
+def _split_log_likelihood(model: Callable, data, point: dict[str, torch.Tensor], transforms: dict[str, Transform],
+                          sites: frozenset[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The split sites' log-likelihood (with their scales) with the latents at the
+    unconstrained `point`, and its gradient there."""
+    leaves, trace = split_trace(model, data, point, transforms, sites)
     value = sum(trace.nodes[name]["log_prob_sum"] for name in sites)
-    gradients = torch.autograd.grad(value, list(leaves.values()), allow_unused=True)
-    return value.detach(), {name: torch.zeros_like(leaf) if g is None else g
-                            for (name, leaf), g in zip(leaves.items(), gradients)}
+    return value.detach(), gradients(value, leaves)

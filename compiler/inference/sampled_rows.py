@@ -36,12 +36,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pyro import poutine
 
 from compiler.backend.build import CompiledModel
 from compiler.errors import PplError
 from compiler.inference import diagnose, minibatch
-from compiler.inference.control_variates import Anchor, ControlVariate, Linearisation, guide_centre
+from compiler.inference.control_variates import (
+    Anchor,
+    ControlVariate,
+    Linearisation,
+    gradients,
+    guide_centre,
+    split_trace,
+)
 from compiler.inference.elbo import TERMS_PER_STEP, observed_terms
 from compiler.inference.records import Objective, SampledRows
 
@@ -94,7 +100,7 @@ def hessian(compiled: CompiledModel, objective: Objective, of: Callable[[Objecti
     rows = _split(compiled, objective, HESSIAN_ROWS)
     if rows is None:
         return None
-    everything = next(iter(rows.sizes.values()))
+    everything = _all_rows(rows)
 
     def measured(wanted: int) -> SampledHessian:
         batching = minibatch.Batching(rows, wanted // HESSIAN_GROUPS)
@@ -114,7 +120,7 @@ def _grown(rows: minibatch.Rows, first: int, groups: int, tolerance: float,
            measure: Callable[[int], Estimate | SampledHessian | None]) -> Estimate | SampledHessian | None:
     """`measure(rows)` on the first sample, else once more on the sample its error asks for; None
     where that would not save most of the cost or the error stays above `tolerance`."""
-    everything, wanted = next(iter(rows.sizes.values())), first
+    everything, wanted = _all_rows(rows), first
     for _ in range(2):
         if SAVING * wanted > everything:
             return None
@@ -126,6 +132,11 @@ def _grown(rows: minibatch.Rows, first: int, groups: int, tolerance: float,
         # (the error falls as 1 / sqrt(rows); a quarter more for the error of the error)
         wanted = groups * math.ceil(1.25 * wanted * (found.sampled.error / tolerance) ** 2 / groups)
     return None
+
+
+def _all_rows(rows: minibatch.Rows) -> int:
+    """The length of the one plate `_split` splits."""
+    return next(iter(rows.sizes.values()))
 
 
 def _split(compiled: CompiledModel, objective: Objective, first: int) -> minibatch.Rows | None:
@@ -159,7 +170,7 @@ def _estimate(compiled: CompiledModel, objective: Objective, rows: minibatch.Row
         ratios.append(ratio)
         errors.append(groups.standard_errors(trace, len(part)))
     error = torch.cat(errors).square().mean().sqrt().item()
-    return Estimate(torch.cat(ratios), SampledRows(wanted, next(iter(rows.sizes.values())), error))
+    return Estimate(torch.cat(ratios), SampledRows(wanted, _all_rows(rows), error))
 
 
 @dataclass(frozen=True)
@@ -177,23 +188,16 @@ class _Groups:
         """None where a split site's rows are not its plate named after their size (nothing to
         read them by)."""
         anchor: Anchor = control.anchor
-        leaves = {name: value.detach().clone().requires_grad_() for name, value in anchor.point.items()}
-        conditioned = {name: anchor.transforms[name](leaf) for name, leaf in leaves.items()}
-        trace = poutine.trace(poutine.condition(control.batched_model, data=conditioned)).get_trace(batch)
-        trace.compute_log_prob(site_filter=lambda name, site: name in control.sites)
+        leaves, trace = split_trace(control.batched_model, batch, anchor.point, anchor.transforms, control.sites)
         nesting = control.compiled.ir.max_plate_nesting
         row_dims = {name: next((frame.dim for frame in trace.nodes[name]["cond_indep_stack"]
                                 if frame.name == control.size), None) for name in control.sites}
         if None in row_dims.values():
             return None
         per_group = _grouped(_per_row(trace, row_dims, 1, nesting))[0]
-        slopes = []
-        for total in per_group:
-            gradients = torch.autograd.grad(total, list(leaves.values()), retain_graph=True, allow_unused=True)
-            slopes.append(Linearisation(torch.zeros(()), {name: torch.zeros_like(leaf) if g is None else g
-                                                          for (name, leaf), g in zip(leaves.items(), gradients)},
-                                        anchor))
-        return cls(row_dims, per_group.detach(), tuple(slopes), nesting)
+        slopes = tuple(Linearisation(torch.zeros(()), gradients(total, leaves, retain=True), anchor)
+                       for total in per_group)
+        return cls(row_dims, per_group.detach(), slopes, nesting)
 
     def standard_errors(self, trace, count: int) -> torch.Tensor:
         """Each draw's standard error of its estimated log-likelihood: sqrt(GROUPS) times the sd over
